@@ -1,0 +1,49 @@
+/* cli.c - common start-up of the ds2grist programs, see cli.h. */
+#include "ds2grist/cli.h"
+#include "ds2grist/err.h"
+#include "ds2grist/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef D2G_VERSION
+#define D2G_VERSION "unknown"
+#endif
+
+int d2g_cli_start(int argc, char **argv, const char *service, const char *usage,
+                  d2g_config_t **cfg) {
+    const char *path = getenv("DS2GRIST_CONFIG");
+    char err[D2G_ERRLEN];
+
+    *cfg = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--version")) {
+            printf("ds2grist-%s %s\n", service, D2G_VERSION);
+            return 0;
+        } else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+            path = argv[++i];
+        } else {
+            fprintf(stderr, "ds2grist-%s: unknown argument %s\n%s", service, argv[i], usage);
+            return 2;
+        }
+    }
+    d2g_log_init(service, D2G_LOG_INFO);
+    if (!path || !*path) {
+        d2g_log(D2G_LOG_ERROR, "config_missing", 0, NULL,
+                "no configuration: pass --config PATH or set DS2GRIST_CONFIG");
+        return 2;
+    }
+    if (d2g_config_load(path, cfg, err, sizeof(err))) {
+        d2g_log_err(D2G_LOG_ERROR, "config_invalid", 0, NULL, err, "cannot load the configuration");
+        return 2;
+    }
+    d2g_log_init(service, (d2g_log_level_t)d2g_log_level_parse((*cfg)->log_level));
+    d2g_log(D2G_LOG_INFO, "config_loaded", 0, NULL,
+            "%zu procedures, %zu DS tokens, %zu Grist servers", (*cfg)->n_procedures,
+            (*cfg)->ds.n_tokens, (*cfg)->grist.n_servers);
+    return 0;
+}

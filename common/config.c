@@ -1,0 +1,606 @@
+/*
+ * config.c - loading and validating the configuration, see config.h.
+ *
+ * Each parse_* function reads one object of the file, knows its JSON path
+ * ("grist.servers.main") and reports the first bad value under it. Nothing
+ * here logs: the caller prints the error once.
+ */
+#include "ds2grist/config.h"
+#include "ds2grist/err.h"
+#include "ds2grist/log.h"
+#include "ds2grist/secret.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PATHLEN 256
+
+/* --- small typed getters, each reporting "<path>.<key>: <cause>" --------- */
+
+/* Fails on any key of obj that is not in allowed (NULL-terminated). */
+static int check_keys(json_t *obj, const char *path, const char *const *allowed,
+                      char *err, size_t errlen) {
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        int ok = 0;
+        for (const char *const *a = allowed; *a; a++)
+            if (strcmp(*a, key) == 0)
+                ok = 1;
+        if (!ok)
+            return d2g_err_set(err, errlen, "%s%s%s: unknown key", path, *path ? "." : "", key);
+    }
+    return 0;
+}
+
+static int expect_object(json_t *v, const char *path, char *err, size_t errlen) {
+    if (!json_is_object(v))
+        return d2g_err_set(err, errlen, "%s: must be an object", path);
+    return 0;
+}
+
+/* A string member; absent -> def (NULL def = required). *out is malloc'ed. */
+static int get_string(json_t *obj, const char *key, const char *path, const char *def,
+                      char **out, char *err, size_t errlen) {
+    json_t *v = json_object_get(obj, key);
+    const char *s = def;
+    if (v) {
+        if (!json_is_string(v) || json_string_length(v) == 0)
+            return d2g_err_set(err, errlen, "%s.%s: must be a non-empty string", path, key);
+        s = json_string_value(v);
+    } else if (!def) {
+        return d2g_err_set(err, errlen, "%s.%s: is required", path, key);
+    }
+    if (!(*out = strdup(s)))
+        return d2g_err_set(err, errlen, "out of memory");
+    return 0;
+}
+
+static int get_int(json_t *obj, const char *key, const char *path, int required,
+                   long long def, long long min, long long max, long long *out,
+                   char *err, size_t errlen) {
+    json_t *v = json_object_get(obj, key);
+    if (!v) {
+        if (required)
+            return d2g_err_set(err, errlen, "%s.%s: is required", path, key);
+        *out = def;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+        return d2g_err_set(err, errlen, "%s.%s: must be an integer from %lld to %lld",
+                           path, key, min, max);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+/* {"env": NAME} or {"file": PATH}; absent and optional -> *out = NULL. */
+static int get_secret(json_t *obj, const char *key, const char *path, int required,
+                      char **out, char *err, size_t errlen) {
+    static const char *const keys[] = {"env", "file", NULL};
+    char sub[PATHLEN], cause[D2G_ERRLEN];
+    json_t *v = json_object_get(obj, key);
+
+    *out = NULL;
+    snprintf(sub, sizeof(sub), "%s.%s", path, key);
+    if (!v) {
+        if (required)
+            return d2g_err_set(err, errlen, "%s: is required", sub);
+        return 0;
+    }
+    if (json_is_string(v))
+        return d2g_err_set(err, errlen,
+                           "%s: secrets cannot be written in the configuration; "
+                           "use {\"env\": \"NAME\"} or {\"file\": \"/path\"}", sub);
+    if (expect_object(v, sub, err, errlen) || check_keys(v, sub, keys, err, errlen))
+        return -1;
+    json_t *env = json_object_get(v, "env"), *file = json_object_get(v, "file");
+    if ((env != NULL) == (file != NULL))
+        return d2g_err_set(err, errlen, "%s: needs exactly one of \"env\" or \"file\"", sub);
+    json_t *name = env ? env : file;
+    if (!json_is_string(name) || json_string_length(name) == 0)
+        return d2g_err_set(err, errlen, "%s.%s: must be a non-empty string", sub, env ? "env" : "file");
+    int rc = env ? d2g_secret_from_env(json_string_value(name), out, cause, sizeof(cause))
+                 : d2g_secret_from_file(json_string_value(name), out, cause, sizeof(cause));
+    if (rc)
+        return d2g_err_set(err, errlen, "%s: %s", sub, cause);
+    return 0;
+}
+
+/* Grist table ids: an upper-case letter, then letters, digits, underscores. */
+static int valid_table_id(const char *s) {
+    if (!isupper((unsigned char)s[0]))
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_')
+            return 0;
+    return 1;
+}
+
+static int valid_http_url(const char *s) {
+    return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
+/* --- sections ------------------------------------------------------------ */
+
+static int parse_kafka(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
+    static const char *const keys[] = {"properties", "secret_properties", "topic", "dlq_topic",
+                                       "consumer_group", NULL};
+    json_t *k = json_object_get(root, "kafka");
+    if (!k)
+        return d2g_err_set(err, errlen, "kafka: is required");
+    if (expect_object(k, "kafka", err, errlen) || check_keys(k, "kafka", keys, err, errlen))
+        return -1;
+
+    json_t *props = json_object_get(k, "properties");
+    json_t *sprops = json_object_get(k, "secret_properties");
+    if (props && expect_object(props, "kafka.properties", err, errlen))
+        return -1;
+    if (sprops && expect_object(sprops, "kafka.secret_properties", err, errlen))
+        return -1;
+    size_t n = (props ? json_object_size(props) : 0) + (sprops ? json_object_size(sprops) : 0);
+    /* One spare slot for the DS2GRIST_KAFKA_BOOTSTRAP_SERVERS override. */
+    cfg->kafka.properties = calloc(n + 1, sizeof(d2g_kv_t));
+    if (!cfg->kafka.properties)
+        return d2g_err_set(err, errlen, "out of memory");
+
+    const char *key;
+    json_t *v;
+    if (props) {
+        json_object_foreach(props, key, v) {
+            if (!json_is_string(v))
+                return d2g_err_set(err, errlen, "kafka.properties.%s: must be a string "
+                                   "(librdkafka properties are strings)", key);
+            if (strstr(key, "password") || strstr(key, "secret"))
+                return d2g_err_set(err, errlen, "kafka.properties.%s: put credentials in "
+                                   "kafka.secret_properties (env or file)", key);
+            d2g_kv_t *kv = &cfg->kafka.properties[cfg->kafka.n_properties++];
+            kv->key = strdup(key);
+            kv->value = strdup(json_string_value(v));
+        }
+    }
+    if (sprops) {
+        json_object_foreach(sprops, key, v) {
+            d2g_kv_t *kv = &cfg->kafka.properties[cfg->kafka.n_properties++];
+            kv->key = strdup(key);
+            kv->secret = 1;
+            if (get_secret(sprops, key, "kafka.secret_properties", 1, &kv->value, err, errlen))
+                return -1;
+        }
+    }
+    if (get_string(k, "topic", "kafka", "ds2grist.dossiers", &cfg->kafka.topic, err, errlen) ||
+        get_string(k, "dlq_topic", "kafka", "ds2grist.dlq", &cfg->kafka.dlq_topic, err, errlen) ||
+        get_string(k, "consumer_group", "kafka", "ds2grist-worker", &cfg->kafka.consumer_group,
+                   err, errlen))
+        return -1;
+    if (strcmp(cfg->kafka.topic, cfg->kafka.dlq_topic) == 0)
+        return d2g_err_set(err, errlen, "kafka.dlq_topic: must differ from kafka.topic");
+    return 0;
+}
+
+static int parse_redis(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
+    static const char *const keys[] = {"url", "namespace", "username", "password", NULL};
+    json_t *r = json_object_get(root, "redis");
+    if (!r)
+        return d2g_err_set(err, errlen, "redis: is required");
+    if (expect_object(r, "redis", err, errlen) || check_keys(r, "redis", keys, err, errlen))
+        return -1;
+    if (get_string(r, "url", "redis", NULL, &cfg->redis.url, err, errlen) ||
+        get_string(r, "namespace", "redis", "ds2grist", &cfg->redis.namespace, err, errlen) ||
+        get_secret(r, "password", "redis", 0, &cfg->redis.password, err, errlen))
+        return -1;
+    if (json_object_get(r, "username") &&
+        get_string(r, "username", "redis", NULL, &cfg->redis.username, err, errlen))
+        return -1;
+    return 0;
+}
+
+static int parse_ds(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
+    static const char *const keys[] = {"endpoint", "tokens", "timeout_s", NULL};
+    static const char *const tkeys[] = {"secret", "requests_per_minute", NULL};
+    char path[PATHLEN];
+    long long n;
+    json_t *d = json_object_get(root, "ds");
+    if (!d)
+        return d2g_err_set(err, errlen, "ds: is required");
+    if (expect_object(d, "ds", err, errlen) || check_keys(d, "ds", keys, err, errlen))
+        return -1;
+    if (get_string(d, "endpoint", "ds", "https://www.demarches-simplifiees.fr/api/v2/graphql",
+                   &cfg->ds.endpoint, err, errlen) ||
+        get_int(d, "timeout_s", "ds", 0, 60, 1, 600, &n, err, errlen))
+        return -1;
+    cfg->ds.timeout_s = (int)n;
+
+    json_t *toks = json_object_get(d, "tokens");
+    if (!toks)
+        return d2g_err_set(err, errlen, "ds.tokens: is required");
+    if (expect_object(toks, "ds.tokens", err, errlen))
+        return -1;
+    cfg->ds.tokens = calloc(json_object_size(toks) + 1, sizeof(d2g_ds_token_t));
+    if (!cfg->ds.tokens)
+        return d2g_err_set(err, errlen, "out of memory");
+    const char *name;
+    json_t *t;
+    json_object_foreach(toks, name, t) {
+        d2g_ds_token_t *tok = &cfg->ds.tokens[cfg->ds.n_tokens++];
+        snprintf(path, sizeof(path), "ds.tokens.%s", name);
+        if (!(tok->name = strdup(name)))
+            return d2g_err_set(err, errlen, "out of memory");
+        if (expect_object(t, path, err, errlen) || check_keys(t, path, tkeys, err, errlen) ||
+            get_secret(t, "secret", path, 1, &tok->secret, err, errlen) ||
+            get_int(t, "requests_per_minute", path, 0, 400, 1, 1000000, &n, err, errlen))
+            return -1;
+        tok->requests_per_minute = (int)n;
+    }
+    return 0;
+}
+
+static int parse_grist(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
+    static const char *const keys[] = {"servers", "timeout_s", NULL};
+    static const char *const skeys[] = {"url", "api_key", "permits_per_document",
+                                        "requests_per_second", "documents", NULL};
+    static const char *const dkeys[] = {"permits", NULL};
+    char path[PATHLEN], dpath[PATHLEN * 2];
+    long long n;
+    json_t *g = json_object_get(root, "grist");
+    if (!g)
+        return d2g_err_set(err, errlen, "grist: is required");
+    if (expect_object(g, "grist", err, errlen) || check_keys(g, "grist", keys, err, errlen) ||
+        get_int(g, "timeout_s", "grist", 0, 60, 1, 600, &n, err, errlen))
+        return -1;
+    cfg->grist.timeout_s = (int)n;
+    json_t *servers = json_object_get(g, "servers");
+    if (!servers || !json_is_object(servers) || json_object_size(servers) == 0)
+        return d2g_err_set(err, errlen, "grist.servers: must be an object naming at least one server");
+    cfg->grist.servers = calloc(json_object_size(servers), sizeof(d2g_grist_server_t));
+    if (!cfg->grist.servers)
+        return d2g_err_set(err, errlen, "out of memory");
+
+    const char *name;
+    json_t *s;
+    json_object_foreach(servers, name, s) {
+        d2g_grist_server_t *srv = &cfg->grist.servers[cfg->grist.n_servers++];
+        snprintf(path, sizeof(path), "grist.servers.%s", name);
+        if (!(srv->name = strdup(name)))
+            return d2g_err_set(err, errlen, "out of memory");
+        if (expect_object(s, path, err, errlen) || check_keys(s, path, skeys, err, errlen) ||
+            get_string(s, "url", path, NULL, &srv->url, err, errlen) ||
+            get_secret(s, "api_key", path, 1, &srv->api_key, err, errlen) ||
+            get_int(s, "permits_per_document", path, 0, 8, 1, 1000, &n, err, errlen))
+            return -1;
+        srv->permits_per_document = (int)n;
+        if (!valid_http_url(srv->url))
+            return d2g_err_set(err, errlen, "%s.url: must start with http:// or https://", path);
+        size_t ul = strlen(srv->url);
+        while (ul > 0 && srv->url[ul - 1] == '/')
+            srv->url[--ul] = '\0';
+
+        json_t *rps = json_object_get(s, "requests_per_second");
+        if (rps && (!json_is_number(rps) || json_number_value(rps) < 0))
+            return d2g_err_set(err, errlen, "%s.requests_per_second: must be a number >= 0 "
+                               "(0 = no limit)", path);
+        srv->requests_per_second = rps ? json_number_value(rps) : 0;
+
+        json_t *docs = json_object_get(s, "documents");
+        if (docs) {
+            snprintf(dpath, sizeof(dpath), "%s.documents", path);
+            if (expect_object(docs, dpath, err, errlen))
+                return -1;
+            srv->doc_limits = calloc(json_object_size(docs) + 1, sizeof(d2g_grist_doc_limit_t));
+            if (!srv->doc_limits)
+                return d2g_err_set(err, errlen, "out of memory");
+            const char *doc;
+            json_t *dv;
+            json_object_foreach(docs, doc, dv) {
+                d2g_grist_doc_limit_t *dl = &srv->doc_limits[srv->n_doc_limits++];
+                snprintf(dpath, sizeof(dpath), "%s.documents.%s", path, doc);
+                if (!(dl->document = strdup(doc)))
+                    return d2g_err_set(err, errlen, "out of memory");
+                if (expect_object(dv, dpath, err, errlen) ||
+                    check_keys(dv, dpath, dkeys, err, errlen) ||
+                    get_int(dv, "permits", dpath, 1, 0, 1, 1000, &n, err, errlen))
+                    return -1;
+                dl->permits = (int)n;
+            }
+        }
+    }
+    return 0;
+}
+
+static int cmp_procedure(const void *a, const void *b) {
+    const d2g_procedure_t *x = a, *y = b;
+    return (x->number > y->number) - (x->number < y->number);
+}
+
+/* Options that can be set per procedure and, as defaults, for all of them. */
+static int parse_options(json_t *o, const char *path, int *poll_interval_s,
+                         d2g_deleted_mode_t *deleted, char *err, size_t errlen) {
+    static const char *const okeys[] = {"poll_interval_s", "deleted", NULL};
+    long long n;
+    if (!o)
+        return 0;
+    if (expect_object(o, path, err, errlen) || check_keys(o, path, okeys, err, errlen) ||
+        get_int(o, "poll_interval_s", path, 0, *poll_interval_s, 1, 86400, &n, err, errlen))
+        return -1;
+    *poll_interval_s = (int)n;
+    json_t *d = json_object_get(o, "deleted");
+    if (d) {
+        const char *s = json_string_value(d);
+        if (s && strcmp(s, "mark") == 0)
+            *deleted = D2G_DELETED_MARK;
+        else if (s && strcmp(s, "remove") == 0)
+            *deleted = D2G_DELETED_REMOVE;
+        else
+            return d2g_err_set(err, errlen, "%s.deleted: must be \"mark\" or \"remove\"", path);
+    }
+    return 0;
+}
+
+static int parse_procedures(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
+    static const char *const pkeys[] = {"number", "ds_token", "grist_server", "document",
+                                        "table_prefix", "options", NULL};
+    char path[PATHLEN], opath[PATHLEN + 16];
+    int def_poll = 60;
+    d2g_deleted_mode_t def_deleted = D2G_DELETED_MARK;
+    long long n;
+
+    if (parse_options(json_object_get(root, "defaults"), "defaults", &def_poll, &def_deleted,
+                      err, errlen))
+        return -1;
+    json_t *procs = json_object_get(root, "procedures");
+    if (!procs)
+        return d2g_err_set(err, errlen, "procedures: is required");
+    if (!json_is_array(procs))
+        return d2g_err_set(err, errlen, "procedures: must be an array");
+    cfg->procedures = calloc(json_array_size(procs) + 1, sizeof(d2g_procedure_t));
+    if (!cfg->procedures)
+        return d2g_err_set(err, errlen, "out of memory");
+
+    size_t i;
+    json_t *p;
+    json_array_foreach(procs, i, p) {
+        d2g_procedure_t *proc = &cfg->procedures[cfg->n_procedures++];
+        char *tok = NULL, *srv = NULL;
+        snprintf(path, sizeof(path), "procedures[%zu]", i);
+        if (expect_object(p, path, err, errlen) || check_keys(p, path, pkeys, err, errlen) ||
+            get_int(p, "number", path, 1, 0, 1, INT32_MAX, &n, err, errlen))
+            return -1;
+        proc->number = n;
+        int rc = get_string(p, "ds_token", path, NULL, &tok, err, errlen) ||
+                 get_string(p, "grist_server", path, NULL, &srv, err, errlen);
+        if (!rc) {
+            proc->ds_token = d2g_config_find_token(cfg, tok);
+            proc->grist_server = d2g_config_find_server(cfg, srv);
+            if (!proc->ds_token)
+                rc = d2g_err_set(err, errlen, "%s.ds_token: unknown token \"%s\" (not in ds.tokens)",
+                                 path, tok);
+            else if (!proc->grist_server)
+                rc = d2g_err_set(err, errlen, "%s.grist_server: unknown server \"%s\" "
+                                 "(not in grist.servers)", path, srv);
+        }
+        free(tok);
+        free(srv);
+        if (rc || get_string(p, "document", path, NULL, &proc->document, err, errlen))
+            return -1;
+        if (json_object_get(p, "table_prefix")) {
+            if (get_string(p, "table_prefix", path, NULL, &proc->table_prefix, err, errlen))
+                return -1;
+        } else {
+            char def[32];
+            snprintf(def, sizeof(def), "D%lld", (long long)proc->number);
+            proc->table_prefix = strdup(def);
+        }
+        if (!valid_table_id(proc->table_prefix))
+            return d2g_err_set(err, errlen, "%s.table_prefix: must start with an upper-case "
+                               "letter and hold only letters, digits and underscores", path);
+        proc->poll_interval_s = def_poll;
+        proc->deleted_mode = def_deleted;
+        snprintf(opath, sizeof(opath), "%s.options", path);
+        if (parse_options(json_object_get(p, "options"), opath, &proc->poll_interval_s,
+                          &proc->deleted_mode, err, errlen))
+            return -1;
+    }
+
+    qsort(cfg->procedures, cfg->n_procedures, sizeof(d2g_procedure_t), cmp_procedure);
+    for (i = 1; i < cfg->n_procedures; i++)
+        if (cfg->procedures[i].number == cfg->procedures[i - 1].number)
+            return d2g_err_set(err, errlen, "procedures: procedure %lld is configured twice",
+                               (long long)cfg->procedures[i].number);
+    return 0;
+}
+
+/* Environment overrides of connection settings, each replacing one value. */
+static int apply_env(d2g_config_t *cfg, char *err, size_t errlen) {
+    const char *v;
+    if ((v = getenv("DS2GRIST_REDIS_URL")) && *v) {
+        free(cfg->redis.url);
+        cfg->redis.url = strdup(v);
+    }
+    if ((v = getenv("DS2GRIST_REDIS_NAMESPACE")) && *v) {
+        free(cfg->redis.namespace);
+        cfg->redis.namespace = strdup(v);
+    }
+    if ((v = getenv("DS2GRIST_DS_ENDPOINT")) && *v) {
+        free(cfg->ds.endpoint);
+        cfg->ds.endpoint = strdup(v);
+    }
+    if ((v = getenv("DS2GRIST_LOG_LEVEL")) && *v) {
+        free(cfg->log_level);
+        cfg->log_level = strdup(v);
+    }
+    if ((v = getenv("DS2GRIST_KAFKA_BOOTSTRAP_SERVERS")) && *v) {
+        d2g_kv_t *kv = NULL;
+        for (size_t i = 0; i < cfg->kafka.n_properties; i++)
+            if (strcmp(cfg->kafka.properties[i].key, "bootstrap.servers") == 0)
+                kv = &cfg->kafka.properties[i];
+        if (!kv) {
+            /* parse_kafka allocated one spare slot for exactly this. */
+            kv = &cfg->kafka.properties[cfg->kafka.n_properties++];
+            kv->key = strdup("bootstrap.servers");
+        }
+        free(kv->value);
+        kv->value = strdup(v);
+    }
+    if (!cfg->redis.url || !cfg->redis.namespace || !cfg->ds.endpoint || !cfg->log_level)
+        return d2g_err_set(err, errlen, "out of memory");
+    return 0;
+}
+
+static int validate(d2g_config_t *cfg, char *err, size_t errlen) {
+    int has_bootstrap = 0;
+    for (size_t i = 0; i < cfg->kafka.n_properties; i++)
+        if (strcmp(cfg->kafka.properties[i].key, "bootstrap.servers") == 0)
+            has_bootstrap = 1;
+    if (!has_bootstrap)
+        return d2g_err_set(err, errlen, "kafka.properties.bootstrap.servers: is required "
+                           "(or set DS2GRIST_KAFKA_BOOTSTRAP_SERVERS)");
+    if (strncmp(cfg->redis.url, "redis://", 8) != 0 && strncmp(cfg->redis.url, "unix://", 7) != 0)
+        return d2g_err_set(err, errlen, "redis.url: must start with redis:// or unix://");
+    if (strchr(cfg->redis.url, '@'))
+        return d2g_err_set(err, errlen, "redis.url: must not hold credentials; "
+                           "use redis.username and redis.password");
+    if (!valid_http_url(cfg->ds.endpoint))
+        return d2g_err_set(err, errlen, "ds.endpoint: must start with http:// or https://");
+    if (d2g_log_level_parse(cfg->log_level) < 0)
+        return d2g_err_set(err, errlen, "log_level: must be debug, info, warn or error");
+    return 0;
+}
+
+static int load_root(json_t *root, d2g_config_t **out, char *err, size_t errlen) {
+    static const char *const keys[] = {"kafka", "redis", "ds", "grist", "defaults", "procedures",
+                                       "log_level", "http", NULL};
+    static const char *const hkeys[] = {"port", NULL};
+    long long n;
+    d2g_config_t *cfg = calloc(1, sizeof(*cfg));
+    if (!cfg)
+        return d2g_err_set(err, errlen, "out of memory");
+    int rc = -1;
+    if (expect_object(root, "(top level)", err, errlen) || check_keys(root, "", keys, err, errlen))
+        goto out;
+    if (parse_kafka(cfg, root, err, errlen) || parse_redis(cfg, root, err, errlen) ||
+        parse_ds(cfg, root, err, errlen) || parse_grist(cfg, root, err, errlen) ||
+        parse_procedures(cfg, root, err, errlen) ||
+        get_string(root, "log_level", "(top level)", "info", &cfg->log_level, err, errlen))
+        goto out;
+    json_t *http = json_object_get(root, "http");
+    if (http) {
+        if (expect_object(http, "http", err, errlen) ||
+            check_keys(http, "http", hkeys, err, errlen) ||
+            get_int(http, "port", "http", 0, 0, 0, 65535, &n, err, errlen))
+            goto out;
+        cfg->http.port = (int)n;
+    }
+    if (apply_env(cfg, err, errlen) || validate(cfg, err, errlen))
+        goto out;
+    rc = 0;
+out:
+    if (rc) {
+        d2g_config_free(cfg);
+        cfg = NULL;
+    }
+    *out = cfg;
+    return rc;
+}
+
+int d2g_config_load_string(const char *text, d2g_config_t **out, char *err, size_t errlen) {
+    json_error_t jerr;
+    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    *out = NULL;
+    if (!root)
+        return d2g_err_set(err, errlen, "invalid JSON at line %d, column %d: %s", jerr.line,
+                           jerr.column, jerr.text);
+    int rc = load_root(root, out, err, errlen);
+    json_decref(root);
+    return rc;
+}
+
+int d2g_config_load(const char *path, d2g_config_t **out, char *err, size_t errlen) {
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    *out = NULL;
+    if (!root) {
+        if (jerr.line < 0 || jerr.line == 0)
+            return d2g_err_set(err, errlen, "%s: %s", path, jerr.text);
+        return d2g_err_set(err, errlen, "%s: invalid JSON at line %d, column %d: %s", path,
+                           jerr.line, jerr.column, jerr.text);
+    }
+    char cause[D2G_ERRLEN];
+    int rc = load_root(root, out, cause, sizeof(cause));
+    json_decref(root);
+    if (rc)
+        return d2g_err_set(err, errlen, "%s: %s", path, cause);
+    return 0;
+}
+
+void d2g_config_free(d2g_config_t *cfg) {
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->kafka.n_properties; i++) {
+        free(cfg->kafka.properties[i].key);
+        if (cfg->kafka.properties[i].secret)
+            d2g_secret_free(cfg->kafka.properties[i].value);
+        else
+            free(cfg->kafka.properties[i].value);
+    }
+    free(cfg->kafka.properties);
+    free(cfg->kafka.topic);
+    free(cfg->kafka.dlq_topic);
+    free(cfg->kafka.consumer_group);
+    free(cfg->redis.url);
+    free(cfg->redis.namespace);
+    free(cfg->redis.username);
+    d2g_secret_free(cfg->redis.password);
+    free(cfg->ds.endpoint);
+    for (size_t i = 0; i < cfg->ds.n_tokens; i++) {
+        free(cfg->ds.tokens[i].name);
+        d2g_secret_free(cfg->ds.tokens[i].secret);
+    }
+    free(cfg->ds.tokens);
+    for (size_t i = 0; i < cfg->grist.n_servers; i++) {
+        d2g_grist_server_t *s = &cfg->grist.servers[i];
+        free(s->name);
+        free(s->url);
+        d2g_secret_free(s->api_key);
+        for (size_t j = 0; j < s->n_doc_limits; j++)
+            free(s->doc_limits[j].document);
+        free(s->doc_limits);
+    }
+    free(cfg->grist.servers);
+    for (size_t i = 0; i < cfg->n_procedures; i++) {
+        free(cfg->procedures[i].document);
+        free(cfg->procedures[i].table_prefix);
+    }
+    free(cfg->procedures);
+    free(cfg->log_level);
+    free(cfg);
+}
+
+const d2g_procedure_t *d2g_config_find_procedure(const d2g_config_t *cfg, int64_t number) {
+    d2g_procedure_t key = {.number = number};
+    return bsearch(&key, cfg->procedures, cfg->n_procedures, sizeof(d2g_procedure_t),
+                   cmp_procedure);
+}
+
+const d2g_ds_token_t *d2g_config_find_token(const d2g_config_t *cfg, const char *name) {
+    for (size_t i = 0; i < cfg->ds.n_tokens; i++)
+        if (strcmp(cfg->ds.tokens[i].name, name) == 0)
+            return &cfg->ds.tokens[i];
+    return NULL;
+}
+
+const d2g_grist_server_t *d2g_config_find_server(const d2g_config_t *cfg, const char *name) {
+    for (size_t i = 0; i < cfg->grist.n_servers; i++)
+        if (strcmp(cfg->grist.servers[i].name, name) == 0)
+            return &cfg->grist.servers[i];
+    return NULL;
+}
+
+int d2g_config_doc_permits(const d2g_grist_server_t *srv, const char *document) {
+    for (size_t i = 0; i < srv->n_doc_limits; i++)
+        if (strcmp(srv->doc_limits[i].document, document) == 0)
+            return srv->doc_limits[i].permits;
+    return srv->permits_per_document;
+}

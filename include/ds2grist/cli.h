@@ -1,0 +1,22 @@
+/*
+ * cli.h - what every ds2grist program does first: find and load the configuration.
+ *
+ * The configuration path comes from --config PATH, else DS2GRIST_CONFIG.
+ * The log level comes from the configuration (log_level) or DS2GRIST_LOG_LEVEL.
+ */
+#ifndef D2G_CLI_H
+#define D2G_CLI_H
+
+#include "ds2grist/config.h"
+
+/*
+ * Parses the common options (--config PATH, --help, --version), loads and
+ * validates the configuration and initialises the logger for service.
+ * Returns 0 with *cfg owned by the caller, or the process exit code to use
+ * (2 for a usage or configuration error, 0 after --help/--version), having
+ * printed the reason. usage is printed for --help.
+ */
+int d2g_cli_start(int argc, char **argv, const char *service, const char *usage,
+                  d2g_config_t **cfg);
+
+#endif

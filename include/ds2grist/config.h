@@ -1,0 +1,120 @@
+/*
+ * config.h - the ds2grist configuration: one JSON file, validated as a whole.
+ *
+ * The file (--config PATH or DS2GRIST_CONFIG) names the Kafka cluster and
+ * topics, Redis, the DS endpoint and its tokens, the Grist servers, and the
+ * procedures to synchronise. docs/configuration.md is the reference.
+ *
+ * Loading checks every value and stops at the first bad one with its exact
+ * JSON path ("procedures[12].grist_server: unknown server \"main2\""). Unknown
+ * keys are errors too: a typo must not silently become a default. Secrets are
+ * {"env": NAME} or {"file": PATH} objects, resolved at load time; they are
+ * held only in the fields named *secret / *password / api_key below and are
+ * wiped by d2g_config_free.
+ *
+ * Connection settings can be overridden by environment variables (see
+ * d2g_config_load). Procedures are kept sorted by number, so lookups are
+ * O(log n) and ten thousand procedures load in milliseconds.
+ */
+#ifndef D2G_CONFIG_H
+#define D2G_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct d2g_kv {
+    char *key;
+    char *value;
+    int secret; /* 1: value came from a secret; never print it */
+} d2g_kv_t;
+
+typedef struct d2g_ds_token {
+    char *name;              /* the name procedures refer to; safe to log */
+    char *secret;            /* the bearer token itself */
+    int requests_per_minute; /* shared by every replica, default 400 */
+} d2g_ds_token_t;
+
+typedef struct d2g_grist_doc_limit {
+    char *document;
+    int permits;
+} d2g_grist_doc_limit_t;
+
+typedef struct d2g_grist_server {
+    char *name;
+    char *url;                  /* base URL, no trailing slash */
+    char *api_key;
+    int permits_per_document;   /* concurrent requests per document, default 8 */
+    double requests_per_second; /* per document; 0 = no limit */
+    d2g_grist_doc_limit_t *doc_limits; /* per-document overrides of permits */
+    size_t n_doc_limits;
+} d2g_grist_server_t;
+
+typedef enum { D2G_DELETED_MARK = 0, D2G_DELETED_REMOVE = 1 } d2g_deleted_mode_t;
+
+typedef struct d2g_procedure {
+    int64_t number;
+    const d2g_ds_token_t *ds_token;         /* points into config.ds.tokens */
+    const d2g_grist_server_t *grist_server; /* points into config.grist.servers */
+    char *document;
+    char *table_prefix; /* Grist table id prefix, e.g. "Subventions" */
+    int poll_interval_s;
+    d2g_deleted_mode_t deleted_mode;
+} d2g_procedure_t;
+
+typedef struct d2g_config {
+    struct {
+        d2g_kv_t *properties; /* librdkafka properties, passed through */
+        size_t n_properties;
+        char *topic;          /* default "ds2grist.dossiers" */
+        char *dlq_topic;      /* default "ds2grist.dlq" */
+        char *consumer_group; /* default "ds2grist-worker" */
+    } kafka;
+    struct {
+        char *url;       /* redis://host:port[/db] or unix:///path */
+        char *namespace; /* key prefix, default "ds2grist" */
+        char *username;  /* optional (Redis 6 ACL) */
+        char *password;  /* optional secret */
+    } redis;
+    struct {
+        char *endpoint;
+        d2g_ds_token_t *tokens;
+        size_t n_tokens;
+        int timeout_s; /* HTTP timeout of one DS request, default 60 */
+    } ds;
+    struct {
+        d2g_grist_server_t *servers;
+        size_t n_servers;
+        int timeout_s; /* HTTP timeout of one Grist request, default 60 */
+    } grist;
+    d2g_procedure_t *procedures; /* sorted by number */
+    size_t n_procedures;
+    char *log_level; /* "debug" | "info" | "warn" | "error", default "info" */
+    struct {
+        int port; /* health and metrics HTTP port, 0 = disabled */
+    } http;
+} d2g_config_t;
+
+/*
+ * Loads and validates the configuration at path. Environment overrides,
+ * applied after the file is read and validated like it:
+ *   DS2GRIST_KAFKA_BOOTSTRAP_SERVERS  kafka.properties["bootstrap.servers"]
+ *   DS2GRIST_REDIS_URL                redis.url
+ *   DS2GRIST_REDIS_NAMESPACE          redis.namespace
+ *   DS2GRIST_DS_ENDPOINT              ds.endpoint
+ *   DS2GRIST_LOG_LEVEL                log_level
+ * On success *out is owned by the caller (d2g_config_free). On failure
+ * nothing is allocated and err holds the JSON path and the cause.
+ */
+int d2g_config_load(const char *path, d2g_config_t **out, char *err, size_t errlen);
+/* Same, from a JSON text already in memory (tests, `config check -`). */
+int d2g_config_load_string(const char *json, d2g_config_t **out, char *err, size_t errlen);
+void d2g_config_free(d2g_config_t *cfg);
+
+/* Binary search; NULL if the procedure is not configured. */
+const d2g_procedure_t *d2g_config_find_procedure(const d2g_config_t *cfg, int64_t number);
+const d2g_ds_token_t *d2g_config_find_token(const d2g_config_t *cfg, const char *name);
+const d2g_grist_server_t *d2g_config_find_server(const d2g_config_t *cfg, const char *name);
+/* The permit limit of one document of a server (its override, else the default). */
+int d2g_config_doc_permits(const d2g_grist_server_t *srv, const char *document);
+
+#endif

@@ -1,0 +1,295 @@
+/* testenv.c - real servers for tests, see testenv.h. */
+#include "testenv.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef D2G_SOURCE_DIR
+#error "D2G_SOURCE_DIR must be defined by the build"
+#endif
+#ifndef D2G_KAFKA_MOCK_BIN
+#error "D2G_KAFKA_MOCK_BIN must be defined by the build"
+#endif
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int d2g_testenv_init(d2g_testenv_t *env) {
+    memset(env, 0, sizeof(*env));
+    const char *tmp = getenv("TMPDIR");
+    snprintf(env->dir, sizeof(env->dir), "%s/d2g-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(env->dir)) {
+        fprintf(stderr, "testenv: mkdtemp: %s\n", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int d2g_test_proc_spawn(d2g_testenv_t *env, d2g_test_proc_t *proc, const char *name,
+                        char *const argv[]) {
+    char log[512];
+    snprintf(log, sizeof(log), "%s/%s.log", env->dir, name);
+    snprintf(proc->name, sizeof(proc->name), "%s", name);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        /* Own process group: a test killing it kills its children too. */
+        setpgid(0, 0);
+        execvp(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    proc->pid = pid;
+    return 0;
+}
+
+int d2g_test_proc_stop(d2g_test_proc_t *proc) {
+    int status = -1;
+    if (proc->pid <= 0)
+        return -1;
+    kill(proc->pid, SIGTERM);
+    for (int i = 0; i < 500; i++) {
+        pid_t r = waitpid(proc->pid, &status, WNOHANG);
+        if (r == proc->pid) {
+            proc->pid = 0;
+            return status;
+        }
+        sleep_ms(10);
+    }
+    kill(-proc->pid, SIGKILL);
+    kill(proc->pid, SIGKILL);
+    waitpid(proc->pid, &status, 0);
+    proc->pid = 0;
+    return -1;
+}
+
+void d2g_test_proc_kill(d2g_test_proc_t *proc) {
+    int status;
+    if (proc->pid <= 0)
+        return;
+    kill(proc->pid, SIGKILL);
+    waitpid(proc->pid, &status, 0);
+    proc->pid = 0;
+}
+
+/* Waits until path exists and holds a line; the process must stay alive. */
+static int wait_file(d2g_testenv_t *env, d2g_test_proc_t *proc, const char *path, char *buf,
+                     size_t buflen) {
+    for (int i = 0; i < 3000; i++) { /* 30 s: npm-installed Node starts in < 1 s */
+        FILE *f = fopen(path, "r");
+        if (f) {
+            char *ok = fgets(buf, (int)buflen, f);
+            fclose(f);
+            if (ok) {
+                buf[strcspn(buf, "\r\n")] = '\0';
+                return 0;
+            }
+        }
+        int status;
+        if (waitpid(proc->pid, &status, WNOHANG) == proc->pid) {
+            fprintf(stderr, "testenv: %s exited before it was ready; see %s/%s.log\n",
+                    proc->name, env->dir, proc->name);
+            proc->pid = 0;
+            return -1;
+        }
+        sleep_ms(10);
+    }
+    fprintf(stderr, "testenv: %s did not publish %s in 30 s\n", proc->name, path);
+    return -1;
+}
+
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    if (fd < 0)
+        return -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || getsockname(fd, (struct sockaddr *)&a, &len)) {
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int tcp_accepts(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+int d2g_testenv_start_redis(d2g_testenv_t *env) {
+    /* The port is free when chosen; another process may take it before
+     * redis-server binds, so try a few ports. */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        char port[16], dir[300];
+        int p = free_port();
+        if (p < 0)
+            return -1;
+        snprintf(port, sizeof(port), "%d", p);
+        snprintf(dir, sizeof(dir), "%s", env->dir);
+        char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+                        "--appendonly", "no", "--dir", dir, NULL};
+        if (d2g_test_proc_spawn(env, &env->redis, "redis", argv))
+            return -1;
+        for (int i = 0; i < 500; i++) {
+            if (tcp_accepts(p)) {
+                env->redis_port = p;
+                return 0;
+            }
+            int status;
+            if (waitpid(env->redis.pid, &status, WNOHANG) == env->redis.pid) {
+                env->redis.pid = 0;
+                break;
+            }
+            sleep_ms(10);
+        }
+        d2g_test_proc_stop(&env->redis);
+    }
+    fprintf(stderr, "testenv: redis-server did not start; see %s/redis.log\n", env->dir);
+    return -1;
+}
+
+int d2g_testenv_start_kafka(d2g_testenv_t *env, int partitions) {
+    char file[300], parts[16];
+    snprintf(file, sizeof(file), "%s/kafka.bootstrap", env->dir);
+    snprintf(parts, sizeof(parts), "%d", partitions);
+    char *argv[] = {D2G_KAFKA_MOCK_BIN, "--partitions", parts, "--bootstrap-file", file, NULL};
+    if (d2g_test_proc_spawn(env, &env->kafka, "kafka", argv))
+        return -1;
+    return wait_file(env, &env->kafka, file, env->kafka_bootstrap, sizeof(env->kafka_bootstrap));
+}
+
+int d2g_testenv_write_file(d2g_testenv_t *env, const char *name, const char *text, char *path,
+                           size_t pathlen) {
+    snprintf(path, pathlen, "%s/%s", env->dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
+static int start_node(d2g_testenv_t *env, d2g_test_proc_t *proc, const char *name,
+                      const char *script, const char *config_json, int *port) {
+    char portfile[300], cfgpath[300], line[64], scriptpath[512];
+    snprintf(portfile, sizeof(portfile), "%s/%s.port", env->dir, name);
+    snprintf(scriptpath, sizeof(scriptpath), "%s/tests/%s", D2G_SOURCE_DIR, script);
+    char *argv[] = {"node", scriptpath, "--port", "0", "--port-file", portfile, NULL, NULL, NULL};
+    if (config_json) {
+        char cfgname[64];
+        snprintf(cfgname, sizeof(cfgname), "%s.json", name);
+        if (d2g_testenv_write_file(env, cfgname, config_json, cfgpath, sizeof(cfgpath)))
+            return -1;
+        argv[6] = "--config";
+        argv[7] = cfgpath;
+    }
+    if (d2g_test_proc_spawn(env, proc, name, argv) ||
+        wait_file(env, proc, portfile, line, sizeof(line)))
+        return -1;
+    *port = atoi(line);
+    return *port > 0 ? 0 : -1;
+}
+
+int d2g_testenv_start_ds(d2g_testenv_t *env, const char *config_json) {
+    if (start_node(env, &env->ds, "ds-emulator", "ds-emulator/server.js", config_json, &env->ds_port))
+        return -1;
+    snprintf(env->ds_url, sizeof(env->ds_url), "http://127.0.0.1:%d/api/v2/graphql", env->ds_port);
+    return 0;
+}
+
+int d2g_testenv_start_grist(d2g_testenv_t *env, const char *config_json) {
+    if (start_node(env, &env->grist, "grist-emulator", "grist-emulator/server.js", config_json,
+                   &env->grist_port))
+        return -1;
+    snprintf(env->grist_url, sizeof(env->grist_url), "http://127.0.0.1:%d", env->grist_port);
+    return 0;
+}
+
+void d2g_testenv_stop(d2g_testenv_t *env) {
+    d2g_test_proc_stop(&env->grist);
+    d2g_test_proc_stop(&env->ds);
+    d2g_test_proc_stop(&env->kafka);
+    d2g_test_proc_stop(&env->redis);
+    if (env->dir[0] && !getenv("D2G_KEEP_TEST_DIR")) {
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", env->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "testenv: could not remove %s\n", env->dir);
+    }
+    env->dir[0] = '\0';
+}
+
+struct buf {
+    char *data;
+    size_t len;
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud) {
+    struct buf *b = ud;
+    char *d = realloc(b->data, b->len + size * n + 1);
+    if (!d)
+        return 0;
+    memcpy(d + b->len, p, size * n);
+    b->len += size * n;
+    d[b->len] = '\0';
+    b->data = d;
+    return size * n;
+}
+
+int d2g_test_http(const char *method, const char *url, const char *bearer, const char *body,
+                  char **resp) {
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    struct buf b = {calloc(1, 1), 0};
+    char auth[512];
+    long status = -1;
+
+    h = curl_slist_append(h, "Content-Type: application/json");
+    if (bearer) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", bearer);
+        h = curl_slist_append(h, auth);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (resp)
+        *resp = b.data;
+    else
+        free(b.data);
+    return (int)status;
+}

@@ -1,0 +1,60 @@
+/*
+ * testenv.h - the real servers a test talks to, started and stopped per test.
+ *
+ * A test environment is a temporary directory and up to four child
+ * processes: a throwaway redis-server on a free port, the Kafka mock broker
+ * (tests/kafka-mock), the DS emulator and the Grist emulator (Node, under
+ * tests/). Each one publishes its address (a port file or a bootstrap file)
+ * that start_* waits for. d2g_testenv_stop kills what was started (SIGTERM,
+ * then SIGKILL) and removes the directory, so a failed test leaves nothing
+ * behind.
+ */
+#ifndef D2G_TESTENV_H
+#define D2G_TESTENV_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct d2g_test_proc {
+    pid_t pid; /* 0 = not running */
+    char name[32];
+} d2g_test_proc_t;
+
+typedef struct d2g_testenv {
+    char dir[256];
+    d2g_test_proc_t redis, kafka, ds, grist;
+    int redis_port;
+    char kafka_bootstrap[256];
+    int ds_port;
+    int grist_port;
+    char ds_url[128];    /* http://127.0.0.1:PORT/api/v2/graphql */
+    char grist_url[128]; /* http://127.0.0.1:PORT */
+} d2g_testenv_t;
+
+int d2g_testenv_init(d2g_testenv_t *env);
+int d2g_testenv_start_redis(d2g_testenv_t *env);
+int d2g_testenv_start_kafka(d2g_testenv_t *env, int partitions);
+/* config_json: the emulator's configuration (see its README), or NULL. */
+int d2g_testenv_start_ds(d2g_testenv_t *env, const char *config_json);
+int d2g_testenv_start_grist(d2g_testenv_t *env, const char *config_json);
+void d2g_testenv_stop(d2g_testenv_t *env);
+
+/* Starts argv[0] (searched in PATH) with stdout/stderr appended to
+ * <env->dir>/<name>.log. Returns 0 and fills proc. */
+int d2g_test_proc_spawn(d2g_testenv_t *env, d2g_test_proc_t *proc, const char *name,
+                        char *const argv[]);
+/* SIGTERM, wait up to 5 s, then SIGKILL. Returns the exit status (or -1). */
+int d2g_test_proc_stop(d2g_test_proc_t *proc);
+/* SIGKILL at once (crash tests). */
+void d2g_test_proc_kill(d2g_test_proc_t *proc);
+
+/* Writes text to <env->dir>/<name>; path receives the full path. */
+int d2g_testenv_write_file(d2g_testenv_t *env, const char *name, const char *text, char *path,
+                           size_t pathlen);
+
+/* Minimal HTTP for tests (libcurl): body may be NULL. Returns the status, or
+ * -1 on a transport error; *resp (malloc'ed, caller frees) holds the body. */
+int d2g_test_http(const char *method, const char *url, const char *bearer, const char *body,
+                  char **resp);
+
+#endif
