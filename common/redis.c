@@ -1,0 +1,251 @@
+/* redis.c - connection, namespace and scripts, see redis.h. */
+#include "ds2grist/redis.h"
+#include "ds2grist/err.h"
+#include "ds2grist/secret.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct d2g_redis {
+    redisContext *c;
+    char *host;       /* NULL for a unix socket */
+    char *unix_path;
+    int port;
+    int db;
+    char *username;
+    char *password;
+    char *namespace;
+    int timeout_ms;
+    /* SHA1 of each script this connection has loaded (scripts are few). */
+    struct {
+        const d2g_redis_script_t *script;
+        char sha[41];
+    } shas[16];
+    int n_shas;
+};
+
+/* The cached SHA slot of a script (empty sha if not loaded yet). */
+static char *sha_slot(d2g_redis_t *r, const d2g_redis_script_t *script) {
+    for (int i = 0; i < r->n_shas; i++)
+        if (r->shas[i].script == script)
+            return r->shas[i].sha;
+    if (r->n_shas == (int)(sizeof(r->shas) / sizeof(r->shas[0])))
+        return NULL;
+    r->shas[r->n_shas].script = script;
+    r->shas[r->n_shas].sha[0] = '\0';
+    return r->shas[r->n_shas++].sha;
+}
+
+static int parse_url(d2g_redis_t *r, const char *url, char *err, size_t errlen) {
+    if (strncmp(url, "unix://", 7) == 0) {
+        r->unix_path = strdup(url + 7);
+        return r->unix_path && *r->unix_path ? 0
+               : d2g_err_set(err, errlen, "redis url: empty unix socket path");
+    }
+    if (strncmp(url, "redis://", 8) != 0)
+        return d2g_err_set(err, errlen, "redis url: must start with redis:// or unix://");
+    const char *h = url + 8, *end = h + strcspn(h, ":/");
+    r->host = strndup(h, (size_t)(end - h));
+    r->port = 6379;
+    if (*end == ':') {
+        char *e;
+        long p = strtol(end + 1, &e, 10);
+        if (p <= 0 || p > 65535 || (*e && *e != '/'))
+            return d2g_err_set(err, errlen, "redis url: bad port");
+        r->port = (int)p;
+        end = e;
+    }
+    if (*end == '/' && end[1]) {
+        char *e;
+        long db = strtol(end + 1, &e, 10);
+        if (db < 0 || *e)
+            return d2g_err_set(err, errlen, "redis url: bad database number");
+        r->db = (int)db;
+    }
+    return r->host && *r->host ? 0 : d2g_err_set(err, errlen, "redis url: no host");
+}
+
+/* Connects, authenticates and selects the database. */
+static int do_connect(d2g_redis_t *r, char *err, size_t errlen) {
+    struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
+    if (r->c)
+        redisFree(r->c);
+    r->c = r->unix_path ? redisConnectUnixWithTimeout(r->unix_path, tv)
+                        : redisConnectWithTimeout(r->host, r->port, tv);
+    if (!r->c || r->c->err) {
+        d2g_err_set(err, errlen, "redis %s:%d: %s", r->host ? r->host : r->unix_path, r->port,
+                    r->c ? r->c->errstr : "cannot allocate a context");
+        goto fail;
+    }
+    redisSetTimeout(r->c, tv);
+    redisReply *rep = NULL;
+    if (r->password) {
+        rep = r->username ? redisCommand(r->c, "AUTH %s %s", r->username, r->password)
+                          : redisCommand(r->c, "AUTH %s", r->password);
+        /* Never echo the server's answer to AUTH verbatim: keep it generic. */
+        if (!rep || rep->type == REDIS_REPLY_ERROR) {
+            d2g_err_set(err, errlen, "redis: authentication failed");
+            goto fail_reply;
+        }
+        freeReplyObject(rep);
+    }
+    if (r->db) {
+        rep = redisCommand(r->c, "SELECT %d", r->db);
+        if (!rep || rep->type == REDIS_REPLY_ERROR) {
+            d2g_err_set(err, errlen, "redis: SELECT %d failed", r->db);
+            goto fail_reply;
+        }
+        freeReplyObject(rep);
+    }
+    return 0;
+fail_reply:
+    if (rep)
+        freeReplyObject(rep);
+fail:
+    if (r->c)
+        redisFree(r->c);
+    r->c = NULL;
+    return -1;
+}
+
+int d2g_redis_connect(const char *url, const char *username, const char *password,
+                      const char *namespace, int timeout_ms, d2g_redis_t **out, char *err,
+                      size_t errlen) {
+    d2g_redis_t *r = calloc(1, sizeof(*r));
+    *out = NULL;
+    if (!r)
+        return d2g_err_set(err, errlen, "out of memory");
+    r->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
+    r->namespace = strdup(namespace ? namespace : "ds2grist");
+    r->username = username ? strdup(username) : NULL;
+    r->password = password ? strdup(password) : NULL;
+    if (parse_url(r, url, err, errlen) || do_connect(r, err, errlen)) {
+        d2g_redis_free(r);
+        return -1;
+    }
+    *out = r;
+    return 0;
+}
+
+void d2g_redis_free(d2g_redis_t *r) {
+    if (!r)
+        return;
+    if (r->c)
+        redisFree(r->c);
+    free(r->host);
+    free(r->unix_path);
+    free(r->username);
+    d2g_secret_free(r->password);
+    free(r->namespace);
+    free(r);
+}
+
+void d2g_redis_key(const d2g_redis_t *r, char *buf, size_t buflen, const char *fmt, ...) {
+    int n = snprintf(buf, buflen, "%s:", r->namespace);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n >= 0 && (size_t)n < buflen)
+        vsnprintf(buf + n, buflen - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+/* A reply, or NULL with err set; error replies become NULL too. */
+static redisReply *check(redisReply *rep, d2g_redis_t *r, char *err, size_t errlen) {
+    if (!rep) {
+        d2g_err_set(err, errlen, "redis: %s", r->c && r->c->err ? r->c->errstr : "no reply");
+        return NULL;
+    }
+    if (rep->type == REDIS_REPLY_ERROR) {
+        d2g_err_set(err, errlen, "redis: %s", rep->str);
+        freeReplyObject(rep);
+        return NULL;
+    }
+    return rep;
+}
+
+redisReply *d2g_redis_argv(d2g_redis_t *r, int argc, const char **argv, const size_t *argvlen,
+                           char *err, size_t errlen) {
+    /* Try, and on a broken connection (not an error reply) reconnect once. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!r->c && do_connect(r, err, errlen))
+            return NULL;
+        redisReply *rep = redisCommandArgv(r->c, argc, argv, argvlen);
+        if (rep || attempt == 1)
+            return check(rep, r, err, errlen);
+        redisFree(r->c);
+        r->c = NULL;
+    }
+    return NULL;
+}
+
+redisReply *d2g_redis_cmd(d2g_redis_t *r, char *err, size_t errlen, const char *fmt, ...) {
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!r->c && do_connect(r, err, errlen))
+            return NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        redisReply *rep = redisvCommand(r->c, fmt, ap);
+        va_end(ap);
+        if (rep || attempt == 1)
+            return check(rep, r, err, errlen);
+        redisFree(r->c);
+        r->c = NULL;
+    }
+    return NULL;
+}
+
+redisReply *d2g_redis_eval(d2g_redis_t *r, const d2g_redis_script_t *script, int nkeys,
+                           const char **keys, int nargs, const char **args, char *err,
+                           size_t errlen) {
+    enum { MAXARGS = 32 };
+    const char *argv[MAXARGS];
+    char nk[16];
+    int argc = 0;
+    if (nkeys + nargs + 3 > MAXARGS) {
+        d2g_err_set(err, errlen, "redis script %s: too many arguments", script->name);
+        return NULL;
+    }
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    char *sha = sha_slot(r, script);
+    if (!sha) {
+        d2g_err_set(err, errlen, "redis script %s: too many distinct scripts", script->name);
+        return NULL;
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!sha[0]) {
+            const char *load[] = {"SCRIPT", "LOAD", script->source};
+            redisReply *rep = d2g_redis_argv(r, 3, load, NULL, err, errlen);
+            if (!rep)
+                return NULL;
+            if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
+                freeReplyObject(rep);
+                d2g_err_set(err, errlen, "redis script %s: bad SCRIPT LOAD reply", script->name);
+                return NULL;
+            }
+            memcpy(sha, rep->str, 41);
+            freeReplyObject(rep);
+        }
+        argc = 0;
+        argv[argc++] = "EVALSHA";
+        argv[argc++] = sha;
+        argv[argc++] = nk;
+        for (int i = 0; i < nkeys; i++)
+            argv[argc++] = keys[i];
+        for (int i = 0; i < nargs; i++)
+            argv[argc++] = args[i];
+        char cause[D2G_ERRLEN];
+        redisReply *rep = d2g_redis_argv(r, argc, argv, NULL, cause, sizeof(cause));
+        if (rep)
+            return rep;
+        if (strstr(cause, "NOSCRIPT") && attempt == 0) {
+            sha[0] = '\0'; /* Redis restarted or flushed its scripts */
+            continue;
+        }
+        d2g_err_set(err, errlen, "redis script %s: %s", script->name, cause);
+        return NULL;
+    }
+    return NULL;
+}

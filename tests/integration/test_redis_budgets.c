@@ -1,0 +1,220 @@
+/*
+ * test_redis_budgets.c - the shared budgets against a real redis-server, with
+ * several processes competing as replicas do: a rate limit never lets more
+ * than N requests through in any window, a semaphore never has more than its
+ * limit of holders, a crashed holder's permit comes back, a lease has one
+ * owner at a time.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ds2grist/clock.h"
+#include "ds2grist/err.h"
+#include "ds2grist/lease.h"
+#include "ds2grist/permits.h"
+#include "ds2grist/ratelimit.h"
+#include "ds2grist/redis.h"
+#include "testenv.h"
+
+static d2g_redis_t *connect_env(d2g_testenv_t *env) {
+    char url[64], err[D2G_ERRLEN];
+    d2g_redis_t *r;
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", env->redis_port);
+    if (d2g_redis_connect(url, NULL, NULL, "t", 2000, &r, err, sizeof(err)))
+        fail_msg("connect: %s", err);
+    return r;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int setup(void **state) {
+    d2g_testenv_t *env = calloc(1, sizeof(*env));
+    *state = env;
+    if (d2g_testenv_init(env) || d2g_testenv_start_redis(env))
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state) {
+    d2g_testenv_stop(*state);
+    free(*state);
+    return 0;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* 4 processes hammer a budget of 20 per second for 2.5 s. */
+static void test_ratelimit_across_processes(void **state) {
+    d2g_testenv_t *env = *state;
+    enum { PROCS = 4, LIMIT = 20, WINDOW = 1000, RUN_MS = 2500 };
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    for (int p = 0; p < PROCS; p++) {
+        if (fork() == 0) {
+            d2g_redis_t *r = connect_env(env);
+            char holder[64], err[D2G_ERRLEN];
+            int64_t end = d2g_clock_mono_ms() + RUN_MS, wait;
+            for (int i = 0; d2g_clock_mono_ms() < end; i++) {
+                snprintf(holder, sizeof(holder), "p%d:%d", p, i);
+                if (d2g_ratelimit_take(r, "t:{rl}:budget", LIMIT, WINDOW, holder, &wait, err, sizeof(err)))
+                    _exit(2);
+                if (wait == 0) {
+                    int64_t now = d2g_clock_wall_ms();
+                    if (write(fds[1], &now, sizeof(now)) != sizeof(now))
+                        _exit(3);
+                } else {
+                    sleep_ms(wait < 5 ? wait : 5);
+                }
+            }
+            d2g_redis_free(r);
+            _exit(0);
+        }
+    }
+    close(fds[1]);
+    int64_t grants[1000];
+    size_t n = 0;
+    while (n < 1000 && read(fds[0], &grants[n], sizeof(int64_t)) == sizeof(int64_t))
+        n++;
+    close(fds[0]);
+    for (int p = 0; p < PROCS; p++) {
+        int status;
+        wait(&status);
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    qsort(grants, n, sizeof(int64_t), cmp_i64);
+    /* In any window slightly shorter than W (client clocks read just after the
+     * grant), at most LIMIT grants. */
+    size_t worst = 0;
+    for (size_t i = 0, j = 0; i < n; i++) {
+        while (grants[i] - grants[j] >= WINDOW - 10)
+            j++;
+        if (i - j + 1 > worst)
+            worst = i - j + 1;
+    }
+    printf("# rate limit: %zu grants in %d ms, at most %zu in any %d ms window (limit %d)\n", n,
+           RUN_MS, worst, WINDOW, LIMIT);
+    assert_true(worst <= LIMIT);
+    assert_true(n >= 2 * LIMIT); /* the budget is used, not just respected */
+}
+
+/* 8 processes share 3 permits; a Redis counter tracks how many hold one. */
+static void test_permits_cap(void **state) {
+    d2g_testenv_t *env = *state;
+    enum { PROCS = 8, LIMIT = 3, ROUNDS = 15 };
+    for (int p = 0; p < PROCS; p++) {
+        if (fork() == 0) {
+            d2g_redis_t *r = connect_env(env);
+            char holder[64], err[D2G_ERRLEN];
+            for (int i = 0; i < ROUNDS; i++) {
+                int64_t wait;
+                snprintf(holder, sizeof(holder), "w%d:%d", p, i);
+                for (;;) {
+                    if (d2g_permits_acquire(r, "t:{doc:a}:permits", LIMIT, 10000, holder, &wait, err,
+                                            sizeof(err)))
+                        _exit(2);
+                    if (wait == 0)
+                        break;
+                    sleep_ms(wait < 3 ? wait : 3);
+                }
+                redisReply *rep = d2g_redis_cmd(r, err, sizeof(err),
+                    "EVAL %s 2 t:inflight t:maxinflight",
+                    "local n = redis.call('INCR', KEYS[1]) "
+                    "if n > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], n) end "
+                    "return n");
+                freeReplyObject(rep);
+                sleep_ms(5);
+                rep = d2g_redis_cmd(r, err, sizeof(err), "DECR t:inflight");
+                freeReplyObject(rep);
+                if (d2g_permits_release(r, "t:{doc:a}:permits", holder, err, sizeof(err)))
+                    _exit(3);
+            }
+            d2g_redis_free(r);
+            _exit(0);
+        }
+    }
+    for (int p = 0; p < PROCS; p++) {
+        int status;
+        wait(&status);
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    d2g_redis_t *r = connect_env(env);
+    char err[D2G_ERRLEN];
+    redisReply *rep = d2g_redis_cmd(r, err, sizeof(err), "GET t:maxinflight");
+    printf("# permits: highest number of holders %s (limit %d)\n", rep->str, LIMIT);
+    assert_int_equal(atoi(rep->str), LIMIT); /* reached, never exceeded */
+    freeReplyObject(rep);
+    assert_int_equal(d2g_permits_in_use(r, "t:{doc:a}:permits", err, sizeof(err)), 0);
+    d2g_redis_free(r);
+}
+
+static void test_permit_of_crashed_holder_expires(void **state) {
+    d2g_redis_t *r = connect_env(*state);
+    char err[D2G_ERRLEN];
+    int64_t wait;
+    assert_int_equal(d2g_permits_acquire(r, "t:{doc:b}:permits", 1, 200, "crashed", &wait, err, sizeof(err)), 0);
+    assert_int_equal(wait, 0);
+    assert_int_equal(d2g_permits_acquire(r, "t:{doc:b}:permits", 1, 200, "other", &wait, err, sizeof(err)), 0);
+    assert_true(wait > 0 && wait <= 200);
+    sleep_ms(wait + 5);
+    assert_int_equal(d2g_permits_acquire(r, "t:{doc:b}:permits", 1, 200, "other", &wait, err, sizeof(err)), 0);
+    assert_int_equal(wait, 0);
+    d2g_redis_free(r);
+}
+
+static void test_lease(void **state) {
+    d2g_redis_t *r = connect_env(*state);
+    char err[D2G_ERRLEN];
+    int got;
+    assert_int_equal(d2g_lease_acquire(r, "t:{proc:1}:lease", "A", 300, &got, err, sizeof(err)), 0);
+    assert_true(got);
+    assert_int_equal(d2g_lease_acquire(r, "t:{proc:1}:lease", "B", 300, &got, err, sizeof(err)), 0);
+    assert_false(got);
+    assert_int_equal(d2g_lease_acquire(r, "t:{proc:1}:lease", "A", 300, &got, err, sizeof(err)), 0);
+    assert_true(got); /* renewal */
+    assert_int_equal(d2g_lease_release(r, "t:{proc:1}:lease", "B", err, sizeof(err)), 0);
+    assert_int_equal(d2g_lease_acquire(r, "t:{proc:1}:lease", "B", 300, &got, err, sizeof(err)), 0);
+    assert_false(got); /* B cannot release A's lease */
+    sleep_ms(350);     /* A "dies": its lease expires */
+    assert_int_equal(d2g_lease_acquire(r, "t:{proc:1}:lease", "B", 300, &got, err, sizeof(err)), 0);
+    assert_true(got);
+    d2g_redis_free(r);
+}
+
+static void test_script_reloaded_after_flush(void **state) {
+    d2g_redis_t *r = connect_env(*state);
+    char err[D2G_ERRLEN];
+    int got;
+    assert_int_equal(d2g_lease_acquire(r, "t:{proc:2}:lease", "A", 1000, &got, err, sizeof(err)), 0);
+    redisReply *rep = d2g_redis_cmd(r, err, sizeof(err), "SCRIPT FLUSH");
+    freeReplyObject(rep);
+    assert_int_equal(d2g_lease_acquire(r, "t:{proc:2}:lease", "A", 1000, &got, err, sizeof(err)), 0);
+    assert_true(got);
+    d2g_redis_free(r);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_ratelimit_across_processes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_permits_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_permit_of_crashed_holder_expires, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_script_reloaded_after_flush, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("redis_budgets", tests, NULL, NULL);
+}
