@@ -12,12 +12,13 @@
 #endif
 
 int d2g_cli_start(int argc, char **argv, const char *service, const char *usage,
-                  d2g_config_t **cfg) {
+                  d2g_config_t **cfg, int *argi) {
     const char *path = getenv("DS2GRIST_CONFIG");
     char err[D2G_ERRLEN];
 
+    int i;
     *cfg = NULL;
-    for (int i = 1; i < argc; i++) {
+    for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage, stdout);
             return 0;
@@ -26,11 +27,14 @@ int d2g_cli_start(int argc, char **argv, const char *service, const char *usage,
             return 0;
         } else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
             path = argv[++i];
-        } else {
-            fprintf(stderr, "ds2grist-%s: unknown argument %s\n%s", service, argv[i], usage);
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "ds2grist-%s: unknown option %s\n%s", service, argv[i], usage);
             return 2;
+        } else {
+            break;
         }
     }
+    *argi = i;
     d2g_log_init(service, D2G_LOG_INFO);
     if (!path || !*path) {
         d2g_log(D2G_LOG_ERROR, "config_missing", 0, NULL,

@@ -469,9 +469,49 @@ static int validate(d2g_config_t *cfg, char *err, size_t errlen) {
     return 0;
 }
 
+static int parse_producer(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
+    static const char *const keys[] = {"concurrency", "lease_s", "labels_interval_s", "page_size",
+                                       "page_size_min", "shutdown_grace_s", NULL};
+    json_t *p = json_object_get(root, "producer");
+    json_t *empty = json_object();
+    long long v[6];
+    int rc = -1;
+    if (p && (expect_object(p, "producer", err, errlen) ||
+              check_keys(p, "producer", keys, err, errlen)))
+        goto out;
+    if (!p)
+        p = empty;
+    if (get_int(p, "concurrency", "producer", 0, 4, 1, 256, &v[0], err, errlen) ||
+        get_int(p, "lease_s", "producer", 0, 120, 5, 3600, &v[1], err, errlen) ||
+        get_int(p, "labels_interval_s", "producer", 0, 900, 0, 604800, &v[2], err, errlen) ||
+        get_int(p, "page_size", "producer", 0, 100, 1, 100, &v[3], err, errlen) ||
+        get_int(p, "page_size_min", "producer", 0, 5, 1, 100, &v[4], err, errlen) ||
+        get_int(p, "shutdown_grace_s", "producer", 0, 25, 1, 3600, &v[5], err, errlen))
+        goto out;
+    if (v[4] > v[3]) {
+        d2g_err_set(err, errlen, "producer.page_size_min: must not exceed producer.page_size");
+        goto out;
+    }
+    if (v[1] <= cfg->ds.timeout_s) {
+        d2g_err_set(err, errlen, "producer.lease_s: must exceed ds.timeout_s (%d), or a slow "
+                    "request could outlive its lease", cfg->ds.timeout_s);
+        goto out;
+    }
+    cfg->producer.concurrency = (int)v[0];
+    cfg->producer.lease_s = (int)v[1];
+    cfg->producer.labels_interval_s = (int)v[2];
+    cfg->producer.page_size = (int)v[3];
+    cfg->producer.page_size_min = (int)v[4];
+    cfg->producer.shutdown_grace_s = (int)v[5];
+    rc = 0;
+out:
+    json_decref(empty);
+    return rc;
+}
+
 static int load_root(json_t *root, d2g_config_t **out, char *err, size_t errlen) {
     static const char *const keys[] = {"kafka", "redis", "ds", "grist", "defaults", "procedures",
-                                       "log_level", "http", NULL};
+                                       "producer", "log_level", "http", NULL};
     static const char *const hkeys[] = {"port", NULL};
     long long n;
     d2g_config_t *cfg = calloc(1, sizeof(*cfg));
@@ -482,7 +522,7 @@ static int load_root(json_t *root, d2g_config_t **out, char *err, size_t errlen)
         goto out;
     if (parse_kafka(cfg, root, err, errlen) || parse_redis(cfg, root, err, errlen) ||
         parse_ds(cfg, root, err, errlen) || parse_grist(cfg, root, err, errlen) ||
-        parse_procedures(cfg, root, err, errlen) ||
+        parse_procedures(cfg, root, err, errlen) || parse_producer(cfg, root, err, errlen) ||
         get_string(root, "log_level", "(top level)", "info", &cfg->log_level, err, errlen))
         goto out;
     json_t *http = json_object_get(root, "http");

@@ -17,8 +17,9 @@ static const char *date_field(d2g_envelope_kind_t kind) {
     return kind == D2G_ENVELOPE_UPSERT ? "dateDerniereModification" : "dateSupression";
 }
 
-char *d2g_envelope_encode(d2g_envelope_kind_t kind, int64_t procedure, json_t *dossier,
-                          int64_t fetched_at_ms, size_t *len, char *err, size_t errlen) {
+char *d2g_envelope_encode(d2g_envelope_kind_t kind, int flags, int64_t procedure,
+                          json_t *dossier, int64_t fetched_at_ms, size_t *len, char *err,
+                          size_t errlen) {
     char fetched[D2G_TIME_BUFLEN];
     json_t *num = json_object_get(dossier, "number");
     json_t *date = json_object_get(dossier, date_field(kind));
@@ -41,6 +42,8 @@ char *d2g_envelope_encode(d2g_envelope_kind_t kind, int64_t procedure, json_t *d
         d2g_err_set(err, errlen, "out of memory");
         return NULL;
     }
+    if (flags & D2G_ENVELOPE_PARTIAL)
+        json_object_set_new(o, "partial", json_true());
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (!s) {
@@ -85,6 +88,7 @@ int d2g_envelope_decode(const char *buf, size_t len, d2g_envelope_t *env, char *
         return rc;
     }
     env->kind = strcmp(k, "upsert") == 0 ? D2G_ENVELOPE_UPSERT : D2G_ENVELOPE_DELETE;
+    env->partial = json_is_true(json_object_get(root, "partial"));
     env->procedure = json_integer_value(proc);
     env->number = json_integer_value(num);
     env->modified = json_string_value(mod);

@@ -14,7 +14,8 @@ static const char usage[] =
 
 int main(int argc, char **argv) {
     d2g_config_t *cfg;
-    int rc = d2g_cli_start(argc, argv, "worker", usage, &cfg);
+    int argi;
+    int rc = d2g_cli_start(argc, argv, "worker", usage, &cfg, &argi);
     if (!cfg)
         return rc;
     d2g_log(D2G_LOG_ERROR, "not_implemented", 0, NULL, "the worker loop is not implemented yet");

@@ -10,13 +10,14 @@
 #include "ds2grist/config.h"
 
 /*
- * Parses the common options (--config PATH, --help, --version), loads and
- * validates the configuration and initialises the logger for service.
- * Returns 0 with *cfg owned by the caller, or the process exit code to use
- * (2 for a usage or configuration error, 0 after --help/--version), having
- * printed the reason. usage is printed for --help.
+ * Parses the common options (--config PATH, --help, --version) up to the
+ * first other argument, whose index goes to *argi (argc if none): commands
+ * and their arguments are the caller's. Loads and validates the
+ * configuration and initialises the logger for service. Returns 0 with *cfg
+ * owned by the caller, or the process exit code to use (2 for a usage or
+ * configuration error, 0 after --help/--version), having printed the reason.
  */
 int d2g_cli_start(int argc, char **argv, const char *service, const char *usage,
-                  d2g_config_t **cfg);
+                  d2g_config_t **cfg, int *argi);
 
 #endif

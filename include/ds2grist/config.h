@@ -88,6 +88,14 @@ typedef struct d2g_config {
     } grist;
     d2g_procedure_t *procedures; /* sorted by number */
     size_t n_procedures;
+    struct {
+        int concurrency;       /* DS requests in flight per replica, default 4 */
+        int lease_s;           /* procedure lease, renewed every page, default 120 */
+        int labels_interval_s; /* label pass period per procedure, default 900; 0 = off */
+        int page_size;         /* dossiers per page, at most 100 (DS's cap), default 100 */
+        int page_size_min;     /* floor when shrinking on timeouts, default 5 */
+        int shutdown_grace_s;  /* SIGTERM: time to finish pages in hand, default 25 */
+    } producer;
     char *log_level; /* "debug" | "info" | "warn" | "error", default "info" */
     struct {
         int port; /* health and metrics HTTP port, 0 = disabled */

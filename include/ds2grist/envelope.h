@@ -15,6 +15,10 @@
  *    "fetched_at": "...",
  *    "dossier": {"id", "number", "dateSupression", "state", "reason"}}
  *
+ * A label-only change (DS does not move dateDerniereModification for it) is
+ * sent as an upsert with "partial": true and a dossier holding only id,
+ * number, dateDerniereModification and labels: the worker writes only those.
+ *
  * No credential and no Grist target is ever in a message: a worker resolves
  * the target of a procedure from its own configuration.
  */
@@ -29,8 +33,12 @@
 
 typedef enum { D2G_ENVELOPE_UPSERT = 0, D2G_ENVELOPE_DELETE = 1 } d2g_envelope_kind_t;
 
+/* encode flags */
+#define D2G_ENVELOPE_PARTIAL 0x1 /* the dossier holds only some fields (label pass) */
+
 typedef struct d2g_envelope {
     d2g_envelope_kind_t kind;
+    int partial; /* 1: only the fields present are to be written (see PARTIAL) */
     int64_t procedure;
     int64_t number;
     const char *modified;   /* borrowed from root */
@@ -46,8 +54,9 @@ typedef struct d2g_envelope {
  * (delete). fetched_at_ms is the fetch time in ms since the epoch.
  * Returns a malloc'ed NUL-terminated string (caller frees), length in *len.
  */
-char *d2g_envelope_encode(d2g_envelope_kind_t kind, int64_t procedure, json_t *dossier,
-                          int64_t fetched_at_ms, size_t *len, char *err, size_t errlen);
+char *d2g_envelope_encode(d2g_envelope_kind_t kind, int flags, int64_t procedure,
+                          json_t *dossier, int64_t fetched_at_ms, size_t *len, char *err,
+                          size_t errlen);
 
 /* Parses and validates a message value; on success env owns its root
  * (release with d2g_envelope_clear). On failure err says what is wrong with

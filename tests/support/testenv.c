@@ -293,3 +293,70 @@ int d2g_test_http(const char *method, const char *url, const char *bearer, const
         free(b.data);
     return (int)status;
 }
+
+#include <librdkafka/rdkafka.h>
+
+static void msgs_push(d2g_test_msgs_t *m, const rd_kafka_message_t *km) {
+    if (m->n == m->cap) {
+        m->cap = m->cap ? m->cap * 2 : 256;
+        m->v = realloc(m->v, m->cap * sizeof(*m->v));
+    }
+    d2g_test_msg_t *t = &m->v[m->n++];
+    t->key = km->key ? strndup(km->key, km->key_len) : strdup("");
+    t->value = km->payload ? strndup(km->payload, km->len) : strdup("");
+    t->partition = km->partition;
+    t->offset = (long long)km->offset;
+}
+
+void d2g_test_msgs_free(d2g_test_msgs_t *m) {
+    for (size_t i = 0; i < m->n; i++) {
+        free(m->v[i].key);
+        free(m->v[i].value);
+    }
+    free(m->v);
+    memset(m, 0, sizeof(*m));
+}
+
+int d2g_test_kafka_read_all(d2g_testenv_t *env, const char *topic, d2g_test_msgs_t *out) {
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", env->kafka_bootstrap, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", "d2g-test-reader", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (!rk)
+        return -1;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    if (rd_kafka_metadata(rk, 0, t, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1) {
+        rd_kafka_topic_destroy(t);
+        rd_kafka_destroy(rk);
+        return -1;
+    }
+    int parts = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(parts);
+    for (int i = 0; i < parts; i++)
+        rd_kafka_topic_partition_list_add(tp, topic, i)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, tp);
+    rd_kafka_topic_partition_list_destroy(tp);
+    int eof = 0, idle = 0;
+    while (eof < parts && idle < 100) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) {
+            idle++;
+            continue;
+        }
+        idle = 0;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            eof++;
+        else if (!m->err)
+            msgs_push(out, m);
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return eof == parts ? 0 : -1;
+}

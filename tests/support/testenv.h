@@ -58,3 +58,22 @@ int d2g_test_http(const char *method, const char *url, const char *bearer, const
                   char **resp);
 
 #endif
+
+/* ---- Kafka: read back what was produced ---- */
+
+typedef struct d2g_test_msg {
+    char *key;
+    char *value;
+    int partition;
+    long long offset;
+} d2g_test_msg_t;
+
+typedef struct d2g_test_msgs {
+    d2g_test_msg_t *v;
+    size_t n, cap;
+} d2g_test_msgs_t;
+
+/* Reads every message of topic (all partitions, from the beginning, no
+ * consumer group) into out (appended). Returns 0 or -1. */
+int d2g_test_kafka_read_all(d2g_testenv_t *env, const char *topic, d2g_test_msgs_t *out);
+void d2g_test_msgs_free(d2g_test_msgs_t *m);

@@ -19,13 +19,14 @@ static void test_round_trip(void **state) {
                           "stringValue", "École élémentaire");
     char err[D2G_ERRLEN], key[64];
     size_t len;
-    char *msg = d2g_envelope_encode(D2G_ENVELOPE_UPSERT, 4242, d, 1773497186123LL, &len, err,
+    char *msg = d2g_envelope_encode(D2G_ENVELOPE_UPSERT, 0, 4242, d, 1773497186123LL, &len, err,
                                     sizeof(err));
     assert_non_null(msg);
     assert_int_equal(strlen(msg), len);
     d2g_envelope_t env;
     assert_int_equal(d2g_envelope_decode(msg, len, &env, err, sizeof(err)), 0);
     assert_int_equal(env.kind, D2G_ENVELOPE_UPSERT);
+    assert_int_equal(env.partial, 0);
     assert_int_equal(env.procedure, 4242);
     assert_int_equal(env.number, 12);
     assert_string_equal(env.modified, "2026-03-14T15:06:26+01:00");
@@ -44,15 +45,16 @@ static void test_delete(void **state) {
                           "2026-03-15T09:00:00+01:00", "state", "refuse", "reason", "user_request");
     char err[D2G_ERRLEN];
     size_t len;
-    char *msg = d2g_envelope_encode(D2G_ENVELOPE_DELETE, 1, d, 0, &len, err, sizeof(err));
+    char *msg = d2g_envelope_encode(D2G_ENVELOPE_DELETE, D2G_ENVELOPE_PARTIAL, 1, d, 0, &len, err, sizeof(err));
     d2g_envelope_t env;
     assert_int_equal(d2g_envelope_decode(msg, len, &env, err, sizeof(err)), 0);
     assert_int_equal(env.kind, D2G_ENVELOPE_DELETE);
+    assert_int_equal(env.partial, 1);
     assert_string_equal(env.modified, "2026-03-15T09:00:00+01:00");
     d2g_envelope_clear(&env);
     free(msg);
     /* An upsert needs dateDerniereModification. */
-    assert_null(d2g_envelope_encode(D2G_ENVELOPE_UPSERT, 1, d, 0, &len, err, sizeof(err)));
+    assert_null(d2g_envelope_encode(D2G_ENVELOPE_UPSERT, 0, 1, d, 0, &len, err, sizeof(err)));
     assert_non_null(strstr(err, "dateDerniereModification"));
     json_decref(d);
 }

@@ -1,0 +1,116 @@
+/* cursor.c - poll positions and status in Redis, see cursor.h. */
+#include "ds2grist/cursor.h"
+#include "ds2grist/err.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void key(d2g_redis_t *r, char *buf, size_t len, int64_t proc, const char *what) {
+    d2g_redis_key(r, buf, len, "{proc:%" PRId64 "}:%s", proc, what);
+}
+
+void d2g_cursor_clear(d2g_cursor_t *c) {
+    free(c->updated_since);
+    free(c->after);
+    free(c->deleted_since);
+    free(c->deleted_after);
+    free(c->max_modified);
+    memset(c, 0, sizeof(*c));
+}
+
+int d2g_cursor_load(d2g_redis_t *r, int64_t procedure, d2g_cursor_t *c, char *err,
+                    size_t errlen) {
+    char k[256];
+    memset(c, 0, sizeof(*c));
+    key(r, k, sizeof(k), procedure, "cursor");
+    const char *argv[] = {"HMGET", k, "updated_since", "after", "deleted_since",
+                          "deleted_after", "max_modified", "last_poll_ms", "labels_at_ms"};
+    redisReply *rep = d2g_redis_argv(r, 9, argv, NULL, err, errlen);
+    if (!rep)
+        return -1;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 7) {
+        freeReplyObject(rep);
+        return d2g_err_set(err, errlen, "redis: unexpected HMGET reply for %s", k);
+    }
+    char **dst[] = {&c->updated_since, &c->after, &c->deleted_since, &c->deleted_after,
+                    &c->max_modified};
+    for (int i = 0; i < 5; i++)
+        if (rep->element[i]->type == REDIS_REPLY_STRING && rep->element[i]->len > 0)
+            *dst[i] = strdup(rep->element[i]->str);
+    if (rep->element[5]->type == REDIS_REPLY_STRING)
+        c->last_poll_ms = strtoll(rep->element[5]->str, NULL, 10);
+    if (rep->element[6]->type == REDIS_REPLY_STRING)
+        c->labels_at_ms = strtoll(rep->element[6]->str, NULL, 10);
+    freeReplyObject(rep);
+    if (!c->updated_since)
+        c->updated_since = strdup(D2G_CURSOR_EPOCH);
+    return 0;
+}
+
+int d2g_cursor_set(d2g_redis_t *r, int64_t procedure, const char *const *pairs, char *err,
+                   size_t errlen) {
+    char k[256];
+    const char *argv[32];
+    int argc = 0;
+    key(r, k, sizeof(k), procedure, "cursor");
+    argv[argc++] = "HSET";
+    argv[argc++] = k;
+    for (int i = 0; pairs[i] && argc < 30; i += 2) {
+        argv[argc++] = pairs[i];
+        argv[argc++] = pairs[i + 1];
+    }
+    redisReply *rep = d2g_redis_argv(r, argc, argv, NULL, err, errlen);
+    if (!rep)
+        return -1;
+    freeReplyObject(rep);
+    return 0;
+}
+
+int d2g_cursor_reset(d2g_redis_t *r, int64_t procedure, const char *since, char *err,
+                     size_t errlen) {
+    char k[256];
+    key(r, k, sizeof(k), procedure, "cursor");
+    const char *del[] = {"HDEL", k, "after", "last_poll_ms"};
+    redisReply *rep = d2g_redis_argv(r, 4, del, NULL, err, errlen);
+    if (!rep)
+        return -1;
+    freeReplyObject(rep);
+    const char *pairs[] = {"updated_since", since ? since : D2G_CURSOR_EPOCH, NULL};
+    return d2g_cursor_set(r, procedure, pairs, err, errlen);
+}
+
+int d2g_cursor_status_ok(d2g_redis_t *r, int64_t procedure, int64_t now_ms, int emitted,
+                         char *err, size_t errlen) {
+    char k[256], now[24], n[16];
+    key(r, k, sizeof(k), procedure, "status");
+    snprintf(now, sizeof(now), "%" PRId64, now_ms);
+    snprintf(n, sizeof(n), "%d", emitted);
+    const char *hset[] = {"HSET", k, "last_success_ms", now, "failed", "0"};
+    const char *incr[] = {"HINCRBY", k, "emitted", n};
+    redisReply *rep = d2g_redis_argv(r, 6, hset, NULL, err, errlen);
+    if (!rep)
+        return -1;
+    freeReplyObject(rep);
+    if (emitted > 0) {
+        if (!(rep = d2g_redis_argv(r, 4, incr, NULL, err, errlen)))
+            return -1;
+        freeReplyObject(rep);
+    }
+    return 0;
+}
+
+int d2g_cursor_status_error(d2g_redis_t *r, int64_t procedure, int64_t now_ms, int failed,
+                            const char *reason, char *err, size_t errlen) {
+    char k[256], now[24];
+    key(r, k, sizeof(k), procedure, "status");
+    snprintf(now, sizeof(now), "%" PRId64, now_ms);
+    const char *argv[] = {"HSET", k, "last_error", reason, "last_error_ms", now,
+                          "failed", failed ? "1" : "0"};
+    redisReply *rep = d2g_redis_argv(r, 8, argv, NULL, err, errlen);
+    if (!rep)
+        return -1;
+    freeReplyObject(rep);
+    return 0;
+}

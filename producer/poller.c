@@ -1,0 +1,692 @@
+/* poller.c - the producer's loop, see poller.h. */
+#include "poller.h"
+#include "ds_client.h"
+#include "emitter.h"
+#include "gql_queries.h"
+
+#include "ds2grist/clock.h"
+#include "ds2grist/cursor.h"
+#include "ds2grist/envelope.h"
+#include "ds2grist/err.h"
+#include "ds2grist/lease.h"
+#include "ds2grist/log.h"
+#include "ds2grist/ratelimit.h"
+#include "ds2grist/redis.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* DS counts requests per minute; our window is one second longer so that the
+ * time a request spends in transit cannot put 401 in one of DS's windows. */
+#define DS_WINDOW_MS 61000
+/* Backoff after transient failures: 1 s doubling up to 5 min, with jitter. */
+#define BACKOFF_BASE_MS 1000
+#define BACKOFF_MAX_MS (5 * 60 * 1000)
+/* A procedure that failed for a reason a retry cannot fix (token, GraphQL
+ * error) is tried again after at least this long. */
+#define FAILED_RETRY_MS (5 * 60 * 1000)
+
+typedef enum { PASS_DOSSIERS, PASS_DELETED, PASS_LABELS } pass_t;
+typedef enum { ST_IDLE, ST_REQUEST, ST_ACKS } state_t;
+
+typedef struct token_state {
+    const d2g_ds_token_t *cfg;
+    int64_t blocked_until; /* mono ms: budget exhausted or 429 */
+} token_state_t;
+
+typedef struct proc {
+    const d2g_procedure_t *cfg;
+    token_state_t *token;
+    state_t state;
+    pass_t pass;
+    int in_run;         /* lease held and cursor loaded */
+    int64_t due;        /* mono ms when it may make its next request */
+    uint64_t served;    /* turn at which it was last served (fairness) */
+    int page_size;
+    int ok_streak;
+    int backoff;        /* consecutive transient failures */
+    d2g_cursor_t cursor;
+    int want_revision;  /* first page of a run asks for activeRevision */
+    char *labels_after; /* label pass position (memory only) */
+    /* The page waiting for its Kafka acknowledgements. */
+    d2g_delivery_t dv;
+    char *page_after;
+    int page_has_next;
+    char *page_max_modified;
+    json_t *page_labels; /* number -> label digest, to record after the acks */
+    char *page_revision;
+    int page_emitted;
+} proc_t;
+
+struct d2g_poller {
+    const d2g_config_t *cfg;
+    d2g_redis_t *redis;
+    d2g_ds_client_t *ds;
+    d2g_emitter_t *em;
+    proc_t *procs;
+    size_t n_procs;
+    token_state_t *tokens;
+    char replica[128]; /* lease owner id: host:pid:random */
+    uint64_t turn;
+    uint64_t holder_seq;
+    unsigned rng;
+    int stopping;
+};
+
+/* --- helpers ------------------------------------------------------------- */
+
+static int64_t jitter(d2g_poller_t *p, int64_t ms) {
+    /* +-20 % so that replicas and procedures do not move in lockstep. */
+    int64_t j = ms / 5;
+    return j > 0 ? ms - j + (int64_t)(rand_r(&p->rng) % (unsigned)(2 * j + 1)) : ms;
+}
+
+static int64_t backoff_ms(d2g_poller_t *p, int n) {
+    int64_t d = BACKOFF_BASE_MS;
+    for (int i = 1; i < n && d < BACKOFF_MAX_MS; i++)
+        d *= 2;
+    return jitter(p, d < BACKOFF_MAX_MS ? d : BACKOFF_MAX_MS);
+}
+
+static void proc_key(d2g_poller_t *p, const proc_t *pr, const char *what, char *buf, size_t len) {
+    d2g_redis_key(p->redis, buf, len, "{proc:%" PRId64 "}:%s", pr->cfg->number, what);
+}
+
+static void page_clear(proc_t *pr) {
+    free(pr->page_after);
+    free(pr->page_max_modified);
+    free(pr->page_revision);
+    json_decref(pr->page_labels);
+    pr->page_after = pr->page_max_modified = pr->page_revision = NULL;
+    pr->page_labels = NULL;
+    pr->page_has_next = 0;
+    pr->page_emitted = 0;
+    memset(&pr->dv, 0, sizeof(pr->dv));
+}
+
+/* The labels of a dossier as one comparable string: sorted ids. */
+static char *label_digest(json_t *labels) {
+    size_t n = json_array_size(labels), len = 1;
+    const char **ids = calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = json_string_value(json_object_get(json_array_get(labels, i), "id"));
+        if (!ids[i])
+            ids[i] = "?";
+        len += strlen(ids[i]) + 1;
+    }
+    for (size_t i = 1; i < n; i++) /* insertion sort: a dossier has few labels */
+        for (size_t j = i; j > 0 && strcmp(ids[j - 1], ids[j]) > 0; j--) {
+            const char *t = ids[j];
+            ids[j] = ids[j - 1];
+            ids[j - 1] = t;
+        }
+    char *s = malloc(len);
+    s[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            strcat(s, ",");
+        strcat(s, ids[i]);
+    }
+    free(ids);
+    return s;
+}
+
+/* --- runs ---------------------------------------------------------------- */
+
+/* Ends a run: complete = the run went through every pass (its poll time is
+ * recorded), else it was cut short and the next run resumes from the cursor. */
+static void end_run(d2g_poller_t *p, proc_t *pr, int complete, int64_t next_in_ms) {
+    char err[D2G_ERRLEN], k[256], now[24];
+    if (complete) {
+        snprintf(now, sizeof(now), "%" PRId64, d2g_clock_wall_ms());
+        const char *pairs[] = {"last_poll_ms", now, NULL};
+        if (d2g_cursor_set(p->redis, pr->cfg->number, pairs, err, sizeof(err)))
+            d2g_log_err(D2G_LOG_WARN, "cursor_save_failed", pr->cfg->number, NULL, err,
+                        "could not record the poll time");
+    }
+    proc_key(p, pr, "lease", k, sizeof(k));
+    if (d2g_lease_release(p->redis, k, p->replica, err, sizeof(err)))
+        d2g_log_err(D2G_LOG_WARN, "lease_release_failed", pr->cfg->number, NULL, err,
+                    "lease will expire by itself");
+    d2g_cursor_clear(&pr->cursor);
+    free(pr->labels_after);
+    pr->labels_after = NULL;
+    pr->in_run = 0;
+    pr->state = ST_IDLE;
+    pr->due = d2g_clock_mono_ms() + next_in_ms;
+}
+
+/* Begins a run if this replica may: lease, cursor, interval. Returns 1 if the
+ * run started, 0 if the procedure was rescheduled. */
+static int begin_run(d2g_poller_t *p, proc_t *pr, int64_t now) {
+    char err[D2G_ERRLEN], k[256];
+    int got = 0;
+    int64_t interval = (int64_t)pr->cfg->poll_interval_s * 1000;
+
+    proc_key(p, pr, "lease", k, sizeof(k));
+    if (d2g_lease_acquire(p->redis, k, p->replica, (int64_t)p->cfg->producer.lease_s * 1000, &got,
+                          err, sizeof(err))) {
+        d2g_log_err(D2G_LOG_WARN, "redis_error", pr->cfg->number, NULL, err, "cannot take the lease");
+        pr->due = now + backoff_ms(p, 3);
+        return 0;
+    }
+    if (!got) { /* another replica polls it; look again later */
+        pr->due = now + jitter(p, interval < 15000 ? interval : 15000);
+        return 0;
+    }
+    if (d2g_cursor_load(p->redis, pr->cfg->number, &pr->cursor, err, sizeof(err))) {
+        d2g_log_err(D2G_LOG_WARN, "redis_error", pr->cfg->number, NULL, err, "cannot read the cursor");
+        d2g_lease_release(p->redis, k, p->replica, err, sizeof(err));
+        pr->due = now + backoff_ms(p, 3);
+        return 0;
+    }
+    int64_t wall = d2g_clock_wall_ms(), since_last = wall - pr->cursor.last_poll_ms;
+    if (pr->cursor.last_poll_ms > 0 && since_last < interval) {
+        /* Another replica (or we, before a restart) polled it recently. */
+        d2g_cursor_clear(&pr->cursor);
+        d2g_lease_release(p->redis, k, p->replica, err, sizeof(err));
+        pr->due = now + (interval - since_last);
+        return 0;
+    }
+    if (!pr->cursor.deleted_since) {
+        /* Deletions matter from the first run on: earlier ones were never synced. */
+        char since[D2G_TIME_BUFLEN];
+        d2g_clock_format_ms(wall, since);
+        const char *pairs[] = {"deleted_since", since, NULL};
+        if (d2g_cursor_set(p->redis, pr->cfg->number, pairs, err, sizeof(err))) {
+            d2g_cursor_clear(&pr->cursor);
+            d2g_lease_release(p->redis, k, p->replica, err, sizeof(err));
+            pr->due = now + backoff_ms(p, 3);
+            return 0;
+        }
+        pr->cursor.deleted_since = strdup(since);
+    }
+    pr->in_run = 1;
+    pr->pass = PASS_DOSSIERS;
+    pr->want_revision = 1;
+    d2g_log(D2G_LOG_DEBUG, "run_started", pr->cfg->number, NULL, "from %s after %s",
+            pr->cursor.updated_since, pr->cursor.after ? "stored cursor" : "the start");
+    return 1;
+}
+
+/* Starts the next request of a procedure's run. */
+static void start_request(d2g_poller_t *p, proc_t *pr, int64_t now) {
+    char err[D2G_ERRLEN], k[256], holder[160];
+    int64_t wait = 0;
+    int got;
+
+    if (!pr->in_run && !begin_run(p, pr, now))
+        return;
+    if (pr->token->blocked_until > now) {
+        pr->due = pr->token->blocked_until;
+        return;
+    }
+    /* Keep the lease while the run goes on. */
+    proc_key(p, pr, "lease", k, sizeof(k));
+    if (d2g_lease_acquire(p->redis, k, p->replica, (int64_t)p->cfg->producer.lease_s * 1000, &got,
+                          err, sizeof(err)) || !got) {
+        d2g_log_err(D2G_LOG_WARN, "lease_lost", pr->cfg->number, NULL, got ? err : "taken over",
+                    "lease lost during the run; another replica will go on");
+        end_run(p, pr, 0, backoff_ms(p, 3));
+        return;
+    }
+    d2g_redis_key(p->redis, k, sizeof(k), "{dstoken:%s}:budget", pr->token->cfg->name);
+    snprintf(holder, sizeof(holder), "%s:%" PRIu64, p->replica, ++p->holder_seq);
+    if (d2g_ratelimit_take(p->redis, k, pr->token->cfg->requests_per_minute, DS_WINDOW_MS, holder,
+                           &wait, err, sizeof(err))) {
+        d2g_log_err(D2G_LOG_WARN, "redis_error", pr->cfg->number, NULL, err, "cannot take from the DS budget");
+        pr->due = now + backoff_ms(p, 3);
+        return;
+    }
+    if (wait > 0) {
+        pr->token->blocked_until = now + wait;
+        pr->due = now + wait;
+        return;
+    }
+
+    json_t *vars = json_pack("{s:I, s:i}", "demarcheNumber", (json_int_t)pr->cfg->number,
+                             "first", pr->page_size);
+    const char *op, *query;
+    switch (pr->pass) {
+    case PASS_DOSSIERS:
+        op = "getDossiers", query = d2g_gql_dossiers;
+        json_object_set_new(vars, "updatedSince", json_string(pr->cursor.updated_since));
+        json_object_set_new(vars, "after", pr->cursor.after ? json_string(pr->cursor.after) : json_null());
+        json_object_set_new(vars, "withRevision", json_boolean(pr->want_revision));
+        break;
+    case PASS_DELETED:
+        op = "getDeletedDossiers", query = d2g_gql_deleted;
+        json_object_set_new(vars, "deletedSince", json_string(pr->cursor.deleted_since));
+        json_object_set_new(vars, "after", pr->cursor.deleted_after ? json_string(pr->cursor.deleted_after) : json_null());
+        break;
+    default:
+        op = "getLabels", query = d2g_gql_labels;
+        /* The label pass reads few fields: the largest page always fits. */
+        json_object_set_new(vars, "first", json_integer(p->cfg->producer.page_size));
+        json_object_set_new(vars, "after", pr->labels_after ? json_string(pr->labels_after) : json_null());
+        break;
+    }
+    int rc = d2g_ds_client_start(p->ds, pr->token->cfg->secret, op, query, vars, pr, err, sizeof(err));
+    json_decref(vars);
+    if (rc) {
+        d2g_log_err(D2G_LOG_ERROR, "ds_request_failed", pr->cfg->number, NULL, err, "cannot start");
+        end_run(p, pr, 0, backoff_ms(p, 3));
+        return;
+    }
+    pr->state = ST_REQUEST;
+    pr->served = ++p->turn;
+}
+
+/* Sends one dossier message; returns 0, or -1 if this dossier cannot be sent. */
+static int emit(d2g_poller_t *p, proc_t *pr, d2g_envelope_kind_t kind, int flags, json_t *node,
+                int64_t fetched) {
+    char err[D2G_ERRLEN], key[64];
+    size_t len;
+    char *msg = d2g_envelope_encode(kind, flags, pr->cfg->number, node, fetched, &len, err, sizeof(err));
+    if (!msg) {
+        /* A node DS sent without number or date: nothing a worker could use. */
+        d2g_log_err(D2G_LOG_ERROR, "dossier_unusable", pr->cfg->number, NULL, err,
+                    "dossier skipped");
+        return -1;
+    }
+    int klen = d2g_envelope_key(pr->cfg->number, json_integer_value(json_object_get(node, "number")),
+                                key, sizeof(key));
+    if (d2g_emitter_send(p->em, key, (size_t)klen, msg, len, &pr->dv, err, sizeof(err))) {
+        free(msg);
+        if (!pr->dv.failed)
+            snprintf(pr->dv.error, sizeof(pr->dv.error), "%s", err);
+        pr->dv.failed++;
+        return -1;
+    }
+    pr->page_emitted++;
+    return 0;
+}
+
+/* The label pass: which of these dossiers' labels changed since last emitted? */
+static void emit_label_changes(d2g_poller_t *p, proc_t *pr, json_t *nodes, int64_t fetched) {
+    char err[D2G_ERRLEN], k[256];
+    size_t n = json_array_size(nodes);
+    if (n == 0)
+        return;
+    proc_key(p, pr, "labels", k, sizeof(k));
+    const char **argv = calloc(n + 2, sizeof(char *));
+    char (*nums)[24] = calloc(n, 24);
+    argv[0] = "HMGET";
+    argv[1] = k;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(nums[i], 24, "%" JSON_INTEGER_FORMAT,
+                 json_integer_value(json_object_get(json_array_get(nodes, i), "number")));
+        argv[i + 2] = nums[i];
+    }
+    redisReply *rep = d2g_redis_argv(p->redis, (int)n + 2, argv, NULL, err, sizeof(err));
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
+        if (!pr->dv.failed)
+            snprintf(pr->dv.error, sizeof(pr->dv.error), "label pass: %s", rep ? "bad reply" : err);
+        pr->dv.failed++;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            json_t *node = json_array_get(nodes, i);
+            char *digest = label_digest(json_object_get(node, "labels"));
+            redisReply *old = rep->element[i];
+            int changed = old->type != REDIS_REPLY_STRING || strcmp(old->str, digest) != 0;
+            if (changed && emit(p, pr, D2G_ENVELOPE_UPSERT, D2G_ENVELOPE_PARTIAL, node, fetched) == 0)
+                json_object_set_new(pr->page_labels, nums[i], json_string(digest));
+            free(digest);
+        }
+    }
+    if (rep)
+        freeReplyObject(rep);
+    free(argv);
+    free(nums);
+}
+
+/* A page arrived: send its messages; the cursor moves when they are acknowledged. */
+static void handle_page(d2g_poller_t *p, proc_t *pr, json_t *data) {
+    json_t *demarche = json_object_get(data, "demarche");
+    const char *field = pr->pass == PASS_DELETED ? "deletedDossiers" : "dossiers";
+    json_t *conn = json_object_get(demarche, field);
+    json_t *nodes = json_object_get(conn, "nodes");
+    json_t *info = json_object_get(conn, "pageInfo");
+    int64_t fetched = d2g_clock_wall_ms();
+
+    page_clear(pr);
+    pr->page_labels = json_object();
+    pr->state = ST_ACKS;
+    if (!json_is_array(nodes) || !json_is_object(info)) {
+        snprintf(pr->dv.error, sizeof(pr->dv.error), "answer without %s.nodes and pageInfo", field);
+        pr->dv.failed = 1;
+        return;
+    }
+    if (pr->pass == PASS_DOSSIERS && pr->want_revision) {
+        json_t *rev = json_object_get(demarche, "activeRevision");
+        if (json_is_object(rev))
+            pr->page_revision = json_dumps(rev, JSON_COMPACT);
+    }
+    size_t i;
+    json_t *node;
+    if (pr->pass == PASS_LABELS) {
+        emit_label_changes(p, pr, nodes, fetched);
+    } else {
+        json_array_foreach(nodes, i, node) {
+            d2g_envelope_kind_t kind = pr->pass == PASS_DOSSIERS ? D2G_ENVELOPE_UPSERT : D2G_ENVELOPE_DELETE;
+            if (emit(p, pr, kind, 0, node, fetched))
+                continue;
+            if (pr->pass == PASS_DOSSIERS) {
+                char num[24];
+                const char *mod = json_string_value(json_object_get(node, "dateDerniereModification"));
+                snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+                         json_integer_value(json_object_get(node, "number")));
+                char *digest = label_digest(json_object_get(node, "labels"));
+                json_object_set_new(pr->page_labels, num, json_string(digest));
+                free(digest);
+                if (mod && (!pr->page_max_modified || strcmp(mod, pr->page_max_modified) > 0)) {
+                    free(pr->page_max_modified);
+                    pr->page_max_modified = strdup(mod);
+                }
+            }
+        }
+    }
+    /* An empty page's endCursor is null: it never replaces the stored one. */
+    const char *end = json_string_value(json_object_get(info, "endCursor"));
+    if (end && json_array_size(nodes) > 0)
+        pr->page_after = strdup(end);
+    pr->page_has_next = json_is_true(json_object_get(info, "hasNextPage"));
+}
+
+/* Every message of the page is acknowledged (or failed): persist, go on. */
+static void finish_page(d2g_poller_t *p, proc_t *pr) {
+    char err[D2G_ERRLEN], k[256];
+    int64_t now = d2g_clock_mono_ms(), wall = d2g_clock_wall_ms();
+    int rc = 0;
+
+    if (pr->dv.failed) {
+        d2g_log_err(D2G_LOG_ERROR, "page_not_delivered", pr->cfg->number, NULL, pr->dv.error,
+                    "%d of the page's messages failed; the page will be read again", pr->dv.failed);
+        d2g_cursor_status_error(p->redis, pr->cfg->number, wall, 0, pr->dv.error, err, sizeof(err));
+        pr->backoff++;
+        page_clear(pr);
+        end_run(p, pr, 0, backoff_ms(p, pr->backoff));
+        return;
+    }
+    /* Side state first, the cursor last: a crash in between re-emits the page. */
+    if (pr->page_revision) {
+        proc_key(p, pr, "revision", k, sizeof(k));
+        const char *argv[] = {"SET", k, pr->page_revision};
+        redisReply *rep = d2g_redis_argv(p->redis, 3, argv, NULL, err, sizeof(err));
+        rc |= rep ? 0 : -1;
+        if (rep)
+            freeReplyObject(rep);
+    }
+    if (!rc && json_object_size(pr->page_labels) > 0) {
+        size_t n = json_object_size(pr->page_labels), argc = 2;
+        const char **argv = calloc(2 * n + 2, sizeof(char *));
+        const char *num;
+        json_t *digest;
+        proc_key(p, pr, "labels", k, sizeof(k));
+        argv[0] = "HSET";
+        argv[1] = k;
+        json_object_foreach(pr->page_labels, num, digest) {
+            argv[argc++] = num;
+            argv[argc++] = json_string_value(digest);
+        }
+        redisReply *rep = d2g_redis_argv(p->redis, (int)argc, argv, NULL, err, sizeof(err));
+        rc |= rep ? 0 : -1;
+        if (rep)
+            freeReplyObject(rep);
+        free(argv);
+    }
+    if (!rc && pr->page_after) {
+        if (pr->pass == PASS_DOSSIERS) {
+            const char *pairs[] = {"after", pr->page_after, "max_modified",
+                                   pr->page_max_modified ? pr->page_max_modified
+                                   : pr->cursor.max_modified ? pr->cursor.max_modified : "",
+                                   NULL};
+            rc = d2g_cursor_set(p->redis, pr->cfg->number, pairs, err, sizeof(err));
+            free(pr->cursor.after);
+            pr->cursor.after = strdup(pr->page_after);
+        } else if (pr->pass == PASS_DELETED) {
+            const char *pairs[] = {"deleted_after", pr->page_after, NULL};
+            rc = d2g_cursor_set(p->redis, pr->cfg->number, pairs, err, sizeof(err));
+            free(pr->cursor.deleted_after);
+            pr->cursor.deleted_after = strdup(pr->page_after);
+        } else {
+            free(pr->labels_after);
+            pr->labels_after = strdup(pr->page_after);
+        }
+    }
+    if (rc) {
+        d2g_log_err(D2G_LOG_ERROR, "cursor_save_failed", pr->cfg->number, NULL, err,
+                    "the page will be read again");
+        pr->backoff++;
+        page_clear(pr);
+        end_run(p, pr, 0, backoff_ms(p, pr->backoff));
+        return;
+    }
+    d2g_cursor_status_ok(p->redis, pr->cfg->number, wall, pr->page_emitted, err, sizeof(err));
+    if (pr->page_emitted)
+        d2g_log(D2G_LOG_INFO, "page_emitted", pr->cfg->number, NULL, "%s: %d messages (page size %d)",
+                pr->pass == PASS_DOSSIERS ? "dossiers" : pr->pass == PASS_DELETED ? "deleted" : "labels",
+                pr->page_emitted, pr->page_size);
+    pr->backoff = 0;
+    pr->want_revision = 0;
+    if (pr->pass != PASS_LABELS && ++pr->ok_streak >= 3 && pr->page_size < p->cfg->producer.page_size) {
+        pr->page_size = pr->page_size * 2 < p->cfg->producer.page_size ? pr->page_size * 2
+                                                                       : p->cfg->producer.page_size;
+        pr->ok_streak = 0;
+    }
+    int has_next = pr->page_has_next;
+    page_clear(pr);
+    pr->state = ST_IDLE;
+    pr->due = now; /* behind everything already due: one page per turn */
+    if (p->stopping) {
+        end_run(p, pr, 0, 0);
+        return;
+    }
+    if (has_next)
+        return;
+    int labels_due = p->cfg->producer.labels_interval_s > 0 &&
+                     wall - pr->cursor.labels_at_ms >= (int64_t)p->cfg->producer.labels_interval_s * 1000;
+    if (pr->pass == PASS_DOSSIERS) {
+        pr->pass = PASS_DELETED;
+    } else if (pr->pass == PASS_DELETED && labels_due && pr->cursor.labels_at_ms > 0) {
+        pr->pass = PASS_LABELS;
+    } else {
+        if (pr->pass == PASS_LABELS || pr->cursor.labels_at_ms == 0) {
+            /* The first run's dossiers pass recorded every dossier's labels:
+             * it counts as a label pass. */
+            char at[24];
+            snprintf(at, sizeof(at), "%" PRId64, wall);
+            const char *pairs[] = {"labels_at_ms", at, NULL};
+            d2g_cursor_set(p->redis, pr->cfg->number, pairs, err, sizeof(err));
+        }
+        end_run(p, pr, 1, jitter(p, (int64_t)pr->cfg->poll_interval_s * 1000));
+    }
+}
+
+/* A DS answer arrived for procedure opaque. */
+static void on_ds_done(void *opaque, const d2g_ds_result_t *res, void *ud) {
+    d2g_poller_t *p = ud;
+    proc_t *pr = opaque;
+    char err[D2G_ERRLEN];
+    int64_t now = d2g_clock_mono_ms(), wall = d2g_clock_wall_ms();
+
+    pr->state = ST_IDLE;
+    switch (res->status) {
+    case D2G_DS_OK:
+        if (!json_is_object(json_object_get(res->data, "demarche"))) {
+            d2g_ds_result_t fake = *res;
+            fake.status = D2G_DS_GRAPHQL;
+            snprintf(fake.error, sizeof(fake.error), "demarche %" PRId64 " not found", pr->cfg->number);
+            on_ds_done(opaque, &fake, ud);
+            return;
+        }
+        handle_page(p, pr, res->data);
+        return;
+    case D2G_DS_RATE_LIMITED:
+        d2g_log_err(D2G_LOG_WARN, "ds_rate_limited", pr->cfg->number, NULL, res->error,
+                    "token %s paused", pr->token->cfg->name);
+        pr->token->blocked_until = now + res->retry_after_ms;
+        pr->due = pr->token->blocked_until;
+        return;
+    case D2G_DS_TOO_BIG:
+        if (pr->pass != PASS_LABELS && pr->page_size > p->cfg->producer.page_size_min) {
+            int before = pr->page_size;
+            pr->page_size = pr->page_size / 2 > p->cfg->producer.page_size_min
+                                ? pr->page_size / 2 : p->cfg->producer.page_size_min;
+            pr->ok_streak = 0;
+            d2g_log_err(D2G_LOG_WARN, "ds_page_shrunk", pr->cfg->number, NULL, res->error,
+                        "page size %d -> %d", before, pr->page_size);
+            pr->due = now;
+            return;
+        }
+        /* Already at the floor: retry with backoff. */
+        __attribute__((fallthrough));
+    case D2G_DS_RETRY:
+    case D2G_DS_BAD_RESPONSE:
+        pr->backoff++;
+        d2g_log_err(D2G_LOG_WARN, "ds_retry", pr->cfg->number, NULL, res->error,
+                    "retry %d", pr->backoff);
+        d2g_cursor_status_error(p->redis, pr->cfg->number, wall, 0, res->error, err, sizeof(err));
+        if (backoff_ms(p, pr->backoff) > (int64_t)p->cfg->producer.lease_s * 500)
+            end_run(p, pr, 0, backoff_ms(p, pr->backoff));
+        else
+            pr->due = now + backoff_ms(p, pr->backoff);
+        return;
+    case D2G_DS_AUTH:
+    case D2G_DS_GRAPHQL:
+        d2g_log_err(D2G_LOG_ERROR, "procedure_failed", pr->cfg->number, NULL, res->error,
+                    "token %s; the other procedures go on", pr->token->cfg->name);
+        d2g_cursor_status_error(p->redis, pr->cfg->number, wall, 1, res->error, err, sizeof(err));
+        {
+            int64_t interval = (int64_t)pr->cfg->poll_interval_s * 1000;
+            end_run(p, pr, 0, jitter(p, interval > FAILED_RETRY_MS ? interval : FAILED_RETRY_MS));
+        }
+        return;
+    }
+}
+
+/* --- the loop ------------------------------------------------------------ */
+
+/* The due idle procedure that has waited longest (earliest due, then least
+ * recently served); NULL if none. */
+static proc_t *next_due(d2g_poller_t *p, int64_t now) {
+    proc_t *best = NULL;
+    for (size_t i = 0; i < p->n_procs; i++) {
+        proc_t *pr = &p->procs[i];
+        if (pr->state != ST_IDLE || pr->due > now)
+            continue;
+        if (!best || pr->due < best->due || (pr->due == best->due && pr->served < best->served))
+            best = pr;
+    }
+    return best;
+}
+
+int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop) {
+    int64_t deadline = 0;
+    for (;;) {
+        int64_t now = d2g_clock_mono_ms();
+        if (*stop && !p->stopping) {
+            p->stopping = 1;
+            deadline = now + (int64_t)p->cfg->producer.shutdown_grace_s * 1000;
+            d2g_log(D2G_LOG_INFO, "stopping", 0, NULL, "finishing the pages in hand");
+        }
+        d2g_emitter_poll(p->em, 0);
+
+        int busy = 0;
+        for (size_t i = 0; i < p->n_procs; i++) {
+            proc_t *pr = &p->procs[i];
+            if (pr->state == ST_ACKS && pr->dv.pending == 0)
+                finish_page(p, pr);
+            if (pr->state != ST_IDLE)
+                busy++;
+            else if (p->stopping && pr->in_run)
+                end_run(p, pr, 0, 0);
+        }
+        if (p->stopping && (busy == 0 || now >= deadline)) {
+            if (busy)
+                d2g_log(D2G_LOG_WARN, "stop_deadline", 0, NULL,
+                        "%d pages abandoned; they will be read again", busy);
+            return 0;
+        }
+
+        int64_t wait = 100;
+        if (!p->stopping) {
+            proc_t *pr;
+            while (d2g_ds_client_in_flight(p->ds) < p->cfg->producer.concurrency &&
+                   (pr = next_due(p, now)))
+                start_request(p, pr, now);
+            for (size_t i = 0; i < p->n_procs; i++)
+                if (p->procs[i].state == ST_IDLE && p->procs[i].due - now < wait)
+                    wait = p->procs[i].due - now;
+        }
+        for (size_t i = 0; i < p->n_procs; i++)
+            if (p->procs[i].state == ST_ACKS)
+                wait = wait > 5 ? 5 : wait; /* delivery reports come through rd_kafka_poll */
+        if (wait < 0)
+            wait = 0;
+        if (d2g_ds_client_in_flight(p->ds) > 0)
+            d2g_ds_client_poll(p->ds, (int)wait, on_ds_done, p);
+        else if (wait > 0)
+            d2g_emitter_poll(p->em, (int)wait);
+    }
+}
+
+d2g_poller_t *d2g_poller_new(const d2g_config_t *cfg, char *err, size_t errlen) {
+    d2g_poller_t *p = calloc(1, sizeof(*p));
+    char host[64] = "host";
+    if (!p) {
+        d2g_err_set(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->cfg = cfg;
+    gethostname(host, sizeof(host) - 1);
+    p->rng = (unsigned)(d2g_clock_wall_ms() ^ (getpid() << 16));
+    snprintf(p->replica, sizeof(p->replica), "%s:%d:%08x", host, (int)getpid(), rand_r(&p->rng));
+    if (d2g_redis_connect(cfg->redis.url, cfg->redis.username, cfg->redis.password,
+                          cfg->redis.namespace, 5000, &p->redis, err, errlen))
+        goto fail;
+    if (!(p->ds = d2g_ds_client_new(cfg->ds.endpoint, cfg->ds.timeout_s, err, errlen)) ||
+        !(p->em = d2g_emitter_new(cfg, err, errlen)))
+        goto fail;
+    p->tokens = calloc(cfg->ds.n_tokens + 1, sizeof(token_state_t));
+    p->procs = calloc(cfg->n_procedures + 1, sizeof(proc_t));
+    if (!p->tokens || !p->procs) {
+        d2g_err_set(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < cfg->ds.n_tokens; i++)
+        p->tokens[i].cfg = &cfg->ds.tokens[i];
+    int64_t now = d2g_clock_mono_ms();
+    p->n_procs = cfg->n_procedures;
+    for (size_t i = 0; i < cfg->n_procedures; i++) {
+        proc_t *pr = &p->procs[i];
+        pr->cfg = &cfg->procedures[i];
+        pr->token = &p->tokens[pr->cfg->ds_token - cfg->ds.tokens];
+        pr->page_size = cfg->producer.page_size;
+        /* Spread the first polls over a second so replicas do not collide. */
+        pr->due = now + (int64_t)(rand_r(&p->rng) % 1000);
+    }
+    return p;
+fail:
+    d2g_poller_free(p);
+    return NULL;
+}
+
+void d2g_poller_free(d2g_poller_t *p) {
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n_procs; i++) {
+        page_clear(&p->procs[i]);
+        d2g_cursor_clear(&p->procs[i].cursor);
+        free(p->procs[i].labels_after);
+    }
+    d2g_ds_client_free(p->ds);
+    d2g_emitter_free(p->em, 10000);
+    d2g_redis_free(p->redis);
+    free(p->procs);
+    free(p->tokens);
+    free(p);
+}

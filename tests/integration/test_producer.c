@@ -1,0 +1,460 @@
+/*
+ * test_producer.c - ds2grist-producer end to end, as its users would check
+ * it: the real producer binary against the DS emulator, a real redis-server
+ * and the Kafka mock broker, reading back what landed in Kafka.
+ *
+ *   backfill       5,000 dossiers: each emitted, one DS request per page
+ *   incremental    changes, creations, deletions made through the emulator arrive
+ *   labels         a label-only change (no dateDerniereModification move) arrives
+ *   replicas       two producers, 20 procedures, one killed: the other takes
+ *                  over; the token's budget is never exceeded in any minute;
+ *                  no procedure is polled by two replicas at once
+ *   crash          SIGKILL in the middle of pages, restart: nothing skipped
+ *   shrink         timeouts and complexity errors shrink the page; the run completes
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ds2grist/clock.h"
+#include "ds2grist/envelope.h"
+#include "ds2grist/err.h"
+#include "testenv.h"
+
+#define TOKEN "ds-test-token"
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int setup(void **state) {
+    d2g_testenv_t *env = calloc(1, sizeof(*env));
+    *state = env;
+    setenv("D2G_TEST_DS_TOKEN", TOKEN, 1);
+    setenv("D2G_TEST_GRIST_KEY", "unused", 1);
+    if (d2g_testenv_init(env) || d2g_testenv_start_redis(env) || d2g_testenv_start_kafka(env, 8))
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state) {
+    d2g_testenv_stop(*state);
+    free(*state);
+    return 0;
+}
+
+/* The emulator with the given procedures ({number, dossiers}...) and one token. */
+static void start_ds(d2g_testenv_t *env, const char *procedures_json, int rate_per_minute) {
+    char cfg[4096];
+    snprintf(cfg, sizeof(cfg),
+             "{\"seed\": 11, \"procedures\": %s, \"rateLimitPerMinute\": %d,"
+             " \"tokens\": [{\"name\": \"main\", \"secret\": \"" TOKEN "\", \"procedures\": \"*\"}]}",
+             procedures_json, rate_per_minute);
+    assert_int_equal(d2g_testenv_start_ds(env, cfg), 0);
+}
+
+/* A producer configuration for procedures numbers[0..n). */
+static void write_config(d2g_testenv_t *env, const char *name, const int *numbers, int n,
+                         int poll_s, int budget, const char *producer_json, char *path,
+                         size_t pathlen) {
+    size_t cap = 4096 + (size_t)n * 160, len = 0;
+    char *text = malloc(cap);
+    len += (size_t)snprintf(text + len, cap - len,
+        "{\"kafka\": {\"properties\": {\"bootstrap.servers\": \"%s\"}},"
+        " \"redis\": {\"url\": \"redis://127.0.0.1:%d\"},"
+        " \"ds\": {\"endpoint\": \"%s\", \"timeout_s\": 10, \"tokens\": {\"main\":"
+        "   {\"secret\": {\"env\": \"D2G_TEST_DS_TOKEN\"}, \"requests_per_minute\": %d}}},"
+        " \"grist\": {\"servers\": {\"g\": {\"url\": \"http://127.0.0.1:1\","
+        "   \"api_key\": {\"env\": \"D2G_TEST_GRIST_KEY\"}}}},"
+        " \"producer\": %s, \"defaults\": {\"poll_interval_s\": %d}, \"procedures\": [",
+        env->kafka_bootstrap, env->redis_port, env->ds_url, budget,
+        producer_json ? producer_json : "{}", poll_s);
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(text + len, cap - len,
+                                "%s{\"number\": %d, \"ds_token\": \"main\", \"grist_server\": \"g\","
+                                " \"document\": \"doc\"}", i ? "," : "", numbers[i]);
+    snprintf(text + len, cap - len, "]}");
+    assert_int_equal(d2g_testenv_write_file(env, name, text, path, pathlen), 0);
+    free(text);
+}
+
+static void spawn_producer(d2g_testenv_t *env, d2g_test_proc_t *proc, const char *name,
+                           const char *cfgpath) {
+    char *argv[] = {D2G_PRODUCER_BIN, "--config", (char *)cfgpath, NULL};
+    assert_int_equal(d2g_test_proc_spawn(env, proc, name, argv), 0);
+}
+
+/* GET/POST on the emulator's admin API; returns the parsed body. */
+static json_t *ds_admin(d2g_testenv_t *env, const char *method, const char *path, const char *body) {
+    char url[256], *resp = NULL;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", env->ds_port, path);
+    int st = d2g_test_http(method, url, NULL, body, &resp);
+    if (st < 200 || st >= 300)
+        fail_msg("%s %s -> %d %s", method, path, st, resp ? resp : "");
+    json_t *j = json_loads(resp, 0, NULL);
+    free(resp);
+    assert_non_null(j);
+    return j;
+}
+
+/* The numbers of the dossiers DS has now for a procedure (sorted). */
+static int ds_numbers(d2g_testenv_t *env, int procedure, int64_t *out, int max) {
+    char path[128];
+    snprintf(path, sizeof(path), "/admin/procedures/%d/dossiers", procedure);
+    json_t *j = ds_admin(env, "GET", path, NULL);
+    json_t *list = json_object_get(j, "dossiers");
+    int n = 0;
+    for (size_t i = 0; i < json_array_size(list) && n < max; i++)
+        out[n++] = json_integer_value(json_object_get(json_array_get(list, i), "number"));
+    json_decref(j);
+    return n;
+}
+
+static int64_t ds_counter(d2g_testenv_t *env, const char *group, const char *name) {
+    json_t *j = ds_admin(env, "GET", "/admin/counters", NULL);
+    int64_t v = json_integer_value(json_object_get(json_object_get(j, group), name));
+    json_decref(j);
+    return v;
+}
+
+/* What Kafka holds, decoded. A message that does not decode fails the test. */
+typedef struct seen {
+    int64_t procedure, number;
+    int kind, partial;
+    char modified[40];
+    json_t *labels;
+} seen_t;
+
+static size_t read_messages(d2g_testenv_t *env, seen_t **out) {
+    d2g_test_msgs_t msgs = {0};
+    assert_int_equal(d2g_test_kafka_read_all(env, "ds2grist.dossiers", &msgs), 0);
+    seen_t *s = calloc(msgs.n + 1, sizeof(seen_t));
+    for (size_t i = 0; i < msgs.n; i++) {
+        d2g_envelope_t e;
+        char err[D2G_ERRLEN], key[64];
+        if (d2g_envelope_decode(msgs.v[i].value, strlen(msgs.v[i].value), &e, err, sizeof(err)))
+            fail_msg("message %zu does not decode: %s", i, err);
+        d2g_envelope_key(e.procedure, e.number, key, sizeof(key));
+        assert_string_equal(key, msgs.v[i].key); /* key = procedure:number */
+        assert_null(strstr(msgs.v[i].value, TOKEN)); /* no secret in messages */
+        s[i].procedure = e.procedure;
+        s[i].number = e.number;
+        s[i].kind = e.kind;
+        s[i].partial = e.partial;
+        snprintf(s[i].modified, sizeof(s[i].modified), "%s", e.modified);
+        s[i].labels = json_incref(json_object_get(e.dossier, "labels"));
+        d2g_envelope_clear(&e);
+    }
+    size_t n = msgs.n;
+    d2g_test_msgs_free(&msgs);
+    *out = s;
+    return n;
+}
+
+static void free_seen(seen_t *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        json_decref(s[i].labels);
+    free(s);
+}
+
+/* How many of numbers[0..n) have at least one message of kind for procedure. */
+static int count_covered(const seen_t *s, size_t ns, int procedure, const int64_t *numbers, int n,
+                         int kind) {
+    int covered = 0;
+    for (int i = 0; i < n; i++)
+        for (size_t j = 0; j < ns; j++)
+            if (s[j].procedure == procedure && s[j].number == numbers[i] && s[j].kind == kind) {
+                covered++;
+                break;
+            }
+    return covered;
+}
+
+/* Waits (up to timeout_s) until every number has a message of kind. */
+static int wait_covered(d2g_testenv_t *env, int procedure, const int64_t *numbers, int n, int kind,
+                        int timeout_s) {
+    int64_t end = d2g_clock_mono_ms() + timeout_s * 1000LL;
+    int covered = 0;
+    while (d2g_clock_mono_ms() < end) {
+        seen_t *s;
+        size_t ns = read_messages(env, &s);
+        covered = count_covered(s, ns, procedure, numbers, n, kind);
+        free_seen(s, ns);
+        if (covered == n)
+            return n;
+        sleep_ms(300);
+    }
+    return covered;
+}
+
+static void test_backfill(void **state) {
+    d2g_testenv_t *env = *state;
+    enum { N = 5000 };
+    static int64_t numbers[N];
+    char cfg[512];
+    int proc = 2001;
+    d2g_test_proc_t producer;
+
+    start_ds(env, "[{\"number\": 2001, \"dossiers\": 5000}]", 400);
+    assert_int_equal(ds_numbers(env, proc, numbers, N), N);
+    write_config(env, "producer.json", &proc, 1, 3600, 400, NULL, cfg, sizeof(cfg));
+    int64_t t0 = d2g_clock_mono_ms();
+    spawn_producer(env, &producer, "producer", cfg);
+    int covered = wait_covered(env, proc, numbers, N, D2G_ENVELOPE_UPSERT, 120);
+    int64_t elapsed = d2g_clock_mono_ms() - t0;
+    assert_int_equal(d2g_test_proc_stop(&producer), 0); /* SIGTERM: clean exit 0 */
+
+    seen_t *s;
+    size_t ns = read_messages(env, &s);
+    int64_t pages = ds_counter(env, "byOperation", "getDossiers");
+    printf("# backfill: %d dossiers in %lld ms (%.0f dossiers/s), %zu messages, %lld DS page requests\n",
+           covered, (long long)elapsed, covered * 1000.0 / (double)elapsed, ns, (long long)pages);
+    assert_int_equal(covered, N);
+    assert_int_equal(pages, N / 100); /* one DS request per 100 dossiers */
+    free_seen(s, ns);
+}
+
+static void test_incremental_and_labels(void **state) {
+    d2g_testenv_t *env = *state;
+    int64_t numbers[300];
+    char cfg[512], path[128], body[256];
+    int proc = 3001;
+    d2g_test_proc_t producer;
+
+    start_ds(env, "[{\"number\": 3001, \"dossiers\": 150}]", 400);
+    int n = ds_numbers(env, proc, numbers, 300);
+    assert_int_equal(n, 150);
+    write_config(env, "producer.json", &proc, 1, 1, 400, "{\"labels_interval_s\": 2}", cfg, sizeof(cfg));
+    spawn_producer(env, &producer, "producer", cfg);
+    assert_int_equal(wait_covered(env, proc, numbers, n, D2G_ENVELOPE_UPSERT, 60), n);
+
+    /* A change, a creation, a deletion. */
+    seen_t *s;
+    size_t before = read_messages(env, &s);
+    free_seen(s, before);
+    snprintf(path, sizeof(path), "/admin/procedures/%d/dossiers/%lld", proc, (long long)numbers[10]);
+    json_decref(ds_admin(env, "PATCH", path, "{\"state\": \"accepte\", \"motivation\": \"Dossier complet\"}"));
+    snprintf(path, sizeof(path), "/admin/procedures/%d/dossiers", proc);
+    json_t *created = ds_admin(env, "POST", path, "{}");
+    int64_t new_number = json_integer_value(json_object_get(created, "number"));
+    json_decref(created);
+    snprintf(path, sizeof(path), "/admin/procedures/%d/dossiers/%lld?reason=user_request", proc,
+             (long long)numbers[20]);
+    json_decref(ds_admin(env, "DELETE", path, NULL));
+    /* A label-only change: DS does not move dateDerniereModification for it. */
+    snprintf(path, sizeof(path), "/admin/procedures/%d/dossiers/%lld", proc, (long long)numbers[30]);
+    snprintf(body, sizeof(body), "{\"labels\": [\"Urgent\"]}");
+    json_t *lab = ds_admin(env, "PATCH", path, body);
+    json_decref(lab);
+
+    int64_t changed[] = {numbers[10], new_number};
+    assert_int_equal(wait_covered(env, proc, changed, 2, D2G_ENVELOPE_UPSERT, 30), 2);
+    assert_int_equal(wait_covered(env, proc, &numbers[20], 1, D2G_ENVELOPE_DELETE, 30), 1);
+
+    /* The label change arrives as a partial upsert carrying the new label. */
+    int64_t end = d2g_clock_mono_ms() + 30000;
+    int found = 0;
+    while (!found && d2g_clock_mono_ms() < end) {
+        size_t ns = read_messages(env, &s);
+        for (size_t i = before; i < ns; i++)
+            if (s[i].number == numbers[30] && s[i].partial && json_array_size(s[i].labels) == 1 &&
+                !strcmp(json_string_value(json_object_get(json_array_get(s[i].labels, 0), "name")), "Urgent"))
+                found = 1;
+        free_seen(s, ns);
+        if (!found)
+            sleep_ms(300);
+    }
+    assert_true(found);
+
+    /* Label passes emit only what changed: no flood of partial upserts. */
+    size_t ns = read_messages(env, &s);
+    int partials = 0;
+    for (size_t i = 0; i < ns; i++)
+        partials += s[i].partial;
+    printf("# incremental: %zu messages in all, %d label-only\n", ns, partials);
+    assert_true(partials >= 1 && partials <= 3);
+    free_seen(s, ns);
+    assert_int_equal(d2g_test_proc_stop(&producer), 0);
+}
+
+/* DS procedures [first, first+n) with `dossiers` each, as emulator JSON. */
+static void procedures_json(int first, int n, int dossiers, int *numbers, char *buf, size_t len) {
+    size_t off = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < n; i++) {
+        numbers[i] = first + i;
+        off += (size_t)snprintf(buf + off, len - off, "%s{\"number\": %d, \"dossiers\": %d}",
+                                i ? "," : "", numbers[i], dossiers);
+    }
+    snprintf(buf + off, len - off, "]");
+}
+
+static int64_t counter_of(json_t *counters, const char *group, int key) {
+    char k[16];
+    snprintf(k, sizeof(k), "%d", key);
+    return json_integer_value(json_object_get(json_object_get(counters, group), k));
+}
+
+static void test_two_replicas_share_procedures(void **state) {
+    d2g_testenv_t *env = *state;
+    enum { P = 20 };
+    int procs[P];
+    int64_t before[P], numbers[200];
+    char cfg[512], list[2048];
+    d2g_test_proc_t a, b;
+
+    procedures_json(4001, P, 120, procs, list, sizeof(list));
+    start_ds(env, list, 400);
+    /* Slow answers make overlapping polls of one procedure visible if they happened. */
+    json_decref(ds_admin(env, "POST", "/admin/faults", "{\"kind\": \"latency\", \"latencyMs\": 150, \"count\": -1}"));
+    write_config(env, "producer.json", procs, P, 10, 400, "{\"lease_s\": 12, \"concurrency\": 4}", cfg,
+                 sizeof(cfg));
+    spawn_producer(env, &a, "producer-a", cfg);
+    spawn_producer(env, &b, "producer-b", cfg);
+    sleep_ms(6000);
+    d2g_test_proc_kill(&a); /* SIGKILL: its leases expire, b takes its procedures */
+
+    /* Every procedure fully emitted, whoever polled it. */
+    for (int i = 0; i < P; i++) {
+        int n = ds_numbers(env, procs[i], numbers, 200);
+        assert_int_equal(wait_covered(env, procs[i], numbers, n, D2G_ENVELOPE_UPSERT, 90), n);
+    }
+    /* Once a's leases have expired, b alone polls every procedure, a's included. */
+    sleep_ms(13000);
+    json_t *c = ds_admin(env, "GET", "/admin/counters", NULL);
+    for (int i = 0; i < P; i++)
+        before[i] = counter_of(c, "byProcedure", procs[i]);
+    json_decref(c);
+    int polled = 0;
+    for (int64_t end = d2g_clock_mono_ms() + 40000; polled < P && d2g_clock_mono_ms() < end;) {
+        sleep_ms(1000);
+        c = ds_admin(env, "GET", "/admin/counters", NULL);
+        polled = 0;
+        for (int i = 0; i < P; i++)
+            polled += counter_of(c, "byProcedure", procs[i]) > before[i];
+        json_decref(c);
+    }
+    assert_int_equal(d2g_test_proc_stop(&b), 0);
+    int64_t overlap = ds_counter(env, "maxConcurrentPerProcedure", "max");
+    int64_t total = ds_counter(env, "byToken", "main");
+    printf("# replicas: %d/%d procedures polled by the survivor after the kill; %lld DS requests;"
+           " at most %lld concurrent requests per procedure\n",
+           polled, P, (long long)total, (long long)overlap);
+    assert_int_equal(polled, P);
+    assert_int_equal(overlap, 1); /* never polled by two replicas at once */
+}
+
+static void test_two_replicas_share_the_budget(void **state) {
+    d2g_testenv_t *env = *state;
+    enum { P = 10, BUDGET = 30 };
+    int procs[P];
+    char cfg[512], list[2048];
+    d2g_test_proc_t a, b;
+
+    procedures_json(4101, P, 20, procs, list, sizeof(list));
+    start_ds(env, list, 400);
+    /* Both replicas want far more than the budget: each procedure every second. */
+    write_config(env, "producer.json", procs, P, 1, BUDGET, "{\"lease_s\": 12}", cfg, sizeof(cfg));
+    spawn_producer(env, &a, "producer-a", cfg);
+    spawn_producer(env, &b, "producer-b", cfg);
+    sleep_ms(25000);
+    assert_int_equal(d2g_test_proc_stop(&a), 0);
+    assert_int_equal(d2g_test_proc_stop(&b), 0);
+    int64_t max_minute = ds_counter(env, "maxPerTokenPerMinute", "main");
+    int64_t rejected = ds_counter(env, "byStatus", "429");
+    printf("# budget: two replicas, %d procedures polled every second: at most %lld requests in any"
+           " minute (budget %d), %lld rate-limited by DS\n",
+           P, (long long)max_minute, BUDGET, (long long)rejected);
+    assert_true(max_minute <= BUDGET);
+    assert_true(max_minute >= BUDGET - 2); /* the budget is used, not just respected */
+    assert_int_equal(rejected, 0);
+}
+
+static void test_crash_mid_page_skips_nothing(void **state) {
+    d2g_testenv_t *env = *state;
+    enum { N = 1500 };
+    static int64_t numbers[N];
+    char cfg[512];
+    int proc = 5001;
+    d2g_test_proc_t producer;
+
+    start_ds(env, "[{\"number\": 5001, \"dossiers\": 1500}]", 400);
+    assert_int_equal(ds_numbers(env, proc, numbers, N), N);
+    json_decref(ds_admin(env, "POST", "/admin/faults", "{\"kind\": \"latency\", \"latencyMs\": 300, \"count\": -1}"));
+    write_config(env, "producer.json", &proc, 1, 3600, 400, "{\"lease_s\": 11}", cfg, sizeof(cfg));
+    /* Killed three times in the middle of its work (once it has emitted some more
+     * messages: a page is then being read or acknowledged), restarted each time. */
+    for (int round = 0; round < 3; round++) {
+        spawn_producer(env, &producer, "producer", cfg);
+        for (int64_t end = d2g_clock_mono_ms() + 30000; d2g_clock_mono_ms() < end;) {
+            seen_t *s;
+            size_t ns = read_messages(env, &s);
+            free_seen(s, ns);
+            if (ns >= (size_t)(round + 1) * 250)
+                break;
+            sleep_ms(20);
+        }
+        d2g_test_proc_kill(&producer);
+        sleep_ms(12000); /* the dead replica's lease expires */
+    }
+    json_decref(ds_admin(env, "DELETE", "/admin/faults", NULL));
+    spawn_producer(env, &producer, "producer", cfg);
+    int covered = wait_covered(env, proc, numbers, N, D2G_ENVELOPE_UPSERT, 120);
+    assert_int_equal(d2g_test_proc_stop(&producer), 0);
+    seen_t *s;
+    size_t ns = read_messages(env, &s);
+    printf("# crash: %d/%d dossiers emitted after 3 SIGKILLs, %zu messages (%zu re-emitted)\n",
+           covered, N, ns, ns - (size_t)covered);
+    free_seen(s, ns);
+    assert_int_equal(covered, N);
+}
+
+static void test_page_shrinks_on_timeouts_and_complexity(void **state) {
+    d2g_testenv_t *env = *state;
+    enum { N = 600 };
+    static int64_t numbers[N];
+    char cfg[512];
+    int procs[] = {6001, 6002};
+    d2g_test_proc_t producer;
+
+    start_ds(env, "[{\"number\": 6001, \"dossiers\": 600}, {\"number\": 6002, \"dossiers\": 600}]", 400);
+    /* 6001: a page over ~30 dossiers takes longer than the server's timeout. 6002: too complex
+     * over ~40 dossiers. */
+    json_decref(ds_admin(env, "POST", "/admin/config",
+                         "{\"serverTimeoutMs\": 1500, \"maxComplexity\": 15000,"
+                         " \"latency\": {\"perDossierMs\": 40}}"));
+    write_config(env, "producer.json", procs, 2, 3600, 400, "{\"page_size_min\": 5}", cfg, sizeof(cfg));
+    spawn_producer(env, &producer, "producer", cfg);
+    for (int i = 0; i < 2; i++) {
+        int n = ds_numbers(env, procs[i], numbers, N);
+        assert_int_equal(wait_covered(env, procs[i], numbers, n, D2G_ENVELOPE_UPSERT, 120), n);
+    }
+    assert_int_equal(d2g_test_proc_stop(&producer), 0);
+    json_t *c = ds_admin(env, "GET", "/admin/counters", NULL);
+    char *dump = json_dumps(json_object_get(c, "byStatus"), JSON_COMPACT);
+    printf("# shrink: both runs complete; DS answers by status %s, %lld page requests\n", dump,
+           (long long)json_integer_value(json_object_get(json_object_get(c, "byOperation"), "getDossiers")));
+    free(dump);
+    json_decref(c);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_backfill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_incremental_and_labels, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_replicas_share_procedures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_replicas_share_the_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_mid_page_skips_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_page_shrinks_on_timeouts_and_complexity, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("producer", tests, NULL, NULL);
+}
