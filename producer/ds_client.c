@@ -1,41 +1,18 @@
-/* ds_client.c - DS GraphQL over libcurl multi, see ds_client.h. */
+/* ds_client.c - DS GraphQL over the shared HTTP client, see ds_client.h. */
 #include "ds_client.h"
 #include "ds2grist/err.h"
+#include "ds2grist/http.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-
-typedef struct request {
-    CURL *easy;
-    struct curl_slist *headers;
-    char *post;
-    char *body;
-    size_t body_len;
-    char retry_after[32];
-    void *opaque;
-    struct request *prev, *next; /* the client's list of requests in flight */
-} request_t;
 
 struct d2g_ds_client {
-    CURLM *multi;
+    d2g_http_t *http;
     char *endpoint;
     long timeout_s;
-    int in_flight;
-    request_t *requests;
 };
-
-static void list_remove(d2g_ds_client_t *c, request_t *r) {
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        c->requests = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    c->in_flight--;
-}
 
 const char *d2g_ds_status_name(d2g_ds_status_t s) {
     static const char *names[] = {"ok", "rate_limited", "retry", "too_big", "auth", "graphql",
@@ -45,120 +22,34 @@ const char *d2g_ds_status_name(d2g_ds_status_t s) {
 
 d2g_ds_client_t *d2g_ds_client_new(const char *endpoint, int timeout_s, char *err, size_t errlen) {
     d2g_ds_client_t *c = calloc(1, sizeof(*c));
-    if (!c || !(c->multi = curl_multi_init()) || !(c->endpoint = strdup(endpoint))) {
+    if (!c || !(c->http = d2g_http_new("ds2grist-producer")) || !(c->endpoint = strdup(endpoint))) {
         d2g_err_set(err, errlen, "out of memory");
         d2g_ds_client_free(c);
         return NULL;
     }
     c->timeout_s = timeout_s;
-    /* Reuse connections to the DS host across requests. */
-    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 32L);
     return c;
-}
-
-static void request_free(request_t *r) {
-    if (!r)
-        return;
-    if (r->easy)
-        curl_easy_cleanup(r->easy);
-    /* The Authorization header held the token: wipe it before freeing. */
-    for (struct curl_slist *h = r->headers; h; h = h->next)
-        explicit_bzero(h->data, strlen(h->data));
-    curl_slist_free_all(r->headers);
-    free(r->post);
-    free(r->body);
-    free(r);
 }
 
 void d2g_ds_client_free(d2g_ds_client_t *c) {
     if (!c)
         return;
-    while (c->requests) {
-        request_t *r = c->requests;
-        curl_multi_remove_handle(c->multi, r->easy);
-        list_remove(c, r);
-        request_free(r);
-    }
-    if (c->multi)
-        curl_multi_cleanup(c->multi);
+    d2g_http_free(c->http);
     free(c->endpoint);
     free(c);
-}
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-    request_t *r = ud;
-    size_t add = size * n;
-    if (r->body_len + add > 256u * 1024 * 1024) /* a sane ceiling for one page */
-        return 0;
-    char *b = realloc(r->body, r->body_len + add + 1);
-    if (!b)
-        return 0;
-    memcpy(b + r->body_len, p, add);
-    r->body_len += add;
-    b[r->body_len] = '\0';
-    r->body = b;
-    return add;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *ud) {
-    request_t *r = ud;
-    size_t len = size * n;
-    if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
-        size_t i = 12, j = 0;
-        while (i < len && (p[i] == ' ' || p[i] == '\t'))
-            i++;
-        while (i < len && j + 1 < sizeof(r->retry_after) && p[i] != '\r' && p[i] != '\n')
-            r->retry_after[j++] = p[i++];
-        r->retry_after[j] = '\0';
-    }
-    return len;
 }
 
 int d2g_ds_client_start(d2g_ds_client_t *c, const char *token, const char *operation,
                         const char *query, json_t *variables, void *opaque, char *err,
                         size_t errlen) {
-    request_t *r = calloc(1, sizeof(*r));
-    char auth[8300];
-    if (!r)
-        return d2g_err_set(err, errlen, "out of memory");
     json_t *body = json_pack("{s:s, s:O, s:s}", "query", query, "variables", variables,
                              "operationName", operation);
-    r->post = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *post = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-    r->headers = curl_slist_append(NULL, "Content-Type: application/json");
-    r->headers = curl_slist_append(r->headers, "Accept: application/json");
-    r->headers = curl_slist_append(r->headers, auth);
-    explicit_bzero(auth, sizeof(auth));
-    r->easy = curl_easy_init();
-    r->opaque = opaque;
-    if (!r->post || !r->headers || !r->easy) {
-        request_free(r);
+    if (!post)
         return d2g_err_set(err, errlen, "out of memory");
-    }
-    curl_easy_setopt(r->easy, CURLOPT_URL, c->endpoint);
-    curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->post);
-    curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
-    curl_easy_setopt(r->easy, CURLOPT_TIMEOUT, c->timeout_s);
-    curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(r->easy, CURLOPT_ACCEPT_ENCODING, ""); /* gzip when offered */
-    curl_easy_setopt(r->easy, CURLOPT_USERAGENT, "ds2grist-producer");
-    curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
-    if (curl_multi_add_handle(c->multi, r->easy) != CURLM_OK) {
-        request_free(r);
-        return d2g_err_set(err, errlen, "curl: cannot add a request");
-    }
-    r->next = c->requests;
-    if (r->next)
-        r->next->prev = r;
-    c->requests = r;
-    c->in_flight++;
-    return 0;
+    return d2g_http_start(c->http, "POST", c->endpoint, token, post, strlen(post), c->timeout_s,
+                          opaque, err, errlen);
 }
 
 /* The first root-level error's message and code, for the result. */
@@ -232,28 +123,24 @@ void d2g_ds_classify(int curl_code, long http_status, const char *retry_after,
     json_decref(root);
 }
 
-int d2g_ds_client_poll(d2g_ds_client_t *c, int timeout_ms, d2g_ds_done_cb done, void *ud) {
-    int running = 0, left;
-    curl_multi_poll(c->multi, NULL, 0, timeout_ms, NULL);
-    curl_multi_perform(c->multi, &running);
-    CURLMsg *m;
-    while ((m = curl_multi_info_read(c->multi, &left))) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
-        request_t *r = NULL;
-        long status = 0;
-        CURLcode code = m->data.result;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-        curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-        curl_multi_remove_handle(c->multi, m->easy_handle);
-        list_remove(c, r);
-        d2g_ds_result_t res;
-        d2g_ds_classify(code, status, r->retry_after, r->body, r->body_len, &res);
-        done(r->opaque, &res, ud);
-        json_decref(res.data);
-        request_free(r);
-    }
-    return c->in_flight;
+/* Classifies each finished exchange for the caller's callback. */
+typedef struct poll_ctx {
+    d2g_ds_done_cb done;
+    void *ud;
+} poll_ctx_t;
+
+static void on_http_done(void *opaque, const d2g_http_response_t *resp, void *ud) {
+    poll_ctx_t *pc = ud;
+    d2g_ds_result_t res;
+    d2g_ds_classify(resp->curl_code, resp->status, resp->retry_after, resp->body, resp->body_len,
+                    &res);
+    pc->done(opaque, &res, pc->ud);
+    json_decref(res.data);
 }
 
-int d2g_ds_client_in_flight(const d2g_ds_client_t *c) { return c->in_flight; }
+int d2g_ds_client_poll(d2g_ds_client_t *c, int timeout_ms, d2g_ds_done_cb done, void *ud) {
+    poll_ctx_t pc = {done, ud};
+    return d2g_http_poll(c->http, timeout_ms, on_http_done, &pc);
+}
+
+int d2g_ds_client_in_flight(const d2g_ds_client_t *c) { return d2g_http_in_flight(c->http); }

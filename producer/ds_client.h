@@ -1,7 +1,7 @@
 /*
  * ds_client.h - GraphQL requests to the DS API, many in flight at once.
  *
- * Built on libcurl's multi interface: the producer starts requests for
+ * Built on the shared HTTP client (http.h, libcurl multi): the producer starts requests for
  * several procedures and polls them from its single loop. Each finished
  * request is classified the way the producer must react to it:
  *
