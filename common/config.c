@@ -202,7 +202,7 @@ static int parse_ds(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
     static const char *const keys[] = {"endpoint", "tokens", "timeout_s", NULL};
     static const char *const tkeys[] = {"secret", "requests_per_minute", NULL};
     char path[PATHLEN];
-    long long n;
+    long long n = 0;
     json_t *d = json_object_get(root, "ds");
     if (!d)
         return d2g_err_set(err, errlen, "ds: is required");
@@ -244,7 +244,7 @@ static int parse_grist(d2g_config_t *cfg, json_t *root, char *err, size_t errlen
                                         "requests_per_second", "documents", NULL};
     static const char *const dkeys[] = {"permits", NULL};
     char path[PATHLEN], dpath[PATHLEN * 2];
-    long long n;
+    long long n = 0;
     json_t *g = json_object_get(root, "grist");
     if (!g)
         return d2g_err_set(err, errlen, "grist: is required");
@@ -319,7 +319,7 @@ static int cmp_procedure(const void *a, const void *b) {
 static int parse_options(json_t *o, const char *path, int *poll_interval_s,
                          d2g_deleted_mode_t *deleted, char *err, size_t errlen) {
     static const char *const okeys[] = {"poll_interval_s", "deleted", NULL};
-    long long n;
+    long long n = 0;
     if (!o)
         return 0;
     if (expect_object(o, path, err, errlen) || check_keys(o, path, okeys, err, errlen) ||
@@ -345,7 +345,7 @@ static int parse_procedures(d2g_config_t *cfg, json_t *root, char *err, size_t e
     char path[PATHLEN], opath[PATHLEN + 16];
     int def_poll = 60;
     d2g_deleted_mode_t def_deleted = D2G_DELETED_MARK;
-    long long n;
+    long long n = 0;
 
     if (parse_options(json_object_get(root, "defaults"), "defaults", &def_poll, &def_deleted,
                       err, errlen))
@@ -474,7 +474,7 @@ static int parse_producer(d2g_config_t *cfg, json_t *root, char *err, size_t err
                                        "page_size_min", "shutdown_grace_s", NULL};
     json_t *p = json_object_get(root, "producer");
     json_t *empty = json_object();
-    long long v[6];
+    long long v[6] = {0};
     int rc = -1;
     if (p && (expect_object(p, "producer", err, errlen) ||
               check_keys(p, "producer", keys, err, errlen)))
@@ -509,11 +509,44 @@ out:
     return rc;
 }
 
+static int parse_worker(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
+    static const char *const keys[] = {"linger_ms", "batch_bytes", "max_buffered", "ds_base_url",
+                                       "shutdown_grace_s", NULL};
+    json_t *w = json_object_get(root, "worker");
+    json_t *empty = json_object();
+    long long v[4] = {0};
+    int rc = -1;
+    if (w && (expect_object(w, "worker", err, errlen) || check_keys(w, "worker", keys, err, errlen)))
+        goto out;
+    if (!w)
+        w = empty;
+    /* Grist refuses bodies over 1 MiB: a batch stays under it with room for the envelope. */
+    if (get_int(w, "linger_ms", "worker", 0, 250, 0, 60000, &v[0], err, errlen) ||
+        get_int(w, "batch_bytes", "worker", 0, 900000, 1000, 1000000, &v[1], err, errlen) ||
+        get_int(w, "max_buffered", "worker", 0, 5000, 10, 1000000, &v[2], err, errlen) ||
+        get_int(w, "shutdown_grace_s", "worker", 0, 25, 1, 3600, &v[3], err, errlen) ||
+        get_string(w, "ds_base_url", "worker", "https://www.demarches-simplifiees.fr",
+                   &cfg->worker.ds_base_url, err, errlen))
+        goto out;
+    if (!valid_http_url(cfg->worker.ds_base_url)) {
+        d2g_err_set(err, errlen, "worker.ds_base_url: must start with http:// or https://");
+        goto out;
+    }
+    cfg->worker.linger_ms = (int)v[0];
+    cfg->worker.batch_bytes = (int)v[1];
+    cfg->worker.max_buffered = (int)v[2];
+    cfg->worker.shutdown_grace_s = (int)v[3];
+    rc = 0;
+out:
+    json_decref(empty);
+    return rc;
+}
+
 static int load_root(json_t *root, d2g_config_t **out, char *err, size_t errlen) {
     static const char *const keys[] = {"kafka", "redis", "ds", "grist", "defaults", "procedures",
-                                       "producer", "log_level", "http", NULL};
+                                       "producer", "worker", "log_level", "http", NULL};
     static const char *const hkeys[] = {"port", NULL};
-    long long n;
+    long long n = 0;
     d2g_config_t *cfg = calloc(1, sizeof(*cfg));
     if (!cfg)
         return d2g_err_set(err, errlen, "out of memory");
@@ -523,6 +556,7 @@ static int load_root(json_t *root, d2g_config_t **out, char *err, size_t errlen)
     if (parse_kafka(cfg, root, err, errlen) || parse_redis(cfg, root, err, errlen) ||
         parse_ds(cfg, root, err, errlen) || parse_grist(cfg, root, err, errlen) ||
         parse_procedures(cfg, root, err, errlen) || parse_producer(cfg, root, err, errlen) ||
+        parse_worker(cfg, root, err, errlen) ||
         get_string(root, "log_level", "(top level)", "info", &cfg->log_level, err, errlen))
         goto out;
     json_t *http = json_object_get(root, "http");
@@ -614,6 +648,7 @@ void d2g_config_free(d2g_config_t *cfg) {
         free(cfg->procedures[i].table_prefix);
     }
     free(cfg->procedures);
+    free(cfg->worker.ds_base_url);
     free(cfg->log_level);
     free(cfg);
 }

@@ -96,6 +96,13 @@ typedef struct d2g_config {
         int page_size_min;     /* floor when shrinking on timeouts, default 5 */
         int shutdown_grace_s;  /* SIGTERM: time to finish pages in hand, default 25 */
     } producer;
+    struct {
+        int linger_ms;        /* how long a batch may wait to fill, default 250 */
+        int batch_bytes;      /* records per request, in JSON bytes, default 900000 (< 1 MB) */
+        int max_buffered;     /* dossiers waiting per document before its partitions pause, 5000 */
+        char *ds_base_url;    /* for the link to each dossier, default DS's site */
+        int shutdown_grace_s; /* SIGTERM: time to finish batches in hand, default 25 */
+    } worker;
     char *log_level; /* "debug" | "info" | "warn" | "error", default "info" */
     struct {
         int port; /* health and metrics HTTP port, 0 = disabled */

@@ -197,12 +197,12 @@ int d2g_testenv_write_file(d2g_testenv_t *env, const char *name, const char *tex
 
 static int start_node(d2g_testenv_t *env, d2g_test_proc_t *proc, const char *name,
                       const char *script, const char *config_json, int *port) {
-    char portfile[300], cfgpath[300], line[64], scriptpath[512];
+    char portfile[600], cfgpath[600], line[64], scriptpath[600];
     snprintf(portfile, sizeof(portfile), "%s/%s.port", env->dir, name);
     snprintf(scriptpath, sizeof(scriptpath), "%s/tests/%s", D2G_SOURCE_DIR, script);
     char *argv[] = {"node", scriptpath, "--port", "0", "--port-file", portfile, NULL, NULL, NULL};
     if (config_json) {
-        char cfgname[64];
+        char cfgname[40];
         snprintf(cfgname, sizeof(cfgname), "%s.json", name);
         if (d2g_testenv_write_file(env, cfgname, config_json, cfgpath, sizeof(cfgpath)))
             return -1;
