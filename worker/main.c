@@ -1,24 +1,59 @@
 /*
- * main.c - ds2grist-worker entry point.
+ * main.c - ds2grist-worker: consumes dossier messages and writes them into
+ * Grist documents (see worker.h and writer.h).
  *
- * For now it loads and validates the configuration (so that deployments and
- * config checks can be exercised); the worker loop itself is the subject of its
- * own issue and is not there yet: the program says so and exits 1.
+ *   ds2grist-worker [--config PATH]    run until SIGTERM
  */
+#include "worker.h"
+
 #include "ds2grist/cli.h"
+#include "ds2grist/err.h"
 #include "ds2grist/log.h"
 
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
 static const char usage[] =
-    "usage: ds2grist-worker [--config PATH] [--help] [--version]\n"
-    "  --config PATH  configuration file (default: $DS2GRIST_CONFIG)\n";
+    "usage: ds2grist-worker [--config PATH]\n"
+    "  --config PATH  configuration file (default: $DS2GRIST_CONFIG)\n"
+    "Consumes the dossier topic and writes every dossier into its Grist document until SIGTERM.\n";
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
 
 int main(int argc, char **argv) {
     d2g_config_t *cfg;
+    char err[D2G_ERRLEN];
     int argi;
     int rc = d2g_cli_start(argc, argv, "worker", usage, &cfg, &argi);
     if (!cfg)
         return rc;
-    d2g_log(D2G_LOG_ERROR, "not_implemented", 0, NULL, "the worker loop is not implemented yet");
+    if (argi < argc) {
+        fprintf(stderr, "ds2grist-worker: unexpected argument %s\n%s", argv[argi], usage);
+        d2g_config_free(cfg);
+        return 2;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    d2g_worker_t *w = d2g_worker_new(cfg, err, sizeof(err));
+    if (!w) {
+        d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot start");
+        d2g_config_free(cfg);
+        return 1;
+    }
+    d2g_log(D2G_LOG_INFO, "started", 0, NULL, "consuming %s as group %s", cfg->kafka.topic,
+            cfg->kafka.consumer_group);
+    rc = d2g_worker_run(w, &stop_requested);
+    d2g_worker_free(w);
     d2g_config_free(cfg);
-    return 1;
+    return rc;
 }

@@ -360,3 +360,39 @@ int d2g_test_kafka_read_all(d2g_testenv_t *env, const char *topic, d2g_test_msgs
     rd_kafka_destroy(rk);
     return eof == parts ? 0 : -1;
 }
+
+#include <jansson.h>
+
+json_t *d2g_test_json(const char *method, const char *url, const char *body) {
+    char *resp = NULL;
+    int st = d2g_test_http(method, url, NULL, body, &resp);
+    if (st < 200 || st >= 300) {
+        fprintf(stderr, "testenv: %s %s -> %d %s\n", method, url, st, resp ? resp : "");
+        free(resp);
+        return NULL;
+    }
+    json_t *j = json_loads(resp, JSON_DECODE_ANY, NULL);
+    free(resp);
+    return j;
+}
+
+int d2g_test_write_config(d2g_testenv_t *env, const char *name, const char *procedures_json,
+                          int ds_budget, int grist_permits, const char *extra, char *path,
+                          size_t pathlen) {
+    size_t cap = strlen(procedures_json) + strlen(extra) + 4096;
+    char *text = malloc(cap);
+    snprintf(text, cap,
+             "{\"kafka\": {\"properties\": {\"bootstrap.servers\": \"%s\", \"session.timeout.ms\": \"6000\"}},"
+             " \"redis\": {\"url\": \"redis://127.0.0.1:%d\"},"
+             " \"ds\": {\"endpoint\": \"%s\", \"timeout_s\": 10, \"tokens\": {\"main\":"
+             "   {\"secret\": {\"env\": \"D2G_TEST_DS_TOKEN\"}, \"requests_per_minute\": %d}}},"
+             " \"grist\": {\"timeout_s\": 20, \"servers\": {\"g\": {\"url\": \"%s\","
+             "   \"api_key\": {\"env\": \"D2G_TEST_GRIST_KEY\"}, \"permits_per_document\": %d}}},"
+             " \"procedures\": %s%s%s}",
+             env->kafka_bootstrap, env->redis_port, env->ds_url[0] ? env->ds_url : "http://127.0.0.1:1",
+             ds_budget, env->grist_url[0] ? env->grist_url : "http://127.0.0.1:1", grist_permits,
+             procedures_json, *extra ? ", " : "", extra);
+    int rc = d2g_testenv_write_file(env, name, text, path, pathlen);
+    free(text);
+    return rc;
+}

@@ -77,3 +77,22 @@ typedef struct d2g_test_msgs {
  * consumer group) into out (appended). Returns 0 or -1. */
 int d2g_test_kafka_read_all(d2g_testenv_t *env, const char *topic, d2g_test_msgs_t *out);
 void d2g_test_msgs_free(d2g_test_msgs_t *m);
+
+/* ---- JSON over HTTP, for the emulators' admin APIs ---- */
+
+/* method url [body]: fails the test on a transport error or a non-2xx
+ * answer; returns the parsed body (caller decrefs). */
+struct json_t;
+struct json_t *d2g_test_json(const char *method, const char *url, const char *body);
+
+/* ---- the ds2grist configuration for a test stack ---- */
+
+/*
+ * Writes <dir>/<name>: Kafka, Redis, DS and Grist of env (tokens read from
+ * D2G_TEST_DS_TOKEN and D2G_TEST_GRIST_KEY), the procedures JSON array, and
+ * extra top-level members (e.g. "\"producer\": {...}, \"worker\": {...}", or
+ * "" for none). path receives the file's path.
+ */
+int d2g_test_write_config(d2g_testenv_t *env, const char *name, const char *procedures_json,
+                          int ds_budget, int grist_permits, const char *extra, char *path,
+                          size_t pathlen);

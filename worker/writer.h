@@ -1,0 +1,112 @@
+/*
+ * writer.h - dossiers into Grist documents: batching, schema, the cap.
+ *
+ * The worker hands the writer one item per dossier update (a decoded
+ * message). The writer keeps, per Grist document, a queue of items in
+ * arrival order; updates of one dossier collapse into the latest. When a
+ * document's batch is full (worker.batch_bytes) or has waited linger_ms, it
+ * is flushed, one HTTP request at a time per document:
+ *
+ *   1. map each dossier to rows (mapping.h), with the document's column map
+ *   2. schema: load the document's tables and columns once (cached); if a
+ *      table, column or choice is missing, take the document's schema lock
+ *      in Redis, merge the column map with the persisted one, reload, create
+ *      what is still missing, release
+ *   3. PUT .../records per table (upsert keyed on numero / ds_row_id),
+ *      bodies under batch_bytes
+ *   4. repetition rows that disappeared in DS, and removed dossiers: find
+ *      their row ids, POST .../data/delete
+ *
+ * Every request first takes a permit from the document's semaphore in Redis
+ * (permits.h): however many workers run, a document never has more of our
+ * requests in flight than its limit. 429, 5xx and timeouts are retried with
+ * backoff and jitter; any other 4xx splits the batch in halves until the
+ * dossier at fault is alone, and that one is handed back as failed (for the
+ * dead-letter topic) while the rest goes on. Documents progress
+ * independently: a slow or failing one never stalls the others.
+ */
+#ifndef D2G_WRITER_H
+#define D2G_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ds2grist/config.h"
+#include "ds2grist/envelope.h"
+#include "ds2grist/redis.h"
+
+/* A Kafka message an item stands for. */
+typedef struct d2g_msgref {
+    int32_t partition;
+    int64_t offset;
+    uint32_t epoch;
+} d2g_msgref_t;
+
+/* One dossier update, and every message it stands for (collapsed ones included). */
+typedef struct d2g_item {
+    const d2g_procedure_t *proc;
+    d2g_envelope_t env;  /* the latest version, owned */
+    d2g_msgref_t *msgs;
+    size_t n_msgs, cap_msgs;
+    size_t bytes;        /* size of the latest message, to fill batches */
+    int64_t enqueued_ms; /* mono */
+    struct d2g_item *next;
+    char key[48];        /* "<procedure>:<number>" */
+} d2g_item_t;
+
+typedef struct d2g_writer_hooks {
+    /* The item is in Grist: its messages are done. The writer frees it afterwards. */
+    void (*written)(void *ud, d2g_item_t *item);
+    /* The item cannot be written (reason says why): dead-letter its messages.
+     * The writer frees it afterwards. */
+    void (*failed)(void *ud, d2g_item_t *item, const char *reason);
+    void *ud;
+} d2g_writer_hooks_t;
+
+typedef struct d2g_writer_stats {
+    uint64_t requests;       /* Grist requests answered (any status) */
+    uint64_t status_2xx, status_429, status_4xx, status_5xx, transport_errors;
+    uint64_t rows_written;   /* records sent in successful PUTs */
+    uint64_t retries;
+    uint64_t permit_waits;   /* times a request had to wait for a permit */
+    uint64_t permit_wait_ms; /* total time spent waiting for permits */
+    uint64_t batches;        /* successful flushes */
+    uint64_t failed_items;   /* items handed back as failed */
+} d2g_writer_stats_t;
+
+typedef struct d2g_writer d2g_writer_t;
+
+/* redis is borrowed and used from the caller's thread only. */
+d2g_writer_t *d2g_writer_new(const d2g_config_t *cfg, d2g_redis_t *redis, const char *worker_id,
+                             d2g_writer_hooks_t hooks, char *err, size_t errlen);
+/* Frees everything; items still held are freed without hooks. */
+void d2g_writer_free(d2g_writer_t *w);
+
+/* Takes ownership of item. An update of a dossier already queued (and not
+ * being written) replaces it: the older item's messages move to the newer. */
+void d2g_writer_add(d2g_writer_t *w, d2g_item_t *item);
+void d2g_item_free(d2g_item_t *item);
+
+/* Starts what can start (batches due, retries due). now: mono ms. */
+void d2g_writer_step(d2g_writer_t *w, int64_t now);
+/* Waits up to timeout_ms for Grist answers and handles them. */
+void d2g_writer_poll(d2g_writer_t *w, int timeout_ms);
+/* The time (mono ms) at which something is due next, or INT64_MAX. */
+int64_t d2g_writer_next_due(const d2g_writer_t *w);
+
+/* 1: flush everything now regardless of linger (shutdown). */
+void d2g_writer_flush_all(d2g_writer_t *w, int on);
+/* Items held: queued or being written. */
+size_t d2g_writer_pending(const d2g_writer_t *w);
+/* Items of partition queued or being written; with drop, the queued ones
+ * (not those being written) are freed without hooks (partition revoked). */
+size_t d2g_writer_partition(d2g_writer_t *w, int32_t partition, int drop, size_t *in_flight);
+/* The most items queued on one document (to pause consumption). */
+size_t d2g_writer_max_queued(const d2g_writer_t *w);
+/* 1 if one of the partition's items is queued on a document holding more
+ * than limit items. */
+int d2g_writer_partition_congested(const d2g_writer_t *w, int32_t partition, size_t limit);
+
+const d2g_writer_stats_t *d2g_writer_stats(const d2g_writer_t *w);
+
+#endif
