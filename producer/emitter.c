@@ -89,6 +89,10 @@ int d2g_emitter_send(d2g_emitter_t *em, const char *key, size_t keylen, char *va
             return 0;
         }
         rd_kafka_resp_err_t e = rd_kafka_last_error();
+        if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+            d2g_err_set(err, errlen, "message of %zu bytes is larger than message.max.bytes", len);
+            return -2;
+        }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             return d2g_err_set(err, errlen, "kafka produce: %s", rd_kafka_err2str(e));
         /* The local queue is full: serve delivery reports until there is room. */

@@ -29,7 +29,8 @@ void d2g_emitter_free(d2g_emitter_t *em, int timeout_ms);
 
 /* Queues one message on the dossier topic. value (malloc'ed) is handed over
  * to librdkafka on success; on failure the caller still owns it. dv must stay
- * valid until its pending count is back to 0. */
+ * valid until its pending count is back to 0. Returns 0, -1 on failure, -2
+ * if this message can never be sent (larger than message.max.bytes). */
 int d2g_emitter_send(d2g_emitter_t *em, const char *key, size_t keylen, char *value,
                      size_t len, d2g_delivery_t *dv, char *err, size_t errlen);
 /* Serves delivery reports, waiting up to timeout_ms. */

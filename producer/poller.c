@@ -294,7 +294,19 @@ static int emit(d2g_poller_t *p, proc_t *pr, d2g_envelope_kind_t kind, int flags
     }
     int klen = d2g_envelope_key(pr->cfg->number, json_integer_value(json_object_get(node, "number")),
                                 key, sizeof(key));
-    if (d2g_emitter_send(p->em, key, (size_t)klen, msg, len, &pr->dv, err, sizeof(err))) {
+    int rc = d2g_emitter_send(p->em, key, (size_t)klen, msg, len, &pr->dv, err, sizeof(err));
+    if (rc == -2) {
+        /* Retrying cannot help, and failing the page would stall the procedure:
+         * the dossier is reported (logs, status) and the others go on. */
+        free(msg);
+        d2g_log_err(D2G_LOG_ERROR, "dossier_too_large", pr->cfg->number, NULL, err,
+                    "dossier %s skipped; raise message.max.bytes (producer and brokers)", key);
+        char cause[D2G_ERRLEN];
+        d2g_cursor_status_error(p->redis, pr->cfg->number, d2g_clock_wall_ms(), 0, err, cause,
+                                sizeof(cause));
+        return -1;
+    }
+    if (rc) {
         free(msg);
         if (!pr->dv.failed)
             snprintf(pr->dv.error, sizeof(pr->dv.error), "%s", err);

@@ -353,6 +353,9 @@ d2g_worker_t *d2g_worker_new(const d2g_config_t *cfg, char *err, size_t errlen) 
         "enable.partition.eof", "false",
         NULL,
     };
+    /* A dead letter is a copy of a message the brokers already accepted: let it be
+     * as large (librdkafka's own default would refuse copies over 1 MB). */
+    static const char *const dlq_defaults[] = {"message.max.bytes", "104857600", NULL};
     static const char *const dlq_overrides[] = {"enable.idempotence", "true", "acks", "all", NULL};
     char cause[512], host[64] = "host";
     d2g_worker_t *w = calloc(1, sizeof(*w));
@@ -372,7 +375,7 @@ d2g_worker_t *d2g_worker_new(const d2g_config_t *cfg, char *err, size_t errlen) 
     if (!(w->writer = d2g_writer_new(cfg, w->redis, w->id, hooks, err, errlen)))
         goto fail;
 
-    rd_kafka_conf_t *dconf = d2g_kafka_conf_new(cfg, NULL, dlq_overrides, err, errlen);
+    rd_kafka_conf_t *dconf = d2g_kafka_conf_new(cfg, dlq_defaults, dlq_overrides, err, errlen);
     if (!dconf)
         goto fail;
     rd_kafka_conf_set_dr_msg_cb(dconf, on_dlq_delivery);

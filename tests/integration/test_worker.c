@@ -84,7 +84,7 @@ static json_t *ds_get(d2g_testenv_t *env, long long procedure, long long number)
     return j;
 }
 
-__attribute__((unused)) static json_t *ds_do(d2g_testenv_t *env, const char *method, const char *path, const char *body) {
+static json_t *ds_do(d2g_testenv_t *env, const char *method, const char *path, const char *body) {
     char url[320];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", env->ds_port, path);
     json_t *j = d2g_test_json(method, url, body);
@@ -247,9 +247,311 @@ static void test_end_to_end(void **state) {
     assert_int_equal(d2g_test_proc_stop(&producer), 0);
 }
 
+/* The columns of a Grist table: id -> label. */
+static json_t *grist_columns(d2g_testenv_t *env, const char *doc, const char *table) {
+    char url[320];
+    snprintf(url, sizeof(url), "%s/api/docs/%s/tables/%s/columns", env->grist_url, doc, table);
+    char *resp = NULL;
+    assert_int_equal(d2g_test_http("GET", url, GKEY, NULL, &resp), 200);
+    json_t *j = json_loads(resp, 0, NULL);
+    free(resp);
+    json_t *out = json_object();
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(j, "columns"), i, c)
+        json_object_set(out, json_string_value(json_object_get(c, "id")),
+                        json_object_get(json_object_get(c, "fields"), "label"));
+    json_decref(j);
+    return out;
+}
+
+/* The row of dossier num in a table, or NULL (caller decrefs rows). */
+static json_t *row_of(json_t *rows, json_int_t num) {
+    for (size_t k = 0; k < json_array_size(rows); k++)
+        if (json_integer_value(field(json_array_get(rows, k), "numero")) == num)
+            return json_array_get(rows, k);
+    return NULL;
+}
+
+static const char *PROC1 =
+    "[{\"number\": 1201, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docA\", \"table_prefix\": \"Aides\"}]";
+
+static void test_form_changes_and_deletions(void **state) {
+    d2g_testenv_t *env = *state;
+    char cfg[600], body[512];
+    d2g_test_proc_t producer, worker;
+    start_emulators(env, "[{\"number\": 1201, \"dossiers\": 120}]", NULL);
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC1, 400, 8,
+                                           "\"defaults\": {\"poll_interval_s\": 1}", cfg, sizeof(cfg)), 0);
+    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    assert_int_equal(wait_synced(env, "docA", "Aides", 1201, 90), 120);
+    json_t *before = grist_columns(env, "docA", "Aides");
+
+    /* A champ added to the form, and another renamed: the next changes carry them. */
+    json_t *added = ds_do(env, "POST", "/admin/procedures/1201/champ-descriptors",
+                          "{\"type\": \"TextChampDescriptor\", \"label\": \"Avis du comité local\"}");
+    json_t *full = ds_get(env, 1201, 0);
+    json_int_t first = json_integer_value(json_object_get(json_array_get(json_object_get(full, "dossiers"), 0), "number"));
+    json_int_t second = json_integer_value(json_object_get(json_array_get(json_object_get(full, "dossiers"), 1), "number"));
+    json_int_t third = json_integer_value(json_object_get(json_array_get(json_object_get(full, "dossiers"), 2), "number"));
+    json_decref(full);
+    json_t *d1 = ds_get(env, 1201, first);
+    const char *renamed_id = NULL, *rep_id = NULL;
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(d1, "champs"), i, c) {
+        const char *t = json_string_value(json_object_get(c, "__typename"));
+        if (!renamed_id && !strcmp(t, "TextChamp"))
+            renamed_id = json_string_value(json_object_get(c, "champDescriptorId"));
+        if (!rep_id && !strcmp(t, "RepetitionChamp") && json_array_size(json_object_get(c, "rows")) > 0)
+            rep_id = json_string_value(json_object_get(c, "champDescriptorId"));
+    }
+    assert_non_null(renamed_id);
+    char path[256];
+    snprintf(path, sizeof(path), "/admin/procedures/1201/champ-descriptors/%s", renamed_id);
+    json_decref(ds_do(env, "PATCH", path, "{\"label\": \"Intitulé du projet (nouveau libellé)\"}"));
+    snprintf(body, sizeof(body), "{\"champs\": {\"%s\": \"Favorable\"}}",
+             json_string_value(json_object_get(added, "id")));
+    snprintf(path, sizeof(path), "/admin/procedures/1201/dossiers/%lld", (long long)first);
+    json_decref(ds_do(env, "PATCH", path, body));
+
+    /* A dossier deleted; the repetition rows of another removed. */
+    snprintf(path, sizeof(path), "/admin/procedures/1201/dossiers/%lld?reason=user_request", (long long)second);
+    json_decref(ds_do(env, "DELETE", path, NULL));
+    json_t *d3 = ds_get(env, 1201, third);
+    const char *rep3 = NULL;
+    json_array_foreach(json_object_get(d3, "champs"), i, c)
+        if (!rep3 && !strcmp(json_string_value(json_object_get(c, "__typename")), "RepetitionChamp"))
+            rep3 = json_string_value(json_object_get(c, "champDescriptorId"));
+    assert_non_null(rep3);
+    snprintf(body, sizeof(body), "{\"champs\": {\"%s\": \"1\"}}", rep3); /* one row left */
+    snprintf(path, sizeof(path), "/admin/procedures/1201/dossiers/%lld", (long long)third);
+    json_decref(ds_do(env, "PATCH", path, body));
+    json_decref(d3);
+
+    /* Wait for the new column and the marked deletion. */
+    int64_t end = d2g_clock_mono_ms() + 60000;
+    json_t *after = NULL, *rows = NULL;
+    const char *new_col = NULL;
+    for (;;) {
+        json_decref(after);
+        json_decref(rows);
+        after = grist_columns(env, "docA", "Aides");
+        rows = grist_rows(env, "docA", "Aides");
+        new_col = NULL;
+        const char *id;
+        json_t *label;
+        json_object_foreach(after, id, label)
+            if (label && !strcmp(json_string_value(label), "Avis du comité local"))
+                new_col = id;
+        json_t *r2 = row_of(rows, second), *r1 = row_of(rows, first);
+        if (new_col && r1 && json_is_true(field(r2, "supprime")) &&
+            json_is_string(field(r1, new_col)) && !strcmp(json_string_value(field(r1, new_col)), "Favorable"))
+            break;
+        assert_true(d2g_clock_mono_ms() < end);
+        sleep_ms(500);
+    }
+    /* The renamed champ kept its column: every column id of before is still there,
+     * and the only new one is the added champ's. */
+    const char *id;
+    json_t *label;
+    json_object_foreach(before, id, label)
+        assert_non_null(json_object_get(after, id));
+    assert_int_equal(json_object_size(after), json_object_size(before) + 1);
+    json_t *r2 = row_of(rows, second);
+    assert_string_equal(json_string_value(field(r2, "motif_suppression")), "user_request");
+    assert_true(json_number_value(field(r2, "date_suppression")) > 0);
+    printf("# form changes: new column %s; renamed champ kept its column; deleted dossier marked\n", new_col);
+
+    /* The third dossier has one repetition row left in its block's table. */
+    int ok = 0;
+    for (end = d2g_clock_mono_ms() + 30000; !ok && d2g_clock_mono_ms() < end; sleep_ms(500)) {
+        char url[320];
+        snprintf(url, sizeof(url), "%s/admin/docs/docA/tables", env->grist_url);
+        json_t *tl = d2g_test_json("GET", url, NULL);
+        size_t rows_left = 0;
+        const char *tid;
+        json_t *t;
+        json_object_foreach(json_object_get(tl, "tables"), tid, t) {
+            if (strncmp(tid, "Aides_", 6))
+                continue;
+            json_t *child = grist_rows(env, "docA", tid);
+            size_t ci;
+            json_t *cr;
+            json_array_foreach(child, ci, cr)
+                rows_left += json_integer_value(field(cr, "dossier")) == third;
+            json_decref(child);
+        }
+        json_decref(tl);
+        json_t *d3now = ds_get(env, 1201, third);
+        size_t want = 0;
+        json_array_foreach(json_object_get(d3now, "champs"), i, c)
+            want += json_array_size(json_object_get(c, "rows"));
+        json_decref(d3now);
+        ok = rows_left == want;
+    }
+    assert_true(ok);
+    json_decref(after);
+    json_decref(rows);
+    json_decref(before);
+    json_decref(added);
+    json_decref(d1);
+    assert_int_equal(d2g_test_proc_stop(&worker), 0);
+    assert_int_equal(d2g_test_proc_stop(&producer), 0);
+}
+
+static void test_cap_with_eight_workers(void **state) {
+    d2g_testenv_t *env = *state;
+    char cfg[600];
+    d2g_test_proc_t producer, workers[8];
+    start_emulators(env, "[{\"number\": 1301, \"dossiers\": 2500}]", NULL);
+    const char *procs = "[{\"number\": 1301, \"ds_token\": \"main\", \"grist_server\": \"g\","
+                        " \"document\": \"docA\", \"table_prefix\": \"Dossiers\"}]";
+    /* Small batches and no linger: many requests, so that the cap is really tested. */
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", procs, 400, 8,
+                                           "\"worker\": {\"batch_bytes\": 60000, \"linger_ms\": 0}",
+                                           cfg, sizeof(cfg)), 0);
+    for (int i = 0; i < 8; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "worker-%d", i);
+        spawn(env, &workers[i], D2G_WORKER_BIN, name, cfg);
+    }
+    sleep_ms(4000); /* let the group form so all eight take part */
+    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    assert_int_equal(wait_synced(env, "docA", "Dossiers", 1301, 180), 2500);
+    json_t *st = grist_stats(env);
+    json_t *doc = json_object_get(json_object_get(st, "docs"), "docA");
+    json_int_t max_in_flight = json_integer_value(json_object_get(doc, "maxInFlight"));
+    json_int_t sent429 = json_integer_value(json_object_get(doc, "sent429"));
+    json_int_t requests = json_integer_value(json_object_get(doc, "requests"));
+    printf("# cap: 8 workers, permit limit 8: %lld requests, highest in flight %lld, %lld 429s\n",
+           (long long)requests, (long long)max_in_flight, (long long)sent429);
+    assert_true(max_in_flight <= 8);
+    assert_true(max_in_flight >= 2); /* several workers did write at once */
+    assert_int_equal(sent429, 0);
+    json_decref(st);
+    for (int i = 0; i < 8; i++)
+        d2g_test_proc_stop(&workers[i]);
+    d2g_test_proc_stop(&producer);
+}
+
+static void test_worker_killed_mid_batch(void **state) {
+    d2g_testenv_t *env = *state;
+    char cfg[600];
+    d2g_test_proc_t producer, a, b, c;
+    /* Slow writes keep batches in flight when the kill comes. */
+    start_emulators(env, "[{\"number\": 1101, \"dossiers\": 1500}, {\"number\": 1102, \"dossiers\": 600},"
+                         " {\"number\": 1103, \"dossiers\": 300}]",
+                    ", \"writeFixedMs\": 60, \"writePerRowMs\": 1");
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROCS3, 400, 8,
+                                           "\"worker\": {\"batch_bytes\": 200000}", cfg, sizeof(cfg)), 0);
+    spawn(env, &a, D2G_WORKER_BIN, "worker-a", cfg);
+    spawn(env, &b, D2G_WORKER_BIN, "worker-b", cfg);
+    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    /* Once rows are arriving, one worker joins and another dies. */
+    for (int64_t end = d2g_clock_mono_ms() + 60000; d2g_clock_mono_ms() < end; sleep_ms(200)) {
+        json_t *rows = grist_rows(env, "docA", "Subventions");
+        size_t n = json_array_size(rows);
+        json_decref(rows);
+        if (n >= 300)
+            break;
+    }
+    spawn(env, &c, D2G_WORKER_BIN, "worker-c", cfg);
+    sleep_ms(500);
+    d2g_test_proc_kill(&a);
+    assert_int_equal(wait_synced(env, "docA", "Subventions", 1101, 180), 1500);
+    assert_int_equal(wait_synced(env, "docA", "Bourses", 1102, 60), 600);
+    assert_int_equal(wait_synced(env, "docB", "Agrements", 1103, 60), 300);
+    check_sample(env, "docA", "Subventions", 1101);
+    printf("# crash: worker killed mid-batch, another joined: 2400 dossiers, each exactly once\n");
+    d2g_test_proc_stop(&b);
+    d2g_test_proc_stop(&c);
+    d2g_test_proc_stop(&producer);
+}
+
+/* Sends raw messages to the dossier topic, as a broken producer would. */
+static void produce_raw(d2g_testenv_t *env, const char *key, const char *value) {
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", env->kafka_bootstrap, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "message.max.bytes", "4000000", errstr, sizeof(errstr));
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    assert_non_null(p);
+    assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("ds2grist.dossiers"),
+                                       RD_KAFKA_V_KEY(key, strlen(key)),
+                                       RD_KAFKA_V_VALUE((void *)value, strlen(value)),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END), 0);
+    assert_int_equal(rd_kafka_flush(p, 10000), 0);
+    rd_kafka_destroy(p);
+}
+
+static void test_poison_to_dead_letters(void **state) {
+    d2g_testenv_t *env = *state;
+    char cfg[600];
+    d2g_test_proc_t producer, worker;
+    start_emulators(env, "[{\"number\": 1201, \"dossiers\": 200}]", NULL);
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC1, 400, 8, "", cfg, sizeof(cfg)), 0);
+    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    /* 1: not JSON. 2: a procedure nobody configured. 3: a dossier whose champs
+     * are not a list. 4: a dossier too big for any Grist request (1.2 MB). */
+    produce_raw(env, "1201:1", "this is not json");
+    produce_raw(env, "9999:1", "{\"v\":1,\"kind\":\"upsert\",\"procedure\":9999,\"number\":1,"
+                               "\"modified\":\"2026-01-01T00:00:00+01:00\",\"fetched_at\":\"x\","
+                               "\"dossier\":{\"number\":1}}");
+    produce_raw(env, "1201:7777777", "{\"v\":1,\"kind\":\"upsert\",\"procedure\":1201,\"number\":7777777,"
+                                     "\"modified\":\"2026-01-01T00:00:00+01:00\",\"fetched_at\":\"x\","
+                                     "\"dossier\":{\"number\":7777777,\"id\":\"x\",\"state\":\"en_construction\","
+                                     "\"champs\":\"oops\"}}");
+    size_t big = 1200 * 1000;
+    char *huge = malloc(big + 1024);
+    int off = snprintf(huge, 1024, "{\"v\":1,\"kind\":\"upsert\",\"procedure\":1201,\"number\":8888888,"
+                                   "\"modified\":\"2026-01-01T00:00:00+01:00\",\"fetched_at\":\"x\","
+                                   "\"dossier\":{\"number\":8888888,\"id\":\"y\",\"state\":\"en_construction\","
+                                   "\"dateDerniereModification\":\"2026-01-01T00:00:00+01:00\","
+                                   "\"champs\":[{\"__typename\":\"TextChamp\",\"id\":\"c1\",\"champDescriptorId\":\"Q2hhbXAtOTk5\","
+                                   "\"label\":\"Très long\",\"stringValue\":\"");
+    memset(huge + off, 'x', big);
+    snprintf(huge + off + big, 64, "\"}]}}");
+    produce_raw(env, "1201:8888888", huge);
+    free(huge);
+    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    assert_int_equal(wait_synced(env, "docA", "Aides", 1201, 120), 200); /* the rest syncs */
+
+    /* The four are in the dead-letter topic, unchanged keys, with their reason. */
+    d2g_test_msgs_t dlq = {0};
+    for (int64_t end = d2g_clock_mono_ms() + 30000; d2g_clock_mono_ms() < end; sleep_ms(500)) {
+        d2g_test_msgs_free(&dlq);
+        assert_int_equal(d2g_test_kafka_read_all(env, "ds2grist.dlq", &dlq), 0);
+        if (dlq.n >= 4)
+            break;
+    }
+    assert_int_equal(dlq.n, 4);
+    const char *keys[] = {"1201:1", "9999:1", "1201:7777777", "1201:8888888"};
+    for (int k = 0; k < 4; k++) {
+        int found = 0;
+        for (size_t i = 0; i < dlq.n; i++)
+            found |= !strcmp(dlq.v[i].key, keys[k]);
+        if (!found)
+            fail_msg("%s not in the dead-letter topic", keys[k]);
+    }
+    d2g_test_msgs_free(&dlq);
+    json_t *rows = grist_rows(env, "docA", "Aides");
+    assert_null(row_of(rows, 8888888));
+    assert_null(row_of(rows, 7777777));
+    json_decref(rows);
+    printf("# poison: 4 bad messages dead-lettered, 200 good dossiers synced\n");
+    d2g_test_proc_stop(&worker);
+    d2g_test_proc_stop(&producer);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_end_to_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_form_changes_and_deletions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cap_with_eight_workers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_killed_mid_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poison_to_dead_letters, setup, teardown),
     };
     return cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);
 }
