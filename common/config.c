@@ -431,6 +431,13 @@ static int apply_env(d2g_config_t *cfg, char *err, size_t errlen) {
         free(cfg->log_level);
         cfg->log_level = strdup(v);
     }
+    if ((v = getenv("DS2GRIST_HTTP_PORT")) && *v) {
+        char *end;
+        long port = strtol(v, &end, 10);
+        if (*end || port < 0 || port > 65535)
+            return d2g_err_set(err, errlen, "DS2GRIST_HTTP_PORT: must be a port number (0-65535)");
+        cfg->http.port = (int)port;
+    }
     if ((v = getenv("DS2GRIST_KAFKA_BOOTSTRAP_SERVERS")) && *v) {
         d2g_kv_t *kv = NULL;
         for (size_t i = 0; i < cfg->kafka.n_properties; i++)

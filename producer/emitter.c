@@ -14,9 +14,17 @@ struct d2g_emitter {
     rd_kafka_topic_t *topic;
 };
 
+static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *ud) {
+    (void)rk;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && ud)
+        d2g_service_kafka(ud, 0);
+    d2g_log(D2G_LOG_WARN, "kafka_error", 0, NULL, "%s", reason);
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *ud) {
     (void)rk;
-    (void)ud;
+    if (ud && !m->err)
+        d2g_service_kafka(ud, 1);
     d2g_delivery_t *dv = m->_private;
     if (!dv)
         return;
@@ -29,7 +37,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *ud) {
     dv->pending--;
 }
 
-d2g_emitter_t *d2g_emitter_new(const d2g_config_t *cfg, char *err, size_t errlen) {
+d2g_emitter_t *d2g_emitter_new(const d2g_config_t *cfg, d2g_service_t *svc, char *err,
+                               size_t errlen) {
     static const char *const defaults[] = {
         "partitioner", "murmur2_random", /* Java clients' key placement */
         "linger.ms", "20",
@@ -53,6 +62,8 @@ d2g_emitter_t *d2g_emitter_new(const d2g_config_t *cfg, char *err, size_t errlen
         return NULL;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_error_cb(conf, on_kafka_error);
+    rd_kafka_conf_set_opaque(conf, svc);
     em->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, cause, sizeof(cause));
     if (!em->rk) {
         rd_kafka_conf_destroy(conf);

@@ -14,6 +14,7 @@
 
 #include "ds2grist/config.h"
 #include "ds2grist/err.h"
+#include "ds2grist/service.h"
 
 typedef struct d2g_delivery {
     int pending;     /* messages sent and not yet acknowledged */
@@ -23,7 +24,9 @@ typedef struct d2g_delivery {
 
 typedef struct d2g_emitter d2g_emitter_t;
 
-d2g_emitter_t *d2g_emitter_new(const d2g_config_t *cfg, char *err, size_t errlen);
+/* svc (may be NULL) is told when every broker is down, and when one answers again. */
+d2g_emitter_t *d2g_emitter_new(const d2g_config_t *cfg, d2g_service_t *svc, char *err,
+                               size_t errlen);
 /* Waits up to timeout_ms for outstanding messages, then destroys. */
 void d2g_emitter_free(d2g_emitter_t *em, int timeout_ms);
 

@@ -13,6 +13,7 @@
 #include "ds2grist/err.h"
 #include "ds2grist/log.h"
 #include "ds2grist/redis.h"
+#include "ds2grist/service.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -92,15 +93,23 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
-    d2g_poller_t *p = d2g_poller_new(cfg, err, sizeof(err));
+    d2g_service_t svc;
+    if (d2g_service_start(&svc, cfg, err, sizeof(err))) {
+        d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot serve health and metrics");
+        d2g_config_free(cfg);
+        return 1;
+    }
+    d2g_poller_t *p = d2g_poller_new(cfg, &svc, err, sizeof(err));
     if (!p) {
         d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot start");
+        d2g_service_stop(&svc);
         d2g_config_free(cfg);
         return 1;
     }
     d2g_log(D2G_LOG_INFO, "started", 0, NULL, "polling %zu procedures", cfg->n_procedures);
     rc = d2g_poller_run(p, &stop_requested);
     d2g_poller_free(p);
+    d2g_service_stop(&svc);
     d2g_log(D2G_LOG_INFO, "stopped", 0, NULL, "cursors saved");
     d2g_config_free(cfg);
     return rc;

@@ -59,6 +59,8 @@ typedef struct proc {
     json_t *page_labels; /* number -> label digest, to record after the acks */
     char *page_revision;
     int page_emitted;
+    int64_t last_complete_ms; /* wall ms of the last complete run, 0 = unknown */
+    char label[24];           /* the procedure number, as a metric label */
 } proc_t;
 
 struct d2g_poller {
@@ -74,6 +76,9 @@ struct d2g_poller {
     uint64_t holder_seq;
     unsigned rng;
     int stopping;
+    d2g_service_t *svc;
+    d2g_metric_t *m_emitted, *m_requests, *m_cursor_age, *m_page_size, *m_failed;
+    int64_t last_gauges_ms;
 };
 
 /* --- helpers ------------------------------------------------------------- */
@@ -141,7 +146,8 @@ static char *label_digest(json_t *labels) {
 static void end_run(d2g_poller_t *p, proc_t *pr, int complete, int64_t next_in_ms) {
     char err[D2G_ERRLEN], k[256], now[24];
     if (complete) {
-        snprintf(now, sizeof(now), "%" PRId64, d2g_clock_wall_ms());
+        pr->last_complete_ms = d2g_clock_wall_ms();
+        snprintf(now, sizeof(now), "%" PRId64, pr->last_complete_ms);
         const char *pairs[] = {"last_poll_ms", now, NULL};
         if (d2g_cursor_set(p->redis, pr->cfg->number, pairs, err, sizeof(err)))
             d2g_log_err(D2G_LOG_WARN, "cursor_save_failed", pr->cfg->number, NULL, err,
@@ -184,6 +190,8 @@ static int begin_run(d2g_poller_t *p, proc_t *pr, int64_t now) {
         return 0;
     }
     int64_t wall = d2g_clock_wall_ms(), since_last = wall - pr->cursor.last_poll_ms;
+    if (pr->cursor.last_poll_ms > pr->last_complete_ms)
+        pr->last_complete_ms = pr->cursor.last_poll_ms; /* another replica's run counts */
     if (pr->cursor.last_poll_ms > 0 && since_last < interval) {
         /* Another replica (or we, before a restart) polled it recently. */
         d2g_cursor_clear(&pr->cursor);
@@ -314,6 +322,8 @@ static int emit(d2g_poller_t *p, proc_t *pr, d2g_envelope_kind_t kind, int flags
         return -1;
     }
     pr->page_emitted++;
+    const char *lv[] = {pr->label};
+    d2g_metric_inc(p->m_emitted, lv, 1);
     return 0;
 }
 
@@ -478,6 +488,9 @@ static void finish_page(d2g_poller_t *p, proc_t *pr) {
         return;
     }
     d2g_cursor_status_ok(p->redis, pr->cfg->number, wall, pr->page_emitted, err, sizeof(err));
+    const char *pl[] = {pr->label};
+    d2g_metric_set(p->m_failed, pl, 0);
+    d2g_metric_set(p->m_page_size, pl, pr->page_size);
     if (pr->page_emitted)
         d2g_log(D2G_LOG_INFO, "page_emitted", pr->cfg->number, NULL, "%s: %d messages (page size %d)",
                 pr->pass == PASS_DOSSIERS ? "dossiers" : pr->pass == PASS_DELETED ? "deleted" : "labels",
@@ -526,6 +539,8 @@ static void on_ds_done(void *opaque, const d2g_ds_result_t *res, void *ud) {
     int64_t now = d2g_clock_mono_ms(), wall = d2g_clock_wall_ms();
 
     pr->state = ST_IDLE;
+    const char *lv[] = {pr->token->cfg->name, d2g_ds_status_name(res->status)};
+    d2g_metric_inc(p->m_requests, lv, 1);
     switch (res->status) {
     case D2G_DS_OK:
         if (!json_is_object(json_object_get(res->data, "demarche"))) {
@@ -573,6 +588,8 @@ static void on_ds_done(void *opaque, const d2g_ds_result_t *res, void *ud) {
                     "token %s; the other procedures go on", pr->token->cfg->name);
         d2g_cursor_status_error(p->redis, pr->cfg->number, wall, 1, res->error, err, sizeof(err));
         {
+            const char *fl[] = {pr->label};
+            d2g_metric_set(p->m_failed, fl, 1);
             int64_t interval = (int64_t)pr->cfg->poll_interval_s * 1000;
             end_run(p, pr, 0, jitter(p, interval > FAILED_RETRY_MS ? interval : FAILED_RETRY_MS));
         }
@@ -581,6 +598,26 @@ static void on_ds_done(void *opaque, const d2g_ds_result_t *res, void *ud) {
 }
 
 /* --- the loop ------------------------------------------------------------ */
+
+/* Once a second: cursor ages, and whether Redis answers (readiness). */
+static void update_gauges(d2g_poller_t *p, int64_t now) {
+    char err[D2G_ERRLEN];
+    if (now - p->last_gauges_ms < 1000)
+        return;
+    p->last_gauges_ms = now;
+    int64_t wall = d2g_clock_wall_ms();
+    for (size_t i = 0; i < p->n_procs; i++) {
+        proc_t *pr = &p->procs[i];
+        if (pr->last_complete_ms > 0) {
+            const char *lv[] = {pr->label};
+            d2g_metric_set(p->m_cursor_age, lv, (double)(wall - pr->last_complete_ms) / 1000.0);
+        }
+    }
+    redisReply *rep = d2g_redis_cmd(p->redis, err, sizeof(err), "PING");
+    d2g_service_redis(p->svc, rep != NULL, err);
+    if (rep)
+        freeReplyObject(rep);
+}
 
 /* The due idle procedure that has waited longest (earliest due, then least
  * recently served); NULL if none. */
@@ -606,6 +643,8 @@ int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop) {
             d2g_log(D2G_LOG_INFO, "stopping", 0, NULL, "finishing the pages in hand");
         }
         d2g_emitter_poll(p->em, 0);
+        d2g_service_heartbeat(p->svc);
+        update_gauges(p, now);
 
         int busy = 0;
         for (size_t i = 0; i < p->n_procs; i++) {
@@ -646,7 +685,8 @@ int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop) {
     }
 }
 
-d2g_poller_t *d2g_poller_new(const d2g_config_t *cfg, char *err, size_t errlen) {
+d2g_poller_t *d2g_poller_new(const d2g_config_t *cfg, d2g_service_t *svc, char *err,
+                             size_t errlen) {
     d2g_poller_t *p = calloc(1, sizeof(*p));
     char host[64] = "host";
     if (!p) {
@@ -654,6 +694,19 @@ d2g_poller_t *d2g_poller_new(const d2g_config_t *cfg, char *err, size_t errlen) 
         return NULL;
     }
     p->cfg = cfg;
+    p->svc = svc;
+    static const char *const by_proc[] = {"procedure"};
+    static const char *const by_token[] = {"token", "status"};
+    p->m_emitted = d2g_metrics_counter(svc->metrics, "ds2grist_dossiers_emitted_total",
+                                       "Messages emitted to Kafka (changed, deleted, relabelled dossiers)", 1, by_proc);
+    p->m_requests = d2g_metrics_counter(svc->metrics, "ds2grist_ds_requests_total",
+                                        "DS API requests by token name and outcome", 2, by_token);
+    p->m_cursor_age = d2g_metrics_gauge(svc->metrics, "ds2grist_cursor_age_seconds",
+                                        "Time since the procedure's last complete poll", 1, by_proc);
+    p->m_page_size = d2g_metrics_gauge(svc->metrics, "ds2grist_ds_page_size",
+                                       "Current page size of the procedure (shrinks on timeouts)", 1, by_proc);
+    p->m_failed = d2g_metrics_gauge(svc->metrics, "ds2grist_procedure_failed",
+                                    "1 while the procedure fails for a reason retries cannot fix", 1, by_proc);
     gethostname(host, sizeof(host) - 1);
     p->rng = (unsigned)(d2g_clock_wall_ms() ^ (getpid() << 16));
     snprintf(p->replica, sizeof(p->replica), "%s:%d:%08x", host, (int)getpid(), rand_r(&p->rng));
@@ -661,7 +714,7 @@ d2g_poller_t *d2g_poller_new(const d2g_config_t *cfg, char *err, size_t errlen) 
                           cfg->redis.namespace, 5000, &p->redis, err, errlen))
         goto fail;
     if (!(p->ds = d2g_ds_client_new(cfg->ds.endpoint, cfg->ds.timeout_s, err, errlen)) ||
-        !(p->em = d2g_emitter_new(cfg, err, errlen)))
+        !(p->em = d2g_emitter_new(cfg, svc, err, errlen)))
         goto fail;
     p->tokens = calloc(cfg->ds.n_tokens + 1, sizeof(token_state_t));
     p->procs = calloc(cfg->n_procedures + 1, sizeof(proc_t));
@@ -678,6 +731,7 @@ d2g_poller_t *d2g_poller_new(const d2g_config_t *cfg, char *err, size_t errlen) 
         pr->cfg = &cfg->procedures[i];
         pr->token = &p->tokens[pr->cfg->ds_token - cfg->ds.tokens];
         pr->page_size = cfg->producer.page_size;
+        snprintf(pr->label, sizeof(pr->label), "%" PRId64, pr->cfg->number);
         /* Spread the first polls over a second so replicas do not collide. */
         pr->due = now + (int64_t)(rand_r(&p->rng) % 1000);
     }

@@ -28,11 +28,13 @@
 #include <stddef.h>
 
 #include "ds2grist/config.h"
+#include "ds2grist/service.h"
 
 typedef struct d2g_poller d2g_poller_t;
 
-/* Connects to Redis and Kafka; cfg must outlive the poller. */
-d2g_poller_t *d2g_poller_new(const d2g_config_t *cfg, char *err, size_t errlen);
+/* Connects to Redis and Kafka; cfg and svc (metrics, health) must outlive the poller. */
+d2g_poller_t *d2g_poller_new(const d2g_config_t *cfg, d2g_service_t *svc, char *err,
+                             size_t errlen);
 /* Runs until *stop becomes non-zero, then finishes the pages in hand (up to
  * producer.shutdown_grace_s), persists cursors and returns 0. */
 int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop);

@@ -44,9 +44,16 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
-    d2g_worker_t *w = d2g_worker_new(cfg, err, sizeof(err));
+    d2g_service_t svc;
+    if (d2g_service_start(&svc, cfg, err, sizeof(err))) {
+        d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot serve health and metrics");
+        d2g_config_free(cfg);
+        return 1;
+    }
+    d2g_worker_t *w = d2g_worker_new(cfg, &svc, err, sizeof(err));
     if (!w) {
         d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot start");
+        d2g_service_stop(&svc);
         d2g_config_free(cfg);
         return 1;
     }
@@ -54,6 +61,7 @@ int main(int argc, char **argv) {
             cfg->kafka.consumer_group);
     rc = d2g_worker_run(w, &stop_requested);
     d2g_worker_free(w);
+    d2g_service_stop(&svc);
     d2g_config_free(cfg);
     return rc;
 }

@@ -46,6 +46,9 @@ struct d2g_worker {
     int stopping;
     int64_t last_congestion_check;
     uint64_t consumed, written, dead_lettered;
+    d2g_service_t *svc;
+    d2g_metric_t *m_consumed, *m_dead, *m_lag;
+    int64_t last_sample_ms;
 };
 
 static partition_t *part(d2g_worker_t *w, int32_t p) {
@@ -95,7 +98,9 @@ static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *u
          * read again after a restart rather than lost. */
         d2g_log(D2G_LOG_ERROR, "dlq_delivery_failed", 0, NULL, "%s", rd_kafka_err2str(m->err));
     } else {
+        const char *none[] = {NULL};
         w->dead_lettered++;
+        d2g_metric_inc(w->m_dead, none, 1);
         for (size_t i = 0; i < ref->n; i++)
             msg_done(w, &ref->msgs[i]);
     }
@@ -169,6 +174,7 @@ static void handle_message(d2g_worker_t *w, rd_kafka_message_t *m) {
     if (d2g_offsets_add(pt->offsets, m->offset)) /* already seen (a re-delivery) */
         return;
     w->consumed++;
+    d2g_service_kafka(w->svc, 1);
     d2g_msgref_t ref = {m->partition, m->offset, d2g_offsets_epoch(pt->offsets)};
     d2g_item_t *it = calloc(1, sizeof(*it));
     if (!it || d2g_envelope_decode(m->payload, m->len, &it->env, err, sizeof(err))) {
@@ -188,6 +194,10 @@ static void handle_message(d2g_worker_t *w, rd_kafka_message_t *m) {
         d2g_item_free(it);
         return;
     }
+    char proc[24];
+    snprintf(proc, sizeof(proc), "%" PRId64, it->proc->number);
+    const char *lv[] = {proc};
+    d2g_metric_inc(w->m_consumed, lv, 1);
     it->msgs = malloc(sizeof(d2g_msgref_t));
     it->msgs[0] = ref;
     it->n_msgs = it->cap_msgs = 1;
@@ -283,6 +293,43 @@ static void check_congestion(d2g_worker_t *w, int64_t now) {
     }
 }
 
+/* Every 5 s: consumer lag per partition, permits in use, whether Redis answers. */
+static void sample(d2g_worker_t *w, int64_t now) {
+    char err[D2G_ERRLEN], label[16];
+    if (now - w->last_sample_ms < 5000)
+        return;
+    w->last_sample_ms = now;
+    for (int p = 0; p < w->n_parts; p++) {
+        if (!w->parts[p].assigned)
+            continue;
+        int64_t lo = 0, hi = 0;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, w->cfg->kafka.topic, p);
+        if (rd_kafka_position(w->consumer, l) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            rd_kafka_get_watermark_offsets(w->consumer, w->cfg->kafka.topic, p, &lo, &hi) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR) {
+            int64_t pos = l->elems[0].offset;
+            snprintf(label, sizeof(label), "%d", p);
+            const char *lv[] = {label};
+            d2g_metric_set(w->m_lag, lv, (double)(pos >= 0 ? hi - pos : hi - lo));
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    d2g_writer_sample(w->writer);
+    redisReply *rep = d2g_redis_cmd(w->redis, err, sizeof(err), "PING");
+    d2g_service_redis(w->svc, rep != NULL, err);
+    if (rep)
+        freeReplyObject(rep);
+}
+
+static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    (void)rk;
+    d2g_worker_t *w = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        d2g_service_kafka(w->svc, 0);
+    d2g_log(D2G_LOG_WARN, "kafka_error", 0, NULL, "%s", reason);
+}
+
 static void pause_all(d2g_worker_t *w) {
     rd_kafka_topic_partition_list_t *l = NULL;
     if (rd_kafka_assignment(w->consumer, &l) == RD_KAFKA_RESP_ERR_NO_ERROR && l) {
@@ -319,6 +366,8 @@ int d2g_worker_run(d2g_worker_t *w, volatile sig_atomic_t *stop) {
         }
         rd_kafka_poll(w->dlq, 0);
         check_congestion(w, now);
+        d2g_service_heartbeat(w->svc);
+        sample(w, now);
 
         /* Grist writes out. */
         d2g_writer_step(w->writer, now);
@@ -338,7 +387,8 @@ int d2g_worker_run(d2g_worker_t *w, volatile sig_atomic_t *stop) {
     return 0;
 }
 
-d2g_worker_t *d2g_worker_new(const d2g_config_t *cfg, char *err, size_t errlen) {
+d2g_worker_t *d2g_worker_new(const d2g_config_t *cfg, d2g_service_t *svc, char *err,
+                             size_t errlen) {
     static const char *const consumer_defaults[] = {
         "auto.offset.reset", "earliest",
         "auto.commit.interval.ms", "1000",
@@ -364,6 +414,15 @@ d2g_worker_t *d2g_worker_new(const d2g_config_t *cfg, char *err, size_t errlen) 
         return NULL;
     }
     w->cfg = cfg;
+    w->svc = svc;
+    static const char *const by_proc[] = {"procedure"};
+    static const char *const by_part[] = {"partition"};
+    w->m_consumed = d2g_metrics_counter(svc->metrics, "ds2grist_dossiers_consumed_total",
+                                        "Dossier messages consumed, by configured procedure", 1, by_proc);
+    w->m_dead = d2g_metrics_counter(svc->metrics, "ds2grist_dead_lettered_total",
+                                    "Messages copied to the dead-letter topic", 0, NULL);
+    w->m_lag = d2g_metrics_gauge(svc->metrics, "ds2grist_consumer_lag",
+                                 "Messages not yet consumed, per assigned partition", 1, by_part);
     gethostname(host, sizeof(host) - 1);
     unsigned seed = (unsigned)(d2g_clock_wall_ms() ^ getpid());
     snprintf(w->id, sizeof(w->id), "%s:%d:%08x", host, (int)getpid(), rand_r(&seed));
@@ -372,13 +431,14 @@ d2g_worker_t *d2g_worker_new(const d2g_config_t *cfg, char *err, size_t errlen) 
                           cfg->redis.namespace, 5000, &w->redis, err, errlen))
         goto fail;
     d2g_writer_hooks_t hooks = {on_written, on_failed, w};
-    if (!(w->writer = d2g_writer_new(cfg, w->redis, w->id, hooks, err, errlen)))
+    if (!(w->writer = d2g_writer_new(cfg, w->redis, w->id, svc->metrics, hooks, err, errlen)))
         goto fail;
 
     rd_kafka_conf_t *dconf = d2g_kafka_conf_new(cfg, dlq_defaults, dlq_overrides, err, errlen);
     if (!dconf)
         goto fail;
     rd_kafka_conf_set_dr_msg_cb(dconf, on_dlq_delivery);
+    rd_kafka_conf_set_error_cb(dconf, on_kafka_error);
     rd_kafka_conf_set_opaque(dconf, w);
     if (!(w->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, dconf, cause, sizeof(cause)))) {
         rd_kafka_conf_destroy(dconf);
@@ -390,6 +450,7 @@ d2g_worker_t *d2g_worker_new(const d2g_config_t *cfg, char *err, size_t errlen) 
     if (!conf)
         goto fail;
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_error_cb(conf, on_kafka_error);
     rd_kafka_conf_set_opaque(conf, w);
     if (!(w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, cause, sizeof(cause)))) {
         rd_kafka_conf_destroy(conf);

@@ -89,6 +89,7 @@ struct doc {
     int64_t next_try;
     int backoff;
     char holder[200];       /* permit holder id of the request in flight */
+    char label[600];        /* "<server>/<doc>", the metric label */
     int64_t permit_wait_start;
 };
 
@@ -112,6 +113,8 @@ struct d2g_writer {
     json_t *proc_index;  /* "<procedure>" -> proc_ctx_t pointer */
     int flush_all;
     d2g_writer_stats_t stats;
+    d2g_metric_t *m_requests, *m_429, *m_retries, *m_written, *m_batch_rows, *m_permit_wait,
+        *m_permits;
 };
 
 /* --- small helpers ------------------------------------------------------- */
@@ -263,6 +266,7 @@ static doc_t *doc_get(d2g_writer_t *w, const d2g_procedure_t *proc) {
     }
     d->srv = proc->grist_server;
     d->id = strdup(proc->document);
+    snprintf(d->label, sizeof(d->label), "%s", key);
     char *esc = url_escape(proc->document);
     snprintf(d->base, sizeof(d->base), "%s/api/docs/%s", d->srv->url, esc ? esc : "");
     free(esc);
@@ -425,6 +429,10 @@ static void finish_items(d2g_writer_t *w, d2g_item_t **items, size_t n, const ch
             w->stats.failed_items++;
             w->hooks.failed(w->hooks.ud, items[i], failure);
         } else {
+            char proc[24];
+            snprintf(proc, sizeof(proc), "%" PRId64, items[i]->proc->number);
+            const char *lv[] = {proc};
+            d2g_metric_inc(w->m_written, lv, 1);
             w->hooks.written(w->hooks.ud, items[i]);
         }
         d2g_item_free(items[i]);
@@ -946,9 +954,13 @@ static void send_op(d2g_writer_t *w, doc_t *d, flush_t *f, int64_t now) {
         d->next_try = now + (wait < PERMIT_RETRY_MS ? wait : jitter(w, PERMIT_RETRY_MS));
         return;
     }
+    const char *none[] = {NULL};
     if (d->permit_wait_start) {
         w->stats.permit_wait_ms += (uint64_t)(now - d->permit_wait_start);
+        d2g_metric_observe(w->m_permit_wait, none, (double)(now - d->permit_wait_start) / 1000.0);
         d->permit_wait_start = 0;
+    } else {
+        d2g_metric_observe(w->m_permit_wait, none, 0);
     }
     char *url = fmt("%s%s", d->base, o->path);
     char *body = o->body ? strdup(o->body) : NULL; /* kept for a retry */
@@ -1060,9 +1072,12 @@ static int apply_answer(d2g_writer_t *w, doc_t *d, flush_t *f, op_t *o, json_t *
             free(table);
         }
         break;
-    case ST_PUT:
+    case ST_PUT: {
+        const char *none[] = {NULL};
         w->stats.rows_written += o->rows;
+        d2g_metric_observe(w->m_batch_rows, none, (double)o->rows);
         break;
+    }
     case ST_FIND: {
         /* Rows of these dossiers that DS no longer has (or all of them, for removals). */
         json_t *ids = json_array();
@@ -1117,6 +1132,11 @@ static void on_answer(void *opaque, const d2g_http_response_t *resp, void *ud) {
 
     d2g_permits_release(w->redis, d->permit_key, d->holder, err, sizeof(err));
     w->stats.requests++;
+    char status[16];
+    snprintf(status, sizeof(status), "%ld", resp->curl_code ? 0L : resp->status);
+    const char *rl[] = {d->label, resp->curl_code ? "transport" : status};
+    const char *dl[] = {d->label};
+    d2g_metric_inc(w->m_requests, rl, 1);
     if (!f) /* cannot happen: one request per document at a time */
         return;
     f->waiting = 0;
@@ -1126,10 +1146,11 @@ static void on_answer(void *opaque, const d2g_http_response_t *resp, void *ud) {
         if (resp->curl_code != 0)
             w->stats.transport_errors++;
         else if (st == 429)
-            w->stats.status_429++;
+            w->stats.status_429++, d2g_metric_inc(w->m_429, dl, 1);
         else
             w->stats.status_5xx++;
         w->stats.retries++;
+        d2g_metric_inc(w->m_retries, dl, 1);
         d->backoff++;
         /* A 429 means someone else is using the document: back off too. */
         d2g_log(d->backoff > 3 ? D2G_LOG_WARN : D2G_LOG_DEBUG, "grist_retry", 0, d->id,
@@ -1361,8 +1382,19 @@ int d2g_writer_partition_congested(const d2g_writer_t *w, int32_t partition, siz
 
 const d2g_writer_stats_t *d2g_writer_stats(const d2g_writer_t *w) { return &w->stats; }
 
+void d2g_writer_sample(d2g_writer_t *w) {
+    char err[D2G_ERRLEN];
+    for (size_t i = 0; i < w->n_docs; i++) {
+        int n = d2g_permits_in_use(w->redis, w->docs[i]->permit_key, err, sizeof(err));
+        const char *lv[] = {w->docs[i]->label};
+        if (n >= 0)
+            d2g_metric_set(w->m_permits, lv, n);
+    }
+}
+
 d2g_writer_t *d2g_writer_new(const d2g_config_t *cfg, d2g_redis_t *redis, const char *worker_id,
-                             d2g_writer_hooks_t hooks, char *err, size_t errlen) {
+                             d2g_metrics_t *metrics, d2g_writer_hooks_t hooks, char *err,
+                             size_t errlen) {
     d2g_writer_t *w = calloc(1, sizeof(*w));
     if (!w || !(w->http = d2g_http_new("ds2grist-worker"))) {
         free(w);
@@ -1376,6 +1408,27 @@ d2g_writer_t *d2g_writer_new(const d2g_config_t *cfg, d2g_redis_t *redis, const 
     w->rng = (unsigned)d2g_clock_wall_ms();
     w->doc_index = json_object();
     w->proc_index = json_object();
+    if (metrics) {
+        static const char *const by_doc_status[] = {"document", "status"};
+        static const char *const by_doc[] = {"document"};
+        static const char *const by_proc[] = {"procedure"};
+        static const double rows[] = {1, 10, 50, 100, 250, 500, 1000, 2500, 5000};
+        static const double secs[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30};
+        w->m_requests = d2g_metrics_counter(metrics, "ds2grist_grist_requests_total",
+                                            "Grist API requests by document and HTTP status (0: no answer)", 2, by_doc_status);
+        w->m_429 = d2g_metrics_counter(metrics, "ds2grist_grist_429_total",
+                                       "429 answers: the document was at its cap (someone else uses it)", 1, by_doc);
+        w->m_retries = d2g_metrics_counter(metrics, "ds2grist_grist_retries_total",
+                                           "Grist requests retried after a 429, 5xx or timeout", 1, by_doc);
+        w->m_written = d2g_metrics_counter(metrics, "ds2grist_dossiers_written_total",
+                                           "Dossier updates written to Grist", 1, by_proc);
+        w->m_batch_rows = d2g_metrics_histogram(metrics, "ds2grist_grist_batch_rows",
+                                                "Records per PUT request", 0, NULL, 9, rows);
+        w->m_permit_wait = d2g_metrics_histogram(metrics, "ds2grist_grist_permit_wait_seconds",
+                                                 "Time a request waited for a permit of its document", 0, NULL, 10, secs);
+        w->m_permits = d2g_metrics_gauge(metrics, "ds2grist_grist_permits_in_use",
+                                         "Permits of the document held by all workers (sampled)", 1, by_doc);
+    }
     return w;
 }
 

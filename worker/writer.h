@@ -33,6 +33,7 @@
 
 #include "ds2grist/config.h"
 #include "ds2grist/envelope.h"
+#include "ds2grist/metrics.h"
 #include "ds2grist/redis.h"
 
 /* A Kafka message an item stands for. */
@@ -76,9 +77,15 @@ typedef struct d2g_writer_stats {
 
 typedef struct d2g_writer d2g_writer_t;
 
-/* redis is borrowed and used from the caller's thread only. */
+/* redis is borrowed and used from the caller's thread only; metrics (may be
+ * NULL) receives the writer's families (Grist requests, 429s, retries, rows
+ * written, batch sizes, permit waits, permits in use). */
 d2g_writer_t *d2g_writer_new(const d2g_config_t *cfg, d2g_redis_t *redis, const char *worker_id,
-                             d2g_writer_hooks_t hooks, char *err, size_t errlen);
+                             d2g_metrics_t *metrics, d2g_writer_hooks_t hooks, char *err,
+                             size_t errlen);
+/* Samples the permits in use of every document it writes to (a Redis call
+ * each): call every few seconds. */
+void d2g_writer_sample(d2g_writer_t *w);
 /* Frees everything; items still held are freed without hooks. */
 void d2g_writer_free(d2g_writer_t *w);
 

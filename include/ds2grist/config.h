@@ -117,6 +117,7 @@ typedef struct d2g_config {
  *   DS2GRIST_REDIS_NAMESPACE          redis.namespace
  *   DS2GRIST_DS_ENDPOINT              ds.endpoint
  *   DS2GRIST_LOG_LEVEL                log_level
+ *   DS2GRIST_HTTP_PORT                http.port
  * On success *out is owned by the caller (d2g_config_free). On failure
  * nothing is allocated and err holds the JSON path and the cause.
  */

@@ -224,10 +224,17 @@ static void test_end_to_end(void **state) {
                                            "\"defaults\": {\"poll_interval_s\": 2}", cfg, sizeof(cfg)), 0);
     int64_t t0 = d2g_clock_mono_ms();
     spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    /* worker-0 serves /healthz, /readyz and /metrics (DS2GRIST_HTTP_PORT). */
+    char port[16];
+    int http_port = 20000 + (int)(d2g_clock_wall_ms() % 20000);
+    snprintf(port, sizeof(port), "%d", http_port);
     for (int i = 0; i < 3; i++) {
         char name[16];
         snprintf(name, sizeof(name), "worker-%d", i);
+        if (i == 0)
+            setenv("DS2GRIST_HTTP_PORT", port, 1);
         spawn(env, &workers[i], D2G_WORKER_BIN, name, cfg);
+        unsetenv("DS2GRIST_HTTP_PORT");
     }
     assert_int_equal(wait_synced(env, "docA", "Subventions", 1101, 120), 600);
     assert_int_equal(wait_synced(env, "docA", "Bourses", 1102, 60), 250);
@@ -242,6 +249,21 @@ static void test_end_to_end(void **state) {
            (long long)json_integer_value(json_object_get(st, "sent429")),
            (long long)json_integer_value(json_object_get(json_object_get(json_object_get(st, "docs"), "docA"), "maxInFlight")));
     json_decref(st);
+
+    /* What Kubernetes and Prometheus see of worker-0. */
+    char url[128], *body = NULL;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", http_port);
+    assert_int_equal(d2g_test_http("GET", url, NULL, NULL, NULL), 200);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", http_port);
+    assert_int_equal(d2g_test_http("GET", url, NULL, NULL, NULL), 200);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", http_port);
+    assert_int_equal(d2g_test_http("GET", url, NULL, NULL, &body), 200);
+    assert_non_null(strstr(body, "# TYPE ds2grist_dossiers_written_total counter"));
+    assert_non_null(strstr(body, "ds2grist_grist_requests_total{document=\"g/doc"));
+    assert_non_null(strstr(body, "ds2grist_grist_permit_wait_seconds_bucket"));
+    assert_null(strstr(body, GKEY)); /* no secret in metrics */
+    assert_null(strstr(body, TOKEN));
+    free(body);
     for (int i = 0; i < 3; i++)
         assert_int_equal(d2g_test_proc_stop(&workers[i]), 0);
     assert_int_equal(d2g_test_proc_stop(&producer), 0);

@@ -1,0 +1,67 @@
+/* service.c - metrics, health and readiness of a ds2grist service, see service.h. */
+#include "ds2grist/service.h"
+#include "ds2grist/err.h"
+#include "ds2grist/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int ready(void *ud, char *reason, size_t reasonlen) {
+    d2g_service_t *s = ud;
+    if (!atomic_load(&s->redis_ok)) {
+        snprintf(reason, reasonlen, "redis unreachable");
+        return 0;
+    }
+    if (!atomic_load(&s->kafka_ok)) {
+        snprintf(reason, reasonlen, "kafka: all brokers down");
+        return 0;
+    }
+    return 1;
+}
+
+int d2g_service_start(d2g_service_t *s, const d2g_config_t *cfg, char *err, size_t errlen) {
+    memset(s, 0, sizeof(*s));
+    atomic_store(&s->redis_ok, 1);
+    atomic_store(&s->kafka_ok, 1);
+    if (!(s->metrics = d2g_metrics_new()))
+        return d2g_err_set(err, errlen, "out of memory");
+    if (cfg->http.port > 0) {
+        s->httpd = d2g_httpd_start(cfg->http.port, NULL, s->metrics, ready, s,
+                                   D2G_SERVICE_LIVENESS_MS, err, errlen);
+        if (!s->httpd) {
+            d2g_metrics_free(s->metrics);
+            s->metrics = NULL;
+            return -1;
+        }
+        d2g_log(D2G_LOG_INFO, "http_listening", 0, NULL, "/healthz /readyz /metrics on port %d",
+                d2g_httpd_port(s->httpd));
+    }
+    return 0;
+}
+
+void d2g_service_stop(d2g_service_t *s) {
+    if (s->httpd)
+        d2g_httpd_stop(s->httpd);
+    d2g_metrics_free(s->metrics);
+    memset(s, 0, sizeof(*s));
+}
+
+void d2g_service_heartbeat(d2g_service_t *s) {
+    if (s->httpd)
+        d2g_httpd_heartbeat(s->httpd);
+}
+
+void d2g_service_redis(d2g_service_t *s, int ok, const char *reason) {
+    int was = atomic_exchange(&s->redis_ok, ok);
+    if (was && !ok)
+        d2g_log_err(D2G_LOG_WARN, "redis_unreachable", 0, NULL, reason ? reason : "", "not ready");
+    else if (!was && ok)
+        d2g_log(D2G_LOG_INFO, "redis_reachable", 0, NULL, "ready again");
+}
+
+void d2g_service_kafka(d2g_service_t *s, int ok) {
+    int was = atomic_exchange(&s->kafka_ok, ok);
+    if (was != ok)
+        d2g_log(ok ? D2G_LOG_INFO : D2G_LOG_WARN, ok ? "kafka_reachable" : "kafka_unreachable", 0,
+                NULL, ok ? "ready again" : "all brokers down: not ready");
+}

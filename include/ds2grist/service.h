@@ -1,0 +1,39 @@
+/*
+ * service.h - what the producer and the worker expose to the platform: the
+ * metrics registry, /healthz, /readyz and /metrics (httpd.h), and the
+ * readiness state their loops keep up to date.
+ *
+ * The loop calls d2g_service_heartbeat every turn (liveness) and reports
+ * whether Redis and Kafka answer (readiness); the HTTP threads only read
+ * those flags. The metrics registry exists even when http.port is 0, so the
+ * code that updates metrics never has to check.
+ */
+#ifndef D2G_SERVICE_H
+#define D2G_SERVICE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "ds2grist/config.h"
+#include "ds2grist/httpd.h"
+#include "ds2grist/metrics.h"
+
+/* A service loop that has not turned for this long is reported dead. */
+#define D2G_SERVICE_LIVENESS_MS 60000
+
+typedef struct d2g_service {
+    d2g_metrics_t *metrics;
+    d2g_httpd_t *httpd; /* NULL when http.port is 0 */
+    atomic_int redis_ok;
+    atomic_int kafka_ok;
+} d2g_service_t;
+
+/* Creates the registry and, if cfg->http.port > 0, the HTTP server. */
+int d2g_service_start(d2g_service_t *s, const d2g_config_t *cfg, char *err, size_t errlen);
+void d2g_service_stop(d2g_service_t *s);
+void d2g_service_heartbeat(d2g_service_t *s);
+/* reason: the cause when ok is 0 (no secret), may be NULL. */
+void d2g_service_redis(d2g_service_t *s, int ok, const char *reason);
+void d2g_service_kafka(d2g_service_t *s, int ok);
+
+#endif
