@@ -6,9 +6,13 @@ cd "$(dirname "$0")/.."
 
 # Build: compiler, CMake, pkg-config and the libraries' -dev packages.
 # Tests and the local stack: redis-server, cmocka, Node.js and npm (emulators), kcat (a handy Kafka client).
+# The Helm chart's render test: Go with Helm's own template libraries (Sprig), YAML and JSON Schema (no Helm
+# binary can be installed here; see docs/helm.md).
 PACKAGES=(build-essential cmake pkg-config git
           librdkafka-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev
-          libcmocka-dev redis-server kcat curl ca-certificates)
+          libcmocka-dev redis-server kcat curl ca-certificates
+          golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev golang-gopkg-yaml.v2-dev
+          golang-github-xeipuuv-gojsonschema-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
