@@ -1,0 +1,63 @@
+/* test_ds_classify.c - how the producer reads each kind of DS answer (pure logic). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <string.h>
+
+#include "ds_client.h"
+
+static d2g_ds_status_t classify(int curl_code, long status, const char *retry_after,
+                                const char *body, d2g_ds_result_t *r) {
+    d2g_ds_classify(curl_code, status, retry_after, body, body ? strlen(body) : 0, r);
+    return r->status;
+}
+
+static void test_answers(void **state) {
+    (void)state;
+    d2g_ds_result_t r;
+    assert_int_equal(classify(0, 200, "", "{\"data\":{\"demarche\":{\"number\":1}}}", &r), D2G_DS_OK);
+    assert_non_null(json_object_get(r.data, "demarche"));
+    json_decref(r.data);
+
+    /* 429: Retry-After in seconds, plain-text body. */
+    assert_int_equal(classify(0, 429, "17", "Retry later\n", &r), D2G_DS_RATE_LIMITED);
+    assert_int_equal(r.retry_after_ms, 17000);
+    assert_int_equal(classify(0, 429, "", "Retry later\n", &r), D2G_DS_RATE_LIMITED);
+    assert_int_equal(r.retry_after_ms, 60000); /* no header: a minute */
+
+    assert_int_equal(classify(0, 401, "", "{\"errors\":[{\"message\":\"Token expired\"}],\"data\":null}", &r), D2G_DS_AUTH);
+    assert_non_null(strstr(r.error, "Token expired"));
+    assert_int_equal(classify(0, 403, "", "", &r), D2G_DS_AUTH);
+
+    /* Root-level errors fail the request even next to partial data. */
+    assert_int_equal(classify(0, 200, "", "{\"data\":{\"demarche\":{\"number\":1}},\"errors\":"
+                                         "[{\"message\":\"boom\",\"extensions\":{\"code\":\"internal_server_error\"}}]}", &r),
+                     D2G_DS_GRAPHQL);
+    assert_non_null(strstr(r.error, "internal_server_error"));
+    assert_null(r.data);
+
+    /* What a smaller page fixes: timeouts (three forms) and complexity. */
+    assert_int_equal(classify(0, 200, "", "{\"data\":null,\"errors\":[{\"message\":\"Timeout on Demarche.dossiers\","
+                                         "\"extensions\":{\"code\":\"timeout\"}}]}", &r), D2G_DS_TOO_BIG);
+    assert_int_equal(classify(0, 504, "", "Gateway Timeout\n", &r), D2G_DS_TOO_BIG);
+    assert_int_equal(classify(CURLE_OPERATION_TIMEDOUT, 0, "", NULL, &r), D2G_DS_TOO_BIG);
+    assert_int_equal(classify(0, 200, "", "{\"errors\":[{\"message\":\"Query has complexity of 75000, which exceeds "
+                                         "max complexity of 60000\"}]}", &r), D2G_DS_TOO_BIG);
+
+    /* Transient. */
+    assert_int_equal(classify(0, 500, "", "{\"errors\":[{\"message\":\"Internal Server Error\"}]}", &r), D2G_DS_RETRY);
+    assert_int_equal(classify(0, 502, "", "<html>bad gateway</html>", &r), D2G_DS_RETRY);
+    assert_int_equal(classify(CURLE_COULDNT_CONNECT, 0, "", NULL, &r), D2G_DS_RETRY);
+
+    assert_int_equal(classify(0, 200, "", "<html>maintenance</html>", &r), D2G_DS_BAD_RESPONSE);
+    assert_int_equal(classify(0, 200, "", "{\"data\":null}", &r), D2G_DS_BAD_RESPONSE);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_answers)};
+    return cmocka_run_group_tests_name("ds_classify", tests, NULL, NULL);
+}
