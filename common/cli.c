@@ -11,6 +11,23 @@
 #define D2G_VERSION "unknown"
 #endif
 
+static volatile sig_atomic_t *stop_flag;
+
+static void on_stop_signal(int sig) {
+    (void)sig;
+    if (stop_flag)
+        *stop_flag = 1;
+}
+
+void d2g_cli_catch_stop(volatile sig_atomic_t *flag) {
+    struct sigaction sa;
+    stop_flag = flag;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
 int d2g_cli_start(int argc, char **argv, const char *service, const char *usage,
                   d2g_config_t **cfg, int *argi) {
     const char *path = getenv("DS2GRIST_CONFIG");

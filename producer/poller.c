@@ -4,6 +4,7 @@
 #include "emitter.h"
 #include "gql_queries.h"
 
+#include "ds2grist/backoff.h"
 #include "ds2grist/clock.h"
 #include "ds2grist/cursor.h"
 #include "ds2grist/envelope.h"
@@ -83,17 +84,10 @@ struct d2g_poller {
 
 /* --- helpers ------------------------------------------------------------- */
 
-static int64_t jitter(d2g_poller_t *p, int64_t ms) {
-    /* +-20 % so that replicas and procedures do not move in lockstep. */
-    int64_t j = ms / 5;
-    return j > 0 ? ms - j + (int64_t)(rand_r(&p->rng) % (unsigned)(2 * j + 1)) : ms;
-}
+static int64_t jitter(d2g_poller_t *p, int64_t ms) { return d2g_backoff_jitter(&p->rng, ms); }
 
 static int64_t backoff_ms(d2g_poller_t *p, int n) {
-    int64_t d = BACKOFF_BASE_MS;
-    for (int i = 1; i < n && d < BACKOFF_MAX_MS; i++)
-        d *= 2;
-    return jitter(p, d < BACKOFF_MAX_MS ? d : BACKOFF_MAX_MS);
+    return d2g_backoff_delay(&p->rng, BACKOFF_BASE_MS, BACKOFF_MAX_MS, n);
 }
 
 static void proc_key(d2g_poller_t *p, const proc_t *pr, const char *what, char *buf, size_t len) {

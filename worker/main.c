@@ -21,11 +21,6 @@ static const char usage[] =
 
 static volatile sig_atomic_t stop_requested;
 
-static void on_signal(int sig) {
-    (void)sig;
-    stop_requested = 1;
-}
-
 int main(int argc, char **argv) {
     d2g_config_t *cfg;
     char err[D2G_ERRLEN];
@@ -38,11 +33,7 @@ int main(int argc, char **argv) {
         d2g_config_free(cfg);
         return 2;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    d2g_cli_catch_stop(&stop_requested);
 
     d2g_service_t svc;
     if (d2g_service_start(&svc, cfg, err, sizeof(err))) {

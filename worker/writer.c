@@ -2,6 +2,7 @@
 #include "writer.h"
 #include "mapping.h"
 
+#include "ds2grist/backoff.h"
 #include "ds2grist/clock.h"
 #include "ds2grist/err.h"
 #include "ds2grist/http.h"
@@ -119,16 +120,10 @@ struct d2g_writer {
 
 /* --- small helpers ------------------------------------------------------- */
 
-static int64_t jitter(d2g_writer_t *w, int64_t ms) {
-    int64_t j = ms / 4;
-    return j > 0 ? ms - j + (int64_t)(rand_r(&w->rng) % (unsigned)(2 * j + 1)) : ms;
-}
+static int64_t jitter(d2g_writer_t *w, int64_t ms) { return d2g_backoff_jitter(&w->rng, ms); }
 
 static int64_t backoff_ms(d2g_writer_t *w, int n) {
-    int64_t d = BACKOFF_BASE_MS;
-    for (int i = 1; i < n && d < BACKOFF_MAX_MS; i++)
-        d *= 2;
-    return jitter(w, d < BACKOFF_MAX_MS ? d : BACKOFF_MAX_MS);
+    return d2g_backoff_delay(&w->rng, BACKOFF_BASE_MS, BACKOFF_MAX_MS, n);
 }
 
 static char *url_escape(const char *s) {

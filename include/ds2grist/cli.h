@@ -7,6 +7,8 @@
 #ifndef D2G_CLI_H
 #define D2G_CLI_H
 
+#include <signal.h>
+
 #include "ds2grist/config.h"
 
 /*
@@ -19,5 +21,9 @@
  */
 int d2g_cli_start(int argc, char **argv, const char *service, const char *usage,
                   d2g_config_t **cfg, int *argi);
+
+/* SIGTERM and SIGINT set *flag to 1 (the service loop then stops cleanly).
+ * The flag is the one piece of state a signal handler may touch. */
+void d2g_cli_catch_stop(volatile sig_atomic_t *flag);
 
 #endif

@@ -32,11 +32,6 @@
 
 #define TOKEN "ds-test-token"
 
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int setup(void **state) {
     d2g_testenv_t *env = calloc(1, sizeof(*env));
     *state = env;
@@ -67,25 +62,18 @@ static void start_ds(d2g_testenv_t *env, const char *procedures_json, int rate_p
 static void write_config(d2g_testenv_t *env, const char *name, const int *numbers, int n,
                          int poll_s, int budget, const char *producer_json, char *path,
                          size_t pathlen) {
-    size_t cap = 4096 + (size_t)n * 160, len = 0;
-    char *text = malloc(cap);
-    len += (size_t)snprintf(text + len, cap - len,
-        "{\"kafka\": {\"properties\": {\"bootstrap.servers\": \"%s\"}},"
-        " \"redis\": {\"url\": \"redis://127.0.0.1:%d\"},"
-        " \"ds\": {\"endpoint\": \"%s\", \"timeout_s\": 10, \"tokens\": {\"main\":"
-        "   {\"secret\": {\"env\": \"D2G_TEST_DS_TOKEN\"}, \"requests_per_minute\": %d}}},"
-        " \"grist\": {\"servers\": {\"g\": {\"url\": \"http://127.0.0.1:1\","
-        "   \"api_key\": {\"env\": \"D2G_TEST_GRIST_KEY\"}}}},"
-        " \"producer\": %s, \"defaults\": {\"poll_interval_s\": %d}, \"procedures\": [",
-        env->kafka_bootstrap, env->redis_port, env->ds_url, budget,
-        producer_json ? producer_json : "{}", poll_s);
+    size_t cap = 64 + (size_t)n * 128, len = 0;
+    char *procs = malloc(cap), extra[512];
+    len += (size_t)snprintf(procs + len, cap - len, "[");
     for (int i = 0; i < n; i++)
-        len += (size_t)snprintf(text + len, cap - len,
+        len += (size_t)snprintf(procs + len, cap - len,
                                 "%s{\"number\": %d, \"ds_token\": \"main\", \"grist_server\": \"g\","
                                 " \"document\": \"doc\"}", i ? "," : "", numbers[i]);
-    snprintf(text + len, cap - len, "]}");
-    assert_int_equal(d2g_testenv_write_file(env, name, text, path, pathlen), 0);
-    free(text);
+    snprintf(procs + len, cap - len, "]");
+    snprintf(extra, sizeof(extra), "\"producer\": %s, \"defaults\": {\"poll_interval_s\": %d}",
+             producer_json ? producer_json : "{}", poll_s);
+    assert_int_equal(d2g_test_write_config(env, name, procs, budget, 8, extra, path, pathlen), 0);
+    free(procs);
 }
 
 static void spawn_producer(d2g_testenv_t *env, d2g_test_proc_t *proc, const char *name,
@@ -192,7 +180,7 @@ static int wait_covered(d2g_testenv_t *env, int procedure, const int64_t *number
         free_seen(s, ns);
         if (covered == n)
             return n;
-        sleep_ms(300);
+        d2g_test_sleep_ms(300);
     }
     return covered;
 }
@@ -272,7 +260,7 @@ static void test_incremental_and_labels(void **state) {
                 found = 1;
         free_seen(s, ns);
         if (!found)
-            sleep_ms(300);
+            d2g_test_sleep_ms(300);
     }
     assert_true(found);
 
@@ -320,7 +308,7 @@ static void test_two_replicas_share_procedures(void **state) {
                  sizeof(cfg));
     spawn_producer(env, &a, "producer-a", cfg);
     spawn_producer(env, &b, "producer-b", cfg);
-    sleep_ms(6000);
+    d2g_test_sleep_ms(6000);
     d2g_test_proc_kill(&a); /* SIGKILL: its leases expire, b takes its procedures */
 
     /* Every procedure fully emitted, whoever polled it. */
@@ -329,14 +317,14 @@ static void test_two_replicas_share_procedures(void **state) {
         assert_int_equal(wait_covered(env, procs[i], numbers, n, D2G_ENVELOPE_UPSERT, 90), n);
     }
     /* Once a's leases have expired, b alone polls every procedure, a's included. */
-    sleep_ms(13000);
+    d2g_test_sleep_ms(13000);
     json_t *c = ds_admin(env, "GET", "/admin/counters", NULL);
     for (int i = 0; i < P; i++)
         before[i] = counter_of(c, "byProcedure", procs[i]);
     json_decref(c);
     int polled = 0;
     for (int64_t end = d2g_clock_mono_ms() + 40000; polled < P && d2g_clock_mono_ms() < end;) {
-        sleep_ms(1000);
+        d2g_test_sleep_ms(1000);
         c = ds_admin(env, "GET", "/admin/counters", NULL);
         polled = 0;
         for (int i = 0; i < P; i++)
@@ -366,7 +354,7 @@ static void test_two_replicas_share_the_budget(void **state) {
     write_config(env, "producer.json", procs, P, 1, BUDGET, "{\"lease_s\": 12}", cfg, sizeof(cfg));
     spawn_producer(env, &a, "producer-a", cfg);
     spawn_producer(env, &b, "producer-b", cfg);
-    sleep_ms(25000);
+    d2g_test_sleep_ms(25000);
     assert_int_equal(d2g_test_proc_stop(&a), 0);
     assert_int_equal(d2g_test_proc_stop(&b), 0);
     int64_t max_minute = ds_counter(env, "maxPerTokenPerMinute", "main");
@@ -401,10 +389,10 @@ static void test_crash_mid_page_skips_nothing(void **state) {
             free_seen(s, ns);
             if (ns >= (size_t)(round + 1) * 250)
                 break;
-            sleep_ms(20);
+            d2g_test_sleep_ms(20);
         }
         d2g_test_proc_kill(&producer);
-        sleep_ms(12000); /* the dead replica's lease expires */
+        d2g_test_sleep_ms(12000); /* the dead replica's lease expires */
     }
     json_decref(ds_admin(env, "DELETE", "/admin/faults", NULL));
     spawn_producer(env, &producer, "producer", cfg);

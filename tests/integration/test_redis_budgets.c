@@ -35,11 +35,6 @@ static d2g_redis_t *connect_env(d2g_testenv_t *env) {
     return r;
 }
 
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int setup(void **state) {
     d2g_testenv_t *env = calloc(1, sizeof(*env));
     *state = env;
@@ -79,7 +74,7 @@ static void test_ratelimit_across_processes(void **state) {
                     if (write(fds[1], &now, sizeof(now)) != sizeof(now))
                         _exit(3);
                 } else {
-                    sleep_ms(wait < 5 ? wait : 5);
+                    d2g_test_sleep_ms(wait < 5 ? wait : 5);
                 }
             }
             d2g_redis_free(r);
@@ -130,7 +125,7 @@ static void test_permits_cap(void **state) {
                         _exit(2);
                     if (wait == 0)
                         break;
-                    sleep_ms(wait < 3 ? wait : 3);
+                    d2g_test_sleep_ms(wait < 3 ? wait : 3);
                 }
                 redisReply *rep = d2g_redis_cmd(r, err, sizeof(err),
                     "EVAL %s 2 t:inflight t:maxinflight",
@@ -138,7 +133,7 @@ static void test_permits_cap(void **state) {
                     "if n > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], n) end "
                     "return n");
                 freeReplyObject(rep);
-                sleep_ms(5);
+                d2g_test_sleep_ms(5);
                 rep = d2g_redis_cmd(r, err, sizeof(err), "DECR t:inflight");
                 freeReplyObject(rep);
                 if (d2g_permits_release(r, "t:{doc:a}:permits", holder, err, sizeof(err)))
@@ -171,7 +166,7 @@ static void test_permit_of_crashed_holder_expires(void **state) {
     assert_int_equal(wait, 0);
     assert_int_equal(d2g_permits_acquire(r, "t:{doc:b}:permits", 1, 200, "other", &wait, err, sizeof(err)), 0);
     assert_true(wait > 0 && wait <= 200);
-    sleep_ms(wait + 5);
+    d2g_test_sleep_ms(wait + 5);
     assert_int_equal(d2g_permits_acquire(r, "t:{doc:b}:permits", 1, 200, "other", &wait, err, sizeof(err)), 0);
     assert_int_equal(wait, 0);
     d2g_redis_free(r);
@@ -190,7 +185,7 @@ static void test_lease(void **state) {
     assert_int_equal(d2g_lease_release(r, "t:{proc:1}:lease", "B", err, sizeof(err)), 0);
     assert_int_equal(d2g_lease_acquire(r, "t:{proc:1}:lease", "B", 300, &got, err, sizeof(err)), 0);
     assert_false(got); /* B cannot release A's lease */
-    sleep_ms(350);     /* A "dies": its lease expires */
+    d2g_test_sleep_ms(350);     /* A "dies": its lease expires */
     assert_int_equal(d2g_lease_acquire(r, "t:{proc:1}:lease", "B", 300, &got, err, sizeof(err)), 0);
     assert_true(got);
     d2g_redis_free(r);

@@ -30,11 +30,6 @@
 #define TOKEN "ds-test-token"
 #define GKEY "grist-test-key"
 
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int setup(void **state) {
     d2g_testenv_t *env = calloc(1, sizeof(*env));
     *state = env;
@@ -147,7 +142,7 @@ static size_t wait_synced(d2g_testenv_t *env, const char *doc, const char *table
         json_decref(ds);
         if (same || d2g_clock_mono_ms() > end)
             return same ? have : (size_t)-1;
-        sleep_ms(500);
+        d2g_test_sleep_ms(500);
     }
 }
 
@@ -372,7 +367,7 @@ static void test_form_changes_and_deletions(void **state) {
             json_is_string(field(r1, new_col)) && !strcmp(json_string_value(field(r1, new_col)), "Favorable"))
             break;
         assert_true(d2g_clock_mono_ms() < end);
-        sleep_ms(500);
+        d2g_test_sleep_ms(500);
     }
     /* The renamed champ kept its column: every column id of before is still there,
      * and the only new one is the added champ's. */
@@ -388,7 +383,7 @@ static void test_form_changes_and_deletions(void **state) {
 
     /* The third dossier has one repetition row left in its block's table. */
     int ok = 0;
-    for (end = d2g_clock_mono_ms() + 30000; !ok && d2g_clock_mono_ms() < end; sleep_ms(500)) {
+    for (end = d2g_clock_mono_ms() + 30000; !ok && d2g_clock_mono_ms() < end; d2g_test_sleep_ms(500)) {
         char url[320];
         snprintf(url, sizeof(url), "%s/admin/docs/docA/tables", env->grist_url);
         json_t *tl = d2g_test_json("GET", url, NULL);
@@ -439,7 +434,7 @@ static void test_cap_with_eight_workers(void **state) {
         snprintf(name, sizeof(name), "worker-%d", i);
         spawn(env, &workers[i], D2G_WORKER_BIN, name, cfg);
     }
-    sleep_ms(4000); /* let the group form so all eight take part */
+    d2g_test_sleep_ms(4000); /* let the group form so all eight take part */
     spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
     assert_int_equal(wait_synced(env, "docA", "Dossiers", 1301, 180), 2500);
     json_t *st = grist_stats(env);
@@ -472,7 +467,7 @@ static void test_worker_killed_mid_batch(void **state) {
     spawn(env, &b, D2G_WORKER_BIN, "worker-b", cfg);
     spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
     /* Once rows are arriving, one worker joins and another dies. */
-    for (int64_t end = d2g_clock_mono_ms() + 60000; d2g_clock_mono_ms() < end; sleep_ms(200)) {
+    for (int64_t end = d2g_clock_mono_ms() + 60000; d2g_clock_mono_ms() < end; d2g_test_sleep_ms(200)) {
         json_t *rows = grist_rows(env, "docA", "Subventions");
         size_t n = json_array_size(rows);
         json_decref(rows);
@@ -480,7 +475,7 @@ static void test_worker_killed_mid_batch(void **state) {
             break;
     }
     spawn(env, &c, D2G_WORKER_BIN, "worker-c", cfg);
-    sleep_ms(500);
+    d2g_test_sleep_ms(500);
     d2g_test_proc_kill(&a);
     assert_int_equal(wait_synced(env, "docA", "Subventions", 1101, 180), 1500);
     assert_int_equal(wait_synced(env, "docA", "Bourses", 1102, 60), 600);
@@ -542,7 +537,7 @@ static void test_poison_to_dead_letters(void **state) {
 
     /* The four are in the dead-letter topic, unchanged keys, with their reason. */
     d2g_test_msgs_t dlq = {0};
-    for (int64_t end = d2g_clock_mono_ms() + 30000; d2g_clock_mono_ms() < end; sleep_ms(500)) {
+    for (int64_t end = d2g_clock_mono_ms() + 30000; d2g_clock_mono_ms() < end; d2g_test_sleep_ms(500)) {
         d2g_test_msgs_free(&dlq);
         assert_int_equal(d2g_test_kafka_read_all(env, "ds2grist.dlq", &dlq), 0);
         if (dlq.n >= 4)

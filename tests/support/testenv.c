@@ -23,7 +23,7 @@
 #error "D2G_KAFKA_MOCK_BIN must be defined by the build"
 #endif
 
-static void sleep_ms(long ms) {
+void d2g_test_sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
@@ -75,7 +75,7 @@ int d2g_test_proc_stop(d2g_test_proc_t *proc) {
             proc->pid = 0;
             return status;
         }
-        sleep_ms(10);
+        d2g_test_sleep_ms(10);
     }
     kill(-proc->pid, SIGKILL);
     kill(proc->pid, SIGKILL);
@@ -113,7 +113,7 @@ static int wait_file(d2g_testenv_t *env, d2g_test_proc_t *proc, const char *path
             proc->pid = 0;
             return -1;
         }
-        sleep_ms(10);
+        d2g_test_sleep_ms(10);
     }
     fprintf(stderr, "testenv: %s did not publish %s in 30 s\n", proc->name, path);
     return -1;
@@ -167,7 +167,7 @@ int d2g_testenv_start_redis(d2g_testenv_t *env) {
                 env->redis.pid = 0;
                 break;
             }
-            sleep_ms(10);
+            d2g_test_sleep_ms(10);
         }
         d2g_test_proc_stop(&env->redis);
     }

@@ -48,6 +48,8 @@ int d2g_test_proc_stop(d2g_test_proc_t *proc);
 /* SIGKILL at once (crash tests). */
 void d2g_test_proc_kill(d2g_test_proc_t *proc);
 
+void d2g_test_sleep_ms(long ms);
+
 /* Writes text to <env->dir>/<name>; path receives the full path. */
 int d2g_testenv_write_file(d2g_testenv_t *env, const char *name, const char *text, char *path,
                            size_t pathlen);
