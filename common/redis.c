@@ -143,6 +143,13 @@ void d2g_redis_free(d2g_redis_t *r) {
     free(r);
 }
 
+redisContext *d2g_redis_context(d2g_redis_t *r) {
+    char err[D2G_ERRLEN];
+    if (!r->c && do_connect(r, err, sizeof(err)))
+        return NULL;
+    return r->c;
+}
+
 void d2g_redis_key(const d2g_redis_t *r, char *buf, size_t buflen, const char *fmt, ...) {
     int n = snprintf(buf, buflen, "%s:", r->namespace);
     va_list ap;

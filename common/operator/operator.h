@@ -27,7 +27,8 @@ enum { D2G_OP_OK = 0, D2G_OP_FAIL = 1, D2G_OP_USAGE = 2 };
 
 /* --- commands (argv: the arguments after the command's name) ------------- */
 
-int d2g_op_config_check(const d2g_config_t *cfg, const char *path, int argc, char **argv);
+/* Loads the configuration at path itself (the cause of a refusal is its output). */
+int d2g_op_config_check(const char *path, int argc, char **argv);
 int d2g_op_status(const d2g_config_t *cfg, int argc, char **argv);
 int d2g_op_resync(const d2g_config_t *cfg, int argc, char **argv);
 int d2g_op_dlq_list(const d2g_config_t *cfg, int argc, char **argv);
@@ -64,14 +65,6 @@ int d2g_op_parse_count(const char *s, long long *out);
 /* --- Redis, pipelined (redisbatch.c) --------------------------------------- */
 
 /*
- * A plain hiredis connection to the configured Redis (URL, ACL user,
- * password, database), for reading many keys in few round trips. *out is
- * owned by the caller (redisFree).
- */
-int d2g_op_redis_open(const d2g_config_t *cfg, int timeout_ms, redisContext **out, char *err,
-                      size_t errlen);
-
-/*
  * A batch of commands sent in one write and answered in order. Arguments are
  * copied; replies[i] belongs to the batch until d2g_op_batch_free.
  */
@@ -105,6 +98,20 @@ rd_kafka_topic_partition_list_t *d2g_op_committed(rd_kafka_t *rk, const char *to
                                                   char *err, size_t errlen);
 int d2g_op_watermarks(rd_kafka_t *rk, const char *topic, int partition, int64_t *low,
                       int64_t *high, char *err, size_t errlen);
+
+/* --- configuration (check.c) ---------------------------------------------- */
+
+/* A Grist document as the workers see it: its server, id and permit limit. */
+typedef struct d2g_op_doc {
+    const d2g_grist_server_t *srv;
+    const char *document;
+    int permits;         /* d2g_config_doc_permits */
+    size_t n_procedures; /* how many of the given procedures write to it */
+} d2g_op_doc_t;
+
+/* The distinct documents of procs[0..n), sorted by server then document.
+ * The array is the caller's (free); its strings point into the config. */
+d2g_op_doc_t *d2g_op_documents(const d2g_procedure_t *const *procs, size_t n, size_t *count);
 
 /* The dead-letter replay group: "<kafka.consumer_group>-dlq-replay" into buf. */
 void d2g_op_replay_group(const d2g_config_t *cfg, char *buf, size_t buflen);

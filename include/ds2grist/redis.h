@@ -35,6 +35,11 @@ int d2g_redis_connect(const char *url, const char *username, const char *passwor
                       size_t errlen);
 void d2g_redis_free(d2g_redis_t *r);
 
+/* The connected hiredis context, for pipelining many reads in few round
+ * trips (redisAppendCommand / redisGetReply); NULL if the connection broke.
+ * Borrowed: valid until the next command or d2g_redis_free. */
+redisContext *d2g_redis_context(d2g_redis_t *r);
+
 /* "<namespace>:" + printf(fmt, ...) into buf. */
 void d2g_redis_key(const d2g_redis_t *r, char *buf, size_t buflen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

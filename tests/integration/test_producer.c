@@ -120,6 +120,7 @@ typedef struct seen {
     int64_t procedure, number;
     int kind, partial;
     char modified[40];
+    char fetched_at[40]; /* RFC 3339 UTC with ms: sorts as text */
     json_t *labels;
 } seen_t;
 
@@ -140,6 +141,7 @@ static size_t read_messages(d2g_testenv_t *env, seen_t **out) {
         s[i].kind = e.kind;
         s[i].partial = e.partial;
         snprintf(s[i].modified, sizeof(s[i].modified), "%s", e.modified);
+        snprintf(s[i].fetched_at, sizeof(s[i].fetched_at), "%s", e.fetched_at);
         s[i].labels = json_incref(json_object_get(e.dossier, "labels"));
         d2g_envelope_clear(&e);
     }
@@ -435,6 +437,51 @@ static void test_page_shrinks_on_timeouts_and_complexity(void **state) {
     json_decref(c);
 }
 
+/* A big backfill does not starve small procedures: each gets a page per turn. */
+static void test_fairness(void **state) {
+    d2g_testenv_t *env = *state;
+    enum { SMALL = 5 };
+    int procs[1 + SMALL] = {7001, 7002, 7003, 7004, 7005, 7006};
+    int64_t numbers[4000];
+    char cfg[512];
+    d2g_test_proc_t producer;
+
+    start_ds(env, "[{\"number\": 7001, \"dossiers\": 4000}, {\"number\": 7002, \"dossiers\": 150},"
+                  " {\"number\": 7003, \"dossiers\": 150}, {\"number\": 7004, \"dossiers\": 150},"
+                  " {\"number\": 7005, \"dossiers\": 150}, {\"number\": 7006, \"dossiers\": 150}]", 400);
+    /* One request at a time: the order of service is the scheduler's alone. */
+    write_config(env, "producer.json", procs, 1 + SMALL, 3600, 400, "{\"concurrency\": 1}", cfg, sizeof(cfg));
+    spawn_producer(env, &producer, "producer", cfg);
+    for (int i = 0; i <= SMALL; i++) {
+        int n = ds_numbers(env, procs[i], numbers, 4000);
+        assert_int_equal(wait_covered(env, procs[i], numbers, n, D2G_ENVELOPE_UPSERT, 120), n);
+    }
+    assert_int_equal(d2g_test_proc_stop(&producer), 0);
+    /* When was each procedure's last dossier fetched, and the big one's first? */
+    seen_t *s;
+    size_t ns = read_messages(env, &s);
+    char last_small[40] = "", first_big[40] = "~", last_big[40] = "";
+    size_t big_before = 0;
+    for (size_t i = 0; i < ns; i++) {
+        if (s[i].procedure == procs[0]) {
+            if (strcmp(s[i].fetched_at, first_big) < 0)
+                snprintf(first_big, sizeof(first_big), "%s", s[i].fetched_at);
+            if (strcmp(s[i].fetched_at, last_big) > 0)
+                snprintf(last_big, sizeof(last_big), "%s", s[i].fetched_at);
+        } else if (strcmp(s[i].fetched_at, last_small) > 0) {
+            snprintf(last_small, sizeof(last_small), "%s", s[i].fetched_at);
+        }
+    }
+    for (size_t i = 0; i < ns; i++)
+        big_before += s[i].procedure == procs[0] && strcmp(s[i].fetched_at, last_small) <= 0;
+    free_seen(s, ns);
+    printf("# fairness: the 5 small procedures were complete at %s, when the 4000-dossier backfill"
+           " (%s to %s) had %zu dossiers out\n", last_small, first_big, last_big, big_before);
+    /* The small ones did not wait for the big backfill: they were served between its pages. */
+    assert_true(strcmp(last_small, last_big) < 0);
+    assert_true(big_before <= 1000);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_backfill, setup, teardown),
@@ -443,6 +490,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_two_replicas_share_the_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_mid_page_skips_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_page_shrinks_on_timeouts_and_complexity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fairness, setup, teardown),
     };
     return cmocka_run_group_tests_name("producer", tests, NULL, NULL);
 }
