@@ -663,9 +663,12 @@ int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop) {
             while (d2g_ds_client_in_flight(p->ds) < p->cfg->producer.concurrency &&
                    (pr = next_due(p, now)))
                 start_request(p, pr, now);
-            for (size_t i = 0; i < p->n_procs; i++)
-                if (p->procs[i].state == ST_IDLE && p->procs[i].due - now < wait)
-                    wait = p->procs[i].due - now;
+            /* A due procedure matters only if a request slot is free: otherwise
+             * wait for an answer (no busy loop while every slot is taken). */
+            if (d2g_ds_client_in_flight(p->ds) < p->cfg->producer.concurrency)
+                for (size_t i = 0; i < p->n_procs; i++)
+                    if (p->procs[i].state == ST_IDLE && p->procs[i].due - now < wait)
+                        wait = p->procs[i].due - now;
         }
         for (size_t i = 0; i < p->n_procs; i++)
             if (p->procs[i].state == ST_ACKS)

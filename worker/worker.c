@@ -94,9 +94,23 @@ static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *u
     d2g_worker_t *w = ud;
     dlq_ref_t *ref = m->_private;
     if (m->err) {
-        /* Not stored: the partition's offset stays behind it, so the message is
-         * read again after a restart rather than lost. */
-        d2g_log(D2G_LOG_ERROR, "dlq_delivery_failed", 0, NULL, "%s", rd_kafka_err2str(m->err));
+        /* Send it again (librdkafka has already retried for message.timeout.ms):
+         * the offset stays behind it until the dead-letter topic has it. */
+        d2g_log(D2G_LOG_ERROR, "dlq_delivery_failed", 0, NULL, "%s; sending it again",
+                rd_kafka_err2str(m->err));
+        rd_kafka_headers_t *h = NULL, *copy = NULL;
+        if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            copy = rd_kafka_headers_copy(h);
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            w->dlq, RD_KAFKA_V_TOPIC(w->cfg->kafka.dlq_topic), RD_KAFKA_V_KEY(m->key, m->key_len),
+            RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(copy), RD_KAFKA_V_OPAQUE(ref), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+            return; /* ref travels with the new message */
+        if (copy)
+            rd_kafka_headers_destroy(copy);
+        d2g_log(D2G_LOG_ERROR, "dlq_produce_failed", 0, NULL, "%s: the partition's offset stays"
+                " behind this message until a restart", rd_kafka_err2str(e));
     } else {
         const char *none[] = {NULL};
         w->dead_lettered++;
@@ -207,24 +221,35 @@ static void handle_message(d2g_worker_t *w, rd_kafka_message_t *m) {
     d2g_writer_add(w->writer, it);
 }
 
-/* Lets the writer finish what it is writing for these partitions (bounded by
- * the Grist timeout), then drops what was only queued. */
+/* Before partitions go: drop what was only queued for them (the new owner
+ * reads it again), let the batches already being written finish, and if that
+ * takes longer than any request can, take their items out of those batches so
+ * that no later request of ours carries them past the new owner's writes. */
 static void drain_partitions(d2g_worker_t *w, const rd_kafka_topic_partition_list_t *parts) {
-    int64_t deadline = d2g_clock_mono_ms() + (int64_t)w->cfg->grist.timeout_s * 1000 + 5000;
+    int64_t deadline = d2g_clock_mono_ms() + 2 * (int64_t)w->cfg->grist.timeout_s * 1000 + 30000;
+    for (int i = 0; i < parts->cnt; i++)
+        d2g_writer_partition(w->writer, parts->elems[i].partition, 1, NULL);
     for (;;) {
         size_t busy = 0, in_flight;
         for (int i = 0; i < parts->cnt; i++) {
             d2g_writer_partition(w->writer, parts->elems[i].partition, 0, &in_flight);
             busy += in_flight;
         }
-        if (busy == 0 || d2g_clock_mono_ms() > deadline)
+        if (busy == 0)
             break;
+        if (d2g_clock_mono_ms() > deadline) {
+            d2g_log(D2G_LOG_WARN, "revoke_abandon", 0, NULL,
+                    "%zu dossiers of revoked partitions still being written: left to their new owner", busy);
+            for (int i = 0; i < parts->cnt; i++)
+                d2g_writer_abandon_partition(w->writer, parts->elems[i].partition);
+            break;
+        }
         d2g_writer_step(w->writer, d2g_clock_mono_ms());
         d2g_writer_poll(w->writer, 10);
         rd_kafka_poll(w->dlq, 0);
     }
-    for (int i = 0; i < parts->cnt; i++)
-        d2g_writer_partition(w->writer, parts->elems[i].partition, 1, NULL);
+    /* Dead letters of these partitions must be acknowledged before the commit. */
+    rd_kafka_flush(w->dlq, 10000);
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -238,6 +263,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             pt->paused = 0;
         }
         rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+        /* librdkafka keeps an application pause across revoke and re-assign:
+         * a partition paused before it was revoked must not stay paused. */
+        rd_kafka_resume_partitions(rk, parts);
         d2g_log(D2G_LOG_INFO, "partitions_assigned", 0, NULL, "%d partitions%s%s", parts->cnt,
                 e ? ": " : "", e ? rd_kafka_error_string(e) : "");
         if (e)

@@ -59,6 +59,8 @@ typedef struct flush {
     stage_t stage;
     op_t *ops; /* the current stage's requests */
     size_t n_ops, cur;
+    size_t n_finds; /* FIND stage: its GETs come first; deletes they plan follow */
+    int replan;     /* items were abandoned (partition revoked): plan the PUTs again */
     int locked; /* holding the schema lock */
     int waiting; /* a request of this flush is in flight */
 } flush_t;
@@ -899,6 +901,7 @@ static int enter_stage(d2g_writer_t *w, doc_t *d, flush_t *f, int64_t now) {
             continue;
         case ST_FIND:
             plan_finds(f);
+            f->n_finds = f->n_ops;
             if (f->n_ops)
                 return 0;
             f->stage = ST_DONE;
@@ -921,18 +924,6 @@ static void send_op(d2g_writer_t *w, doc_t *d, flush_t *f, int64_t now) {
     op_t *o = &f->ops[f->cur];
 
     snprintf(d->holder, sizeof(d->holder), "%s:%" PRIu64, w->worker_id, ++w->seq);
-    if (d->rate_limit > 0) {
-        if (d2g_ratelimit_take(w->redis, d->rate_key, d->rate_limit, d->rate_window_ms, d->holder,
-                               &wait, err, sizeof(err))) {
-            d2g_log_err(D2G_LOG_WARN, "redis_error", 0, d->id, err, "rate limit unavailable");
-            d->next_try = now + backoff_ms(w, 3);
-            return;
-        }
-        if (wait > 0) {
-            d->next_try = now + wait;
-            return;
-        }
-    }
     /* The permit's lease outlives the request's hard timeout (grist.timeout_s). */
     int64_t lease = (int64_t)w->cfg->grist.timeout_s * 1000 + 10000;
     if (d2g_permits_acquire(w->redis, d->permit_key, d->permits, lease, d->holder, &wait, err,
@@ -948,6 +939,24 @@ static void send_op(d2g_writer_t *w, doc_t *d, flush_t *f, int64_t now) {
         }
         d->next_try = now + (wait < PERMIT_RETRY_MS ? wait : jitter(w, PERMIT_RETRY_MS));
         return;
+    }
+    /* Then the document's request rate (hosted plans), with the permit in hand:
+     * a request that waits for a permit spends none of the rate. */
+    if (d->rate_limit > 0) {
+        int rc = d2g_ratelimit_take(w->redis, d->rate_key, d->rate_limit, d->rate_window_ms,
+                                    d->holder, &wait, err, sizeof(err));
+        if (rc || wait > 0) {
+            if (rc)
+                d2g_log_err(D2G_LOG_WARN, "redis_error", 0, d->id, err, "rate limit unavailable");
+            d2g_permits_release(w->redis, d->permit_key, d->holder, err, sizeof(err));
+            d->next_try = now + (rc ? backoff_ms(w, 3) : wait);
+            return;
+        }
+    }
+    /* Keep the schema lock while the changes it covers are being made. */
+    if (f->locked) {
+        int got = 0;
+        d2g_lease_acquire(w->redis, d->lock_key, w->worker_id, SCHEMA_LOCK_MS, &got, err, sizeof(err));
     }
     const char *none[] = {NULL};
     if (d->permit_wait_start) {
@@ -1089,7 +1098,10 @@ static int apply_answer(d2g_writer_t *w, doc_t *d, flush_t *f, op_t *o, json_t *
                 json_t *rid = json_object_get(fields, "ds_row_id");
                 size_t k;
                 json_t *v;
-                json_array_foreach(keep, k, v) if (json_equal(v, rid)) drop = 0;
+                json_array_foreach(keep, k, v) {
+                    if (json_equal(v, rid))
+                        drop = 0;
+                }
                 if (!keep)
                     drop = 0;
             }
@@ -1098,15 +1110,13 @@ static int apply_answer(d2g_writer_t *w, doc_t *d, flush_t *f, op_t *o, json_t *
         }
         if (json_array_size(ids)) {
             /* Queued for the DELETE stage, which follows the FINDs. */
-            json_t *pending = json_object_get(d->schema ? d->schema : json_null(), "");
-            (void)pending;
             char *esc = url_escape(o->table);
             char *path = fmt("/tables/%s/data/delete", esc);
             free(esc);
             /* Append after the remaining FINDs; the stage moves on once all are done. */
             op_t *n = op_add(f, "POST", path, json_dumps(ids, JSON_COMPACT));
             n->table = strdup(DELETE_MARK); /* marks a delete among FINDs */
-            o = NULL;
+            /* op_add may have moved the ops array: o is not used past this point. */
         }
         json_decref(ids);
         break;
@@ -1125,7 +1135,10 @@ static void on_answer(void *opaque, const d2g_http_response_t *resp, void *ud) {
     char err[D2G_ERRLEN];
     int64_t now = d2g_clock_mono_ms();
 
-    d2g_permits_release(w->redis, d->permit_key, d->holder, err, sizeof(err));
+    /* A request we gave up on may still run at Grist: its permit is left to
+     * expire with its lease (which outlives the timeout), so the cap holds. */
+    if (resp->curl_code != CURLE_OPERATION_TIMEDOUT)
+        d2g_permits_release(w->redis, d->permit_key, d->holder, err, sizeof(err));
     w->stats.requests++;
     char status[16];
     snprintf(status, sizeof(status), "%ld", resp->curl_code ? 0L : resp->status);
@@ -1163,6 +1176,24 @@ static void on_answer(void *opaque, const d2g_http_response_t *resp, void *ud) {
         snprintf(reason, sizeof(reason), "Grist answered %ld to %s %.60s: %.300s", st, o->method,
                  o->path, msg ? msg : resp->body);
         json_decref(j);
+        /* A refused key, a missing document or table, or a refused read is the
+         * document's problem, not a dossier's: the document waits (and the
+         * schema is read again) rather than dead-lettering every dossier. Only
+         * requests that carry dossiers' data are split to find the one at fault. */
+        int carries_data = f->stage == ST_PUT || f->stage == ST_CHANGE || f->stage == ST_DELETE;
+        if (!carries_data || st == 401 || st == 403 || st == 404) {
+            d2g_log_err(D2G_LOG_ERROR, "grist_rejected", 0, d->id, reason,
+                        "the document waits; check its key and id");
+            d2g_metric_inc(w->m_retries, dl, 1);
+            release_lock(w, d, f);
+            json_decref(d->schema);
+            d->schema = NULL;
+            f->stage = ST_MAP;
+            f->cur = 0;
+            ops_clear(f);
+            d->next_try = now + backoff_ms(w, ++d->backoff);
+            return;
+        }
         d->backoff = 0;
         split_or_fail(w, d, f, reason);
         return;
@@ -1179,11 +1210,20 @@ static void on_answer(void *opaque, const d2g_http_response_t *resp, void *ud) {
     }
     (void)before;
     f->cur++;
-    if (f->cur < f->n_ops) /* the stage's next request */
+    if (f->replan && f->stage >= ST_PUT && f->stage != ST_DONE) {
+        /* Some items left the batch (their partition was revoked): write the
+         * rest again from the PUTs, without them. Upserts make it harmless. */
+        f->replan = 0;
+        f->stage = ST_PUT;
+        f->cur = 0;
+        ops_clear(f);
         return;
-    /* Stage complete. */
+    }
+    /* The stage's next request: FIND's own GETs first (the deletes they plan wait). */
+    if (f->cur < (f->stage == ST_FIND ? f->n_finds : f->n_ops))
+        return;
     if (f->stage == ST_FIND) {
-        /* Keep only the deletes the FIND answers planned. */
+        /* Keep only the deletes the FIND answers planned, for the DELETE stage. */
         size_t k = 0;
         for (size_t i = 0; i < f->n_ops; i++) {
             if (f->ops[i].table && !strcmp(f->ops[i].table, DELETE_MARK)) {
@@ -1198,10 +1238,12 @@ static void on_answer(void *opaque, const d2g_http_response_t *resp, void *ud) {
             }
         }
         f->n_ops = k;
+        f->n_finds = 0;
         f->cur = 0;
-        f->stage = ST_DELETE;
-        if (k)
+        if (k) {
+            f->stage = ST_DELETE;
             return;
+        }
         f->stage = ST_DONE;
     } else if (f->stage == ST_DELETE) {
         f->stage = ST_DONE;
@@ -1216,8 +1258,7 @@ static void on_answer(void *opaque, const d2g_http_response_t *resp, void *ud) {
         f->stage = ST_FIND;
     }
     f->cur = 0;
-    if (f->stage != ST_DONE)
-        ops_clear(f);
+    ops_clear(f);
 }
 
 /* Moves one document forward. */
@@ -1272,16 +1313,19 @@ void d2g_writer_poll(d2g_writer_t *w, int timeout_ms) {
 int64_t d2g_writer_next_due(const d2g_writer_t *w) {
     int64_t due = INT64_MAX;
     for (size_t i = 0; i < w->n_docs; i++) {
-        doc_t *d = w->docs[i];
+        const doc_t *d = w->docs[i];
         int64_t t = INT64_MAX;
-        if (d->flush && !d->flush->waiting)
-            t = d->next_try;
-        else if (!d->flush && (d->groups || d->head))
-            t = d->next_try > (d->head ? d->head->enqueued_ms + w->cfg->worker.linger_ms : 0)
-                    ? d->next_try
-                    : (d->head ? d->head->enqueued_ms + w->cfg->worker.linger_ms : d->next_try);
-        if (w->flush_all && !d->flush && (d->groups || d->head))
-            t = d->next_try;
+        if (d->flush) {
+            if (!d->flush->waiting) /* a retry, a permit or the lock to wait for */
+                t = d->next_try;
+        } else if (d->groups || w->flush_all) {
+            if (d->groups || d->head)
+                t = d->next_try;
+        } else if (d->head) {
+            /* The batch is due when it has lingered long enough. */
+            int64_t ready = d->head->enqueued_ms + w->cfg->worker.linger_ms;
+            t = d->next_try > ready ? d->next_try : ready;
+        }
         if (t < due)
             due = t;
     }
@@ -1373,6 +1417,28 @@ int d2g_writer_partition_congested(const d2g_writer_t *w, int32_t partition, siz
                 return 1;
     }
     return 0;
+}
+
+void d2g_writer_abandon_partition(d2g_writer_t *w, int32_t partition) {
+    for (size_t i = 0; i < w->n_docs; i++) {
+        flush_t *f = w->docs[i]->flush;
+        if (!f)
+            continue;
+        for (size_t k = 0; k < f->n_items; k++) {
+            if (f->items[k] && item_in_partition(f->items[k], partition)) {
+                d2g_item_free(f->items[k]);
+                f->items[k] = NULL;
+                d2g_mapped_clear(&f->mapped[k]);
+                f->replan = 1;
+            }
+        }
+        if (f->replan && !f->waiting && f->stage >= ST_PUT && f->stage != ST_DONE) {
+            f->replan = 0;
+            f->stage = ST_PUT;
+            f->cur = 0;
+            ops_clear(f);
+        }
+    }
 }
 
 const d2g_writer_stats_t *d2g_writer_stats(const d2g_writer_t *w) { return &w->stats; }

@@ -108,6 +108,10 @@ size_t d2g_writer_pending(const d2g_writer_t *w);
 /* Items of partition queued or being written; with drop, the queued ones
  * (not those being written) are freed without hooks (partition revoked). */
 size_t d2g_writer_partition(d2g_writer_t *w, int32_t partition, int drop, size_t *in_flight);
+/* Items of partition in batches being written leave them (freed without
+ * hooks): what is still to be sent for those batches is planned again
+ * without them. For a revocation whose in-flight work outlived its wait. */
+void d2g_writer_abandon_partition(d2g_writer_t *w, int32_t partition);
 /* The most items queued on one document (to pause consumption). */
 size_t d2g_writer_max_queued(const d2g_writer_t *w);
 /* 1 if one of the partition's items is queued on a document holding more
