@@ -567,6 +567,49 @@ static void test_poison_to_dead_letters(void **state) {
     d2g_test_proc_stop(&producer);
 }
 
+/* A document far behind pauses the partitions feeding it; the other document goes on. */
+static void test_slow_document_does_not_stall_others(void **state) {
+    d2g_testenv_t *env = *state;
+    char cfg[600];
+    d2g_test_proc_t producer, worker;
+    /* docA is slow (a busy Grist), docB is not. */
+    start_emulators(env, "[{\"number\": 1101, \"dossiers\": 800}, {\"number\": 1103, \"dossiers\": 200}]", NULL);
+    char url[320];
+    snprintf(url, sizeof(url), "%s/admin/config", env->grist_url);
+    json_decref(d2g_test_json("POST", url, "{\"writeFixedMs\": 250}"));
+    const char *procs =
+        "[{\"number\": 1101, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docA\", \"table_prefix\": \"Subventions\"},"
+        " {\"number\": 1103, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docB\", \"table_prefix\": \"Agrements\"}]";
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", procs, 400, 8,
+                                           "\"worker\": {\"max_buffered\": 100, \"batch_bytes\": 100000}",
+                                           cfg, sizeof(cfg)), 0);
+    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    int64_t t0 = d2g_clock_mono_ms();
+    assert_int_equal(wait_synced(env, "docB", "Agrements", 1103, 120), 200);
+    int64_t b_done = d2g_clock_mono_ms() - t0;
+    json_t *rows = grist_rows(env, "docA", "Subventions");
+    size_t a_then = json_array_size(rows);
+    json_decref(rows);
+    assert_int_equal(wait_synced(env, "docA", "Subventions", 1101, 300), 800);
+    int64_t a_done = d2g_clock_mono_ms() - t0;
+    d2g_test_proc_stop(&worker);
+    d2g_test_proc_stop(&producer);
+    /* The worker paused what fed the slow document (its log says so). */
+    char path[600], line[4096];
+    snprintf(path, sizeof(path), "%s/worker.log", env->dir);
+    FILE *f = fopen(path, "r");
+    int paused = 0;
+    while (f && fgets(line, sizeof(line), f))
+        paused |= strstr(line, "\"event\":\"partition_paused\"") != NULL;
+    if (f)
+        fclose(f);
+    printf("# slow document: docB complete after %lld ms (docA had %zu/800), docA after %lld ms;"
+           " partitions paused: %s\n", (long long)b_done, a_then, (long long)a_done, paused ? "yes" : "no");
+    assert_true(paused);
+    assert_true(a_then < 800); /* docB did not wait for docA */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_end_to_end, setup, teardown),
@@ -574,6 +617,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_cap_with_eight_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_killed_mid_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_to_dead_letters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_document_does_not_stall_others, setup, teardown),
     };
     return cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);
 }
