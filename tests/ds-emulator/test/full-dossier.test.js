@@ -170,3 +170,27 @@ test('startup: 20 procedures x 5,000 dossiers start within a few seconds; SIGTER
   assert.strictEqual(r.json.data.demarche.dossiers.nodes.length, 1);
   assert.strictEqual(await big.stop(), 0);
 });
+
+// The query ds2grist-producer actually sends (producer/queries/dossiers.graphql): the
+// emulator answers it in full, with the typed values under the producer's aliases.
+test("the producer's own query: a full page with every typed value", async () => {
+  const q = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'producer', 'queries', 'dossiers.graphql'), 'utf8');
+  const r = await s.gql(q, { demarcheNumber: 1001, first: 100, updatedSince: '2000-01-01T00:00:00Z', withRevision: true },
+    { operationName: 'getDossiers' });
+  assert.strictEqual(r.status, 200);
+  assert.ok(!r.json.errors, JSON.stringify(r.json.errors));
+  const dem = r.json.data.demarche;
+  assert.strictEqual(dem.dossiers.nodes.length, 100);
+  assert.ok(dem.activeRevision.champDescriptors.length > 10);
+  const champs = dem.dossiers.nodes.flatMap((n) => [...n.champs, ...n.annotations]);
+  const has = (kind, pred) => assert.ok(champs.some((c) => c.__typename === kind && pred(c)), `no ${kind} with its value`);
+  has('IntegerNumberChamp', (c) => typeof c.integerNumber === 'string');
+  has('DecimalNumberChamp', (c) => typeof c.decimalNumber === 'number');
+  has('CheckboxChamp', (c) => typeof c.checked === 'boolean');
+  has('YesNoChamp', (c) => typeof c.yesNo === 'boolean');
+  has('DateChamp', (c) => /^\d{4}-\d\d-\d\d$/.test(c.date || ''));
+  has('DatetimeChamp', (c) => typeof c.datetime === 'string');
+  has('MultipleDropDownListChamp', (c) => Array.isArray(c.values));
+  has('PieceJustificativeChamp', (c) => Array.isArray(c.files) && c.files.length > 0);
+  has('RepetitionChamp', (c) => c.rows.length > 0 && c.rows[0].champs.length > 0);
+});
