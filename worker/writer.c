@@ -77,7 +77,7 @@ struct doc {
     const d2g_grist_server_t *srv;
     char *id;
     char base[600]; /* <url>/api/docs/<id> */
-    char permit_key[300], rate_key[300], lock_key[300], colmap_key[300];
+    char permit_key[300], rate_key[300], lock_key[300], colmap_key[300], recent429_key[300];
     int permits;
     int rate_limit;
     int64_t rate_window_ms;
@@ -271,6 +271,7 @@ static doc_t *doc_get(d2g_writer_t *w, const d2g_procedure_t *proc) {
     d2g_redis_key(w->redis, d->rate_key, sizeof(d->rate_key), "{doc:%s}:rate", key);
     d2g_redis_key(w->redis, d->lock_key, sizeof(d->lock_key), "{doc:%s}:schemalock", key);
     d2g_redis_key(w->redis, d->colmap_key, sizeof(d->colmap_key), "{doc:%s}:colmap", key);
+    d2g_redis_key(w->redis, d->recent429_key, sizeof(d->recent429_key), "{doc:%s}:recent429", key);
     d->permits = d2g_config_doc_permits(d->srv, d->id);
     double rps = d->srv->requests_per_second;
     if (rps > 0) {
@@ -1127,6 +1128,28 @@ static int apply_answer(d2g_writer_t *w, doc_t *d, flush_t *f, op_t *o, json_t *
     return 0;
 }
 
+/* A 429 means someone else uses the document: counted for metrics, and kept
+ * an hour in Redis so that `ds2grist status` shows it for the whole fleet. */
+static void note_429(d2g_writer_t *w, doc_t *d) {
+    char err[D2G_ERRLEN], score[24], hour_ago[24];
+    const char *dl[] = {d->label};
+    int64_t now = d2g_clock_wall_ms();
+    w->stats.status_429++;
+    d2g_metric_inc(w->m_429, dl, 1);
+    snprintf(score, sizeof(score), "%" PRId64, now);
+    snprintf(hour_ago, sizeof(hour_ago), "%" PRId64, now - 3600000);
+    const char *add[] = {"ZADD", d->recent429_key, score, d->holder};
+    const char *trim[] = {"ZREMRANGEBYSCORE", d->recent429_key, "-inf", hour_ago};
+    const char *ttl[] = {"PEXPIRE", d->recent429_key, "3600000"};
+    redisReply *rep;
+    if ((rep = d2g_redis_argv(w->redis, 4, add, NULL, err, sizeof(err))))
+        freeReplyObject(rep);
+    if ((rep = d2g_redis_argv(w->redis, 4, trim, NULL, err, sizeof(err))))
+        freeReplyObject(rep);
+    if ((rep = d2g_redis_argv(w->redis, 3, ttl, NULL, err, sizeof(err))))
+        freeReplyObject(rep);
+}
+
 /* A Grist answer for document d. */
 static void on_answer(void *opaque, const d2g_http_response_t *resp, void *ud) {
     d2g_writer_t *w = ud;
@@ -1154,7 +1177,7 @@ static void on_answer(void *opaque, const d2g_http_response_t *resp, void *ud) {
         if (resp->curl_code != 0)
             w->stats.transport_errors++;
         else if (st == 429)
-            w->stats.status_429++, d2g_metric_inc(w->m_429, dl, 1);
+            note_429(w, d);
         else
             w->stats.status_5xx++;
         w->stats.retries++;

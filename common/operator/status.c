@@ -107,7 +107,8 @@ done:
 
 static void print_text(const d2g_procedure_t *const *procs, size_t n, const d2g_op_batch_t *b,
                        const d2g_op_doc_t *docs, size_t n_docs, const int64_t *in_use,
-                       const json_t *lag, const char *lag_err, int64_t now) {
+                       const int64_t *recent429, const json_t *lag, const char *lag_err,
+                       int64_t now) {
     d2g_op_table_t t;
     char num[24], cursor[96], poll[80], success[80], emitted[24], lease[160], error[200], a[80],
         b1[24], b2[24];
@@ -156,13 +157,16 @@ static void print_text(const d2g_procedure_t *const *procs, size_t n, const d2g_
     d2g_op_table_print(&t, stdout);
     d2g_op_table_free(&t);
 
-    const char *dh[] = {"SERVER", "DOCUMENT", "PERMITS IN USE", "LIMIT", "PROCEDURES"};
-    d2g_op_table_init(&t, 5, dh);
+    const char *dh[] = {"SERVER", "DOCUMENT", "PERMITS IN USE", "LIMIT", "429s (1 h)", "PROCEDURES"};
+    d2g_op_table_init(&t, 6, dh);
     for (size_t i = 0; i < n_docs; i++) {
+        char b3[24];
         snprintf(b1, sizeof(b1), "%" PRId64, in_use[i]);
         snprintf(b2, sizeof(b2), "%d", docs[i].permits);
+        snprintf(b3, sizeof(b3), "%" PRId64, recent429[i]);
         snprintf(num, sizeof(num), "%zu", docs[i].n_procedures);
-        const char *row[] = {docs[i].srv->name, docs[i].document, in_use[i] >= 0 ? b1 : "?", b2, num};
+        const char *row[] = {docs[i].srv->name, docs[i].document, in_use[i] >= 0 ? b1 : "?", b2,
+                             recent429[i] >= 0 ? b3 : "?", num};
         d2g_op_table_add(&t, row);
     }
     printf("\nDocuments (%zu)\n", n_docs);
@@ -181,7 +185,8 @@ static void print_text(const d2g_procedure_t *const *procs, size_t n, const d2g_
 
 static json_t *build_json(const d2g_procedure_t *const *procs, size_t n, const d2g_op_batch_t *b,
                           const d2g_op_doc_t *docs, size_t n_docs, const int64_t *in_use,
-                          json_t *lag, const char *lag_err, int64_t now) {
+                          const int64_t *recent429, json_t *lag, const char *lag_err,
+                          int64_t now) {
     json_t *jp = json_array(), *jd = json_array();
     for (size_t i = 0; i < n; i++) {
         const redisReply *cur = b->replies[1 + i * Q_PER_PROC + Q_CURSOR];
@@ -218,12 +223,14 @@ static json_t *build_json(const d2g_procedure_t *const *procs, size_t n, const d
                           "lease", lease));
     }
     for (size_t i = 0; i < n_docs; i++)
-        json_array_append_new(jd, json_pack("{s:s, s:s, s:o, s:i, s:I}", "server",
+        json_array_append_new(jd, json_pack("{s:s, s:s, s:o, s:i, s:o, s:I}", "server",
                                             docs[i].srv->name, "document", docs[i].document,
                                             "permits_in_use",
                                             in_use[i] >= 0 ? json_integer(in_use[i]) : json_null(),
-                                            "permits", docs[i].permits, "procedures",
-                                            (json_int_t)docs[i].n_procedures));
+                                            "permits", docs[i].permits,
+                                            "recent_429s",
+                                            recent429[i] >= 0 ? json_integer(recent429[i]) : json_null(),
+                                            "procedures", (json_int_t)docs[i].n_procedures));
     json_t *out = json_pack("{s:I, s:o, s:o}", "now_ms", (json_int_t)now, "procedures", jp,
                             "documents", jd);
     if (lag)
@@ -264,6 +271,7 @@ int d2g_op_status(const d2g_config_t *cfg, int argc, char **argv) {
     size_t n_docs;
     d2g_op_doc_t *docs = d2g_op_documents(procs, n, &n_docs);
     int64_t *in_use = calloc(n_docs + 1, sizeof(int64_t));
+    int64_t *recent429 = calloc(n_docs + 1, sizeof(int64_t));
     d2g_op_batch_t b, pb;
     memset(&b, 0, sizeof(b));
     memset(&pb, 0, sizeof(pb));
@@ -288,9 +296,11 @@ int d2g_op_status(const d2g_config_t *cfg, int argc, char **argv) {
         d2g_err_set(err, sizeof(err), "redis: unexpected TIME reply");
         goto redis_fail;
     }
-    char since[32];
-    snprintf(since, sizeof(since), "(%lld",
-             strtoll(tr->element[0]->str, NULL, 10) * 1000 + strtoll(tr->element[1]->str, NULL, 10) / 1000);
+    char since[32], hour_ago[32];
+    long long redis_now = strtoll(tr->element[0]->str, NULL, 10) * 1000 +
+                          strtoll(tr->element[1]->str, NULL, 10) / 1000;
+    snprintf(since, sizeof(since), "(%lld", redis_now);
+    snprintf(hour_ago, sizeof(hour_ago), "%lld", redis_now - 3600000);
 
     /* Round trips 2...: everything else, pipelined. */
     const char *ping[] = {"PING"};
@@ -321,6 +331,14 @@ int d2g_op_status(const d2g_config_t *cfg, int argc, char **argv) {
         const char *zc[] = {"ZCOUNT", k, since, "+inf"};
         d2g_op_batch_add(&b, 4, zc);
     }
+    /* 429s the workers received in the last hour (the writer records them). */
+    for (size_t i = 0; i < n_docs; i++) {
+        char k[600];
+        snprintf(k, sizeof(k), "%s:{doc:%s/%s}:recent429", cfg->redis.namespace, docs[i].srv->name,
+                 docs[i].document);
+        const char *zc[] = {"ZCOUNT", k, hour_ago, "+inf"};
+        d2g_op_batch_add(&b, 4, zc);
+    }
     if (d2g_op_batch_run(&b, c, err, sizeof(err)))
         goto redis_fail;
     for (size_t i = 0; i < b.n; i++)
@@ -330,7 +348,9 @@ int d2g_op_status(const d2g_config_t *cfg, int argc, char **argv) {
         }
     for (size_t i = 0; i < n_docs; i++) {
         const redisReply *r = b.replies[1 + n * Q_PER_PROC + i];
+        const redisReply *r429 = b.replies[1 + n * Q_PER_PROC + n_docs + i];
         in_use[i] = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+        recent429[i] = r429->type == REDIS_REPLY_INTEGER ? r429->integer : -1;
     }
 
     if (!no_lag && !(lag = consumer_lag(cfg, lag_err, sizeof(lag_err)))) {
@@ -339,9 +359,9 @@ int d2g_op_status(const d2g_config_t *cfg, int argc, char **argv) {
     }
     int64_t now = d2g_clock_wall_ms();
     if (json)
-        d2g_op_print_json(build_json(procs, n, &b, docs, n_docs, in_use, lag, lag_err[0] ? lag_err : NULL, now));
+        d2g_op_print_json(build_json(procs, n, &b, docs, n_docs, in_use, recent429, lag, lag_err[0] ? lag_err : NULL, now));
     else
-        print_text(procs, n, &b, docs, n_docs, in_use, lag, lag_err[0] ? lag_err : NULL, now);
+        print_text(procs, n, &b, docs, n_docs, in_use, recent429, lag, lag_err[0] ? lag_err : NULL, now);
     goto done;
 
 redis_fail: {
@@ -356,6 +376,7 @@ done:
     d2g_op_batch_free(&b);
     d2g_op_batch_free(&pb);
     free(in_use);
+    free(recent429);
     free(docs);
     free(procs);
     return rc;

@@ -270,6 +270,13 @@ static void test_status(void **state) {
     assert_int_equal(d2g_permits_acquire(r, permits_key, 8, 60000, "worker-1:1:abc", &wait, err,
                                          sizeof(err)), 0);
     assert_int_equal(wait, 0);
+    /* Two 429s a worker received on docA (recorded as the writer does), one of them old. */
+    char recent_key[256];
+    d2g_redis_key(r, recent_key, sizeof(recent_key), "{doc:%s}:recent429", "g/docA");
+    rep = d2g_redis_cmd(r, err, sizeof(err), "ZADD %s %lld a %lld b", recent_key,
+                        (long long)d2g_clock_wall_ms() - 60000, (long long)d2g_clock_wall_ms() - 7200000);
+    assert_non_null(rep);
+    freeReplyObject(rep);
     d2g_redis_free(r);
     /* Five messages waiting for the workers (their group committed nothing yet). */
     for (int i = 0; i < 5; i++)
@@ -308,6 +315,8 @@ static void test_status(void **state) {
     assert_int_equal(json_integer_value(json_object_get(docA, "permits_in_use")), 1);
     assert_int_equal(json_integer_value(json_object_get(docA, "permits")), 8);
     assert_int_equal(json_integer_value(json_object_get(docB, "permits_in_use")), 0);
+    assert_int_equal(json_integer_value(json_object_get(docA, "recent_429s")), 1); /* the last hour's */
+    assert_int_equal(json_integer_value(json_object_get(docB, "recent_429s")), 0);
     json_t *lag = json_object_get(j, "lag");
     assert_int_equal(json_integer_value(json_object_get(lag, "total")), 5);
     assert_int_equal(json_array_size(json_object_get(lag, "partitions")), 4);
