@@ -197,7 +197,8 @@ static int begin_run(d2g_poller_t *p, proc_t *pr, int64_t now) {
         /* Deletions matter from the first run on: earlier ones were never synced. */
         char since[D2G_TIME_BUFLEN];
         d2g_clock_format_ms(wall, since);
-        const char *pairs[] = {"deleted_since", since, NULL};
+        /* ... and the updatedSince the runs keep, recorded for operators (status). */
+        const char *pairs[] = {"deleted_since", since, "updated_since", pr->cursor.updated_since, NULL};
         if (d2g_cursor_set(p->redis, pr->cfg->number, pairs, err, sizeof(err))) {
             d2g_cursor_clear(&pr->cursor);
             d2g_lease_release(p->redis, k, p->replica, err, sizeof(err));

@@ -479,7 +479,7 @@ static void test_fairness(void **state) {
            " (%s to %s) had %zu dossiers out\n", last_small, first_big, last_big, big_before);
     /* The small ones did not wait for the big backfill: they were served between its pages. */
     assert_true(strcmp(last_small, last_big) < 0);
-    assert_true(big_before <= 1000);
+    assert_true(big_before <= 2000); /* before half of the big backfill */
 }
 
 int main(void) {
