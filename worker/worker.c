@@ -221,6 +221,46 @@ static void handle_message(d2g_worker_t *w, rd_kafka_message_t *m) {
     d2g_writer_add(w->writer, it);
 }
 
+/* Commits the stored offsets, waiting at most timeout_ms (a synchronous
+ * commit would wait as long as the brokers are unreachable). */
+static void commit_bounded(d2g_worker_t *w, int timeout_ms) {
+    rd_kafka_queue_t *q = rd_kafka_queue_new(w->consumer);
+    rd_kafka_resp_err_t err = rd_kafka_commit_queue(w->consumer, NULL, q, NULL, NULL);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms);
+        if (!ev)
+            d2g_log(D2G_LOG_WARN, "commit_timeout", 0, NULL, "offsets not committed in %d ms; "
+                    "the next owner re-reads from the last commit", timeout_ms);
+        else if (rd_kafka_event_error(ev) && rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            d2g_log(D2G_LOG_WARN, "commit_failed", 0, NULL, "%s", rd_kafka_event_error_string(ev));
+        if (ev)
+            rd_kafka_event_destroy(ev);
+    } else if (err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        d2g_log(D2G_LOG_WARN, "commit_failed", 0, NULL, "%s", rd_kafka_err2str(err));
+    }
+    rd_kafka_queue_destroy(q);
+}
+
+/* Leaves the group, waiting at most timeout_ms: rd_kafka_consumer_close()
+ * would wait as long as the brokers are unreachable. */
+static void close_bounded(d2g_worker_t *w, int timeout_ms) {
+    rd_kafka_queue_t *q = rd_kafka_queue_new(w->consumer);
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(w->consumer, q);
+    if (e) {
+        d2g_log(D2G_LOG_WARN, "close_failed", 0, NULL, "%s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    } else {
+        /* Serving the queue runs the rebalance callback for the final revocation. */
+        int64_t end = d2g_clock_mono_ms() + timeout_ms;
+        while (!rd_kafka_consumer_closed(w->consumer) && d2g_clock_mono_ms() < end)
+            rd_kafka_queue_poll_callback(q, 100);
+        if (!rd_kafka_consumer_closed(w->consumer))
+            d2g_log(D2G_LOG_WARN, "close_timeout", 0, NULL, "left without leaving the group cleanly "
+                    "(brokers unreachable); the group rebalances after session.timeout.ms");
+    }
+    rd_kafka_queue_destroy(q);
+}
+
 /* Before partitions go: drop what was only queued for them (the new owner
  * reads it again), let the batches already being written finish, and if that
  * takes longer than any request can, take their items out of those batches so
@@ -274,12 +314,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     int lost = rd_kafka_assignment_lost(rk);
     drain_partitions(w, parts);
-    if (!lost) {
-        /* Offsets stored for what was done, committed before the partitions go. */
-        rd_kafka_resp_err_t ce = rd_kafka_commit(rk, NULL, 0);
-        if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            d2g_log(D2G_LOG_WARN, "commit_failed", 0, NULL, "%s", rd_kafka_err2str(ce));
-    }
+    if (!lost) /* offsets stored for what was done, committed before the partitions go */
+        commit_bounded(w, 10000);
     for (int i = 0; i < parts->cnt; i++) {
         partition_t *pt = part(w, parts->elems[i].partition);
         d2g_offsets_reset(pt->offsets);
@@ -408,8 +444,8 @@ int d2g_worker_run(d2g_worker_t *w, volatile sig_atomic_t *stop) {
         d2g_log(D2G_LOG_WARN, "stop_deadline", 0, NULL,
                 "%zu dossiers not written; their messages will be read again", left);
     rd_kafka_flush(w->dlq, 10000);
-    rd_kafka_commit(w->consumer, NULL, 0);
-    rd_kafka_consumer_close(w->consumer);
+    commit_bounded(w, 5000);
+    close_bounded(w, 10000);
     d2g_log(D2G_LOG_INFO, "stopped", 0, NULL, "%" PRIu64 " consumed, %" PRIu64 " written, %" PRIu64
             " dead-lettered", w->consumed, w->written, w->dead_lettered);
     return 0;
@@ -503,8 +539,9 @@ fail:
 void d2g_worker_free(d2g_worker_t *w) {
     if (!w)
         return;
+    /* Closed (or given up on) by d2g_worker_run; never block on it again here. */
     if (w->consumer)
-        rd_kafka_destroy(w->consumer);
+        rd_kafka_destroy_flags(w->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     if (w->dlq)
         rd_kafka_destroy(w->dlq);
     d2g_writer_free(w->writer);

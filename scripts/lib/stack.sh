@@ -58,9 +58,14 @@ stack_start_grist() { # config.json
   GRIST_PORT=$(cat "$STACK_DIR/grist.port")
 }
 
+# Stops in the reverse order of start, each one before the next: the services (started last)
+# shut down cleanly while Redis and Kafka are still there.
 stack_stop() {
-  local pid
-  for pid in "${STACK_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${STACK_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  local i pid
+  for (( i=${#STACK_PIDS[@]}-1; i>=0; i-- )); do
+    pid=${STACK_PIDS[$i]}
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   STACK_PIDS=()
 }

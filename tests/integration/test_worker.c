@@ -610,6 +610,29 @@ static void test_slow_document_does_not_stall_others(void **state) {
     assert_true(a_then < 800); /* docB did not wait for docA */
 }
 
+/* SIGTERM when Kafka is gone: the worker still exits, cleanly and in time. */
+static void test_stop_without_kafka(void **state) {
+    d2g_testenv_t *env = *state;
+    char cfg[600];
+    d2g_test_proc_t producer, worker;
+    start_emulators(env, "[{\"number\": 1201, \"dossiers\": 100}]", NULL);
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC1, 400, 8, "", cfg, sizeof(cfg)), 0);
+    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    assert_int_equal(wait_synced(env, "docA", "Aides", 1201, 90), 100);
+    d2g_test_proc_kill(&env->kafka); /* the brokers vanish */
+    int64_t t0 = d2g_clock_mono_ms();
+    int wst = d2g_test_proc_stop(&worker);
+    int64_t worker_ms = d2g_clock_mono_ms() - t0;
+    t0 = d2g_clock_mono_ms();
+    int pst = d2g_test_proc_stop(&producer);
+    int64_t producer_ms = d2g_clock_mono_ms() - t0;
+    printf("# stop without Kafka: worker exited %d after %lld ms, producer %d after %lld ms\n", wst,
+           (long long)worker_ms, pst, (long long)producer_ms);
+    assert_int_equal(wst, 0);
+    assert_int_equal(pst, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_end_to_end, setup, teardown),
@@ -618,6 +641,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_worker_killed_mid_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_to_dead_letters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_document_does_not_stall_others, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_without_kafka, setup, teardown),
     };
     return cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);
 }

@@ -69,7 +69,7 @@ int d2g_test_proc_stop(d2g_test_proc_t *proc) {
     if (proc->pid <= 0)
         return -1;
     kill(proc->pid, SIGTERM);
-    for (int i = 0; i < 500; i++) {
+    for (int i = 0; i < 3000; i++) { /* 30 s: a service's grace period */
         pid_t r = waitpid(proc->pid, &status, WNOHANG);
         if (r == proc->pid) {
             proc->pid = 0;

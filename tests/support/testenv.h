@@ -43,7 +43,7 @@ void d2g_testenv_stop(d2g_testenv_t *env);
  * <env->dir>/<name>.log. Returns 0 and fills proc. */
 int d2g_test_proc_spawn(d2g_testenv_t *env, d2g_test_proc_t *proc, const char *name,
                         char *const argv[]);
-/* SIGTERM, wait up to 5 s, then SIGKILL. Returns the exit status (or -1). */
+/* SIGTERM, wait up to 30 s, then SIGKILL. Returns the exit status (or -1). */
 int d2g_test_proc_stop(d2g_test_proc_t *proc);
 /* SIGKILL at once (crash tests). */
 void d2g_test_proc_kill(d2g_test_proc_t *proc);
