@@ -1,5 +1,6 @@
 /* cli.c - common start-up of the ds2grist programs, see cli.h. */
 #include "ds2grist/cli.h"
+#include "ds2grist/alloc.h"
 #include "ds2grist/err.h"
 #include "ds2grist/log.h"
 
@@ -52,6 +53,7 @@ int d2g_cli_start(int argc, char **argv, const char *service, const char *usage,
         }
     }
     *argi = i;
+    d2g_alloc_init();
     d2g_log_init(service, D2G_LOG_INFO);
     if (!path || !*path) {
         d2g_log(D2G_LOG_ERROR, "config_missing", 0, NULL,

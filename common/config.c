@@ -6,6 +6,7 @@
  * here logs: the caller prints the error once.
  */
 #include "ds2grist/config.h"
+#include "ds2grist/alloc.h"
 #include "ds2grist/err.h"
 #include "ds2grist/log.h"
 #include "ds2grist/secret.h"
@@ -55,8 +56,7 @@ static int get_string(json_t *obj, const char *key, const char *path, const char
     } else if (!def) {
         return d2g_err_set(err, errlen, "%s.%s: is required", path, key);
     }
-    if (!(*out = strdup(s)))
-        return d2g_err_set(err, errlen, "out of memory");
+    *out = d2g_strdup(s);
     return 0;
 }
 
@@ -143,9 +143,7 @@ static int parse_kafka(d2g_config_t *cfg, json_t *root, char *err, size_t errlen
         return -1;
     size_t n = (props ? json_object_size(props) : 0) + (sprops ? json_object_size(sprops) : 0);
     /* One spare slot for the DS2GRIST_KAFKA_BOOTSTRAP_SERVERS override. */
-    cfg->kafka.properties = calloc(n + 1, sizeof(d2g_kv_t));
-    if (!cfg->kafka.properties)
-        return d2g_err_set(err, errlen, "out of memory");
+    cfg->kafka.properties = d2g_calloc(n + 1, sizeof(d2g_kv_t));
 
     const char *key;
     json_t *v;
@@ -158,14 +156,14 @@ static int parse_kafka(d2g_config_t *cfg, json_t *root, char *err, size_t errlen
                 return d2g_err_set(err, errlen, "kafka.properties.%s: put credentials in "
                                    "kafka.secret_properties (env or file)", key);
             d2g_kv_t *kv = &cfg->kafka.properties[cfg->kafka.n_properties++];
-            kv->key = strdup(key);
-            kv->value = strdup(json_string_value(v));
+            kv->key = d2g_strdup(key);
+            kv->value = d2g_strdup(json_string_value(v));
         }
     }
     if (sprops) {
         json_object_foreach(sprops, key, v) {
             d2g_kv_t *kv = &cfg->kafka.properties[cfg->kafka.n_properties++];
-            kv->key = strdup(key);
+            kv->key = d2g_strdup(key);
             kv->secret = 1;
             if (get_secret(sprops, key, "kafka.secret_properties", 1, &kv->value, err, errlen))
                 return -1;
@@ -219,16 +217,13 @@ static int parse_ds(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
         return d2g_err_set(err, errlen, "ds.tokens: is required");
     if (expect_object(toks, "ds.tokens", err, errlen))
         return -1;
-    cfg->ds.tokens = calloc(json_object_size(toks) + 1, sizeof(d2g_ds_token_t));
-    if (!cfg->ds.tokens)
-        return d2g_err_set(err, errlen, "out of memory");
+    cfg->ds.tokens = d2g_calloc(json_object_size(toks) + 1, sizeof(d2g_ds_token_t));
     const char *name;
     json_t *t;
     json_object_foreach(toks, name, t) {
         d2g_ds_token_t *tok = &cfg->ds.tokens[cfg->ds.n_tokens++];
         snprintf(path, sizeof(path), "ds.tokens.%s", name);
-        if (!(tok->name = strdup(name)))
-            return d2g_err_set(err, errlen, "out of memory");
+        tok->name = d2g_strdup(name);
         if (expect_object(t, path, err, errlen) || check_keys(t, path, tkeys, err, errlen) ||
             get_secret(t, "secret", path, 1, &tok->secret, err, errlen) ||
             get_int(t, "requests_per_minute", path, 0, 400, 1, 1000000, &n, err, errlen))
@@ -255,17 +250,14 @@ static int parse_grist(d2g_config_t *cfg, json_t *root, char *err, size_t errlen
     json_t *servers = json_object_get(g, "servers");
     if (!servers || !json_is_object(servers) || json_object_size(servers) == 0)
         return d2g_err_set(err, errlen, "grist.servers: must be an object naming at least one server");
-    cfg->grist.servers = calloc(json_object_size(servers), sizeof(d2g_grist_server_t));
-    if (!cfg->grist.servers)
-        return d2g_err_set(err, errlen, "out of memory");
+    cfg->grist.servers = d2g_calloc(json_object_size(servers), sizeof(d2g_grist_server_t));
 
     const char *name;
     json_t *s;
     json_object_foreach(servers, name, s) {
         d2g_grist_server_t *srv = &cfg->grist.servers[cfg->grist.n_servers++];
         snprintf(path, sizeof(path), "grist.servers.%s", name);
-        if (!(srv->name = strdup(name)))
-            return d2g_err_set(err, errlen, "out of memory");
+        srv->name = d2g_strdup(name);
         if (expect_object(s, path, err, errlen) || check_keys(s, path, skeys, err, errlen) ||
             get_string(s, "url", path, NULL, &srv->url, err, errlen) ||
             get_secret(s, "api_key", path, 1, &srv->api_key, err, errlen) ||
@@ -289,16 +281,13 @@ static int parse_grist(d2g_config_t *cfg, json_t *root, char *err, size_t errlen
             snprintf(dpath, sizeof(dpath), "%s.documents", path);
             if (expect_object(docs, dpath, err, errlen))
                 return -1;
-            srv->doc_limits = calloc(json_object_size(docs) + 1, sizeof(d2g_grist_doc_limit_t));
-            if (!srv->doc_limits)
-                return d2g_err_set(err, errlen, "out of memory");
+            srv->doc_limits = d2g_calloc(json_object_size(docs) + 1, sizeof(d2g_grist_doc_limit_t));
             const char *doc;
             json_t *dv;
             json_object_foreach(docs, doc, dv) {
                 d2g_grist_doc_limit_t *dl = &srv->doc_limits[srv->n_doc_limits++];
                 snprintf(dpath, sizeof(dpath), "%s.documents.%s", path, doc);
-                if (!(dl->document = strdup(doc)))
-                    return d2g_err_set(err, errlen, "out of memory");
+                dl->document = d2g_strdup(doc);
                 if (expect_object(dv, dpath, err, errlen) ||
                     check_keys(dv, dpath, dkeys, err, errlen) ||
                     get_int(dv, "permits", dpath, 1, 0, 1, 1000, &n, err, errlen))
@@ -355,9 +344,7 @@ static int parse_procedures(d2g_config_t *cfg, json_t *root, char *err, size_t e
         return d2g_err_set(err, errlen, "procedures: is required");
     if (!json_is_array(procs))
         return d2g_err_set(err, errlen, "procedures: must be an array");
-    cfg->procedures = calloc(json_array_size(procs) + 1, sizeof(d2g_procedure_t));
-    if (!cfg->procedures)
-        return d2g_err_set(err, errlen, "out of memory");
+    cfg->procedures = d2g_calloc(json_array_size(procs) + 1, sizeof(d2g_procedure_t));
 
     size_t i;
     json_t *p;
@@ -391,7 +378,7 @@ static int parse_procedures(d2g_config_t *cfg, json_t *root, char *err, size_t e
         } else {
             char def[32];
             snprintf(def, sizeof(def), "D%lld", (long long)proc->number);
-            proc->table_prefix = strdup(def);
+            proc->table_prefix = d2g_strdup(def);
         }
         if (!valid_table_id(proc->table_prefix))
             return d2g_err_set(err, errlen, "%s.table_prefix: must start with an upper-case "
@@ -417,19 +404,19 @@ static int apply_env(d2g_config_t *cfg, char *err, size_t errlen) {
     const char *v;
     if ((v = getenv("DS2GRIST_REDIS_URL")) && *v) {
         free(cfg->redis.url);
-        cfg->redis.url = strdup(v);
+        cfg->redis.url = d2g_strdup(v);
     }
     if ((v = getenv("DS2GRIST_REDIS_NAMESPACE")) && *v) {
         free(cfg->redis.namespace);
-        cfg->redis.namespace = strdup(v);
+        cfg->redis.namespace = d2g_strdup(v);
     }
     if ((v = getenv("DS2GRIST_DS_ENDPOINT")) && *v) {
         free(cfg->ds.endpoint);
-        cfg->ds.endpoint = strdup(v);
+        cfg->ds.endpoint = d2g_strdup(v);
     }
     if ((v = getenv("DS2GRIST_LOG_LEVEL")) && *v) {
         free(cfg->log_level);
-        cfg->log_level = strdup(v);
+        cfg->log_level = d2g_strdup(v);
     }
     if ((v = getenv("DS2GRIST_HTTP_PORT")) && *v) {
         char *end;
@@ -446,13 +433,11 @@ static int apply_env(d2g_config_t *cfg, char *err, size_t errlen) {
         if (!kv) {
             /* parse_kafka allocated one spare slot for exactly this. */
             kv = &cfg->kafka.properties[cfg->kafka.n_properties++];
-            kv->key = strdup("bootstrap.servers");
+            kv->key = d2g_strdup("bootstrap.servers");
         }
         free(kv->value);
-        kv->value = strdup(v);
+        kv->value = d2g_strdup(v);
     }
-    if (!cfg->redis.url || !cfg->redis.namespace || !cfg->ds.endpoint || !cfg->log_level)
-        return d2g_err_set(err, errlen, "out of memory");
     return 0;
 }
 
@@ -554,9 +539,7 @@ static int load_root(json_t *root, d2g_config_t **out, char *err, size_t errlen)
                                        "producer", "worker", "log_level", "http", NULL};
     static const char *const hkeys[] = {"port", NULL};
     long long n = 0;
-    d2g_config_t *cfg = calloc(1, sizeof(*cfg));
-    if (!cfg)
-        return d2g_err_set(err, errlen, "out of memory");
+    d2g_config_t *cfg = d2g_calloc(1, sizeof(*cfg));
     int rc = -1;
     if (expect_object(root, "(top level)", err, errlen) || check_keys(root, "", keys, err, errlen))
         goto out;

@@ -1,5 +1,6 @@
 /* cursor.c - poll positions and status in Redis, see cursor.h. */
 #include "ds2grist/cursor.h"
+#include "ds2grist/alloc.h"
 #include "ds2grist/err.h"
 
 #include <inttypes.h>
@@ -38,14 +39,14 @@ int d2g_cursor_load(d2g_redis_t *r, int64_t procedure, d2g_cursor_t *c, char *er
                     &c->max_modified};
     for (int i = 0; i < 5; i++)
         if (rep->element[i]->type == REDIS_REPLY_STRING && rep->element[i]->len > 0)
-            *dst[i] = strdup(rep->element[i]->str);
+            *dst[i] = d2g_strdup(rep->element[i]->str);
     if (rep->element[5]->type == REDIS_REPLY_STRING)
         c->last_poll_ms = strtoll(rep->element[5]->str, NULL, 10);
     if (rep->element[6]->type == REDIS_REPLY_STRING)
         c->labels_at_ms = strtoll(rep->element[6]->str, NULL, 10);
     freeReplyObject(rep);
     if (!c->updated_since)
-        c->updated_since = strdup(D2G_CURSOR_EPOCH);
+        c->updated_since = d2g_strdup(D2G_CURSOR_EPOCH);
     return 0;
 }
 

@@ -1,5 +1,6 @@
 /* http.c - concurrent HTTP requests over libcurl multi, see http.h. */
 #include "ds2grist/http.h"
+#include "ds2grist/alloc.h"
 #include "ds2grist/err.h"
 
 #include <curl/curl.h>
@@ -31,8 +32,8 @@ struct d2g_http {
 };
 
 d2g_http_t *d2g_http_new(const char *user_agent) {
-    d2g_http_t *h = calloc(1, sizeof(*h));
-    if (!h || !(h->multi = curl_multi_init()) || !(h->user_agent = strdup(user_agent))) {
+    d2g_http_t *h = d2g_calloc(1, sizeof(*h));
+    if (!h || !(h->multi = curl_multi_init()) || !(h->user_agent = d2g_strdup(user_agent))) {
         d2g_http_free(h);
         return NULL;
     }
@@ -82,7 +83,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
     size_t add = size * n;
     if (r->body_len + add > MAX_BODY)
         return 0;
-    char *b = realloc(r->body, r->body_len + add + 1);
+    char *b = d2g_realloc(r->body, r->body_len + add + 1);
     if (!b)
         return 0;
     memcpy(b + r->body_len, p, add);
@@ -109,11 +110,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
 int d2g_http_start(d2g_http_t *h, const char *method, const char *url, const char *bearer,
                    char *body, size_t body_len, long timeout_s, void *opaque, char *err,
                    size_t errlen) {
-    request_t *r = calloc(1, sizeof(*r));
-    if (!r) {
-        free(body);
-        return d2g_err_set(err, errlen, "out of memory");
-    }
+    request_t *r = d2g_calloc(1, sizeof(*r));
     r->post = body;
     r->opaque = opaque;
     r->headers = curl_slist_append(NULL, "Accept: application/json");
@@ -123,7 +120,7 @@ int d2g_http_start(d2g_http_t *h, const char *method, const char *url, const cha
     r->headers = curl_slist_append(r->headers, "Expect:");
     if (bearer) {
         size_t len = strlen(bearer) + 32;
-        char *auth = malloc(len);
+        char *auth = d2g_malloc(len);
         if (auth) {
             snprintf(auth, len, "Authorization: Bearer %s", bearer);
             r->headers = curl_slist_append(r->headers, auth);

@@ -7,6 +7,7 @@
  * which has its own mutex because MHD may log from its threads.
  */
 #include "ds2grist/httpd.h"
+#include "ds2grist/alloc.h"
 #include "ds2grist/clock.h"
 #include "ds2grist/err.h"
 #include "ds2grist/log.h"
@@ -185,7 +186,7 @@ d2g_httpd_t *d2g_httpd_start(int port, const char *bind_addr, d2g_metrics_t *met
     snprintf(where, sizeof(where), ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d",
              bind_addr ? bind_addr : "*", port);
 
-    d2g_httpd_t *h = calloc(1, sizeof(*h));
+    d2g_httpd_t *h = d2g_calloc(1, sizeof(*h));
     if (!h || pthread_mutex_init(&h->log_lock, NULL) != 0) {
         free(h);
         d2g_err_set(err, errlen, "http server: out of memory");

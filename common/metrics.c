@@ -7,6 +7,7 @@
  * output is deterministic whatever the update order.
  */
 #include "ds2grist/metrics.h"
+#include "ds2grist/alloc.h"
 #include "ds2grist/log.h"
 
 #include <math.h>
@@ -173,7 +174,7 @@ static int key_equal(const d2g_metric_t *f, const series_t *s, const char *const
 
 static int table_grow(d2g_metric_t *f) {
     size_t size = f->table_size ? f->table_size * 2 : 8;
-    series_t **t = calloc(size, sizeof(*t));
+    series_t **t = d2g_calloc(size, sizeof(*t));
     if (!t)
         return -1;
     for (size_t i = 0; i < f->table_size; i++) {
@@ -215,7 +216,7 @@ static series_t *series_get(d2g_metric_t *f, const char *const *values, get_resu
         return NULL;
     }
     size_t nb = f->kind == KIND_HISTOGRAM ? (size_t)f->n_buckets : 0;
-    series_t *s = calloc(1, sizeof(*s) + nb * sizeof(uint64_t) + keylen + 1);
+    series_t *s = d2g_calloc(1, sizeof(*s) + nb * sizeof(uint64_t) + keylen + 1);
     if (!s) {
         *why = GET_FAILED;
         return NULL;
@@ -260,18 +261,18 @@ static d2g_metric_t *family_register(d2g_metrics_t *m, kind_t kind, const char *
                 return NULL;
     }
 
-    d2g_metric_t *f = calloc(1, sizeof(*f));
+    d2g_metric_t *f = d2g_calloc(1, sizeof(*f));
     if (!f)
         return NULL;
     f->reg = m;
     f->kind = kind;
     f->n_labels = n_labels;
-    int ok = (f->name = strdup(name)) != NULL && (f->help = strdup(help)) != NULL;
+    int ok = (f->name = d2g_strdup(name)) != NULL && (f->help = d2g_strdup(help)) != NULL;
     for (int i = 0; ok && i < n_labels; i++)
-        ok = (f->labels[i] = strdup(label_names[i])) != NULL;
+        ok = (f->labels[i] = d2g_strdup(label_names[i])) != NULL;
     if (ok && kind == KIND_HISTOGRAM) {
         f->n_buckets = n_buckets;
-        ok = (f->bounds = malloc((size_t)n_buckets * sizeof(double))) != NULL;
+        ok = (f->bounds = d2g_malloc((size_t)n_buckets * sizeof(double))) != NULL;
         if (ok)
             memcpy(f->bounds, buckets, (size_t)n_buckets * sizeof(double));
     }
@@ -297,7 +298,7 @@ static d2g_metric_t *family_register(d2g_metrics_t *m, kind_t kind, const char *
     }
     if (!dup && m->n_families == m->families_cap) {
         size_t cap = m->families_cap ? m->families_cap * 2 : 16;
-        d2g_metric_t **fam = realloc(m->families, cap * sizeof(*fam));
+        d2g_metric_t **fam = d2g_realloc(m->families, cap * sizeof(*fam));
         if (fam) {
             m->families = fam;
             m->families_cap = cap;
@@ -320,7 +321,7 @@ static d2g_metric_t *family_register(d2g_metrics_t *m, kind_t kind, const char *
 }
 
 d2g_metrics_t *d2g_metrics_new(void) {
-    d2g_metrics_t *m = calloc(1, sizeof(*m));
+    d2g_metrics_t *m = d2g_calloc(1, sizeof(*m));
     if (!m)
         return NULL;
     if (pthread_mutex_init(&m->lock, NULL) != 0) {
@@ -487,7 +488,7 @@ static void buf_add(buf_t *b, const char *s, size_t n) {
         size_t cap = b->cap ? b->cap : 4096;
         while (b->len + n + 1 > cap)
             cap *= 2;
-        char *p = realloc(b->p, cap);
+        char *p = d2g_realloc(b->p, cap);
         if (!p) {
             b->oom = 1;
             return;
@@ -642,7 +643,7 @@ char *d2g_metrics_render(d2g_metrics_t *m) {
         if (f->n_series > sorted_cap) {
             free(sorted);
             sorted_cap = f->n_series;
-            if (!(sorted = malloc(sorted_cap * sizeof(*sorted)))) {
+            if (!(sorted = d2g_malloc(sorted_cap * sizeof(*sorted)))) {
                 b.oom = 1;
                 break;
             }

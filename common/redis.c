@@ -1,5 +1,6 @@
 /* redis.c - connection, namespace and scripts, see redis.h. */
 #include "ds2grist/redis.h"
+#include "ds2grist/alloc.h"
 #include "ds2grist/err.h"
 #include "ds2grist/secret.h"
 
@@ -41,14 +42,14 @@ static char *sha_slot(d2g_redis_t *r, const d2g_redis_script_t *script) {
 
 static int parse_url(d2g_redis_t *r, const char *url, char *err, size_t errlen) {
     if (strncmp(url, "unix://", 7) == 0) {
-        r->unix_path = strdup(url + 7);
+        r->unix_path = d2g_strdup(url + 7);
         return r->unix_path && *r->unix_path ? 0
                : d2g_err_set(err, errlen, "redis url: empty unix socket path");
     }
     if (strncmp(url, "redis://", 8) != 0)
         return d2g_err_set(err, errlen, "redis url: must start with redis:// or unix://");
     const char *h = url + 8, *end = h + strcspn(h, ":/");
-    r->host = strndup(h, (size_t)(end - h));
+    r->host = d2g_strndup(h, (size_t)(end - h));
     r->port = 6379;
     if (*end == ':') {
         char *e;
@@ -114,14 +115,12 @@ fail:
 int d2g_redis_connect(const char *url, const char *username, const char *password,
                       const char *namespace, int timeout_ms, d2g_redis_t **out, char *err,
                       size_t errlen) {
-    d2g_redis_t *r = calloc(1, sizeof(*r));
+    d2g_redis_t *r = d2g_calloc(1, sizeof(*r));
     *out = NULL;
-    if (!r)
-        return d2g_err_set(err, errlen, "out of memory");
     r->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
-    r->namespace = strdup(namespace ? namespace : "ds2grist");
-    r->username = username ? strdup(username) : NULL;
-    r->password = password ? strdup(password) : NULL;
+    r->namespace = d2g_strdup(namespace ? namespace : "ds2grist");
+    r->username = username ? d2g_strdup(username) : NULL;
+    r->password = password ? d2g_strdup(password) : NULL;
     if (parse_url(r, url, err, errlen) || do_connect(r, err, errlen)) {
         d2g_redis_free(r);
         return -1;

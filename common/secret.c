@@ -1,5 +1,6 @@
 /* secret.c - credentials from the environment or files, see secret.h. */
 #include "ds2grist/secret.h"
+#include "ds2grist/alloc.h"
 #include "ds2grist/err.h"
 
 #include <errno.h>
@@ -14,8 +15,7 @@ int d2g_secret_from_env(const char *name, char **out, char *err, size_t errlen) 
     if (strlen(v) > D2G_SECRET_MAX)
         return d2g_err_set(err, errlen, "environment variable %s is longer than %d bytes",
                            name, D2G_SECRET_MAX);
-    if (!(*out = strdup(v)))
-        return d2g_err_set(err, errlen, "out of memory");
+    *out = d2g_strdup(v);
     return 0;
 }
 
@@ -23,11 +23,7 @@ int d2g_secret_from_file(const char *path, char **out, char *err, size_t errlen)
     FILE *f = fopen(path, "rb");
     if (!f)
         return d2g_err_set(err, errlen, "cannot open secret file %s: %s", path, strerror(errno));
-    char *buf = malloc(D2G_SECRET_MAX + 2);
-    if (!buf) {
-        fclose(f);
-        return d2g_err_set(err, errlen, "out of memory");
-    }
+    char *buf = d2g_malloc(D2G_SECRET_MAX + 2);
     size_t n = fread(buf, 1, D2G_SECRET_MAX + 1, f);
     int rerr = ferror(f);
     fclose(f);

@@ -1,5 +1,6 @@
 /* emitter.c - idempotent Kafka producer with per-page delivery tracking, see emitter.h. */
 #include "emitter.h"
+#include "ds2grist/alloc.h"
 #include "ds2grist/err.h"
 #include "ds2grist/kafka.h"
 #include "ds2grist/log.h"
@@ -51,11 +52,7 @@ d2g_emitter_t *d2g_emitter_new(const d2g_config_t *cfg, d2g_service_t *svc, char
         NULL,
     };
     char cause[512];
-    d2g_emitter_t *em = calloc(1, sizeof(*em));
-    if (!em) {
-        d2g_err_set(err, errlen, "out of memory");
-        return NULL;
-    }
+    d2g_emitter_t *em = d2g_calloc(1, sizeof(*em));
     rd_kafka_conf_t *conf = d2g_kafka_conf_new(cfg, defaults, overrides, err, errlen);
     if (!conf) {
         free(em);

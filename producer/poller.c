@@ -4,6 +4,7 @@
 #include "emitter.h"
 #include "gql_queries.h"
 
+#include "ds2grist/alloc.h"
 #include "ds2grist/backoff.h"
 #include "ds2grist/clock.h"
 #include "ds2grist/cursor.h"
@@ -109,7 +110,7 @@ static void page_clear(proc_t *pr) {
 /* The labels of a dossier as one comparable string: sorted ids. */
 static char *label_digest(json_t *labels) {
     size_t n = json_array_size(labels), len = 1;
-    const char **ids = calloc(n + 1, sizeof(char *));
+    const char **ids = d2g_calloc(n + 1, sizeof(char *));
     for (size_t i = 0; i < n; i++) {
         ids[i] = json_string_value(json_object_get(json_array_get(labels, i), "id"));
         if (!ids[i])
@@ -122,7 +123,7 @@ static char *label_digest(json_t *labels) {
             ids[j] = ids[j - 1];
             ids[j - 1] = t;
         }
-    char *s = malloc(len);
+    char *s = d2g_malloc(len);
     s[0] = '\0';
     for (size_t i = 0; i < n; i++) {
         if (i)
@@ -205,7 +206,7 @@ static int begin_run(d2g_poller_t *p, proc_t *pr, int64_t now) {
             pr->due = now + backoff_ms(p, 3);
             return 0;
         }
-        pr->cursor.deleted_since = strdup(since);
+        pr->cursor.deleted_since = d2g_strdup(since);
     }
     pr->in_run = 1;
     pr->pass = PASS_DOSSIERS;
@@ -329,8 +330,8 @@ static void emit_label_changes(d2g_poller_t *p, proc_t *pr, json_t *nodes, int64
     if (n == 0)
         return;
     proc_key(p, pr, "labels", k, sizeof(k));
-    const char **argv = calloc(n + 2, sizeof(char *));
-    char (*nums)[24] = calloc(n, 24);
+    const char **argv = d2g_calloc(n + 2, sizeof(char *));
+    char (*nums)[24] = d2g_calloc(n, 24);
     argv[0] = "HMGET";
     argv[1] = k;
     for (size_t i = 0; i < n; i++) {
@@ -401,7 +402,7 @@ static void handle_page(d2g_poller_t *p, proc_t *pr, json_t *data) {
                 free(digest);
                 if (mod && (!pr->page_max_modified || strcmp(mod, pr->page_max_modified) > 0)) {
                     free(pr->page_max_modified);
-                    pr->page_max_modified = strdup(mod);
+                    pr->page_max_modified = d2g_strdup(mod);
                 }
             }
         }
@@ -409,7 +410,7 @@ static void handle_page(d2g_poller_t *p, proc_t *pr, json_t *data) {
     /* An empty page's endCursor is null: it never replaces the stored one. */
     const char *end = json_string_value(json_object_get(info, "endCursor"));
     if (end && json_array_size(nodes) > 0)
-        pr->page_after = strdup(end);
+        pr->page_after = d2g_strdup(end);
     pr->page_has_next = json_is_true(json_object_get(info, "hasNextPage"));
 }
 
@@ -439,7 +440,7 @@ static void finish_page(d2g_poller_t *p, proc_t *pr) {
     }
     if (!rc && json_object_size(pr->page_labels) > 0) {
         size_t n = json_object_size(pr->page_labels), argc = 2;
-        const char **argv = calloc(2 * n + 2, sizeof(char *));
+        const char **argv = d2g_calloc(2 * n + 2, sizeof(char *));
         const char *num;
         json_t *digest;
         proc_key(p, pr, "labels", k, sizeof(k));
@@ -463,15 +464,15 @@ static void finish_page(d2g_poller_t *p, proc_t *pr) {
                                    NULL};
             rc = d2g_cursor_set(p->redis, pr->cfg->number, pairs, err, sizeof(err));
             free(pr->cursor.after);
-            pr->cursor.after = strdup(pr->page_after);
+            pr->cursor.after = d2g_strdup(pr->page_after);
         } else if (pr->pass == PASS_DELETED) {
             const char *pairs[] = {"deleted_after", pr->page_after, NULL};
             rc = d2g_cursor_set(p->redis, pr->cfg->number, pairs, err, sizeof(err));
             free(pr->cursor.deleted_after);
-            pr->cursor.deleted_after = strdup(pr->page_after);
+            pr->cursor.deleted_after = d2g_strdup(pr->page_after);
         } else {
             free(pr->labels_after);
-            pr->labels_after = strdup(pr->page_after);
+            pr->labels_after = d2g_strdup(pr->page_after);
         }
     }
     if (rc) {
@@ -685,12 +686,8 @@ int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop) {
 
 d2g_poller_t *d2g_poller_new(const d2g_config_t *cfg, d2g_service_t *svc, char *err,
                              size_t errlen) {
-    d2g_poller_t *p = calloc(1, sizeof(*p));
+    d2g_poller_t *p = d2g_calloc(1, sizeof(*p));
     char host[64] = "host";
-    if (!p) {
-        d2g_err_set(err, errlen, "out of memory");
-        return NULL;
-    }
     p->cfg = cfg;
     p->svc = svc;
     static const char *const by_proc[] = {"procedure"};
@@ -714,12 +711,8 @@ d2g_poller_t *d2g_poller_new(const d2g_config_t *cfg, d2g_service_t *svc, char *
     if (!(p->ds = d2g_ds_client_new(cfg->ds.endpoint, cfg->ds.timeout_s, err, errlen)) ||
         !(p->em = d2g_emitter_new(cfg, svc, err, errlen)))
         goto fail;
-    p->tokens = calloc(cfg->ds.n_tokens + 1, sizeof(token_state_t));
-    p->procs = calloc(cfg->n_procedures + 1, sizeof(proc_t));
-    if (!p->tokens || !p->procs) {
-        d2g_err_set(err, errlen, "out of memory");
-        goto fail;
-    }
+    p->tokens = d2g_calloc(cfg->ds.n_tokens + 1, sizeof(token_state_t));
+    p->procs = d2g_calloc(cfg->n_procedures + 1, sizeof(proc_t));
     for (size_t i = 0; i < cfg->ds.n_tokens; i++)
         p->tokens[i].cfg = &cfg->ds.tokens[i];
     int64_t now = d2g_clock_mono_ms();

@@ -10,6 +10,7 @@
  * so that assign and lookup are two or three hash lookups.
  */
 #include "colid.h"
+#include "ds2grist/alloc.h"
 #include "ds2grist/err.h"
 
 #include <ctype.h>
@@ -229,7 +230,7 @@ struct d2g_colmap {
 };
 
 d2g_colmap_t *d2g_colmap_new(void) {
-    d2g_colmap_t *map = calloc(1, sizeof(*map));
+    d2g_colmap_t *map = d2g_calloc(1, sizeof(*map));
     if (map && !(map->tables = json_object())) {
         free(map);
         return NULL;
@@ -263,7 +264,7 @@ static char *lower_key(const char *id, char *buf, size_t buflen, char **heap) {
     char *k = buf;
     *heap = NULL;
     if (n >= buflen) {
-        if (!(k = *heap = malloc(n + 1)))
+        if (!(k = *heap = d2g_malloc(n + 1)))
             return NULL;
     }
     for (size_t i = 0; i <= n; i++)
@@ -319,7 +320,7 @@ static const char *record_unique(d2g_colmap_t *map, json_t *s, const char *descr
                                  const char *wanted) {
     size_t wlen = strlen(wanted), cap = wlen + 24;
     char stackbuf[D2G_COLID_BUFLEN + 24];
-    char *cand = cap <= sizeof(stackbuf) ? stackbuf : malloc(cap);
+    char *cand = cap <= sizeof(stackbuf) ? stackbuf : d2g_malloc(cap);
     const char *res = NULL;
     if (!cand)
         return NULL;
@@ -386,7 +387,7 @@ static const char **sorted_keys(json_t *obj, size_t *n, int *oom) {
     *oom = 0;
     if (*n == 0)
         return NULL;
-    const char **keys = malloc(*n * sizeof(*keys));
+    const char **keys = d2g_malloc(*n * sizeof(*keys));
     if (!keys) {
         *oom = 1;
         return NULL;

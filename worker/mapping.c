@@ -9,6 +9,8 @@
  * lookup.
  */
 #include "mapping.h"
+#include "ds2grist/alloc.h"
+#include "ds2grist/clock.h"
 #include "ds2grist/err.h"
 
 #include <ctype.h>
@@ -89,89 +91,11 @@ static int structural(enum kind k) { return k == K_REPETITION || k == K_NONE; }
 
 /* --- dates --------------------------------------------------------------- */
 
-static int64_t days_from_civil(int64_t y, int m, int d) {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static int days_in_month(int y, int m) {
-    static const int dim[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-        return 29;
-    return dim[m - 1];
-}
-
-static int valid_ymd(int y, int m, int d) {
-    return y >= 1 && y <= 9999 && m >= 1 && m <= 12 && d >= 1 && d <= days_in_month(y, m);
-}
-
-/* n digits at *s into *v, advancing *s. */
-static int digits(const char **s, int n, int *v) {
-    *v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)(*s)[i]))
-            return -1;
-        *v = *v * 10 + ((*s)[i] - '0');
-    }
-    *s += n;
-    return 0;
-}
-
-int d2g_mapping_parse_iso(const char *s, double *epoch, int *is_int) {
-    int y, mo, d, h = 0, mi = 0, se = 0, oh = 0, om = 0, sign = 0;
-    double frac = 0;
-    if (!s || digits(&s, 4, &y) || *s++ != '-' || digits(&s, 2, &mo) || *s++ != '-' ||
-        digits(&s, 2, &d) || !valid_ymd(y, mo, d))
-        return -1;
-    if (*s == 'T' || *s == 't' || *s == ' ') {
-        s++;
-        if (digits(&s, 2, &h) || *s++ != ':' || digits(&s, 2, &mi) || h > 23 || mi > 59)
-            return -1;
-        if (*s == ':') {
-            s++;
-            if (digits(&s, 2, &se) || se > 60)
-                return -1;
-            if (*s == '.' || *s == ',') {
-                double scale = 0.1;
-                s++;
-                if (!isdigit((unsigned char)*s))
-                    return -1;
-                for (; isdigit((unsigned char)*s); s++, scale /= 10)
-                    frac += (*s - '0') * scale;
-            }
-        }
-        if (*s == 'Z' || *s == 'z') {
-            s++;
-        } else if (*s == '+' || *s == '-') {
-            sign = *s++ == '-' ? -1 : 1;
-            if (digits(&s, 2, &oh))
-                return -1;
-            if (*s == ':')
-                s++;
-            if (*s && digits(&s, 2, &om))
-                return -1;
-            if (oh > 23 || om > 59)
-                return -1;
-        }
-    }
-    if (*s)
-        return -1;
-    double e = (double)(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se) -
-               sign * (oh * 3600 + om * 60) + frac;
-    *epoch = e;
-    *is_int = frac == 0;
-    return 0;
-}
-
 /* Sunday = 0. */
 static int weekday(int64_t days) { return (int)(days >= -4 ? (days + 4) % 7 : (days + 5) % 7 + 6); }
 
 static int64_t last_sunday(int y, int m) {
-    int64_t last = days_from_civil(y, m, days_in_month(y, m));
+    int64_t last = d2g_clock_days_from_civil(y, m, d2g_clock_days_in_month(y, m));
     return last - weekday(last);
 }
 
@@ -204,7 +128,7 @@ static int parse_french(const char *s, int *y, int *mo, int *d, int *h, int *mi,
         return -1;
     if (*p == '/') {
         p++;
-        if (digits(&p, 2, mo) || *p++ != '/' || digits(&p, 4, y))
+        if (d2g_clock_scan_digits(&p, 2, mo) || *p++ != '/' || d2g_clock_scan_digits(&p, 4, y))
             return -1;
     } else {
         if (p[0] == 'e' && p[1] == 'r')
@@ -224,7 +148,7 @@ static int parse_french(const char *s, int *y, int *mo, int *d, int *h, int *mi,
                 *mo = i + 1;
         while (*p == ' ')
             p++;
-        if (!*mo || digits(&p, 4, y))
+        if (!*mo || d2g_clock_scan_digits(&p, 4, y))
             return -1;
     }
     while (*p == ' ')
@@ -241,13 +165,13 @@ static int parse_french(const char *s, int *y, int *mo, int *d, int *h, int *mi,
         if (k == 0 || (*p != ':' && *p != 'h'))
             return -1;
         p++;
-        if (digits(&p, 2, mi) || *h > 23 || *mi > 59)
+        if (d2g_clock_scan_digits(&p, 2, mi) || *h > 23 || *mi > 59)
             return -1;
         *has_time = 1;
         if (*p)
             return -1;
     }
-    return valid_ymd(*y, *mo, *d) ? 0 : -1;
+    return d2g_clock_valid_date(*y, *mo, *d) ? 0 : -1;
 }
 
 /*
@@ -264,13 +188,13 @@ static json_t *date_cell(const char *s, int datetime) {
         char day[11];
         memcpy(day, s, 10);
         day[10] = 0;
-        if (d2g_mapping_parse_iso(day, &e, &is_int) == 0 && (s[10] == 0 || s[10] == 'T'))
+        if (d2g_clock_parse_iso(day, &e, &is_int) == 0 && (s[10] == 0 || s[10] == 'T'))
             return json_integer((json_int_t)e);
     }
-    if (datetime && d2g_mapping_parse_iso(s, &e, &is_int) == 0)
+    if (datetime && d2g_clock_parse_iso(s, &e, &is_int) == 0)
         return is_int ? json_integer((json_int_t)e) : json_real(e);
     if (parse_french(s, &y, &mo, &d, &h, &mi, &has_time) == 0) {
-        int64_t day = days_from_civil(y, mo, d) * 86400;
+        int64_t day = d2g_clock_days_from_civil(y, mo, d) * 86400;
         if (!datetime)
             return json_integer(day);
         return json_integer(paris_to_utc(y, day + h * 3600 + mi * 60));
@@ -293,7 +217,7 @@ static void sb_add(sbuf_t *b, const char *s, size_t n) {
         size_t cap = b->cap ? b->cap * 2 : 128;
         while (cap < b->len + n + 1)
             cap *= 2;
-        char *p = realloc(b->s, cap);
+        char *p = d2g_realloc(b->s, cap);
         if (!p) {
             b->oom = 1;
             return;
@@ -331,7 +255,7 @@ static json_t *sb_take(sbuf_t *b) {
 
 static char *concat(const char *a, const char *b) {
     size_t na = strlen(a), nb = strlen(b);
-    char *s = malloc(na + nb + 1);
+    char *s = d2g_malloc(na + nb + 1);
     if (s) {
         memcpy(s, a, na);
         memcpy(s + na, b, nb + 1);
@@ -407,7 +331,7 @@ static int load_revision(d2g_mapping_ctx_t *ctx, json_t *rev, char *err, size_t 
     ctx->n_annots = json_array_size(annots);
     ctx->n_descs = count_descs(champs) + count_descs(annots);
     if (!(ctx->index = json_object()) ||
-        (ctx->n_descs && !(ctx->descs = calloc(ctx->n_descs, sizeof(*ctx->descs)))))
+        (ctx->n_descs && !(ctx->descs = d2g_calloc(ctx->n_descs, sizeof(*ctx->descs)))))
         return d2g_err_set(err, errlen, "out of memory");
     next = ctx->n_champs + ctx->n_annots;
     for (int l = 0; l < 2; l++) {
@@ -449,12 +373,12 @@ int d2g_mapping_ctx_new(int64_t procedure, const char *table_prefix, const char 
                            table_prefix ? table_prefix : "");
     if (!ds_base_url || !*ds_base_url)
         return d2g_err_set(err, errlen, "mapping: the DS base URL is required");
-    d2g_mapping_ctx_t *ctx = calloc(1, sizeof(*ctx));
+    d2g_mapping_ctx_t *ctx = d2g_calloc(1, sizeof(*ctx));
     if (!ctx)
         return d2g_err_set(err, errlen, "out of memory");
     ctx->procedure = procedure;
-    ctx->prefix = strdup(table_prefix);
-    ctx->base_url = strdup(ds_base_url);
+    ctx->prefix = d2g_strdup(table_prefix);
+    ctx->base_url = d2g_strdup(ds_base_url);
     ctx->tables_scope = concat("#tables:", table_prefix);
     if (!ctx->prefix || !ctx->base_url || !ctx->tables_scope) {
         d2g_mapping_ctx_free(ctx);
@@ -597,7 +521,7 @@ static int grow(void *arr, size_t *cap, size_t n, size_t elem) {
     if (n < *cap)
         return 0;
     size_t ncap = *cap ? *cap * 2 : 8;
-    void *p = realloc(*(void **)arr, ncap * elem);
+    void *p = d2g_realloc(*(void **)arr, ncap * elem);
     if (!p)
         return -1;
     *(void **)arr = p;
@@ -649,12 +573,12 @@ static long add_table(builder_t *b, const char *id, const char *key, const char 
     *created = 0;
     if (i)
         return (long)json_integer_value(i);
-    table_b *t = calloc(1, sizeof(*t));
+    table_b *t = d2g_calloc(1, sizeof(*t));
     if (!t || grow(&b->tables, &b->cap_tables, b->n_tables, sizeof(*b->tables))) {
         free(t);
         return -1;
     }
-    t->id = strdup(id);
+    t->id = d2g_strdup(id);
     t->colset = json_object();
     t->key = key;
     t->dossier_col = dossier_col;
@@ -688,13 +612,13 @@ static col_b *add_column(builder_t *b, table_b *t, const char *id, const char *l
     json_t *i = json_object_get(t->colset, id);
     if (i)
         return t->cols[json_integer_value(i)];
-    col_b *c = calloc(1, sizeof(*c));
+    col_b *c = d2g_calloc(1, sizeof(*c));
     if (!c || grow(&t->cols, &t->cap, t->n, sizeof(*t->cols))) {
         free(c);
         return NULL;
     }
-    c->id = strdup(id);
-    c->label = strdup(label ? label : "");
+    c->id = d2g_strdup(id);
+    c->label = d2g_strdup(label ? label : "");
     c->type = type;
     c->widget = widget;
     if (!c->id || !c->label) {
@@ -752,7 +676,7 @@ static int add_record(builder_t *b, size_t table, json_t *require, json_t *field
 static int add_removal(builder_t *b, const char *table, const char *column) {
     if (grow(&b->rems, &b->cap_rems, b->n_rems, sizeof(*b->rems)))
         return oom(b);
-    char *t = strdup(table);
+    char *t = d2g_strdup(table);
     if (!t)
         return oom(b);
     b->rems[b->n_rems++] = (d2g_removal_t){t, column, b->number};
@@ -925,7 +849,7 @@ static json_t *cell(enum kind k, json_t *champ, col_b *c) {
             /* DS's text is the values joined by ", " */
             for (const char *p = sv; *p;) {
                 size_t n = strstr(p, ", ") ? (size_t)(strstr(p, ", ") - p) : strlen(p);
-                char *one = strndup(p, n);
+                char *one = d2g_strndup(p, n);
                 if (!one || (n && (json_array_append_new(l, json_string(one)) ||
                                    see_choice(c, one)))) {
                     free(one);
@@ -968,7 +892,7 @@ static const char *child_table_id(builder_t *b, const char *desc_id, const char 
                                   int annotation) {
     const d2g_mapping_ctx_t *ctx = b->ctx;
     size_t cap = strlen(ctx->prefix) + D2G_COLID_BUFLEN + 16;
-    char *id = malloc(cap), *suffix = annotation ? concat("Annotation ", label) : NULL;
+    char *id = d2g_malloc(cap), *suffix = annotation ? concat("Annotation ", label) : NULL;
     const char *res = NULL;
     if (id && (!annotation || suffix) &&
         d2g_colid_table(ctx->prefix, annotation ? suffix : label, id, cap) == 0 &&
@@ -1373,9 +1297,9 @@ static int finish(builder_t *b, d2g_mapped_t *out) {
     out->number = b->number;
     for (size_t i = 0; i < b->n_tables; i++)
         n_rowsets += b->tables[i]->row_ids != NULL;
-    if ((b->n_tables && !(out->tables = calloc(b->n_tables, sizeof(*out->tables)))) ||
-        (b->n_recs && !(out->records = calloc(b->n_recs, sizeof(*out->records)))) ||
-        (n_rowsets && !(out->rowsets = calloc(n_rowsets, sizeof(*out->rowsets)))))
+    if ((b->n_tables && !(out->tables = d2g_calloc(b->n_tables, sizeof(*out->tables)))) ||
+        (b->n_recs && !(out->records = d2g_calloc(b->n_recs, sizeof(*out->records)))) ||
+        (n_rowsets && !(out->rowsets = d2g_calloc(n_rowsets, sizeof(*out->rowsets)))))
         goto fail;
     for (size_t i = 0; i < b->n_tables; i++) {
         table_b *t = b->tables[i];
@@ -1384,7 +1308,7 @@ static int finish(builder_t *b, d2g_mapped_t *out) {
         o->dossier_col = t->dossier_col;
         o->id = t->id;
         t->id = NULL;
-        if (t->n && !(o->columns = calloc(t->n, sizeof(*o->columns))))
+        if (t->n && !(o->columns = d2g_calloc(t->n, sizeof(*o->columns))))
             goto fail;
         for (size_t j = 0; j < t->n; j++) {
             d2g_column_t *c = &o->columns[o->n_columns];

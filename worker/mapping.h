@@ -148,11 +148,5 @@ int d2g_mapping_map_deleted(const d2g_mapping_ctx_t *ctx, json_t *deleted,
 
 /* --- helpers, exposed for the writer and the tests ----------------------- */
 
-/*
- * Epoch seconds of an ISO 8601 date ("2026-03-14": UTC midnight) or date-time
- * ("2026-03-14T15:06:26+01:00", "...Z", "...26.5+01:00"; without an offset,
- * UTC). *is_int is 1 when there is no fractional part. -1 if s is not one.
- */
-int d2g_mapping_parse_iso(const char *s, double *epoch, int *is_int);
 
 #endif

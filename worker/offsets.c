@@ -1,6 +1,8 @@
 /* offsets.c - contiguous low-water mark of done messages, see offsets.h. */
 #include "offsets.h"
 
+#include "ds2grist/alloc.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +18,7 @@ struct d2g_offsets {
     uint32_t epoch;
 };
 
-d2g_offsets_t *d2g_offsets_new(void) { return calloc(1, sizeof(d2g_offsets_t)); }
+d2g_offsets_t *d2g_offsets_new(void) { return d2g_calloc(1, sizeof(d2g_offsets_t)); }
 
 void d2g_offsets_free(d2g_offsets_t *t) {
     if (t)
@@ -38,9 +40,7 @@ int d2g_offsets_add(d2g_offsets_t *t, int64_t offset) {
         return -1;
     if (t->len == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 64;
-        entry_t *v = malloc(cap * sizeof(entry_t));
-        if (!v)
-            return -1;
+        entry_t *v = d2g_malloc(cap * sizeof(entry_t));
         for (size_t i = 0; i < t->len; i++)
             v[i] = *at(t, i);
         free(t->v);

@@ -27,7 +27,8 @@ void d2g_offsets_free(d2g_offsets_t *t);
 uint32_t d2g_offsets_reset(d2g_offsets_t *t);
 uint32_t d2g_offsets_epoch(const d2g_offsets_t *t);
 
-/* Records a consumed message (offsets must increase). */
+/* Records a consumed message. Returns -1, recording nothing, for an offset
+ * not above the last one recorded: a message already seen (a re-delivery). */
 int d2g_offsets_add(d2g_offsets_t *t, int64_t offset);
 
 /* Marks a message done. Returns the offset to store (the next one to

@@ -3,6 +3,7 @@
 #include "offsets.h"
 #include "writer.h"
 
+#include "ds2grist/alloc.h"
 #include "ds2grist/clock.h"
 #include "ds2grist/envelope.h"
 #include "ds2grist/err.h"
@@ -56,7 +57,7 @@ static partition_t *part(d2g_worker_t *w, int32_t p) {
         return NULL;
     if (p >= w->n_parts) {
         int n = p + 16;
-        partition_t *v = realloc(w->parts, (size_t)n * sizeof(partition_t));
+        partition_t *v = d2g_realloc(w->parts, (size_t)n * sizeof(partition_t));
         if (!v)
             return NULL;
         memset(v + w->n_parts, 0, (size_t)(n - w->n_parts) * sizeof(partition_t));
@@ -130,7 +131,7 @@ static void dead_letter(d2g_worker_t *w, const char *key, size_t key_len, const 
     snprintf(part_s, sizeof(part_s), "%d", (int)src_partition);
     snprintf(off_s, sizeof(off_s), "%" PRId64, src_offset);
     d2g_clock_format_ms(d2g_clock_wall_ms(), at);
-    dlq_ref_t *ref = malloc(sizeof(dlq_ref_t) + n_refs * sizeof(d2g_msgref_t));
+    dlq_ref_t *ref = d2g_malloc(sizeof(dlq_ref_t) + n_refs * sizeof(d2g_msgref_t));
     ref->n = n_refs;
     memcpy(ref->msgs, refs, n_refs * sizeof(d2g_msgref_t));
     rd_kafka_headers_t *h = rd_kafka_headers_new(5);
@@ -190,7 +191,7 @@ static void handle_message(d2g_worker_t *w, rd_kafka_message_t *m) {
     w->consumed++;
     d2g_service_kafka(w->svc, 1);
     d2g_msgref_t ref = {m->partition, m->offset, d2g_offsets_epoch(pt->offsets)};
-    d2g_item_t *it = calloc(1, sizeof(*it));
+    d2g_item_t *it = d2g_calloc(1, sizeof(*it));
     if (!it || d2g_envelope_decode(m->payload, m->len, &it->env, err, sizeof(err))) {
         if (!it)
             snprintf(err, sizeof(err), "out of memory");
@@ -212,7 +213,7 @@ static void handle_message(d2g_worker_t *w, rd_kafka_message_t *m) {
     snprintf(proc, sizeof(proc), "%" PRId64, it->proc->number);
     const char *lv[] = {proc};
     d2g_metric_inc(w->m_consumed, lv, 1);
-    it->msgs = malloc(sizeof(d2g_msgref_t));
+    it->msgs = d2g_malloc(sizeof(d2g_msgref_t));
     it->msgs[0] = ref;
     it->n_msgs = it->cap_msgs = 1;
     it->bytes = m->len;
@@ -472,7 +473,7 @@ d2g_worker_t *d2g_worker_new(const d2g_config_t *cfg, d2g_service_t *svc, char *
     static const char *const dlq_defaults[] = {"message.max.bytes", "104857600", NULL};
     static const char *const dlq_overrides[] = {"enable.idempotence", "true", "acks", "all", NULL};
     char cause[512], host[64] = "host";
-    d2g_worker_t *w = calloc(1, sizeof(*w));
+    d2g_worker_t *w = d2g_calloc(1, sizeof(*w));
     if (!w) {
         d2g_err_set(err, errlen, "out of memory");
         return NULL;

@@ -2,6 +2,7 @@
 #include "writer.h"
 #include "mapping.h"
 
+#include "ds2grist/alloc.h"
 #include "ds2grist/backoff.h"
 #include "ds2grist/clock.h"
 #include "ds2grist/err.h"
@@ -130,7 +131,7 @@ static int64_t backoff_ms(d2g_writer_t *w, int n) {
 
 static char *url_escape(const char *s) {
     char *e = curl_easy_escape(NULL, s, 0);
-    char *r = e ? strdup(e) : NULL;
+    char *r = e ? d2g_strdup(e) : NULL;
     curl_free(e);
     return r;
 }
@@ -156,7 +157,7 @@ static void ops_clear(flush_t *f) {
 }
 
 static op_t *op_add(flush_t *f, const char *method, char *path, char *body) {
-    op_t *ops = realloc(f->ops, (f->n_ops + 1) * sizeof(op_t));
+    op_t *ops = d2g_realloc(f->ops, (f->n_ops + 1) * sizeof(op_t));
     if (!ops)
         return NULL;
     f->ops = ops;
@@ -174,7 +175,7 @@ static char *fmt(const char *f, ...) {
     va_start(ap, f);
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, f, ap);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    char *s = n >= 0 ? d2g_malloc((size_t)n + 1) : NULL;
     if (s)
         vsnprintf(s, (size_t)n + 1, f, ap2);
     va_end(ap2);
@@ -206,7 +207,7 @@ static const d2g_mapping_ctx_t *proc_ctx(d2g_writer_t *w, const d2g_procedure_t 
     if (pc && now - pc->loaded_ms < REVISION_TTL_MS)
         return pc->ctx;
     if (!pc) {
-        pc = calloc(1, sizeof(*pc));
+        pc = d2g_calloc(1, sizeof(*pc));
         json_object_set_new(w->proc_index, key, json_integer((json_int_t)(intptr_t)pc));
     }
     /* The producer stores the procedure's activeRevision with each run. */
@@ -243,7 +244,7 @@ static const d2g_mapping_ctx_t *proc_ctx(d2g_writer_t *w, const d2g_procedure_t 
     d2g_mapping_ctx_free(pc->ctx);
     free(pc->revision_id);
     pc->ctx = ctx;
-    pc->revision_id = rev_id ? strdup(rev_id) : NULL;
+    pc->revision_id = rev_id ? d2g_strdup(rev_id) : NULL;
     json_decref(rev);
     return pc->ctx;
 }
@@ -256,13 +257,13 @@ static doc_t *doc_get(d2g_writer_t *w, const d2g_procedure_t *proc) {
     json_t *slot = json_object_get(w->doc_index, key);
     if (slot)
         return w->docs[json_integer_value(slot)];
-    doc_t *d = calloc(1, sizeof(*d));
+    doc_t *d = d2g_calloc(1, sizeof(*d));
     if (w->n_docs == w->cap_docs) {
         w->cap_docs = w->cap_docs ? w->cap_docs * 2 : 16;
-        w->docs = realloc(w->docs, w->cap_docs * sizeof(doc_t *));
+        w->docs = d2g_realloc(w->docs, w->cap_docs * sizeof(doc_t *));
     }
     d->srv = proc->grist_server;
-    d->id = strdup(proc->document);
+    d->id = d2g_strdup(proc->document);
     snprintf(d->label, sizeof(d->label), "%s", key);
     char *esc = url_escape(proc->document);
     snprintf(d->base, sizeof(d->base), "%s/api/docs/%s", d->srv->url, esc ? esc : "");
@@ -330,7 +331,7 @@ static void doc_free(doc_t *d) {
 static int item_take_msgs(d2g_item_t *to, d2g_item_t *from) {
     if (to->n_msgs + from->n_msgs > to->cap_msgs) {
         size_t cap = to->n_msgs + from->n_msgs + 4;
-        d2g_msgref_t *m = realloc(to->msgs, cap * sizeof(d2g_msgref_t));
+        d2g_msgref_t *m = d2g_realloc(to->msgs, cap * sizeof(d2g_msgref_t));
         if (!m)
             return -1;
         to->msgs = m;
@@ -340,6 +341,14 @@ static int item_take_msgs(d2g_item_t *to, d2g_item_t *from) {
     to->n_msgs += from->n_msgs;
     from->n_msgs = 0;
     return 0;
+}
+
+/* 1 if a's dossier version is strictly older than b's (both dates readable). */
+static int older(const d2g_item_t *a, const d2g_item_t *b) {
+    double ta, tb;
+    int is_int;
+    return d2g_clock_parse_iso(a->env.modified, &ta, &is_int) == 0 &&
+           d2g_clock_parse_iso(b->env.modified, &tb, &is_int) == 0 && ta < tb;
 }
 
 void d2g_writer_add(d2g_writer_t *w, d2g_item_t *item) {
@@ -352,6 +361,13 @@ void d2g_writer_add(d2g_writer_t *w, d2g_item_t *item) {
         d2g_item_t *old = (d2g_item_t *)(intptr_t)json_integer_value(slot);
         if (item->env.partial && !old->env.partial) {
             json_object_set(old->env.dossier, "labels", json_object_get(item->env.dossier, "labels"));
+            if (item_take_msgs(old, item) == 0) {
+                d2g_item_free(item);
+                return;
+            }
+        } else if (older(item, old)) {
+            /* An older version arriving later (a dead letter replayed after the
+             * dossier changed again): the queued newer one stays. */
             if (item_take_msgs(old, item) == 0) {
                 d2g_item_free(item);
                 return;
@@ -390,7 +406,7 @@ void d2g_writer_add(d2g_writer_t *w, d2g_item_t *item) {
 
 /* Takes the next batch: a split group first, else queued items up to batch_bytes. */
 static flush_t *take_batch(d2g_writer_t *w, doc_t *d) {
-    flush_t *f = calloc(1, sizeof(*f));
+    flush_t *f = d2g_calloc(1, sizeof(*f));
     if (d->groups) {
         group_t *g = d->groups;
         d->groups = g->next;
@@ -399,7 +415,7 @@ static flush_t *take_batch(d2g_writer_t *w, doc_t *d) {
         free(g);
     } else {
         size_t cap = 64, bytes = 0;
-        f->items = malloc(cap * sizeof(d2g_item_t *));
+        f->items = d2g_malloc(cap * sizeof(d2g_item_t *));
         while (d->head && (f->n_items == 0 || bytes + d->head->bytes <= (size_t)w->cfg->worker.batch_bytes)) {
             d2g_item_t *it = d->head;
             d->head = it->next;
@@ -408,12 +424,12 @@ static flush_t *take_batch(d2g_writer_t *w, doc_t *d) {
             d->n_queued--;
             json_object_del(d->index, it->key);
             if (f->n_items == cap)
-                f->items = realloc(f->items, (cap *= 2) * sizeof(d2g_item_t *));
+                f->items = d2g_realloc(f->items, (cap *= 2) * sizeof(d2g_item_t *));
             f->items[f->n_items++] = it;
             bytes += it->bytes;
         }
     }
-    f->mapped = calloc(f->n_items, sizeof(d2g_mapped_t));
+    f->mapped = d2g_calloc(f->n_items, sizeof(d2g_mapped_t));
     f->stage = ST_MAP;
     return f;
 }
@@ -652,7 +668,7 @@ static size_t plan_schema(doc_t *d, flush_t *f, int plan) {
         if (plan) {
             /* Tables first: insert the POST /tables before the column changes. */
             json_t *b = json_pack("{s:O}", "tables", create);
-            op_add(f, "POST", strdup("/tables"), json_dumps(b, JSON_COMPACT));
+            op_add(f, "POST", d2g_strdup("/tables"), json_dumps(b, JSON_COMPACT));
             json_decref(b);
             op_t t = f->ops[f->n_ops - 1];
             memmove(f->ops + 1, f->ops, (f->n_ops - 1) * sizeof(op_t));
@@ -755,7 +771,7 @@ static void plan_finds(flush_t *f) {
         json_t *filter = json_pack("{s:o}", "dossier", nums);
         char *fs = json_dumps(filter, JSON_COMPACT), *esc = url_escape(table), *fesc = url_escape(fs);
         op_t *o = op_add(f, "GET", fmt("/tables/%s/records?filter=%s", esc, fesc), NULL);
-        o->table = strdup(table);
+        o->table = d2g_strdup(table);
         o->keep = json_incref(keep);
         free(fs);
         free(esc);
@@ -766,7 +782,7 @@ static void plan_finds(flush_t *f) {
     json_t *vals;
     json_object_foreach(removal, k, vals) {
         const char *nl = strchr(k, '\n');
-        char *tbl = strndup(k, (size_t)(nl - k));
+        char *tbl = d2g_strndup(k, (size_t)(nl - k));
         json_t *filter = json_pack("{s:O}", nl + 1, vals);
         char *fs = json_dumps(filter, JSON_COMPACT), *esc = url_escape(tbl), *fesc = url_escape(fs);
         op_t *o = op_add(f, "GET", fmt("/tables/%s/records?filter=%s", esc, fesc), NULL);
@@ -846,7 +862,7 @@ static int enter_stage(d2g_writer_t *w, doc_t *d, flush_t *f, int64_t now) {
                 f->stage = ST_LOAD_COLUMNS;
                 continue;
             }
-            op_add(f, "GET", strdup("/tables"), NULL);
+            op_add(f, "GET", d2g_strdup("/tables"), NULL);
             return 0;
         case ST_LOAD_COLUMNS: {
             const char *table;
@@ -856,7 +872,7 @@ static int enter_stage(d2g_writer_t *w, doc_t *d, flush_t *f, int64_t now) {
                 if (have && json_is_null(have)) {
                     char *esc = url_escape(table);
                     op_t *o = op_add(f, "GET", fmt("/tables/%s/columns", esc), NULL);
-                    o->table = strdup(table);
+                    o->table = d2g_strdup(table);
                     free(esc);
                 }
             }
@@ -968,7 +984,7 @@ static void send_op(d2g_writer_t *w, doc_t *d, flush_t *f, int64_t now) {
         d2g_metric_observe(w->m_permit_wait, none, 0);
     }
     char *url = fmt("%s%s", d->base, o->path);
-    char *body = o->body ? strdup(o->body) : NULL; /* kept for a retry */
+    char *body = o->body ? d2g_strdup(o->body) : NULL; /* kept for a retry */
     if (d2g_http_start(w->http, o->method, url, d->srv->api_key, body, body ? strlen(body) : 0,
                        w->cfg->grist.timeout_s, d, err, sizeof(err))) {
         d2g_permits_release(w->redis, d->permit_key, d->holder, err, sizeof(err));
@@ -992,11 +1008,11 @@ static void split_or_fail(d2g_writer_t *w, doc_t *d, flush_t *f, const char *rea
                         "dossier %" PRId64 " goes to the dead-letter topic", f->items[0]->env.number);
         finish_items(w, f->items, n, reason);
     } else {
-        group_t *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+        group_t *a = d2g_calloc(1, sizeof(*a)), *b = d2g_calloc(1, sizeof(*b));
         a->n = n / 2;
         b->n = n - a->n;
-        a->items = malloc(a->n * sizeof(d2g_item_t *));
-        b->items = malloc(b->n * sizeof(d2g_item_t *));
+        a->items = d2g_malloc(a->n * sizeof(d2g_item_t *));
+        b->items = d2g_malloc(b->n * sizeof(d2g_item_t *));
         memcpy(a->items, f->items, a->n * sizeof(d2g_item_t *));
         memcpy(b->items, f->items + a->n, b->n * sizeof(d2g_item_t *));
         a->next = b;
@@ -1070,7 +1086,7 @@ static int apply_answer(d2g_writer_t *w, doc_t *d, flush_t *f, op_t *o, json_t *
         } else {
             /* columns added or patched: reload that table's columns next time */
             const char *p = o->path + strlen("/tables/");
-            char *table = strndup(p, strcspn(p, "/"));
+            char *table = d2g_strndup(p, strcspn(p, "/"));
             char *plain = curl_easy_unescape(NULL, table, 0, NULL);
             json_object_set_new(d->schema, plain ? plain : table, json_null());
             curl_free(plain);
@@ -1116,7 +1132,7 @@ static int apply_answer(d2g_writer_t *w, doc_t *d, flush_t *f, op_t *o, json_t *
             free(esc);
             /* Append after the remaining FINDs; the stage moves on once all are done. */
             op_t *n = op_add(f, "POST", path, json_dumps(ids, JSON_COMPACT));
-            n->table = strdup(DELETE_MARK); /* marks a delete among FINDs */
+            n->table = d2g_strdup(DELETE_MARK); /* marks a delete among FINDs */
             /* op_add may have moved the ops array: o is not used past this point. */
         }
         json_decref(ids);
@@ -1479,7 +1495,7 @@ void d2g_writer_sample(d2g_writer_t *w) {
 d2g_writer_t *d2g_writer_new(const d2g_config_t *cfg, d2g_redis_t *redis, const char *worker_id,
                              d2g_metrics_t *metrics, d2g_writer_hooks_t hooks, char *err,
                              size_t errlen) {
-    d2g_writer_t *w = calloc(1, sizeof(*w));
+    d2g_writer_t *w = d2g_calloc(1, sizeof(*w));
     if (!w || !(w->http = d2g_http_new("ds2grist-worker"))) {
         free(w);
         d2g_err_set(err, errlen, "out of memory");

@@ -6,6 +6,7 @@
  */
 #include "operator.h"
 
+#include "ds2grist/alloc.h"
 #include "ds2grist/err.h"
 
 #include <inttypes.h>
@@ -19,11 +20,7 @@ static int doc_cmp(const void *a, const void *b) {
 }
 
 d2g_op_doc_t *d2g_op_documents(const d2g_procedure_t *const *procs, size_t n, size_t *count) {
-    d2g_op_doc_t *docs = calloc(n ? n : 1, sizeof(*docs));
-    if (!docs) {
-        fputs("ds2grist: out of memory\n", stderr);
-        exit(D2G_OP_FAIL);
-    }
+    d2g_op_doc_t *docs = d2g_calloc(n ? n : 1, sizeof(*docs));
     for (size_t i = 0; i < n; i++)
         docs[i] = (d2g_op_doc_t){procs[i]->grist_server, procs[i]->document,
                                  d2g_config_doc_permits(procs[i]->grist_server, procs[i]->document), 1};
@@ -204,7 +201,7 @@ int d2g_op_config_check(const char *path, int argc, char **argv) {
     char err[D2G_ERRLEN];
     if (d2g_config_load(path, &cfg, err, sizeof(err)))
         return invalid(path, err, json);
-    const d2g_procedure_t **procs = calloc(cfg->n_procedures + 1, sizeof(*procs));
+    const d2g_procedure_t **procs = d2g_calloc(cfg->n_procedures + 1, sizeof(*procs));
     for (size_t i = 0; i < cfg->n_procedures; i++)
         procs[i] = &cfg->procedures[i];
     size_t n_docs;

@@ -21,11 +21,14 @@
  */
 #include "operator.h"
 
+#include "ds2grist/alloc.h"
 #include "ds2grist/clock.h"
+#include "ds2grist/envelope.h"
 #include "ds2grist/err.h"
 #include "ds2grist/kafka.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,8 +56,8 @@ static void replayed_parse(replayed_t *r, const rd_kafka_topic_partition_t *tp) 
     if (!tp->metadata || tp->metadata_size <= plen ||
         memcmp(tp->metadata, META_PREFIX, plen))
         return;
-    char *s = strndup((const char *)tp->metadata + plen, tp->metadata_size - plen);
-    r->extra = calloc(tp->metadata_size, sizeof(int64_t));
+    char *s = d2g_strndup((const char *)tp->metadata + plen, tp->metadata_size - plen);
+    r->extra = d2g_calloc(tp->metadata_size, sizeof(int64_t));
     for (char *p = s, *end; *p; p = *end ? end + 1 : end) {
         long long o = strtoll(p, &end, 10);
         if (end == p)
@@ -86,6 +89,8 @@ typedef struct entry {
     char *error, *src_topic, *src_partition, *src_offset, *failed_at;
     size_t size;
     int replayed;
+    const char *shown; /* what the REPLAYED column says, if not yes/no */
+    char *reason;      /* why a replay did not send it (superseded), or NULL */
 } entry_t;
 
 static char *header(rd_kafka_headers_t *h, const char *name) {
@@ -93,7 +98,7 @@ static char *header(rd_kafka_headers_t *h, const char *name) {
     size_t len;
     if (!h || rd_kafka_header_get_last(h, name, &v, &len))
         return NULL;
-    return v ? strndup(v, len) : strdup("");
+    return v ? d2g_strndup(v, len) : d2g_strdup("");
 }
 
 static void entry_from(entry_t *e, const rd_kafka_message_t *m) {
@@ -101,7 +106,7 @@ static void entry_from(entry_t *e, const rd_kafka_message_t *m) {
     memset(e, 0, sizeof(*e));
     e->partition = m->partition;
     e->offset = m->offset;
-    e->key = m->key ? strndup(m->key, m->key_len) : NULL;
+    e->key = m->key ? d2g_strndup(m->key, m->key_len) : NULL;
     e->size = m->len;
     if (rd_kafka_message_headers(m, &h))
         h = NULL;
@@ -114,6 +119,7 @@ static void entry_from(entry_t *e, const rd_kafka_message_t *m) {
 
 static void entry_clear(entry_t *e) {
     free(e->key);
+    free(e->reason);
     free(e->error);
     free(e->src_topic);
     free(e->src_partition);
@@ -226,9 +232,9 @@ static int dlq_open(dlq_t *d, const d2g_config_t *cfg, char *err, size_t errlen)
     if ((d->n_parts = d2g_op_partition_count(d->rk, topic, err, errlen)) < 0 ||
         !(d->committed = d2g_op_committed(d->rk, topic, d->n_parts, err, errlen)))
         goto fail;
-    d->done = calloc((size_t)d->n_parts, sizeof(replayed_t));
-    d->low = calloc((size_t)d->n_parts, sizeof(int64_t));
-    d->high = calloc((size_t)d->n_parts, sizeof(int64_t));
+    d->done = d2g_calloc((size_t)d->n_parts, sizeof(replayed_t));
+    d->low = d2g_calloc((size_t)d->n_parts, sizeof(int64_t));
+    d->high = d2g_calloc((size_t)d->n_parts, sizeof(int64_t));
     for (int p = 0; p < d->n_parts; p++) {
         replayed_parse(&d->done[p], &d->committed->elems[p]);
         if (d2g_op_watermarks(d->rk, topic, p, &d->low[p], &d->high[p], err, errlen))
@@ -251,8 +257,10 @@ static void print_entries(const entry_t *v, size_t n) {
                  v[i].src_offset ? v[i].src_offset : "?");
         snprintf(size, sizeof(size), "%zu", v[i].size);
         d2g_op_shorten(v[i].error, 80, error, sizeof(error));
-        const char *row[] = {po, v[i].key, v[i].failed_at, src, size, v[i].replayed ? "yes" : "no",
-                             error};
+        const char *shown = v[i].shown ? v[i].shown : v[i].replayed ? "yes" : "no";
+        if (v[i].reason)
+            d2g_op_shorten(v[i].reason, 80, error, sizeof(error));
+        const char *row[] = {po, v[i].key, v[i].failed_at, src, size, shown, error};
         d2g_op_table_add(&t, row);
     }
     d2g_op_table_print(&t, stdout);
@@ -274,11 +282,7 @@ static int list_visit(void *ud, const rd_kafka_message_t *m) {
         return 1;
     if (c->n == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 64;
-        c->v = realloc(c->v, c->cap * sizeof(entry_t));
-        if (!c->v) {
-            fputs("ds2grist: out of memory\n", stderr);
-            exit(D2G_OP_FAIL);
-        }
+        c->v = d2g_realloc(c->v, c->cap * sizeof(entry_t));
     }
     entry_t *e = &c->v[c->n++];
     entry_from(e, m);
@@ -348,7 +352,10 @@ int d2g_op_dlq_list(const d2g_config_t *cfg, int argc, char **argv) {
 
 /* --- dlq replay ------------------------------------------------------------------ */
 
-enum { ST_SKIP_DONE, ST_NOT_DONE, ST_PENDING, ST_SENT, ST_FAILED, ST_DRY };
+enum { ST_SKIP_DONE, ST_NOT_DONE, ST_PENDING, ST_SENT, ST_FAILED, ST_DRY, ST_SUPERSEDED };
+
+/* Handled for good: recorded as replayed in the group's commit. */
+static int st_handled(int st) { return st == ST_SKIP_DONE || st == ST_SENT || st == ST_SUPERSEDED; }
 
 typedef struct scanned {
     int32_t partition;
@@ -360,11 +367,13 @@ typedef struct scanned {
 typedef struct replay_ctx {
     dlq_t *d;
     rd_kafka_t *producer; /* NULL: dry run */
+    d2g_op_grist_t *grist; /* opened at the first dead letter to check, else NULL */
+    int force;            /* --force: send even what Grist holds a newer version of */
     const char *key;      /* only this key, or NULL */
     long long limit;      /* -1: none */
     scanned_t *v;
     size_t n, cap;
-    size_t n_replay, n_already, n_other;
+    size_t n_replay, n_already, n_other, n_superseded, n_check_failed;
     /* Commit metadata budget: per partition, has a message been left behind? */
     int *gap;
     size_t meta_len;
@@ -386,15 +395,54 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 static scanned_t *push(replay_ctx_t *c, const rd_kafka_message_t *m, int state) {
     if (c->n == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 256;
-        c->v = realloc(c->v, c->cap * sizeof(scanned_t));
-        if (!c->v) {
-            fputs("ds2grist: out of memory\n", stderr);
-            exit(D2G_OP_FAIL);
-        }
+        c->v = d2g_realloc(c->v, c->cap * sizeof(scanned_t));
     }
     scanned_t *s = &c->v[c->n++];
     *s = (scanned_t){m->partition, m->offset, state, NULL};
     return s;
+}
+
+/*
+ * Does Grist hold a newer version of the dead letter's dossier? A dead letter
+ * is the dossier as it was when it failed; if the dossier changed since, its
+ * newer version has normally been written, and sending the old one would
+ * write older data over it. 1: superseded (why says by what); 0: send it
+ * (not an upsert of a configured procedure, no row, an older or the same
+ * version); -1: Grist could not tell (err).
+ */
+static int superseded(replay_ctx_t *c, const rd_kafka_message_t *m, char *why, size_t whylen,
+                      char *err, size_t errlen) {
+    d2g_envelope_t env;
+    char derr[D2G_ERRLEN];
+    if (d2g_envelope_decode(m->payload, m->len, &env, derr, sizeof(derr)))
+        return 0; /* malformed: the worker will dead-letter it again, saying why */
+    int rc = 0, is_int;
+    double modified;
+    d2g_op_current_t cur;
+    const d2g_procedure_t *p = d2g_config_find_procedure(c->d->cfg, env.procedure);
+    if (env.kind != D2G_ENVELOPE_UPSERT || !p || d2g_clock_parse_iso(env.modified, &modified, &is_int))
+        goto out;
+    if (!c->grist && !(c->grist = d2g_op_grist_new(c->d->cfg, err, errlen))) {
+        rc = -1;
+        goto out;
+    }
+    if (d2g_op_grist_current(c->grist, p, env.number, &cur, err, errlen)) {
+        rc = -1;
+        goto out;
+    }
+    if (cur.found && cur.deleted) {
+        snprintf(why, whylen, "superseded: Grist marks dossier %" PRId64 " deleted", env.number);
+        rc = 1;
+    } else if (cur.found && !isnan(cur.modified) && cur.modified > modified) {
+        char t[64];
+        d2g_op_format_time((int64_t)(cur.modified * 1000), t, sizeof(t));
+        snprintf(why, whylen, "superseded: Grist holds a newer version (modified %s, this one %s)",
+                 t, env.modified);
+        rc = 1;
+    }
+out:
+    d2g_envelope_clear(&env);
+    return rc;
 }
 
 static int replay_visit(void *ud, const rd_kafka_message_t *m) {
@@ -411,7 +459,7 @@ static int replay_visit(void *ud, const rd_kafka_message_t *m) {
         c->n_other++;
         return 0;
     }
-    if (c->limit >= 0 && (long long)c->n_replay >= c->limit)
+    if (c->limit >= 0 && (long long)(c->n_replay + c->n_superseded + c->n_check_failed) >= c->limit)
         return 1;
     if (c->gap[p]) { /* it will have to be remembered in the commit's metadata */
         if (c->meta_len + digits_len(m->offset) + 1 > META_MAX) {
@@ -420,9 +468,24 @@ static int replay_visit(void *ud, const rd_kafka_message_t *m) {
         }
         c->meta_len += digits_len(m->offset) + 1;
     }
-    scanned_t *s = push(c, m, c->producer ? ST_PENDING : ST_DRY);
-    s->e = malloc(sizeof(entry_t));
+    char why[D2G_ERRLEN] = "", cerr[D2G_ERRLEN] = "";
+    int sup = c->force ? 0 : superseded(c, m, why, sizeof(why), cerr, sizeof(cerr));
+    scanned_t *s = push(c, m, sup > 0 ? ST_SUPERSEDED : sup < 0 ? ST_FAILED
+                              : c->producer ? ST_PENDING : ST_DRY);
+    s->e = d2g_malloc(sizeof(entry_t));
     entry_from(s->e, m);
+    if (sup > 0) {
+        s->e->reason = d2g_strdup(why);
+        c->n_superseded++;
+        return 0;
+    }
+    if (sup < 0) {
+        s->e->reason = d2g_strdup(cerr);
+        c->n_check_failed++;
+        if (!c->error[0])
+            snprintf(c->error, sizeof(c->error), "%s", cerr);
+        return 0;
+    }
     c->n_replay++;
     if (!c->producer)
         return 0;
@@ -466,10 +529,9 @@ static rd_kafka_topic_partition_list_t *replay_commit_list(replay_ctx_t *c) {
         int64_t next = -1, scan_end = first < i ? c->v[i - 1].offset + 1 : -1;
         size_t k;
         for (k = first; k < i; k++)
-            moved |= c->v[k].state == ST_SENT;
+            moved |= c->v[k].state == ST_SENT || c->v[k].state == ST_SUPERSEDED;
         for (k = first; k < i; k++) {
-            int ok = c->v[k].state == ST_SKIP_DONE || c->v[k].state == ST_SENT;
-            if (!ok) {
+            if (!st_handled(c->v[k].state)) {
                 next = c->v[k].offset;
                 break;
             }
@@ -479,13 +541,12 @@ static rd_kafka_topic_partition_list_t *replay_commit_list(replay_ctx_t *c) {
         if (next < 0)
             next = scan_end;
         size_t cap = 64, len = 0;
-        char *meta = malloc(cap);
+        char *meta = d2g_malloc(cap);
         len = (size_t)snprintf(meta, cap, "%s", META_PREFIX);
         for (; k < i; k++)
-            if (c->v[k].offset > next &&
-                (c->v[k].state == ST_SKIP_DONE || c->v[k].state == ST_SENT)) {
+            if (c->v[k].offset > next && st_handled(c->v[k].state)) {
                 if (len + 24 > cap)
-                    meta = realloc(meta, cap *= 2);
+                    meta = d2g_realloc(meta, cap *= 2);
                 len += (size_t)snprintf(meta + len, cap - len, "%s%" PRId64,
                                         len > strlen(META_PREFIX) ? "," : "", c->v[k].offset);
             }
@@ -493,7 +554,7 @@ static rd_kafka_topic_partition_list_t *replay_commit_list(replay_ctx_t *c) {
         for (size_t x = 0; x < d->done[p].n_extra; x++)
             if (d->done[p].extra[x] >= scan_end) {
                 if (len + 24 > cap)
-                    meta = realloc(meta, cap *= 2);
+                    meta = d2g_realloc(meta, cap *= 2);
                 len += (size_t)snprintf(meta + len, cap - len, "%s%" PRId64,
                                         len > strlen(META_PREFIX) ? "," : "", d->done[p].extra[x]);
             }
@@ -535,13 +596,15 @@ int d2g_op_dlq_replay(const d2g_config_t *cfg, int argc, char **argv) {
             json = 1;
         else if (!strcmp(argv[i], "--dry-run"))
             dry = 1;
+        else if (!strcmp(argv[i], "--force"))
+            c.force = 1;
         else if (!strcmp(argv[i], "--key") && i + 1 < argc && argv[i + 1][0])
             c.key = argv[++i];
         else if (!strcmp(argv[i], "--limit") && i + 1 < argc && !d2g_op_parse_count(argv[i + 1], &c.limit))
             i++;
         else {
             fprintf(stderr, "ds2grist dlq replay: unexpected argument %s "
-                            "(--dry-run, --key KEY, --limit N, --json)\n", argv[i]);
+                            "(--dry-run, --force, --key KEY, --limit N, --json)\n", argv[i]);
             return D2G_OP_USAGE;
         }
     }
@@ -551,7 +614,7 @@ int d2g_op_dlq_replay(const d2g_config_t *cfg, int argc, char **argv) {
         return D2G_OP_FAIL;
     }
     c.d = &d;
-    c.gap = calloc((size_t)d.n_parts, sizeof(int));
+    c.gap = d2g_calloc((size_t)d.n_parts, sizeof(int));
     /* Those before each partition's committed offset were replayed by earlier runs
      * (the ones past it, from --key runs, are counted as the scan meets them). */
     for (int p = 0; p < d.n_parts; p++) {
@@ -600,33 +663,31 @@ int d2g_op_dlq_replay(const d2g_config_t *cfg, int argc, char **argv) {
     }
 
     size_t sent = 0, failed = 0;
-    if (c.producer) {
-        /* Every copy acknowledged (or failed) before anything is recorded. */
+    if (c.producer) /* Every copy acknowledged (or failed) before anything is recorded. */
         rd_kafka_flush(c.producer, 60000);
-        for (size_t i = 0; i < c.n; i++) {
-            if (c.v[i].state == ST_PENDING) {
-                c.v[i].state = ST_FAILED;
-                if (!c.error[0])
-                    snprintf(c.error, sizeof(c.error), "no acknowledgement within 60 s");
-            }
-            sent += c.v[i].state == ST_SENT;
-            failed += c.v[i].state == ST_FAILED;
+    for (size_t i = 0; i < c.n; i++) {
+        if (c.v[i].state == ST_PENDING) {
+            c.v[i].state = ST_FAILED;
+            if (!c.error[0])
+                snprintf(c.error, sizeof(c.error), "no acknowledgement within 60 s");
         }
-        if (failed) {
-            fprintf(stderr, "ds2grist dlq replay: %zu copies failed (%s); they stay to be replayed\n",
-                    failed, c.error);
+        sent += c.v[i].state == ST_SENT;
+        failed += c.v[i].state == ST_FAILED;
+    }
+    if (failed) {
+        fprintf(stderr, "ds2grist dlq replay: %zu dead letters failed (%s); they stay to be replayed\n",
+                failed, c.error);
+        rc = D2G_OP_FAIL;
+    }
+    if (c.producer && (sent || c.n_superseded)) {
+        rd_kafka_topic_partition_list_t *l = replay_commit_list(&c);
+        if (replay_commit(&d, l, err, sizeof(err))) {
+            fprintf(stderr, "ds2grist dlq replay: %zu dead letters were replayed (%zu superseded) but "
+                            "could not be recorded as such (%s): a second replay would send them again\n",
+                    sent, c.n_superseded, err);
             rc = D2G_OP_FAIL;
         }
-        if (sent) {
-            rd_kafka_topic_partition_list_t *l = replay_commit_list(&c);
-            if (replay_commit(&d, l, err, sizeof(err))) {
-                fprintf(stderr, "ds2grist dlq replay: %zu dead letters were replayed but could not be "
-                                "recorded as such (%s): a second replay would send them again\n",
-                        sent, err);
-                rc = D2G_OP_FAIL;
-            }
-            rd_kafka_topic_partition_list_destroy(l);
-        }
+        rd_kafka_topic_partition_list_destroy(l);
     }
     if (c.stopped_meta)
         fprintf(stderr, "ds2grist dlq replay: stopped early: too many dead letters replayed past "
@@ -638,25 +699,35 @@ int d2g_op_dlq_replay(const d2g_config_t *cfg, int argc, char **argv) {
             if (!c.v[i].e)
                 continue;
             json_t *j = entry_json(c.v[i].e);
-            json_object_set_new(j, "status", json_string(c.v[i].state == ST_SENT ? "replayed"
-                                                         : c.v[i].state == ST_DRY ? "would replay"
-                                                                                  : "failed"));
+            int st = c.v[i].state;
+            json_object_set_new(j, "status", json_string(st == ST_SENT         ? "replayed"
+                                                         : st == ST_DRY        ? "would replay"
+                                                         : st == ST_SUPERSEDED ? "superseded"
+                                                                               : "failed"));
+            if (c.v[i].e->reason)
+                json_object_set_new(j, "reason", json_string(c.v[i].e->reason));
             json_object_del(j, "replayed");
             json_array_append_new(arr, j);
         }
-        d2g_op_print_json(json_pack("{s:s, s:s, s:b, s:o, s:I, s:I, s:I, s:I, s:o}", "from",
-                                    cfg->kafka.dlq_topic, "to", cfg->kafka.topic, "dry_run", dry,
-                                    "key", c.key ? json_string(c.key) : json_null(), "replayed",
-                                    (json_int_t)(dry ? 0 : sent), "failed", (json_int_t)failed,
+        d2g_op_print_json(json_pack("{s:s, s:s, s:b, s:b, s:o, s:I, s:I, s:I, s:I, s:I, s:o}",
+                                    "from", cfg->kafka.dlq_topic, "to", cfg->kafka.topic, "dry_run",
+                                    dry, "force", c.force, "key",
+                                    c.key ? json_string(c.key) : json_null(), "replayed",
+                                    (json_int_t)(dry ? 0 : sent), "superseded",
+                                    (json_int_t)c.n_superseded, "failed", (json_int_t)failed,
                                     "already_replayed", (json_int_t)c.n_already, "other_keys",
                                     (json_int_t)c.n_other, "messages", arr));
     } else {
         size_t n = 0;
-        entry_t *v = calloc(c.n_replay + 1, sizeof(entry_t));
+        entry_t *v = d2g_calloc(c.n + 1, sizeof(entry_t));
         for (size_t i = 0; i < c.n; i++)
             if (c.v[i].e) {
+                int st = c.v[i].state;
                 v[n] = *c.v[i].e;
-                v[n++].replayed = c.v[i].state == ST_SENT;
+                v[n].replayed = st == ST_SENT;
+                v[n++].shown = st == ST_SUPERSEDED ? "superseded" : st == ST_FAILED ? "failed"
+                               : st == ST_DRY      ? "would be"
+                                                   : NULL;
             }
         if (n)
             print_entries(v, n);
@@ -667,7 +738,8 @@ int d2g_op_dlq_replay(const d2g_config_t *cfg, int argc, char **argv) {
         else
             printf("replayed %zu dead letters from %s to %s", sent, cfg->kafka.dlq_topic,
                    cfg->kafka.topic);
-        printf(" (%zu failed, %zu replayed before", failed, c.n_already);
+        printf(" (%zu superseded, %zu failed, %zu replayed before", c.n_superseded, failed,
+               c.n_already);
         if (c.key)
             printf(", %zu with other keys", c.n_other);
         printf(")\n");
@@ -676,6 +748,7 @@ int d2g_op_dlq_replay(const d2g_config_t *cfg, int argc, char **argv) {
 done:
     if (c.producer)
         rd_kafka_destroy(c.producer);
+    d2g_op_grist_free(c.grist);
     for (size_t i = 0; i < c.n; i++)
         if (c.v[i].e) {
             entry_clear(c.v[i].e);

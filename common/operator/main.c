@@ -8,13 +8,14 @@
  *   ds2grist [--config PATH] status [--json] [--no-lag] [PROCEDURE...]
  *   ds2grist [--config PATH] resync PROCEDURE [--since DATE] [--json]
  *   ds2grist [--config PATH] dlq list [--json] [--limit N]
- *   ds2grist [--config PATH] dlq replay [--dry-run] [--key KEY] [--limit N] [--json]
+ *   ds2grist [--config PATH] dlq replay [--dry-run] [--force] [--key KEY] [--limit N] [--json]
  *
  * Exit codes: 0 done, 1 Redis or Kafka could not do it, 2 usage or
  * configuration error. docs/cli.md is the reference.
  */
 #include "operator.h"
 
+#include "ds2grist/alloc.h"
 #include "ds2grist/cli.h"
 #include "ds2grist/cursor.h"
 #include "ds2grist/err.h"
@@ -37,7 +38,7 @@ static const char usage[] =
     "  resync PROCEDURE [--since DATE] [--json]  re-emit a procedure's dossiers (all, or those\n"
     "                                            modified since DATE) at its next poll\n"
     "  dlq list [--json] [--limit N]             list the dead letters\n"
-    "  dlq replay [--dry-run] [--key KEY] [--limit N] [--json]\n"
+    "  dlq replay [--dry-run] [--force] [--key KEY] [--limit N] [--json]\n"
     "                                            copy dead letters back to the dossier topic\n"
     "Exit codes: 0 ok, 1 Redis or Kafka failure, 2 usage or configuration error.\n";
 
@@ -66,14 +67,18 @@ static const char usage_resync[] =
 
 static const char usage_dlq[] =
     "usage: ds2grist [--config PATH] dlq list [--json] [--limit N]\n"
-    "       ds2grist [--config PATH] dlq replay [--dry-run] [--key KEY] [--limit N] [--json]\n"
+    "       ds2grist [--config PATH] dlq replay [--dry-run] [--force] [--key KEY] [--limit N] [--json]\n"
     "list:   every dead letter from the start of the dead-letter topic: partition/offset,\n"
     "        key, error, source partition/offset, failed-at, size, whether it was replayed.\n"
     "replay: copies dead letters not replayed yet back to the dossier topic (same key and\n"
     "        value), waits for Kafka's acknowledgements, then records them as replayed\n"
     "        (committed offsets of the consumer group <consumer_group>-dlq-replay), so a\n"
     "        second replay does not send them again. --key replays only that dossier\n"
-    "        (\"<procedure>:<dossier>\"), --limit at most N, --dry-run shows what would go.\n";
+    "        (\"<procedure>:<dossier>\"), --limit at most N, --dry-run shows what would go.\n"
+    "        A dead letter whose dossier Grist already holds in a newer version (or marks\n"
+    "        deleted) is not sent but recorded as superseded: it would write older data\n"
+    "        over newer (one read of the dossier's row, under a permit of its document).\n"
+    "        --force sends it anyway.\n";
 
 /* Where the command starts (after --config PATH), without loading anything. */
 static int find_command(int argc, char **argv) {
@@ -206,7 +211,7 @@ int d2g_op_resync(const d2g_config_t *cfg, int argc, char **argv) {
     if (!rep)
         goto fail;
     if (rep->type == REDIS_REPLY_STRING)
-        holder = strdup(rep->str);
+        holder = d2g_strdup(rep->str);
     freeReplyObject(rep);
     if (d2g_cursor_reset(r, n, has_since ? since : NULL, err, sizeof(err)))
         goto fail;

@@ -8,6 +8,7 @@
  */
 #include "operator.h"
 
+#include "ds2grist/alloc.h"
 #include "ds2grist/err.h"
 
 #include <stdlib.h>
@@ -19,13 +20,9 @@
 void d2g_op_batch_add(d2g_op_batch_t *b, int argc, const char **argv) {
     if (b->n == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 64;
-        b->cmds = realloc(b->cmds, b->cap * sizeof(char *));
-        b->lens = realloc(b->lens, b->cap * sizeof(int));
-        b->replies = realloc(b->replies, b->cap * sizeof(redisReply *));
-        if (!b->cmds || !b->lens || !b->replies) {
-            fputs("ds2grist: out of memory\n", stderr);
-            exit(D2G_OP_FAIL);
-        }
+        b->cmds = d2g_realloc(b->cmds, b->cap * sizeof(char *));
+        b->lens = d2g_realloc(b->lens, b->cap * sizeof(int));
+        b->replies = d2g_realloc(b->replies, b->cap * sizeof(redisReply *));
     }
     b->cmds[b->n] = NULL;
     b->lens[b->n] = redisFormatCommandArgv(&b->cmds[b->n], argc, argv, NULL);

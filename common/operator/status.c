@@ -11,6 +11,7 @@
  */
 #include "operator.h"
 
+#include "ds2grist/alloc.h"
 #include "ds2grist/redis.h"
 
 #include "ds2grist/clock.h"
@@ -243,7 +244,7 @@ static json_t *build_json(const d2g_procedure_t *const *procs, size_t n, const d
 int d2g_op_status(const d2g_config_t *cfg, int argc, char **argv) {
     char err[D2G_ERRLEN], lag_err[D2G_ERRLEN] = "";
     int json = 0, no_lag = 0, rc = D2G_OP_OK;
-    const d2g_procedure_t **procs = calloc((size_t)argc + cfg->n_procedures + 1, sizeof(*procs));
+    const d2g_procedure_t **procs = d2g_calloc((size_t)argc + cfg->n_procedures + 1, sizeof(*procs));
     size_t n = 0;
     for (int i = 0; i < argc; i++) {
         long long num;
@@ -270,8 +271,8 @@ int d2g_op_status(const d2g_config_t *cfg, int argc, char **argv) {
             procs[n++] = &cfg->procedures[i];
     size_t n_docs;
     d2g_op_doc_t *docs = d2g_op_documents(procs, n, &n_docs);
-    int64_t *in_use = calloc(n_docs + 1, sizeof(int64_t));
-    int64_t *recent429 = calloc(n_docs + 1, sizeof(int64_t));
+    int64_t *in_use = d2g_calloc(n_docs + 1, sizeof(int64_t));
+    int64_t *recent429 = d2g_calloc(n_docs + 1, sizeof(int64_t));
     d2g_op_batch_t b, pb;
     memset(&b, 0, sizeof(b));
     memset(&pb, 0, sizeof(pb));

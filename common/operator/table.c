@@ -1,6 +1,8 @@
 /* table.c - how the operator CLI prints: aligned tables, times, ages, JSON. See operator.h. */
 #include "operator.h"
 
+#include "ds2grist/alloc.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,15 +16,11 @@ void d2g_op_table_init(d2g_op_table_t *t, size_t ncols, const char *const *heade
 void d2g_op_table_add(d2g_op_table_t *t, const char *const *cells) {
     if (t->nrows == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 16;
-        char **grown = realloc(t->cells, t->cap * t->ncols * sizeof(char *));
-        if (!grown) {
-            fputs("ds2grist: out of memory\n", stderr);
-            exit(D2G_OP_FAIL);
-        }
+        char **grown = d2g_realloc(t->cells, t->cap * t->ncols * sizeof(char *));
         t->cells = grown;
     }
     for (size_t i = 0; i < t->ncols; i++)
-        t->cells[t->nrows * t->ncols + i] = strdup(cells[i] ? cells[i] : "-");
+        t->cells[t->nrows * t->ncols + i] = d2g_strdup(cells[i] ? cells[i] : "-");
     t->nrows++;
 }
 
@@ -36,7 +34,7 @@ static size_t width(const char *s) {
 }
 
 void d2g_op_table_print(const d2g_op_table_t *t, FILE *out) {
-    size_t *w = calloc(t->ncols, sizeof(size_t));
+    size_t *w = d2g_calloc(t->ncols, sizeof(size_t));
     if (!w)
         return;
     for (size_t r = 0; r < t->nrows; r++)

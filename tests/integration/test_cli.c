@@ -12,7 +12,10 @@
  *   resync         resets the cursor hash like the producer's resync; unknown
  *                  procedure or bad date: 2
  *   dlq            list shows the dead letters and their headers; replay puts
- *                  them back (same key and value) exactly once, --key too
+ *                  them back (same key and value) exactly once, --key too;
+ *                  it does not send one whose dossier Grist holds in a newer
+ *                  version or marks deleted (superseded), unless --force, and
+ *                  sends nothing it could not check
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,6 +34,7 @@
 
 #include "ds2grist/clock.h"
 #include "ds2grist/cursor.h"
+#include "ds2grist/envelope.h"
 #include "ds2grist/err.h"
 #include "ds2grist/permits.h"
 #include "ds2grist/redis.h"
@@ -557,12 +561,162 @@ static void test_dlq(void **state) {
     d2g_test_msgs_free(&m);
 }
 
+/* A dead letter of procedure 1201 (docA), modified at `modified`. */
+static void dead_upsert(fixture_t *f, int64_t number, const char *modified) {
+    char key[64], err[D2G_ERRLEN];
+    size_t len;
+    json_t *dossier = json_pack("{s:s, s:I, s:s, s:s}", "id", "RG9zc2llci0x", "number",
+                                (json_int_t)number, "dateDerniereModification", modified, "state",
+                                "en_instruction");
+    char *value = d2g_envelope_encode(D2G_ENVELOPE_UPSERT, 0, 1201, dossier,
+                                      1773497220123LL, &len, err, sizeof(err));
+    assert_non_null(value);
+    json_decref(dossier);
+    d2g_envelope_key(1201, number, key, sizeof(key));
+    dead_letter(f, 0, key, value, "grist 400: Invalid column", "40");
+    free(value);
+}
+
+static const char *status_of(json_t *j, const char *key) {
+    json_t *msgs = json_object_get(j, "messages"), *m;
+    size_t i;
+    json_array_foreach(msgs, i, m)
+        if (!strcmp(json_string_value(json_object_get(m, "key")), key))
+            return json_string_value(json_object_get(m, "status"));
+    return "(absent)";
+}
+
+/* A replay does not write an old version over a newer one Grist holds. */
+static void test_dlq_superseded(void **state) {
+    fixture_t *f = *state;
+    char *out, *errout, url[300], config[600], offline[600];
+    assert_int_equal(d2g_testenv_start_grist(&f->env,
+        "{\"docs\": [{\"id\": \"docA\", \"keys\": [\"" GRIST_SECRET "\"]}], \"writeFixedMs\": 1}"), 0);
+    assert_int_equal(d2g_test_write_config(&f->env, "config-grist.json", PROCEDURES, 400, 8, "",
+                                           config, sizeof(config)), 0);
+    /* The same, with a Grist that does not answer. */
+    char grist_url[sizeof(f->env.grist_url)];
+    memcpy(grist_url, f->env.grist_url, sizeof(grist_url));
+    snprintf(f->env.grist_url, sizeof(f->env.grist_url), "http://127.0.0.1:1");
+    assert_int_equal(d2g_test_write_config(&f->env, "config-offline.json", PROCEDURES, 400, 8, "",
+                                           offline, sizeof(offline)), 0);
+    memcpy(f->env.grist_url, grist_url, sizeof(grist_url));
+
+    /* Procedure 1201's table as the worker writes it: 20 at 15:06 (newer than
+     * its dead letter), 21 at 09:00 (older), 23 deleted; 22 has no row. */
+    snprintf(url, sizeof(url), "%s/api/docs/docA/tables", f->env.grist_url);
+    assert_int_equal(d2g_test_http("POST", url, GRIST_SECRET,
+        "{\"tables\": [{\"id\": \"D1201\", \"columns\": ["
+        "{\"id\": \"numero\", \"fields\": {\"type\": \"Int\"}},"
+        "{\"id\": \"date_derniere_modification\", \"fields\": {\"type\": \"DateTime:Europe/Paris\"}},"
+        "{\"id\": \"supprime\", \"fields\": {\"type\": \"Bool\"}}]}]}", NULL), 200);
+    double t1506, t0900;
+    int is_int;
+    assert_int_equal(d2g_clock_parse_iso("2026-03-14T15:06:00+01:00", &t1506, &is_int), 0);
+    assert_int_equal(d2g_clock_parse_iso("2026-03-14T09:00:00+01:00", &t0900, &is_int), 0);
+    char body[600];
+    snprintf(body, sizeof(body),
+             "{\"records\": [{\"fields\": {\"numero\": 20, \"date_derniere_modification\": %.0f}},"
+             " {\"fields\": {\"numero\": 21, \"date_derniere_modification\": %.0f}},"
+             " {\"fields\": {\"numero\": 23, \"date_derniere_modification\": %.0f, \"supprime\": true}}]}",
+             t1506, t0900, t0900);
+    snprintf(url, sizeof(url), "%s/api/docs/docA/tables/D1201/records", f->env.grist_url);
+    assert_int_equal(d2g_test_http("POST", url, GRIST_SECRET, body, NULL), 200);
+
+    for (int64_t n = 20; n <= 23; n++)
+        dead_upsert(f, n, "2026-03-14T12:00:00+01:00");
+    /* Procedure 1203 writes to docB, which this Grist does not have: no row, sent. */
+    dead_letter(f, 1, "1203:5",
+                "{\"v\": 1, \"kind\": \"upsert\", \"procedure\": 1203, \"number\": 5,"
+                " \"modified\": \"2026-03-14T12:00:00+01:00\", \"fetched_at\": \"2026-03-14T11:07:00.123Z\","
+                " \"dossier\": {\"id\": \"x\", \"number\": 5, \"dateDerniereModification\": \"2026-03-14T12:00:00+01:00\"}}",
+                "grist 400: x", "41");
+
+    /* Grist unreachable: nothing is sent, nothing recorded, exit 1. */
+    assert_int_equal(run_cli(offline, NULL, &out, &errout, "dlq", "replay", "--json", NULL), 1);
+    json_t *j = parse(out);
+    assert_int_equal(json_integer_value(json_object_get(j, "replayed")), 0);
+    assert_int_equal(json_integer_value(json_object_get(j, "failed")), 5);
+    assert_string_equal(status_of(j, "1201:21"), "failed");
+    free(out);
+    free(errout);
+    json_decref(j);
+    d2g_test_msgs_t m = {0};
+    assert_int_equal(d2g_test_kafka_read_all(&f->env, "ds2grist.dossiers", &m), 0);
+    assert_int_equal(m.n, 0);
+    d2g_test_msgs_free(&m);
+
+    assert_int_equal(run_cli(config, NULL, &out, &errout, "dlq", "replay", "--dry-run", "--json", NULL), 0);
+    j = parse(out);
+    assert_string_equal(status_of(j, "1201:20"), "superseded");
+    assert_string_equal(status_of(j, "1201:21"), "would replay");
+    assert_string_equal(status_of(j, "1201:22"), "would replay");
+    assert_string_equal(status_of(j, "1201:23"), "superseded");
+    json_decref(j);
+    free(out);
+    free(errout);
+
+    assert_int_equal(run_cli(config, NULL, &out, &errout, "dlq", "replay", "--json", NULL), 0);
+    j = parse(out);
+    assert_int_equal(json_integer_value(json_object_get(j, "replayed")), 3);
+    assert_int_equal(json_integer_value(json_object_get(j, "superseded")), 2);
+    assert_string_equal(status_of(j, "1201:20"), "superseded");
+    assert_string_equal(status_of(j, "1201:21"), "replayed");
+    assert_string_equal(status_of(j, "1201:22"), "replayed");
+    assert_string_equal(status_of(j, "1201:23"), "superseded");
+    json_t *m20 = NULL, *mm;
+    size_t i;
+    json_array_foreach(json_object_get(j, "messages"), i, mm)
+        if (!strcmp(json_string_value(json_object_get(mm, "key")), "1201:20"))
+            m20 = mm;
+    assert_non_null(strstr(json_string_value(json_object_get(m20, "reason")), "newer version"));
+    json_decref(j);
+    free(out);
+    free(errout);
+    memset(&m, 0, sizeof(m));
+    assert_int_equal(d2g_test_kafka_read_all(&f->env, "ds2grist.dossiers", &m), 0);
+    assert_int_equal(m.n, 3);
+    assert_int_equal(count_key(&m, "1201:20", NULL), 0);
+    assert_int_equal(count_key(&m, "1201:21", NULL), 1);
+    assert_int_equal(count_key(&m, "1201:22", NULL), 1);
+    assert_int_equal(count_key(&m, "1201:23", NULL), 0);
+    assert_int_equal(count_key(&m, "1203:5", NULL), 1);
+    d2g_test_msgs_free(&m);
+
+    /* Superseded ones are settled: a second replay has nothing to do. */
+    assert_int_equal(run_cli(config, NULL, &out, &errout, "dlq", "replay", "--json", NULL), 0);
+    j = parse(out);
+    assert_int_equal(json_integer_value(json_object_get(j, "replayed")), 0);
+    assert_int_equal(json_integer_value(json_object_get(j, "already_replayed")), 5);
+    json_decref(j);
+    free(out);
+    free(errout);
+
+    /* --force sends an old version all the same. */
+    dead_upsert(f, 20, "2026-03-14T12:00:00+01:00");
+    assert_int_equal(run_cli(config, NULL, &out, &errout, "dlq", "replay", "--force", NULL), 0);
+    assert_non_null(strstr(out, "replayed 1 dead letters"));
+    free(out);
+    free(errout);
+    memset(&m, 0, sizeof(m));
+    assert_int_equal(d2g_test_kafka_read_all(&f->env, "ds2grist.dossiers", &m), 0);
+    assert_int_equal(count_key(&m, "1201:20", NULL), 1);
+    d2g_test_msgs_free(&m);
+
+    /* Every read gave its permit back. */
+    char err[D2G_ERRLEN];
+    d2g_redis_t *r = redis(f);
+    assert_int_equal(d2g_permits_in_use(r, "ds2grist:{doc:g/docA}:permits", err, sizeof(err)), 0);
+    d2g_redis_free(r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_config_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dlq_superseded, setup, teardown),
     };
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }

@@ -1,4 +1,5 @@
 /* test_mapping.c - column ids (colid) and the dossier -> Grist rows mapping. */
+#include "ds2grist/clock.h"
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -396,22 +397,22 @@ static void test_parse_iso(void **state) {
     (void)state;
     double e;
     int is_int;
-    assert_int_equal(d2g_mapping_parse_iso("2026-03-14", &e, &is_int), 0);
+    assert_int_equal(d2g_clock_parse_iso("2026-03-14", &e, &is_int), 0);
     assert_true(e == 1773446400.0 && is_int);
-    assert_int_equal(d2g_mapping_parse_iso("2026-03-14T15:06:26+01:00", &e, &is_int), 0);
+    assert_int_equal(d2g_clock_parse_iso("2026-03-14T15:06:26+01:00", &e, &is_int), 0);
     assert_true(e == 1773497186.0);
-    assert_int_equal(d2g_mapping_parse_iso("2026-03-14T14:06:26Z", &e, &is_int), 0);
+    assert_int_equal(d2g_clock_parse_iso("2026-03-14T14:06:26Z", &e, &is_int), 0);
     assert_true(e == 1773497186.0);
-    assert_int_equal(d2g_mapping_parse_iso("2026-03-14T14:06:26.5Z", &e, &is_int), 0);
+    assert_int_equal(d2g_clock_parse_iso("2026-03-14T14:06:26.5Z", &e, &is_int), 0);
     assert_true(e == 1773497186.5 && !is_int);
-    assert_int_equal(d2g_mapping_parse_iso("2026-07-14T15:06:00+0200", &e, &is_int), 0);
+    assert_int_equal(d2g_clock_parse_iso("2026-07-14T15:06:00+0200", &e, &is_int), 0);
     assert_true(e == 1784034360.0);
-    assert_int_equal(d2g_mapping_parse_iso("1969-12-31T23:00:00-01:00", &e, &is_int), 0);
+    assert_int_equal(d2g_clock_parse_iso("1969-12-31T23:00:00-01:00", &e, &is_int), 0);
     assert_true(e == 0.0);
-    assert_int_equal(d2g_mapping_parse_iso("2026-02-30", &e, &is_int), -1);
-    assert_int_equal(d2g_mapping_parse_iso("14/03/2026", &e, &is_int), -1);
-    assert_int_equal(d2g_mapping_parse_iso("2026-03-14T25:00:00Z", &e, &is_int), -1);
-    assert_int_equal(d2g_mapping_parse_iso("2026-03-14T10:00:00+01:00x", &e, &is_int), -1);
+    assert_int_equal(d2g_clock_parse_iso("2026-02-30", &e, &is_int), -1);
+    assert_int_equal(d2g_clock_parse_iso("14/03/2026", &e, &is_int), -1);
+    assert_int_equal(d2g_clock_parse_iso("2026-03-14T25:00:00Z", &e, &is_int), -1);
+    assert_int_equal(d2g_clock_parse_iso("2026-03-14T10:00:00+01:00x", &e, &is_int), -1);
 }
 
 /* --- the dossiers table and champs ----------------------------------------- */
