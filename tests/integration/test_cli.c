@@ -711,6 +711,7 @@ static void test_dlq_superseded(void **state) {
 }
 
 int main(void) {
+    d2g_test_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_config_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status, setup, teardown),

@@ -634,6 +634,7 @@ static void test_stop_without_kafka(void **state) {
 }
 
 int main(void) {
+    d2g_test_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_end_to_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_form_changes_and_deletions, setup, teardown),

@@ -10,7 +10,13 @@
  * atomically, a file), and waits for SIGTERM or SIGINT.
  *
  *   ds2grist-kafka-mock [--brokers N] [--partitions N] [--bootstrap-file PATH]
- *                       [--topic NAME]...
+ *                       [--slow-acks-ms MS] [--slow-acks-count N] [--topic NAME]...
+ *
+ * SIGUSR1 makes the next N produce requests of every broker answer MS late
+ * (default 4 requests, 2000 ms): the messages are in the log at once, and
+ * readable, but their producer waits for the acknowledgement. Tests use it to
+ * kill a producer in the window between "written to Kafka" and "acknowledged",
+ * where a cursor must not have moved yet.
  *
  * Defaults: 1 broker, 6 partitions, topics ds2grist.dossiers and ds2grist.dlq.
  * Limits of the mock (librdkafka 2.0.2): no retention or compaction, at most
@@ -30,8 +36,10 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ds2grist-kafka-mock [--brokers N] [--partitions N] "
-               "[--bootstrap-file PATH] [--topic NAME]...\n"
-               "Runs librdkafka's mock Kafka cluster until SIGTERM; prints its bootstrap address.\n");
+               "[--bootstrap-file PATH] [--slow-acks-ms MS] [--slow-acks-count N] "
+               "[--topic NAME]...\n"
+               "Runs librdkafka's mock Kafka cluster until SIGTERM; prints its bootstrap address.\n"
+               "SIGUSR1: the next N produce requests of each broker are answered MS late.\n");
 }
 
 /* Write to PATH.tmp then rename, so readers never see a half-written file. */
@@ -47,7 +55,7 @@ static int write_file_atomic(const char *path, const char *text) {
 }
 
 int main(int argc, char **argv) {
-    int brokers = 1, partitions = 6;
+    int brokers = 1, partitions = 6, slow_ms = 2000, slow_count = 4;
     const char *bootstrap_file = NULL;
     const char *topics[MAX_TOPICS];
     int n_topics = 0;
@@ -64,6 +72,10 @@ int main(int argc, char **argv) {
             partitions = atoi(v), i++;
         } else if (!strcmp(a, "--bootstrap-file") && v) {
             bootstrap_file = v, i++;
+        } else if (!strcmp(a, "--slow-acks-ms") && v) {
+            slow_ms = atoi(v), i++;
+        } else if (!strcmp(a, "--slow-acks-count") && v) {
+            slow_count = atoi(v), i++;
         } else if (!strcmp(a, "--topic") && v && n_topics < MAX_TOPICS) {
             topics[n_topics++] = v, i++;
         } else {
@@ -72,8 +84,10 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (brokers < 1 || brokers > 9 || partitions < 1 || partitions > 1000) {
-        fprintf(stderr, "ds2grist-kafka-mock: --brokers must be 1-9 and --partitions 1-1000\n");
+    if (brokers < 1 || brokers > 9 || partitions < 1 || partitions > 1000 || slow_ms < 0 ||
+        slow_ms > 600000 || slow_count < 1 || slow_count > 10000) {
+        fprintf(stderr, "ds2grist-kafka-mock: --brokers must be 1-9, --partitions 1-1000, "
+                        "--slow-acks-ms 0-600000 and --slow-acks-count 1-10000\n");
         return 2;
     }
     if (n_topics == 0) {
@@ -87,6 +101,7 @@ int main(int argc, char **argv) {
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -130,7 +145,16 @@ int main(int argc, char **argv) {
     fflush(stdout);
 
     int sig;
-    sigwait(&stop_signals, &sig);
+    while (sigwait(&stop_signals, &sig) == 0 && sig == SIGUSR1) {
+        /* Produce is ApiKey 0; error 0 with a delay: handled now, answered late. */
+        for (int b = 1; b <= brokers; b++)
+            for (int k = 0; k < slow_count; k++)
+                rd_kafka_mock_broker_push_request_error_rtts(mc, b, 0, 1, RD_KAFKA_RESP_ERR_NO_ERROR,
+                                                             slow_ms);
+        printf("kafka-mock: the next %d produce requests per broker answer %d ms late\n", slow_count,
+               slow_ms);
+        fflush(stdout);
+    }
 
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(rk);

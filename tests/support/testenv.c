@@ -1,6 +1,12 @@
 /* testenv.c - real servers for tests, see testenv.h. */
 #include "testenv.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -179,10 +185,24 @@ int d2g_testenv_start_kafka(d2g_testenv_t *env, int partitions) {
     char file[300], parts[16];
     snprintf(file, sizeof(file), "%s/kafka.bootstrap", env->dir);
     snprintf(parts, sizeof(parts), "%d", partitions);
-    char *argv[] = {D2G_KAFKA_MOCK_BIN, "--partitions", parts, "--bootstrap-file", file, NULL};
+    char *argv[] = {D2G_KAFKA_MOCK_BIN, "--partitions", parts, "--bootstrap-file", file,
+                    "--slow-acks-count", "2", NULL};
     if (d2g_test_proc_spawn(env, &env->kafka, "kafka", argv))
         return -1;
     return wait_file(env, &env->kafka, file, env->kafka_bootstrap, sizeof(env->kafka_bootstrap));
+}
+
+void d2g_test_filter_from_env(void) {
+    const char *pattern = getenv("D2G_TEST_FILTER");
+    if (pattern && *pattern)
+        cmocka_set_test_filter(pattern);
+}
+
+int d2g_testenv_kafka_slow_acks(d2g_testenv_t *env) {
+    if (!env->kafka.pid || kill(env->kafka.pid, SIGUSR1))
+        return -1;
+    d2g_test_sleep_ms(100); /* the mock has pushed the delays before anyone produces */
+    return 0;
 }
 
 int d2g_testenv_write_file(d2g_testenv_t *env, const char *name, const char *text, char *path,

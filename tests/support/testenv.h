@@ -34,6 +34,9 @@ typedef struct d2g_testenv {
 int d2g_testenv_init(d2g_testenv_t *env);
 int d2g_testenv_start_redis(d2g_testenv_t *env);
 int d2g_testenv_start_kafka(d2g_testenv_t *env, int partitions);
+/* The next 2 produce requests (per broker) are acknowledged 2 s late: messages
+ * are readable before their producer hears they are written (SIGUSR1 to the mock). */
+int d2g_testenv_kafka_slow_acks(d2g_testenv_t *env);
 /* config_json: the emulator's configuration (see its README), or NULL. */
 int d2g_testenv_start_ds(d2g_testenv_t *env, const char *config_json);
 int d2g_testenv_start_grist(d2g_testenv_t *env, const char *config_json);
@@ -49,6 +52,10 @@ int d2g_test_proc_stop(d2g_test_proc_t *proc);
 void d2g_test_proc_kill(d2g_test_proc_t *proc);
 
 void d2g_test_sleep_ms(long ms);
+
+/* Runs only the tests whose name matches $D2G_TEST_FILTER (a cmocka pattern,
+ * e.g. "test_crash*"), when it is set. Call first thing in main. */
+void d2g_test_filter_from_env(void);
 
 /* Writes text to <env->dir>/<name>; path receives the full path. */
 int d2g_testenv_write_file(d2g_testenv_t *env, const char *name, const char *text, char *path,
