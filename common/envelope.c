@@ -102,3 +102,11 @@ void d2g_envelope_clear(d2g_envelope_t *env) {
     json_decref(env->root);
     memset(env, 0, sizeof(*env));
 }
+
+int d2g_envelope_older(const d2g_envelope_t *incoming, const d2g_envelope_t *queued) {
+    double a, b;
+    int is_int;
+    return incoming->kind == D2G_ENVELOPE_UPSERT && queued->kind == D2G_ENVELOPE_UPSERT &&
+           d2g_clock_parse_iso(incoming->modified, &a, &is_int) == 0 &&
+           d2g_clock_parse_iso(queued->modified, &b, &is_int) == 0 && a < b;
+}

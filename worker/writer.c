@@ -343,14 +343,6 @@ static int item_take_msgs(d2g_item_t *to, d2g_item_t *from) {
     return 0;
 }
 
-/* 1 if a's dossier version is strictly older than b's (both dates readable). */
-static int older(const d2g_item_t *a, const d2g_item_t *b) {
-    double ta, tb;
-    int is_int;
-    return d2g_clock_parse_iso(a->env.modified, &ta, &is_int) == 0 &&
-           d2g_clock_parse_iso(b->env.modified, &tb, &is_int) == 0 && ta < tb;
-}
-
 void d2g_writer_add(d2g_writer_t *w, d2g_item_t *item) {
     doc_t *d = doc_get(w, item->proc);
     json_t *slot = json_object_get(d->index, item->key);
@@ -359,15 +351,15 @@ void d2g_writer_add(d2g_writer_t *w, d2g_item_t *item) {
          * place (keeping the queue position), carrying both messages. A
          * partial update (labels only) is merged into a full one instead. */
         d2g_item_t *old = (d2g_item_t *)(intptr_t)json_integer_value(slot);
-        if (item->env.partial && !old->env.partial) {
-            json_object_set(old->env.dossier, "labels", json_object_get(item->env.dossier, "labels"));
+        if (d2g_envelope_older(&item->env, &old->env)) {
+            /* An older version arriving later (a dead letter replayed after the
+             * dossier changed again): the queued newer one stays as it is. */
             if (item_take_msgs(old, item) == 0) {
                 d2g_item_free(item);
                 return;
             }
-        } else if (older(item, old)) {
-            /* An older version arriving later (a dead letter replayed after the
-             * dossier changed again): the queued newer one stays. */
+        } else if (item->env.partial && !old->env.partial) {
+            json_object_set(old->env.dossier, "labels", json_object_get(item->env.dossier, "labels"));
             if (item_take_msgs(old, item) == 0) {
                 d2g_item_free(item);
                 return;

@@ -3,11 +3,15 @@
  * row exist, its date of last modification, its deleted flag. See operator.h.
  *
  * One GET of the procedure's dossiers table filtered on the dossier's number
- * (`numero`, the upsert key of docs/mapping.md). The request is made under a
- * permit of the document's semaphore in Redis, the one every worker takes: an
- * operator's reads count against the document's cap like anybody's, and never
- * push it over. A 429 or 5xx answer is retried a few times; a document or
- * table that does not exist means "no row" (the worker creates it).
+ * (`numero`, the upsert key of docs/mapping.md). The request is made as the
+ * workers make theirs: under a permit of the document's semaphore in Redis
+ * (an operator's reads count against the document's cap like anybody's and
+ * never push it over), within the document's request rate when the server has
+ * one, and a request that timed out keeps its permit until the lease ends (it
+ * may still be running in Grist). A 429, 5xx or transport error is retried a
+ * few times; Grist's 404 for a document or table that does not exist means
+ * "no row" (the worker creates them). A document that could not answer fails
+ * the later checks of the run at once, rather than making each wait again.
  */
 #include "operator.h"
 
@@ -16,6 +20,7 @@
 #include "ds2grist/err.h"
 #include "ds2grist/http.h"
 #include "ds2grist/permits.h"
+#include "ds2grist/ratelimit.h"
 
 #include <curl/curl.h>
 #include <inttypes.h>
@@ -35,6 +40,7 @@ struct d2g_op_grist {
     d2g_http_t *http;
     char holder_prefix[128];
     uint64_t seq;
+    json_t *failed; /* "server/document" -> why it could not answer */
 };
 
 typedef struct answer {
@@ -79,6 +85,7 @@ d2g_op_grist_t *d2g_op_grist_new(const d2g_config_t *cfg, char *err, size_t errl
     char host[64] = "host";
     gethostname(host, sizeof(host) - 1);
     snprintf(g->holder_prefix, sizeof(g->holder_prefix), "ds2grist-cli:%s:%ld", host, (long)getpid());
+    g->failed = json_object();
     return g;
 }
 
@@ -87,6 +94,7 @@ void d2g_op_grist_free(d2g_op_grist_t *g) {
         return;
     d2g_http_free(g->http);
     d2g_redis_free(g->redis);
+    json_decref(g->failed);
     free(g);
 }
 
@@ -109,6 +117,31 @@ static int permit_take(d2g_op_grist_t *g, const char *key, int limit, const char
     }
 }
 
+/* Waits for a request of the document's rate (hosted plans), as the workers
+ * take it: N requests per window of whole milliseconds. */
+static int rate_take(d2g_op_grist_t *g, const d2g_grist_server_t *srv, const char *doc_label,
+                     const char *holder, char *err, size_t errlen) {
+    double rps = srv->requests_per_second;
+    if (rps <= 0)
+        return 0;
+    int limit = rps >= 1 ? (int)rps : 1;
+    int64_t window = (int64_t)(1000.0 * limit / rps + 0.5), waited = 0;
+    char key[600];
+    d2g_redis_key(g->redis, key, sizeof(key), "{doc:%s}:rate", doc_label);
+    for (;;) {
+        int64_t wait = 0;
+        if (d2g_ratelimit_take(g->redis, key, limit, window, holder, &wait, err, errlen))
+            return -1;
+        if (wait <= 0)
+            return 0;
+        if (waited >= PERMIT_WAIT_MAX_MS)
+            return d2g_err_set(err, errlen, "the document's request rate left no room within %d s",
+                               PERMIT_WAIT_MAX_MS / 1000);
+        sleep_ms(wait);
+        waited += wait;
+    }
+}
+
 /* Reads the answer's first record into out. */
 static int read_record(const char *body, d2g_op_current_t *out, char *err, size_t errlen) {
     json_error_t je;
@@ -124,6 +157,8 @@ static int read_record(const char *body, d2g_op_current_t *out, char *err, size_
         out->found = 1;
         out->modified = json_is_number(mod) ? json_number_value(mod) : NAN;
         out->deleted = json_is_true(json_object_get(fields, "supprime"));
+        json_t *del = json_object_get(fields, "date_suppression");
+        out->deleted_at = json_is_number(del) ? json_number_value(del) : NAN;
     }
     json_decref(root);
     return 0;
@@ -132,10 +167,14 @@ static int read_record(const char *body, d2g_op_current_t *out, char *err, size_
 int d2g_op_grist_current(d2g_op_grist_t *g, const d2g_procedure_t *p, int64_t number,
                          d2g_op_current_t *out, char *err, size_t errlen) {
     const d2g_grist_server_t *srv = p->grist_server;
-    char key[600], holder[200], filter[64];
+    char key[600], holder[200], filter[64], label[400];
     memset(out, 0, sizeof(*out));
-    out->modified = NAN;
-    d2g_redis_key(g->redis, key, sizeof(key), "{doc:%s/%s}:permits", srv->name, p->document);
+    out->modified = out->deleted_at = NAN;
+    snprintf(label, sizeof(label), "%s/%s", srv->name, p->document);
+    const char *failed = json_string_value(json_object_get(g->failed, label));
+    if (failed)
+        return d2g_err_set(err, errlen, "%s", failed);
+    d2g_redis_key(g->redis, key, sizeof(key), "{doc:%s}:permits", label);
     snprintf(filter, sizeof(filter), "{\"numero\":[%" PRId64 "]}", number);
     char *doc = curl_easy_escape(NULL, p->document, 0), *flt = curl_easy_escape(NULL, filter, 0);
     size_t ulen = strlen(srv->url) + strlen(doc ? doc : "") + strlen(p->table_prefix) +
@@ -151,13 +190,20 @@ int d2g_op_grist_current(d2g_op_grist_t *g, const d2g_procedure_t *p, int64_t nu
         snprintf(holder, sizeof(holder), "%s:%" PRIu64, g->holder_prefix, ++g->seq);
         if (permit_take(g, key, d2g_config_doc_permits(srv, p->document), holder, err, errlen))
             break;
+        char rerr[D2G_ERRLEN];
+        if (rate_take(g, srv, label, holder, err, errlen)) {
+            d2g_permits_release(g->redis, key, holder, rerr, sizeof(rerr));
+            break;
+        }
         answer_t a = {0};
         if (d2g_http_start(g->http, "GET", url, srv->api_key, NULL, 0, g->cfg->grist.timeout_s, &a,
                            err, errlen) == 0)
             while (!a.done && d2g_http_in_flight(g->http) > 0)
                 d2g_http_poll(g->http, 1000, on_done, NULL);
-        char rerr[D2G_ERRLEN];
-        d2g_permits_release(g->redis, key, holder, rerr, sizeof(rerr));
+        /* A request that timed out may still run in Grist: its permit stays
+         * taken until the lease ends, as the workers do. */
+        if (!a.done || a.curl_code != CURLE_OPERATION_TIMEDOUT)
+            d2g_permits_release(g->redis, key, holder, rerr, sizeof(rerr));
         if (!a.done) {
             free(a.body);
             break; /* err says why the request could not start */
@@ -169,7 +215,15 @@ int d2g_op_grist_current(d2g_op_grist_t *g, const d2g_procedure_t *p, int64_t nu
         } else if (a.status == 200) {
             rc = read_record(a.body, out, err, errlen);
         } else if (a.status == 404) {
-            rc = 0; /* no such document or table yet: no row */
+            /* Grist's own 404 (a JSON error: no such document or table yet) means
+             * no row; anything else is not Grist's API answering. */
+            json_t *j = json_loads(a.body, 0, NULL);
+            if (json_is_string(json_object_get(j, "error")))
+                rc = 0;
+            else
+                d2g_err_set(err, errlen, "grist %s: HTTP 404 that is not Grist's API: check the "
+                            "server's url", srv->name);
+            json_decref(j);
         } else {
             d2g_err_set(err, errlen, "grist %s: HTTP %ld reading %s/%s", srv->name, a.status,
                         p->document, p->table_prefix);
@@ -185,5 +239,7 @@ int d2g_op_grist_current(d2g_op_grist_t *g, const d2g_procedure_t *p, int64_t nu
         sleep_ms(pause);
     }
     free(url);
+    if (rc)
+        json_object_set_new(g->failed, label, json_string(err));
     return rc;
 }

@@ -189,6 +189,7 @@ static int scan_partition(rd_kafka_t *rk, const char *topic, int partition, int6
         last = m->offset;
         int stop = visit(ud, m);
         rd_kafka_message_destroy(m);
+        idle_since = d2g_clock_mono_ms(); /* a visit may take long (dlq replay reads Grist) */
         if (stop) {
             rc = 1;
             break;
@@ -368,6 +369,7 @@ typedef struct replay_ctx {
     dlq_t *d;
     rd_kafka_t *producer; /* NULL: dry run */
     d2g_op_grist_t *grist; /* opened at the first dead letter to check, else NULL */
+    char grist_error[D2G_ERRLEN]; /* why it could not be opened */
     int force;            /* --force: send even what Grist holds a newer version of */
     const char *key;      /* only this key, or NULL */
     long long limit;      /* -1: none */
@@ -422,7 +424,12 @@ static int superseded(replay_ctx_t *c, const rd_kafka_message_t *m, char *why, s
     const d2g_procedure_t *p = d2g_config_find_procedure(c->d->cfg, env.procedure);
     if (env.kind != D2G_ENVELOPE_UPSERT || !p || d2g_clock_parse_iso(env.modified, &modified, &is_int))
         goto out;
+    if (c->grist_error[0]) { /* Redis was not there for the first one: not for the others */
+        rc = d2g_err_set(err, errlen, "%s", c->grist_error);
+        goto out;
+    }
     if (!c->grist && !(c->grist = d2g_op_grist_new(c->d->cfg, err, errlen))) {
+        snprintf(c->grist_error, sizeof(c->grist_error), "%s", err);
         rc = -1;
         goto out;
     }
@@ -430,7 +437,8 @@ static int superseded(replay_ctx_t *c, const rd_kafka_message_t *m, char *why, s
         rc = -1;
         goto out;
     }
-    if (cur.found && cur.deleted) {
+    if (cur.found && cur.deleted && !(cur.deleted_at < modified)) {
+        /* Deleted at or after this version (a dossier restored later is newer). */
         snprintf(why, whylen, "superseded: Grist marks dossier %" PRId64 " deleted", env.number);
         rc = 1;
     } else if (cur.found && !isnan(cur.modified) && cur.modified > modified) {
@@ -482,6 +490,7 @@ static int replay_visit(void *ud, const rd_kafka_message_t *m) {
     if (sup < 0) {
         s->e->reason = d2g_strdup(cerr);
         c->n_check_failed++;
+        c->gap[p] = 1; /* left behind: what follows goes in the commit's metadata */
         if (!c->error[0])
             snprintf(c->error, sizeof(c->error), "%s", cerr);
         return 0;
@@ -507,6 +516,7 @@ static int replay_visit(void *ud, const rd_kafka_message_t *m) {
     if (e) {
         rd_kafka_headers_destroy(h);
         c->v[c->n - 1].state = ST_FAILED;
+        c->gap[p] = 1;
         if (!c->error[0])
             snprintf(c->error, sizeof(c->error), "%s", rd_kafka_err2str(e));
     }
@@ -675,8 +685,8 @@ int d2g_op_dlq_replay(const d2g_config_t *cfg, int argc, char **argv) {
         failed += c.v[i].state == ST_FAILED;
     }
     if (failed) {
-        fprintf(stderr, "ds2grist dlq replay: %zu dead letters failed (%s); they stay to be replayed\n",
-                failed, c.error);
+        fprintf(stderr, "ds2grist dlq replay: %zu dead letters failed (%s); they stay to be replayed%s\n",
+                failed, c.error, c.n_check_failed ? " (--force sends them without reading Grist)" : "");
         rc = D2G_OP_FAIL;
     }
     if (c.producer && (sent || c.n_superseded)) {

@@ -123,6 +123,7 @@ typedef struct d2g_op_current {
     int found;       /* the dossiers table has its row */
     int deleted;     /* the row's `supprime` is true */
     double modified; /* the row's date_derniere_modification, epoch s; NAN if empty */
+    double deleted_at; /* the row's date_suppression, epoch s; NAN if empty */
 } d2g_op_current_t;
 
 /* Reads Grist for the CLI: a Redis connection for the documents' permits and
@@ -130,9 +131,11 @@ typedef struct d2g_op_current {
 typedef struct d2g_op_grist d2g_op_grist_t;
 d2g_op_grist_t *d2g_op_grist_new(const d2g_config_t *cfg, char *err, size_t errlen);
 void d2g_op_grist_free(d2g_op_grist_t *g);
-/* One GET of the procedure's dossiers table under a permit of its document;
- * a missing document or table is "not found". -1 with err when Grist could
- * not answer (after retries of 429, 5xx and transport errors). */
+/* One GET of the procedure's dossiers table under a permit of its document
+ * (and within its requests-per-second limit, if any); a missing document or
+ * table is "not found". -1 with err when Grist could not answer (after
+ * retries of 429, 5xx and transport errors); a document that could not
+ * answer once fails at once for the rest of the run. */
 int d2g_op_grist_current(d2g_op_grist_t *g, const d2g_procedure_t *p, int64_t number,
                          d2g_op_current_t *out, char *err, size_t errlen);
 

@@ -65,6 +65,14 @@ int d2g_envelope_decode(const char *buf, size_t len, d2g_envelope_t *env, char *
                         size_t errlen);
 void d2g_envelope_clear(d2g_envelope_t *env);
 
+/* 1 if incoming, an update that arrives after queued (same dossier), carries
+ * an older version than queued, so that queued must stand: both upserts
+ * (full or partial) and incoming's dateDerniereModification strictly earlier.
+ * A delete and an upsert are never compared: their dates are not the same
+ * clock (dateSupression vs dateDerniereModification), and the later message
+ * wins. 0 when a date is unreadable. */
+int d2g_envelope_older(const d2g_envelope_t *incoming, const d2g_envelope_t *queued);
+
 /* Writes "<procedure>:<number>" into buf; returns its length. */
 int d2g_envelope_key(int64_t procedure, int64_t number, char *buf, size_t buflen);
 

@@ -603,13 +603,15 @@ static void test_dlq_superseded(void **state) {
     memcpy(f->env.grist_url, grist_url, sizeof(grist_url));
 
     /* Procedure 1201's table as the worker writes it: 20 at 15:06 (newer than
-     * its dead letter), 21 at 09:00 (older), 23 deleted; 22 has no row. */
+     * its dead letter), 21 at 09:00 (older), 23 deleted, 24 deleted at 09:00
+     * (its dead letter, at 12:00, is a later restore); 22 has no row. */
     snprintf(url, sizeof(url), "%s/api/docs/docA/tables", f->env.grist_url);
     assert_int_equal(d2g_test_http("POST", url, GRIST_SECRET,
         "{\"tables\": [{\"id\": \"D1201\", \"columns\": ["
         "{\"id\": \"numero\", \"fields\": {\"type\": \"Int\"}},"
         "{\"id\": \"date_derniere_modification\", \"fields\": {\"type\": \"DateTime:Europe/Paris\"}},"
-        "{\"id\": \"supprime\", \"fields\": {\"type\": \"Bool\"}}]}]}", NULL), 200);
+        "{\"id\": \"supprime\", \"fields\": {\"type\": \"Bool\"}},"
+        "{\"id\": \"date_suppression\", \"fields\": {\"type\": \"DateTime:Europe/Paris\"}}]}]}", NULL), 200);
     double t1506, t0900;
     int is_int;
     assert_int_equal(d2g_clock_parse_iso("2026-03-14T15:06:00+01:00", &t1506, &is_int), 0);
@@ -618,12 +620,14 @@ static void test_dlq_superseded(void **state) {
     snprintf(body, sizeof(body),
              "{\"records\": [{\"fields\": {\"numero\": 20, \"date_derniere_modification\": %.0f}},"
              " {\"fields\": {\"numero\": 21, \"date_derniere_modification\": %.0f}},"
-             " {\"fields\": {\"numero\": 23, \"date_derniere_modification\": %.0f, \"supprime\": true}}]}",
-             t1506, t0900, t0900);
+             " {\"fields\": {\"numero\": 23, \"date_derniere_modification\": %.0f, \"supprime\": true}},"
+             " {\"fields\": {\"numero\": 24, \"date_derniere_modification\": %.0f, \"supprime\": true,"
+             " \"date_suppression\": %.0f}}]}",
+             t1506, t0900, t0900, t0900, t0900);
     snprintf(url, sizeof(url), "%s/api/docs/docA/tables/D1201/records", f->env.grist_url);
     assert_int_equal(d2g_test_http("POST", url, GRIST_SECRET, body, NULL), 200);
 
-    for (int64_t n = 20; n <= 23; n++)
+    for (int64_t n = 20; n <= 24; n++)
         dead_upsert(f, n, "2026-03-14T12:00:00+01:00");
     /* Procedure 1203 writes to docB, which this Grist does not have: no row, sent. */
     dead_letter(f, 1, "1203:5",
@@ -636,7 +640,7 @@ static void test_dlq_superseded(void **state) {
     assert_int_equal(run_cli(offline, NULL, &out, &errout, "dlq", "replay", "--json", NULL), 1);
     json_t *j = parse(out);
     assert_int_equal(json_integer_value(json_object_get(j, "replayed")), 0);
-    assert_int_equal(json_integer_value(json_object_get(j, "failed")), 5);
+    assert_int_equal(json_integer_value(json_object_get(j, "failed")), 6);
     assert_string_equal(status_of(j, "1201:21"), "failed");
     free(out);
     free(errout);
@@ -652,13 +656,14 @@ static void test_dlq_superseded(void **state) {
     assert_string_equal(status_of(j, "1201:21"), "would replay");
     assert_string_equal(status_of(j, "1201:22"), "would replay");
     assert_string_equal(status_of(j, "1201:23"), "superseded");
+    assert_string_equal(status_of(j, "1201:24"), "would replay");
     json_decref(j);
     free(out);
     free(errout);
 
     assert_int_equal(run_cli(config, NULL, &out, &errout, "dlq", "replay", "--json", NULL), 0);
     j = parse(out);
-    assert_int_equal(json_integer_value(json_object_get(j, "replayed")), 3);
+    assert_int_equal(json_integer_value(json_object_get(j, "replayed")), 4);
     assert_int_equal(json_integer_value(json_object_get(j, "superseded")), 2);
     assert_string_equal(status_of(j, "1201:20"), "superseded");
     assert_string_equal(status_of(j, "1201:21"), "replayed");
@@ -675,7 +680,8 @@ static void test_dlq_superseded(void **state) {
     free(errout);
     memset(&m, 0, sizeof(m));
     assert_int_equal(d2g_test_kafka_read_all(&f->env, "ds2grist.dossiers", &m), 0);
-    assert_int_equal(m.n, 3);
+    assert_int_equal(m.n, 4);
+    assert_int_equal(count_key(&m, "1201:24", NULL), 1);
     assert_int_equal(count_key(&m, "1201:20", NULL), 0);
     assert_int_equal(count_key(&m, "1201:21", NULL), 1);
     assert_int_equal(count_key(&m, "1201:22", NULL), 1);
@@ -687,7 +693,7 @@ static void test_dlq_superseded(void **state) {
     assert_int_equal(run_cli(config, NULL, &out, &errout, "dlq", "replay", "--json", NULL), 0);
     j = parse(out);
     assert_int_equal(json_integer_value(json_object_get(j, "replayed")), 0);
-    assert_int_equal(json_integer_value(json_object_get(j, "already_replayed")), 5);
+    assert_int_equal(json_integer_value(json_object_get(j, "already_replayed")), 6);
     json_decref(j);
     free(out);
     free(errout);

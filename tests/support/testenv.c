@@ -186,7 +186,7 @@ int d2g_testenv_start_kafka(d2g_testenv_t *env, int partitions) {
     snprintf(file, sizeof(file), "%s/kafka.bootstrap", env->dir);
     snprintf(parts, sizeof(parts), "%d", partitions);
     char *argv[] = {D2G_KAFKA_MOCK_BIN, "--partitions", parts, "--bootstrap-file", file,
-                    "--slow-acks-count", "2", NULL};
+                    "--slow-acks-count", "2", "--slow-acks-ms", "3000", NULL};
     if (d2g_test_proc_spawn(env, &env->kafka, "kafka", argv))
         return -1;
     return wait_file(env, &env->kafka, file, env->kafka_bootstrap, sizeof(env->kafka_bootstrap));

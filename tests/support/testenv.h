@@ -34,7 +34,7 @@ typedef struct d2g_testenv {
 int d2g_testenv_init(d2g_testenv_t *env);
 int d2g_testenv_start_redis(d2g_testenv_t *env);
 int d2g_testenv_start_kafka(d2g_testenv_t *env, int partitions);
-/* The next 2 produce requests (per broker) are acknowledged 2 s late: messages
+/* The next 2 produce requests (per broker) are acknowledged 3 s late: messages
  * are readable before their producer hears they are written (SIGUSR1 to the mock). */
 int d2g_testenv_kafka_slow_acks(d2g_testenv_t *env);
 /* config_json: the emulator's configuration (see its README), or NULL. */

@@ -1,4 +1,5 @@
-/* test_envelope.c - the producer-to-worker message: round trip and rejection of bad messages. */
+/* test_envelope.c - the producer-to-worker message: round trip, rejection of bad messages,
+ * and which of two versions of a dossier stands. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -82,11 +83,56 @@ static void test_malformed(void **state) {
                "\"dossier\" must be an object");
 }
 
+/* A decoded message of dossier 7 of kind, at date (partial: labels only). */
+static d2g_envelope_t message(d2g_envelope_kind_t kind, int partial, const char *date) {
+    json_t *d = json_pack("{s:s, s:i, s:s}", "id", "x", "number", 7,
+                          kind == D2G_ENVELOPE_UPSERT ? "dateDerniereModification" : "dateSupression",
+                          date);
+    char err[D2G_ERRLEN];
+    size_t len;
+    char *msg = d2g_envelope_encode(kind, partial ? D2G_ENVELOPE_PARTIAL : 0, 1, d, 0, &len, err,
+                                    sizeof(err));
+    assert_non_null(msg);
+    d2g_envelope_t env;
+    assert_int_equal(d2g_envelope_decode(msg, len, &env, err, sizeof(err)), 0);
+    free(msg);
+    json_decref(d);
+    return env;
+}
+
+/* Which of two updates of one dossier stands when the older arrives last. */
+static void test_older(void **state) {
+    (void)state;
+    d2g_envelope_t v10 = message(D2G_ENVELOPE_UPSERT, 0, "2026-03-14T10:00:00+01:00");
+    d2g_envelope_t v12 = message(D2G_ENVELOPE_UPSERT, 0, "2026-03-14T12:00:00+01:00");
+    d2g_envelope_t v12z = message(D2G_ENVELOPE_UPSERT, 0, "2026-03-14T11:00:00Z"); /* = v12 */
+    d2g_envelope_t p10 = message(D2G_ENVELOPE_UPSERT, 1, "2026-03-14T10:00:00+01:00");
+    d2g_envelope_t del9 = message(D2G_ENVELOPE_DELETE, 0, "2026-03-14T09:00:00+01:00");
+    d2g_envelope_t del13 = message(D2G_ENVELOPE_DELETE, 0, "2026-03-14T13:00:00+01:00");
+
+    assert_true(d2g_envelope_older(&v10, &v12));   /* a replayed old version: v12 stays */
+    assert_false(d2g_envelope_older(&v12, &v10));  /* the usual case: the newer replaces */
+    assert_false(d2g_envelope_older(&v12z, &v12)); /* the same instant in another offset */
+    assert_false(d2g_envelope_older(&v12, &v12z));
+    assert_true(d2g_envelope_older(&p10, &v12));   /* old labels do not go over newer ones */
+    assert_false(d2g_envelope_older(&v12, &p10));
+    /* A delete and an upsert are not compared: the later message wins. */
+    assert_false(d2g_envelope_older(&del9, &v12)); /* deleted after a skewed upsert date */
+    assert_false(d2g_envelope_older(&v10, &del13));
+    assert_false(d2g_envelope_older(&del9, &del13));
+
+    d2g_envelope_t *all[] = {&v10, &v12, &v12z, &p10, &del9, &del13};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        d2g_envelope_clear(all[i]);
+}
+
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_delete),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_older),
     };
     return cmocka_run_group_tests_name("envelope", tests, NULL, NULL);
 }
