@@ -33,10 +33,11 @@ struct d2g_http {
 
 d2g_http_t *d2g_http_new(const char *user_agent) {
     d2g_http_t *h = d2g_calloc(1, sizeof(*h));
-    if (!h || !(h->multi = curl_multi_init()) || !(h->user_agent = d2g_strdup(user_agent))) {
+    if (!(h->multi = curl_multi_init())) {
         d2g_http_free(h);
         return NULL;
     }
+    h->user_agent = d2g_strdup(user_agent);
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 64L);
     return h;
 }
@@ -84,8 +85,6 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
     if (r->body_len + add > MAX_BODY)
         return 0;
     char *b = d2g_realloc(r->body, r->body_len + add + 1);
-    if (!b)
-        return 0;
     memcpy(b + r->body_len, p, add);
     r->body_len += add;
     b[r->body_len] = '\0';
@@ -121,12 +120,10 @@ int d2g_http_start(d2g_http_t *h, const char *method, const char *url, const cha
     if (bearer) {
         size_t len = strlen(bearer) + 32;
         char *auth = d2g_malloc(len);
-        if (auth) {
-            snprintf(auth, len, "Authorization: Bearer %s", bearer);
-            r->headers = curl_slist_append(r->headers, auth);
-            explicit_bzero(auth, len);
-            free(auth);
-        }
+        snprintf(auth, len, "Authorization: Bearer %s", bearer);
+        r->headers = curl_slist_append(r->headers, auth);
+        explicit_bzero(auth, len);
+        free(auth);
     }
     r->easy = curl_easy_init();
     if (!r->headers || !r->easy) {

@@ -187,7 +187,7 @@ d2g_httpd_t *d2g_httpd_start(int port, const char *bind_addr, d2g_metrics_t *met
              bind_addr ? bind_addr : "*", port);
 
     d2g_httpd_t *h = d2g_calloc(1, sizeof(*h));
-    if (!h || pthread_mutex_init(&h->log_lock, NULL) != 0) {
+    if (pthread_mutex_init(&h->log_lock, NULL) != 0) {
         free(h);
         d2g_err_set(err, errlen, "http server: out of memory");
         return NULL;

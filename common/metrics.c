@@ -172,11 +172,9 @@ static int key_equal(const d2g_metric_t *f, const series_t *s, const char *const
     return 1;
 }
 
-static int table_grow(d2g_metric_t *f) {
+static void table_grow(d2g_metric_t *f) {
     size_t size = f->table_size ? f->table_size * 2 : 8;
     series_t **t = d2g_calloc(size, sizeof(*t));
-    if (!t)
-        return -1;
     for (size_t i = 0; i < f->table_size; i++) {
         series_t *s = f->table[i];
         while (s) {
@@ -190,10 +188,9 @@ static int table_grow(d2g_metric_t *f) {
     free(f->table);
     f->table = t;
     f->table_size = size;
-    return 0;
 }
 
-typedef enum { GET_FOUND, GET_REFUSED, GET_FAILED } get_result_t;
+typedef enum { GET_FOUND, GET_REFUSED } get_result_t;
 
 /* The series for values, created if new. Registry locked. */
 static series_t *series_get(d2g_metric_t *f, const char *const *values, get_result_t *why) {
@@ -211,16 +208,10 @@ static series_t *series_get(d2g_metric_t *f, const char *const *values, get_resu
         *why = GET_REFUSED;
         return NULL;
     }
-    if (f->n_series >= f->table_size && table_grow(f) != 0) {
-        *why = GET_FAILED;
-        return NULL;
-    }
+    if (f->n_series >= f->table_size)
+        table_grow(f);
     size_t nb = f->kind == KIND_HISTOGRAM ? (size_t)f->n_buckets : 0;
     series_t *s = d2g_calloc(1, sizeof(*s) + nb * sizeof(uint64_t) + keylen + 1);
-    if (!s) {
-        *why = GET_FAILED;
-        return NULL;
-    }
     s->hash = h;
     s->keylen = keylen;
     s->key = (char *)(s->buckets + nb);
@@ -262,25 +253,21 @@ static d2g_metric_t *family_register(d2g_metrics_t *m, kind_t kind, const char *
     }
 
     d2g_metric_t *f = d2g_calloc(1, sizeof(*f));
-    if (!f)
-        return NULL;
     f->reg = m;
     f->kind = kind;
     f->n_labels = n_labels;
-    int ok = (f->name = d2g_strdup(name)) != NULL && (f->help = d2g_strdup(help)) != NULL;
-    for (int i = 0; ok && i < n_labels; i++)
-        ok = (f->labels[i] = d2g_strdup(label_names[i])) != NULL;
-    if (ok && kind == KIND_HISTOGRAM) {
+    f->name = d2g_strdup(name);
+    f->help = d2g_strdup(help);
+    for (int i = 0; i < n_labels; i++)
+        f->labels[i] = d2g_strdup(label_names[i]);
+    if (kind == KIND_HISTOGRAM) {
         f->n_buckets = n_buckets;
-        ok = (f->bounds = d2g_malloc((size_t)n_buckets * sizeof(double))) != NULL;
-        if (ok)
-            memcpy(f->bounds, buckets, (size_t)n_buckets * sizeof(double));
+        f->bounds = d2g_malloc((size_t)n_buckets * sizeof(double));
+        memcpy(f->bounds, buckets, (size_t)n_buckets * sizeof(double));
     }
     get_result_t why;
     /* Without labels, the single series exists from the start, at 0. */
-    if (ok && n_labels == 0)
-        ok = series_get(f, NULL, &why) != NULL;
-    if (!ok) {
+    if (n_labels == 0 && !series_get(f, NULL, &why)) {
         family_free(f);
         return NULL;
     }
@@ -298,13 +285,8 @@ static d2g_metric_t *family_register(d2g_metrics_t *m, kind_t kind, const char *
     }
     if (!dup && m->n_families == m->families_cap) {
         size_t cap = m->families_cap ? m->families_cap * 2 : 16;
-        d2g_metric_t **fam = d2g_realloc(m->families, cap * sizeof(*fam));
-        if (fam) {
-            m->families = fam;
-            m->families_cap = cap;
-        } else {
-            dup = 1; /* out of memory: refuse the same way */
-        }
+        m->families = d2g_realloc(m->families, cap * sizeof(*m->families));
+        m->families_cap = cap;
     }
     if (!dup) {
         memmove(m->families + pos + 1, m->families + pos,
@@ -322,8 +304,6 @@ static d2g_metric_t *family_register(d2g_metrics_t *m, kind_t kind, const char *
 
 d2g_metrics_t *d2g_metrics_new(void) {
     d2g_metrics_t *m = d2g_calloc(1, sizeof(*m));
-    if (!m)
-        return NULL;
     if (pthread_mutex_init(&m->lock, NULL) != 0) {
         free(m);
         return NULL;
@@ -478,22 +458,14 @@ void d2g_metrics_format_value(double v, char buf[D2G_METRICS_NUMLEN]) {
 typedef struct {
     char *p;
     size_t len, cap;
-    int oom;
 } buf_t;
 
 static void buf_add(buf_t *b, const char *s, size_t n) {
-    if (b->oom)
-        return;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (b->len + n + 1 > cap)
             cap *= 2;
-        char *p = d2g_realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
+        b->p = d2g_realloc(b->p, cap);
         b->cap = cap;
     }
     memcpy(b->p + b->len, s, n);
@@ -636,25 +608,18 @@ char *d2g_metrics_render(d2g_metrics_t *m) {
         return NULL;
     buf_add(&b, "", 0); /* an empty registry renders as "" */
     pthread_mutex_lock(&m->lock);
-    for (size_t i = 0; i < m->n_families && !b.oom; i++) {
+    for (size_t i = 0; i < m->n_families; i++) {
         const d2g_metric_t *f = m->families[i];
         if (f->n_series == 0)
             continue;
         if (f->n_series > sorted_cap) {
             free(sorted);
             sorted_cap = f->n_series;
-            if (!(sorted = d2g_malloc(sorted_cap * sizeof(*sorted)))) {
-                b.oom = 1;
-                break;
-            }
+            sorted = d2g_malloc(sorted_cap * sizeof(*sorted));
         }
         render_family(&b, f, sorted);
     }
     pthread_mutex_unlock(&m->lock);
     free(sorted);
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
     return b.p;
 }

@@ -23,11 +23,12 @@ const char *d2g_ds_status_name(d2g_ds_status_t s) {
 
 d2g_ds_client_t *d2g_ds_client_new(const char *endpoint, int timeout_s, char *err, size_t errlen) {
     d2g_ds_client_t *c = d2g_calloc(1, sizeof(*c));
-    if (!c || !(c->http = d2g_http_new("ds2grist-producer")) || !(c->endpoint = d2g_strdup(endpoint))) {
+    if (!(c->http = d2g_http_new("ds2grist-producer"))) {
         d2g_err_set(err, errlen, "out of memory");
         d2g_ds_client_free(c);
         return NULL;
     }
+    c->endpoint = d2g_strdup(endpoint);
     c->timeout_s = timeout_s;
     return c;
 }

@@ -231,7 +231,7 @@ struct d2g_colmap {
 
 d2g_colmap_t *d2g_colmap_new(void) {
     d2g_colmap_t *map = d2g_calloc(1, sizeof(*map));
-    if (map && !(map->tables = json_object())) {
+    if (!(map->tables = json_object())) {
         free(map);
         return NULL;
     }
@@ -263,10 +263,8 @@ static char *lower_key(const char *id, char *buf, size_t buflen, char **heap) {
     size_t n = strlen(id);
     char *k = buf;
     *heap = NULL;
-    if (n >= buflen) {
-        if (!(k = *heap = d2g_malloc(n + 1)))
-            return NULL;
-    }
+    if (n >= buflen)
+        k = *heap = d2g_malloc(n + 1);
     for (size_t i = 0; i <= n; i++)
         k[i] = (char)tolower((unsigned char)id[i]);
     return k;
@@ -275,7 +273,7 @@ static char *lower_key(const char *id, char *buf, size_t buflen, char **heap) {
 static int id_used(json_t *scope, const char *id) {
     char buf[128], *heap;
     char *k = lower_key(id, buf, sizeof(buf), &heap);
-    int used = !k || json_object_get(json_object_get(scope, "u"), k) != NULL;
+    int used = json_object_get(json_object_get(scope, "u"), k) != NULL;
     free(heap);
     return used;
 }
@@ -283,7 +281,7 @@ static int id_used(json_t *scope, const char *id) {
 static int mark_used(json_t *scope, const char *id, const char *descriptor) {
     char buf[128], *heap;
     char *k = lower_key(id, buf, sizeof(buf), &heap);
-    int rc = !k || json_object_set_new(json_object_get(scope, "u"), k, json_string(descriptor));
+    int rc = json_object_set_new(json_object_get(scope, "u"), k, json_string(descriptor));
     free(heap);
     return rc ? -1 : 0;
 }
@@ -296,8 +294,6 @@ int d2g_colmap_reserve(d2g_colmap_t *map, const char *table, const char *id) {
         return -1;
     char buf[128], *heap;
     char *k = lower_key(id, buf, sizeof(buf), &heap);
-    if (!k)
-        return -1;
     json_t *owner = json_object_get(json_object_get(s, "u"), k);
     free(heap);
     if (owner)
@@ -322,19 +318,17 @@ static const char *record_unique(d2g_colmap_t *map, json_t *s, const char *descr
     char stackbuf[D2G_COLID_BUFLEN + 24];
     char *cand = cap <= sizeof(stackbuf) ? stackbuf : d2g_malloc(cap);
     const char *res = NULL;
-    if (!cand)
-        return NULL;
     /* "n" remembers the last suffix tried for a wanted id, so that many
      * champs with one label cost one probe each, not one per sibling */
     char kbuf[128], *heap;
     char *key = lower_key(wanted, kbuf, sizeof(kbuf), &heap);
-    json_t *last = key ? json_object_get(json_object_get(s, "n"), key) : NULL;
+    json_t *last = json_object_get(json_object_get(s, "n"), key);
     unsigned long n = last ? (unsigned long)json_integer_value(last) + 1 : 2;
     snprintf(cand, cap, "%s", wanted);
     if (id_used(s, cand))
         for (snprintf(cand, cap, "%s_%lu", wanted, n); id_used(s, cand); n++)
             snprintf(cand, cap, "%s_%lu", wanted, n + 1);
-    if (key && strcmp(cand, wanted) != 0)
+    if (strcmp(cand, wanted) != 0)
         json_object_set_new(json_object_get(s, "n"), key, json_integer((json_int_t)n));
     free(heap);
     json_t *c = json_object_get(s, "c");
@@ -379,19 +373,14 @@ static int cmp_str(const void *a, const void *b) {
 
 /* The keys of obj, sorted; *n their count. Caller frees the array (not the
  * strings, which belong to obj). NULL with *n = 0 for an empty object. */
-static const char **sorted_keys(json_t *obj, size_t *n, int *oom) {
+static const char **sorted_keys(json_t *obj, size_t *n) {
     const char *key;
     json_t *v;
     size_t i = 0;
     *n = json_object_size(obj);
-    *oom = 0;
     if (*n == 0)
         return NULL;
     const char **keys = d2g_malloc(*n * sizeof(*keys));
-    if (!keys) {
-        *oom = 1;
-        return NULL;
-    }
     json_object_foreach(obj, key, v) keys[i++] = key;
     qsort(keys, *n, sizeof(*keys), cmp_str);
     return keys;
@@ -402,10 +391,8 @@ int d2g_colmap_foreach(const d2g_colmap_t *map, const char *table,
                        void *arg) {
     json_t *c = json_object_get(scope_get(map, table, 0), "c");
     size_t n;
-    int oom, rc = 0;
-    const char **keys = sorted_keys(c, &n, &oom);
-    if (oom)
-        return -1;
+    int rc = 0;
+    const char **keys = sorted_keys(c, &n);
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = fn(keys[i], json_string_value(json_object_get(c, keys[i])), arg);
     free(keys);
@@ -420,12 +407,11 @@ json_t *d2g_colmap_to_json(const d2g_colmap_t *map) {
         return NULL;
     json_object_foreach(map->tables, table, s) {
         size_t n;
-        int oom;
         json_t *reserved = json_array();
         json_t *t = json_pack("{s:o, s:o}", "columns", json_deep_copy(json_object_get(s, "c")),
                               "reserved", reserved);
-        const char **keys = sorted_keys(json_object_get(s, "r"), &n, &oom);
-        if (!t || oom || json_object_set_new(tables, table, t)) {
+        const char **keys = sorted_keys(json_object_get(s, "r"), &n);
+        if (!t || json_object_set_new(tables, table, t)) {
             free(keys);
             json_decref(root);
             return NULL;
@@ -485,15 +471,13 @@ static int validate_json(json_t *json, char *err, size_t errlen) {
 int d2g_colmap_merge_json(d2g_colmap_t *map, json_t *json, size_t *moved, char *err,
                           size_t errlen) {
     size_t nt, nmoved = 0;
-    int oom, rc = 0;
+    int rc = 0;
     if (moved)
         *moved = 0;
     if (validate_json(json, err, errlen))
         return -1;
     json_t *tables = json_object_get(json, "tables");
-    const char **tkeys = sorted_keys(tables, &nt, &oom);
-    if (oom)
-        return d2g_err_set(err, errlen, "out of memory");
+    const char **tkeys = sorted_keys(tables, &nt);
     for (size_t i = 0; i < nt && rc == 0; i++) {
         json_t *t = json_object_get(tables, tkeys[i]), *v;
         json_t *cols = json_object_get(t, "columns"), *s = scope_get(map, tkeys[i], 1);
@@ -508,9 +492,7 @@ int d2g_colmap_merge_json(d2g_colmap_t *map, json_t *json, size_t *moved, char *
             if (!id_used(s, id) && d2g_colmap_reserve(map, tkeys[i], id))
                 rc = -1;
         }
-        const char **ckeys = sorted_keys(cols, &nc, &oom);
-        if (oom)
-            rc = -1;
+        const char **ckeys = sorted_keys(cols, &nc);
         for (j = 0; j < nc && rc == 0; j++) {
             const char *want = json_string_value(json_object_get(cols, ckeys[j]));
             const char *got = d2g_colmap_assign_id(map, tkeys[i], ckeys[j], want);

@@ -207,22 +207,14 @@ static json_t *date_cell(const char *s, int datetime) {
 typedef struct {
     char *s;
     size_t len, cap;
-    int oom;
 } sbuf_t;
 
 static void sb_add(sbuf_t *b, const char *s, size_t n) {
-    if (b->oom)
-        return;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 128;
         while (cap < b->len + n + 1)
             cap *= 2;
-        char *p = d2g_realloc(b->s, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->s = p;
+        b->s = d2g_realloc(b->s, cap);
         b->cap = cap;
     }
     memcpy(b->s + b->len, s, n);
@@ -247,7 +239,7 @@ static void sb_oneline(sbuf_t *b, const char *s) {
 
 /* The text as a JSON string (NULL text or empty buffer: null); frees it. */
 static json_t *sb_take(sbuf_t *b) {
-    json_t *v = (!b->oom && b->len) ? json_string(b->s) : json_null();
+    json_t *v = b->len ? json_string(b->s) : json_null();
     free(b->s);
     memset(b, 0, sizeof(*b));
     return v;
@@ -256,10 +248,8 @@ static json_t *sb_take(sbuf_t *b) {
 static char *concat(const char *a, const char *b) {
     size_t na = strlen(a), nb = strlen(b);
     char *s = d2g_malloc(na + nb + 1);
-    if (s) {
-        memcpy(s, a, na);
-        memcpy(s + na, b, nb + 1);
-    }
+    memcpy(s, a, na);
+    memcpy(s + na, b, nb + 1);
     return s;
 }
 
@@ -330,9 +320,10 @@ static int load_revision(d2g_mapping_ctx_t *ctx, json_t *rev, char *err, size_t 
     ctx->n_champs = json_array_size(champs);
     ctx->n_annots = json_array_size(annots);
     ctx->n_descs = count_descs(champs) + count_descs(annots);
-    if (!(ctx->index = json_object()) ||
-        (ctx->n_descs && !(ctx->descs = d2g_calloc(ctx->n_descs, sizeof(*ctx->descs)))))
+    if (!(ctx->index = json_object()))
         return d2g_err_set(err, errlen, "out of memory");
+    if (ctx->n_descs)
+        ctx->descs = d2g_calloc(ctx->n_descs, sizeof(*ctx->descs));
     next = ctx->n_champs + ctx->n_annots;
     for (int l = 0; l < 2; l++) {
         size_t i, base = l ? ctx->n_champs : 0;
@@ -374,16 +365,10 @@ int d2g_mapping_ctx_new(int64_t procedure, const char *table_prefix, const char 
     if (!ds_base_url || !*ds_base_url)
         return d2g_err_set(err, errlen, "mapping: the DS base URL is required");
     d2g_mapping_ctx_t *ctx = d2g_calloc(1, sizeof(*ctx));
-    if (!ctx)
-        return d2g_err_set(err, errlen, "out of memory");
     ctx->procedure = procedure;
     ctx->prefix = d2g_strdup(table_prefix);
     ctx->base_url = d2g_strdup(ds_base_url);
     ctx->tables_scope = concat("#tables:", table_prefix);
-    if (!ctx->prefix || !ctx->base_url || !ctx->tables_scope) {
-        d2g_mapping_ctx_free(ctx);
-        return d2g_err_set(err, errlen, "out of memory");
-    }
     for (size_t n = strlen(ctx->base_url); n > 0 && ctx->base_url[n - 1] == '/'; n--)
         ctx->base_url[n - 1] = 0;
     if (revision && !json_is_null(revision)) {
@@ -517,16 +502,12 @@ typedef struct builder {
 static int oom(builder_t *b) { return d2g_err_set(b->err, b->errlen, "out of memory"); }
 
 /* Grows *arr (of elem-sized items) to hold n + 1. */
-static int grow(void *arr, size_t *cap, size_t n, size_t elem) {
+static void grow(void *arr, size_t *cap, size_t n, size_t elem) {
     if (n < *cap)
-        return 0;
+        return;
     size_t ncap = *cap ? *cap * 2 : 8;
-    void *p = d2g_realloc(*(void **)arr, ncap * elem);
-    if (!p)
-        return -1;
-    *(void **)arr = p;
+    *(void **)arr = d2g_realloc(*(void **)arr, ncap * elem);
     *cap = ncap;
-    return 0;
 }
 
 static void col_free(col_b *c) {
@@ -574,15 +555,12 @@ static long add_table(builder_t *b, const char *id, const char *key, const char 
     if (i)
         return (long)json_integer_value(i);
     table_b *t = d2g_calloc(1, sizeof(*t));
-    if (!t || grow(&b->tables, &b->cap_tables, b->n_tables, sizeof(*b->tables))) {
-        free(t);
-        return -1;
-    }
+    grow(&b->tables, &b->cap_tables, b->n_tables, sizeof(*b->tables));
     t->id = d2g_strdup(id);
     t->colset = json_object();
     t->key = key;
     t->dossier_col = dossier_col;
-    if (!t->id || !t->colset ||
+    if (!t->colset ||
         json_object_set_new(b->tableset, id, json_integer((json_int_t)b->n_tables))) {
         table_free(t);
         return -1;
@@ -613,18 +591,11 @@ static col_b *add_column(builder_t *b, table_b *t, const char *id, const char *l
     if (i)
         return t->cols[json_integer_value(i)];
     col_b *c = d2g_calloc(1, sizeof(*c));
-    if (!c || grow(&t->cols, &t->cap, t->n, sizeof(*t->cols))) {
-        free(c);
-        return NULL;
-    }
+    grow(&t->cols, &t->cap, t->n, sizeof(*t->cols));
     c->id = d2g_strdup(id);
     c->label = d2g_strdup(label ? label : "");
     c->type = type;
     c->widget = widget;
-    if (!c->id || !c->label) {
-        col_free(c);
-        return NULL;
-    }
     if (!widget && (strcmp(type, "Choice") == 0 || strcmp(type, "ChoiceList") == 0)) {
         size_t k;
         json_t *o;
@@ -664,22 +635,19 @@ static int add_fixed_columns(builder_t *b, table_b *t, const struct fixed *f, si
 
 /* Takes require and fields (even on failure). */
 static int add_record(builder_t *b, size_t table, json_t *require, json_t *fields) {
-    if (!require || !fields || grow(&b->recs, &b->cap_recs, b->n_recs, sizeof(*b->recs))) {
+    if (!require || !fields) {
         json_decref(require);
         json_decref(fields);
         return oom(b);
     }
+    grow(&b->recs, &b->cap_recs, b->n_recs, sizeof(*b->recs));
     b->recs[b->n_recs++] = (rec_b){table, require, fields};
     return 0;
 }
 
 static int add_removal(builder_t *b, const char *table, const char *column) {
-    if (grow(&b->rems, &b->cap_rems, b->n_rems, sizeof(*b->rems)))
-        return oom(b);
-    char *t = d2g_strdup(table);
-    if (!t)
-        return oom(b);
-    b->rems[b->n_rems++] = (d2g_removal_t){t, column, b->number};
+    grow(&b->rems, &b->cap_rems, b->n_rems, sizeof(*b->rems));
+    b->rems[b->n_rems++] = (d2g_removal_t){d2g_strdup(table), column, b->number};
     return 0;
 }
 
@@ -850,8 +818,7 @@ static json_t *cell(enum kind k, json_t *champ, col_b *c) {
             for (const char *p = sv; *p;) {
                 size_t n = strstr(p, ", ") ? (size_t)(strstr(p, ", ") - p) : strlen(p);
                 char *one = d2g_strndup(p, n);
-                if (!one || (n && (json_array_append_new(l, json_string(one)) ||
-                                   see_choice(c, one)))) {
+                if (n && (json_array_append_new(l, json_string(one)) || see_choice(c, one))) {
                     free(one);
                     json_decref(l);
                     return NULL;
@@ -894,8 +861,7 @@ static const char *child_table_id(builder_t *b, const char *desc_id, const char 
     size_t cap = strlen(ctx->prefix) + D2G_COLID_BUFLEN + 16;
     char *id = d2g_malloc(cap), *suffix = annotation ? concat("Annotation ", label) : NULL;
     const char *res = NULL;
-    if (id && (!annotation || suffix) &&
-        d2g_colid_table(ctx->prefix, annotation ? suffix : label, id, cap) == 0 &&
+    if (d2g_colid_table(ctx->prefix, annotation ? suffix : label, id, cap) == 0 &&
         d2g_colmap_reserve(b->map, ctx->tables_scope, ctx->prefix) == 0)
         res = d2g_colmap_assign_id(b->map, ctx->tables_scope, desc_id, id);
     free(id);
@@ -910,8 +876,8 @@ static int declare(builder_t *b, table_b *t, const char *desc_id, const char *la
     *col = NULL;
     if (structural(k))
         return 0;
-    if (annotation && !(label = alabel = concat("Annotation : ", label)))
-        return oom(b);
+    if (annotation)
+        label = alabel = concat("Annotation : ", label);
     const char *id = d2g_colmap_assign(b->map, t->id, desc_id, label);
     if (id)
         *col = add_column(b, t, id, label, grist_type(k), NULL,
@@ -1297,10 +1263,12 @@ static int finish(builder_t *b, d2g_mapped_t *out) {
     out->number = b->number;
     for (size_t i = 0; i < b->n_tables; i++)
         n_rowsets += b->tables[i]->row_ids != NULL;
-    if ((b->n_tables && !(out->tables = d2g_calloc(b->n_tables, sizeof(*out->tables)))) ||
-        (b->n_recs && !(out->records = d2g_calloc(b->n_recs, sizeof(*out->records)))) ||
-        (n_rowsets && !(out->rowsets = d2g_calloc(n_rowsets, sizeof(*out->rowsets)))))
-        goto fail;
+    if (b->n_tables)
+        out->tables = d2g_calloc(b->n_tables, sizeof(*out->tables));
+    if (b->n_recs)
+        out->records = d2g_calloc(b->n_recs, sizeof(*out->records));
+    if (n_rowsets)
+        out->rowsets = d2g_calloc(n_rowsets, sizeof(*out->rowsets));
     for (size_t i = 0; i < b->n_tables; i++) {
         table_b *t = b->tables[i];
         d2g_table_t *o = &out->tables[out->n_tables++];
@@ -1308,8 +1276,8 @@ static int finish(builder_t *b, d2g_mapped_t *out) {
         o->dossier_col = t->dossier_col;
         o->id = t->id;
         t->id = NULL;
-        if (t->n && !(o->columns = d2g_calloc(t->n, sizeof(*o->columns))))
-            goto fail;
+        if (t->n)
+            o->columns = d2g_calloc(t->n, sizeof(*o->columns));
         for (size_t j = 0; j < t->n; j++) {
             d2g_column_t *c = &o->columns[o->n_columns];
             if (!(c->fields = column_fields(t->cols[j])))

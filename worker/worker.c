@@ -58,8 +58,6 @@ static partition_t *part(d2g_worker_t *w, int32_t p) {
     if (p >= w->n_parts) {
         int n = p + 16;
         partition_t *v = d2g_realloc(w->parts, (size_t)n * sizeof(partition_t));
-        if (!v)
-            return NULL;
         memset(v + w->n_parts, 0, (size_t)(n - w->n_parts) * sizeof(partition_t));
         w->parts = v;
         w->n_parts = n;
@@ -192,9 +190,7 @@ static void handle_message(d2g_worker_t *w, rd_kafka_message_t *m) {
     d2g_service_kafka(w->svc, 1);
     d2g_msgref_t ref = {m->partition, m->offset, d2g_offsets_epoch(pt->offsets)};
     d2g_item_t *it = d2g_calloc(1, sizeof(*it));
-    if (!it || d2g_envelope_decode(m->payload, m->len, &it->env, err, sizeof(err))) {
-        if (!it)
-            snprintf(err, sizeof(err), "out of memory");
+    if (d2g_envelope_decode(m->payload, m->len, &it->env, err, sizeof(err))) {
         dead_letter(w, m->key ? m->key : "", m->key_len, m->payload, m->len, m->partition,
                     m->offset, &ref, 1, err);
         free(it);
@@ -474,10 +470,6 @@ d2g_worker_t *d2g_worker_new(const d2g_config_t *cfg, d2g_service_t *svc, char *
     static const char *const dlq_overrides[] = {"enable.idempotence", "true", "acks", "all", NULL};
     char cause[512], host[64] = "host";
     d2g_worker_t *w = d2g_calloc(1, sizeof(*w));
-    if (!w) {
-        d2g_err_set(err, errlen, "out of memory");
-        return NULL;
-    }
     w->cfg = cfg;
     w->svc = svc;
     static const char *const by_proc[] = {"procedure"};

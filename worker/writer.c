@@ -157,10 +157,7 @@ static void ops_clear(flush_t *f) {
 }
 
 static op_t *op_add(flush_t *f, const char *method, char *path, char *body) {
-    op_t *ops = d2g_realloc(f->ops, (f->n_ops + 1) * sizeof(op_t));
-    if (!ops)
-        return NULL;
-    f->ops = ops;
+    f->ops = d2g_realloc(f->ops, (f->n_ops + 1) * sizeof(op_t));
     op_t *o = &f->ops[f->n_ops++];
     memset(o, 0, sizeof(*o));
     snprintf(o->method, sizeof(o->method), "%s", method);
@@ -328,19 +325,15 @@ static void doc_free(doc_t *d) {
 
 /* --- adding items ---------------------------------------------------------- */
 
-static int item_take_msgs(d2g_item_t *to, d2g_item_t *from) {
+static void item_take_msgs(d2g_item_t *to, d2g_item_t *from) {
     if (to->n_msgs + from->n_msgs > to->cap_msgs) {
         size_t cap = to->n_msgs + from->n_msgs + 4;
-        d2g_msgref_t *m = d2g_realloc(to->msgs, cap * sizeof(d2g_msgref_t));
-        if (!m)
-            return -1;
-        to->msgs = m;
+        to->msgs = d2g_realloc(to->msgs, cap * sizeof(d2g_msgref_t));
         to->cap_msgs = cap;
     }
     memcpy(to->msgs + to->n_msgs, from->msgs, from->n_msgs * sizeof(d2g_msgref_t));
     to->n_msgs += from->n_msgs;
     from->n_msgs = 0;
-    return 0;
 }
 
 void d2g_writer_add(d2g_writer_t *w, d2g_item_t *item) {
@@ -354,17 +347,16 @@ void d2g_writer_add(d2g_writer_t *w, d2g_item_t *item) {
         if (d2g_envelope_older(&item->env, &old->env)) {
             /* An older version arriving later (a dead letter replayed after the
              * dossier changed again): the queued newer one stays as it is. */
-            if (item_take_msgs(old, item) == 0) {
-                d2g_item_free(item);
-                return;
-            }
+            item_take_msgs(old, item);
+            d2g_item_free(item);
+            return;
         } else if (item->env.partial && !old->env.partial) {
             json_object_set(old->env.dossier, "labels", json_object_get(item->env.dossier, "labels"));
-            if (item_take_msgs(old, item) == 0) {
-                d2g_item_free(item);
-                return;
-            }
-        } else if (item_take_msgs(item, old) == 0) {
+            item_take_msgs(old, item);
+            d2g_item_free(item);
+            return;
+        } else {
+            item_take_msgs(item, old);
             d2g_envelope_t e = old->env;
             old->env = item->env;
             item->env = e;
@@ -1488,7 +1480,7 @@ d2g_writer_t *d2g_writer_new(const d2g_config_t *cfg, d2g_redis_t *redis, const 
                              d2g_metrics_t *metrics, d2g_writer_hooks_t hooks, char *err,
                              size_t errlen) {
     d2g_writer_t *w = d2g_calloc(1, sizeof(*w));
-    if (!w || !(w->http = d2g_http_new("ds2grist-worker"))) {
+    if (!(w->http = d2g_http_new("ds2grist-worker"))) {
         free(w);
         d2g_err_set(err, errlen, "out of memory");
         return NULL;

@@ -35,8 +35,6 @@ static size_t width(const char *s) {
 
 void d2g_op_table_print(const d2g_op_table_t *t, FILE *out) {
     size_t *w = d2g_calloc(t->ncols, sizeof(size_t));
-    if (!w)
-        return;
     for (size_t r = 0; r < t->nrows; r++)
         for (size_t c = 0; c < t->ncols; c++) {
             size_t cw = width(t->cells[r * t->ncols + c]);

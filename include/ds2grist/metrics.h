@@ -44,7 +44,7 @@
 typedef struct d2g_metrics d2g_metrics_t;
 typedef struct d2g_metric d2g_metric_t;
 
-/* NULL only when out of memory. */
+/* NULL only if its mutex cannot be made. */
 d2g_metrics_t *d2g_metrics_new(void);
 /* Frees the registry and every family in it; NULL is a no-op. */
 void d2g_metrics_free(d2g_metrics_t *m);
@@ -89,7 +89,7 @@ uint64_t d2g_metric_refused(d2g_metric_t *metric);
  * "text/plain; version=0.0.4; charset=utf-8"): families sorted by name, each
  * with # HELP and # TYPE, series sorted by label values; families with
  * labels and no series yet are left out. Returns malloc'ed text (the caller
- * frees it), or NULL when out of memory.
+ * frees it); NULL only for a NULL registry.
  */
 char *d2g_metrics_render(d2g_metrics_t *m);
 
