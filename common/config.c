@@ -502,11 +502,11 @@ out:
 }
 
 static int parse_worker(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
-    static const char *const keys[] = {"linger_ms", "batch_bytes", "max_buffered", "ds_base_url",
-                                       "shutdown_grace_s", NULL};
+    static const char *const keys[] = {"linger_ms", "batch_bytes", "max_buffered",
+                                       "max_buffered_total", "ds_base_url", "shutdown_grace_s", NULL};
     json_t *w = json_object_get(root, "worker");
     json_t *empty = json_object();
-    long long v[4] = {0};
+    long long v[5] = {0};
     int rc = -1;
     if (w && (expect_object(w, "worker", err, errlen) || check_keys(w, "worker", keys, err, errlen)))
         goto out;
@@ -515,7 +515,8 @@ static int parse_worker(d2g_config_t *cfg, json_t *root, char *err, size_t errle
     /* Grist refuses bodies over 1 MiB: a batch stays under it with room for the envelope. */
     if (get_int(w, "linger_ms", "worker", 0, 250, 0, 60000, &v[0], err, errlen) ||
         get_int(w, "batch_bytes", "worker", 0, 900000, 1000, 1000000, &v[1], err, errlen) ||
-        get_int(w, "max_buffered", "worker", 0, 5000, 10, 1000000, &v[2], err, errlen) ||
+        get_int(w, "max_buffered", "worker", 0, 1000, 10, 1000000, &v[2], err, errlen) ||
+        get_int(w, "max_buffered_total", "worker", 0, 2000, 10, 10000000, &v[4], err, errlen) ||
         get_int(w, "shutdown_grace_s", "worker", 0, 25, 1, 3600, &v[3], err, errlen) ||
         get_string(w, "ds_base_url", "worker", "https://www.demarches-simplifiees.fr",
                    &cfg->worker.ds_base_url, err, errlen))
@@ -527,6 +528,7 @@ static int parse_worker(d2g_config_t *cfg, json_t *root, char *err, size_t errle
     cfg->worker.linger_ms = (int)v[0];
     cfg->worker.batch_bytes = (int)v[1];
     cfg->worker.max_buffered = (int)v[2];
+    cfg->worker.max_buffered_total = (int)v[4];
     cfg->worker.shutdown_grace_s = (int)v[3];
     rc = 0;
 out:

@@ -46,6 +46,7 @@ struct d2g_worker {
     char id[128];
     int stopping;
     int64_t last_congestion_check;
+    int full; /* more than worker.max_buffered_total waiting: every partition paused */
     uint64_t consumed, written, dead_lettered;
     d2g_service_t *svc;
     d2g_metric_t *m_consumed, *m_dead, *m_lag;
@@ -326,18 +327,29 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_error_destroy(e);
 }
 
-/* Pauses the partitions feeding a document that is too far behind; resumes
- * them at half the limit. What was fetched stays queued in the writer. */
+/* Pauses the partitions feeding a document that is too far behind
+ * (worker.max_buffered dossiers waiting on it), and every partition while the
+ * worker as a whole holds too many (worker.max_buffered_total: a parsed
+ * dossier takes tens of kB, and one worker may serve many documents); each
+ * resumes at half its limit. What was fetched stays queued in the writer. */
 static void check_congestion(d2g_worker_t *w, int64_t now) {
     if (now - w->last_congestion_check < CONGESTION_EVERY_MS || w->stopping)
         return;
     w->last_congestion_check = now;
     size_t limit = (size_t)w->cfg->worker.max_buffered;
+    size_t total = (size_t)w->cfg->worker.max_buffered_total, pending = d2g_writer_pending(w->writer);
+    int full = pending > (w->full ? total / 2 : total);
+    if (full != w->full)
+        d2g_log(D2G_LOG_INFO, full ? "worker_full" : "worker_not_full", 0, NULL,
+                "%zu dossiers waiting in this worker (limit %zu): every partition %s", pending, total,
+                full ? "pauses" : "may resume");
+    w->full = full;
     for (int p = 0; p < w->n_parts; p++) {
         partition_t *pt = &w->parts[p];
         if (!pt->assigned)
             continue;
-        int congested = d2g_writer_partition_congested(w->writer, p, pt->paused ? limit / 2 : limit);
+        int congested = full ||
+                        d2g_writer_partition_congested(w->writer, p, pt->paused ? limit / 2 : limit);
         if (congested == pt->paused)
             continue;
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -348,9 +360,12 @@ static void check_congestion(d2g_worker_t *w, int64_t now) {
             rd_kafka_resume_partitions(w->consumer, l);
         rd_kafka_topic_partition_list_destroy(l);
         pt->paused = congested;
-        d2g_log(D2G_LOG_INFO, congested ? "partition_paused" : "partition_resumed", 0, NULL,
-                "partition %d: a document it feeds has %s than %zu dossiers waiting", p,
-                congested ? "more" : "fewer", congested ? limit : limit / 2);
+        if (congested && full)
+            d2g_log(D2G_LOG_INFO, "partition_paused", 0, NULL, "partition %d: the worker is full", p);
+        else
+            d2g_log(D2G_LOG_INFO, congested ? "partition_paused" : "partition_resumed", 0, NULL,
+                    "partition %d: a document it feeds has %s than %zu dossiers waiting", p,
+                    congested ? "more" : "fewer", congested ? limit : limit / 2);
     }
 }
 
@@ -453,6 +468,9 @@ d2g_worker_t *d2g_worker_new(const d2g_config_t *cfg, d2g_service_t *svc, char *
     static const char *const consumer_defaults[] = {
         "auto.offset.reset", "earliest",
         "auto.commit.interval.ms", "1000",
+        /* Prefetch at most 16 MB (librdkafka's default is 64 MB): what is parsed
+         * and waiting is bounded by worker.max_buffered_total anyway. */
+        "queued.max.messages.kbytes", "16384",
         NULL,
     };
     char group_override[] = "group.id";

@@ -580,9 +580,10 @@ static rd_kafka_topic_partition_list_t *replay_commit_list(replay_ctx_t *c) {
     return l;
 }
 
-/* Commits l for the replay group. From a handle of its own: the reader knows
- * the offsets it fetched, and librdkafka skips a commit whose offset did not
- * move even when its metadata (the --key replays) did. */
+/* Commits l for the replay group, synchronously, through the reader's handle
+ * (a member of no group: an explicit list is sent as it is, metadata
+ * included, even when an offset did not move). A partition's own error fails
+ * the commit like a request error. */
 static int replay_commit(dlq_t *d, rd_kafka_topic_partition_list_t *l, char *err, size_t errlen) {
     char group[256];
     d2g_op_replay_group(d->cfg, group, sizeof(group));

@@ -395,7 +395,7 @@ func checkConfig(text string) (obj, []secretRef) {
 	if b := onlyKeys(asMap(cfg, "producer"), "concurrency", "lease_s", "labels_interval_s", "page_size", "page_size_min", "shutdown_grace_s"); b != nil {
 		bad("producer: unknown keys %v", b)
 	}
-	if b := onlyKeys(asMap(cfg, "worker"), "linger_ms", "batch_bytes", "max_buffered", "ds_base_url", "shutdown_grace_s"); b != nil {
+	if b := onlyKeys(asMap(cfg, "worker"), "linger_ms", "batch_bytes", "max_buffered", "max_buffered_total", "ds_base_url", "shutdown_grace_s"); b != nil {
 		bad("worker: unknown keys %v", b)
 	}
 	if v, ok := cfg["log_level"]; ok && v != "debug" && v != "info" && v != "warn" && v != "error" {
