@@ -31,8 +31,17 @@
 #define MAX_DOCS 16
 #define MAX_WORKERS 32
 
+/* What to stop when the run fails half-way (else it would outlive it). */
+static d2g_testenv_t *running_env;
+static d2g_test_proc_t *running[MAX_WORKERS + 1];
+static int n_running;
+
 static void die(const char *what) {
     fprintf(stderr, "bench_worker: %s\n", what);
+    for (int i = 0; i < n_running; i++)
+        d2g_test_proc_kill(running[i]);
+    if (running_env)
+        d2g_testenv_stop(running_env);
     exit(1);
 }
 
@@ -130,6 +139,7 @@ int main(int argc, char **argv) {
     setenv("DS2GRIST_LOG_LEVEL", "warn", 1);
     d2g_testenv_t env;
     memset(&env, 0, sizeof(env));
+    running_env = &env;
     if (d2g_testenv_init(&env) || d2g_testenv_start_redis(&env) || d2g_testenv_start_kafka(&env, PARTITIONS))
         die("cannot start Redis and Kafka");
 
@@ -171,6 +181,7 @@ int main(int argc, char **argv) {
     char *pargv[] = {D2G_PRODUCER_BIN, "--config", cfg, NULL};
     if (d2g_test_proc_spawn(&env, &producer, "producer", pargv))
         die("cannot start the producer");
+    running[n_running++] = &producer;
     int64_t t0 = d2g_clock_mono_ms();
     long long dropped = 0;
     while (topic_messages(env.kafka_bootstrap, PARTITIONS, &dropped) < dossiers) {
@@ -179,6 +190,7 @@ int main(int argc, char **argv) {
         d2g_test_sleep_ms(200);
     }
     d2g_test_proc_stop(&producer);
+    n_running = 0;
     if (dropped)
         die("the mock broker dropped messages (it keeps 5 MiB per partition): fewer dossiers");
     printf("# producer: %d dossiers in Kafka after %.1f s\n", dossiers,
@@ -194,6 +206,7 @@ int main(int argc, char **argv) {
         snprintf(name, sizeof(name), "worker-%d", i);
         if (d2g_test_proc_spawn(&env, &w[i], name, wargv))
             die("cannot start a worker");
+        running[n_running++] = &w[i];
     }
     char url[300];
     snprintf(url, sizeof(url), "%s/admin/stats", env.grist_url);
