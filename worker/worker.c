@@ -328,28 +328,33 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 /* Pauses the partitions feeding a document that is too far behind
- * (worker.max_buffered dossiers waiting on it), and every partition while the
- * worker as a whole holds too many (worker.max_buffered_total: a parsed
- * dossier takes tens of kB, and one worker may serve many documents); each
- * resumes at half its limit. What was fetched stays queued in the writer. */
+ * (worker.max_buffered dossiers waiting on it); each resumes at half the
+ * limit. While the worker as a whole holds too many (worker.max_buffered_total:
+ * a parsed dossier takes tens of kB, and one worker may serve many documents),
+ * the limit of every document is also its fair share of that total, so the
+ * documents holding the most pause and those with little waiting (a healthy
+ * document beside a failing one) go on. What was fetched stays queued in the
+ * writer. */
 static void check_congestion(d2g_worker_t *w, int64_t now) {
     if (now - w->last_congestion_check < CONGESTION_EVERY_MS || w->stopping)
         return;
     w->last_congestion_check = now;
     size_t limit = (size_t)w->cfg->worker.max_buffered;
-    size_t total = (size_t)w->cfg->worker.max_buffered_total, pending = d2g_writer_pending(w->writer);
+    size_t docs = 0, total = (size_t)w->cfg->worker.max_buffered_total;
+    size_t pending = d2g_writer_pending(w->writer, &docs);
     int full = pending > (w->full ? total / 2 : total);
     if (full != w->full)
         d2g_log(D2G_LOG_INFO, full ? "worker_full" : "worker_not_full", 0, NULL,
-                "%zu dossiers waiting in this worker (limit %zu): every partition %s", pending, total,
-                full ? "pauses" : "may resume");
+                "%zu dossiers waiting in this worker on %zu documents (limit %zu)", pending, docs,
+                total);
     w->full = full;
+    if (full && docs > 0 && total / docs < limit)
+        limit = total / docs > 0 ? total / docs : 1; /* each document's fair share */
     for (int p = 0; p < w->n_parts; p++) {
         partition_t *pt = &w->parts[p];
         if (!pt->assigned)
             continue;
-        int congested = full ||
-                        d2g_writer_partition_congested(w->writer, p, pt->paused ? limit / 2 : limit);
+        int congested = d2g_writer_partition_congested(w->writer, p, pt->paused ? limit / 2 : limit);
         if (congested == pt->paused)
             continue;
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -360,12 +365,10 @@ static void check_congestion(d2g_worker_t *w, int64_t now) {
             rd_kafka_resume_partitions(w->consumer, l);
         rd_kafka_topic_partition_list_destroy(l);
         pt->paused = congested;
-        if (congested && full)
-            d2g_log(D2G_LOG_INFO, "partition_paused", 0, NULL, "partition %d: the worker is full", p);
-        else
-            d2g_log(D2G_LOG_INFO, congested ? "partition_paused" : "partition_resumed", 0, NULL,
-                    "partition %d: a document it feeds has %s than %zu dossiers waiting", p,
-                    congested ? "more" : "fewer", congested ? limit : limit / 2);
+        d2g_log(D2G_LOG_INFO, congested ? "partition_paused" : "partition_resumed", 0, NULL,
+                "partition %d: a document it feeds has %s than %zu dossiers waiting%s", p,
+                congested ? "more" : "fewer", congested ? limit : limit / 2,
+                full ? " (the worker is full: the limit is each document's share)" : "");
     }
 }
 
@@ -424,9 +427,9 @@ int d2g_worker_run(d2g_worker_t *w, volatile sig_atomic_t *stop) {
             d2g_writer_flush_all(w->writer, 1);
             pause_all(w);
             d2g_log(D2G_LOG_INFO, "stopping", 0, NULL, "writing the %zu dossiers in hand",
-                    d2g_writer_pending(w->writer));
+                    d2g_writer_pending(w->writer, NULL));
         }
-        if (w->stopping && (d2g_writer_pending(w->writer) == 0 || now >= deadline))
+        if (w->stopping && (d2g_writer_pending(w->writer, NULL) == 0 || now >= deadline))
             break;
 
         /* Messages in (the consumer also serves rebalances here). */
@@ -451,7 +454,7 @@ int d2g_worker_run(d2g_worker_t *w, volatile sig_atomic_t *stop) {
         int wait = due < 0 ? 0 : due > 20 ? 20 : (int)due;
         d2g_writer_poll(w->writer, wait);
     }
-    size_t left = d2g_writer_pending(w->writer);
+    size_t left = d2g_writer_pending(w->writer, NULL);
     if (left)
         d2g_log(D2G_LOG_WARN, "stop_deadline", 0, NULL,
                 "%zu dossiers not written; their messages will be read again", left);

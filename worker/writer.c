@@ -680,37 +680,51 @@ static void plan_puts(d2g_writer_t *w, flush_t *f) {
                                                   "fields", m->records[r].fields));
         }
     }
+    /* Each record is serialised once: its text sizes the chunk and goes into
+     * the body as it is ({"records":[r1,r2,...]}, what json_dumps would give). */
     const char *table;
     json_t *list;
+    size_t cap = 1024;
+    char *body = d2g_malloc(cap);
     json_object_foreach(by_table, table, list) {
         char *esc = url_escape(table);
-        json_t *chunk = json_array();
-        size_t bytes = 0, k;
+        size_t len = 0, rows = 0, k;
         json_t *rec;
         json_array_foreach(list, k, rec) {
-            char *s = json_dumps(rec, JSON_COMPACT);
-            size_t len = s ? strlen(s) + 1 : 0;
-            free(s);
-            if (json_array_size(chunk) > 0 && bytes + len + 16 > (size_t)w->cfg->worker.batch_bytes) {
-                json_t *b = json_pack("{s:O}", "records", chunk);
-                op_t *o = op_add(f, "PUT", fmt("/tables/%s/records?noparse=1", esc), json_dumps(b, JSON_COMPACT));
-                o->rows = json_array_size(chunk);
-                json_decref(b);
-                json_array_clear(chunk);
-                bytes = 0;
+            char *one = json_dumps(rec, JSON_COMPACT);
+            if (!one) /* only for values JSON cannot hold (NaN): the mapping makes none */
+                continue;
+            size_t n = strlen(one);
+            if (rows > 0 && len + n + 16 > (size_t)w->cfg->worker.batch_bytes) {
+                memcpy(body + len, "]}", 3);
+                op_t *o = op_add(f, "PUT", fmt("/tables/%s/records?noparse=1", esc), d2g_strdup(body));
+                o->rows = rows;
+                len = 0;
+                rows = 0;
             }
-            json_array_append(chunk, rec);
-            bytes += len;
+            if (len + n + 16 > cap) {
+                cap = (len + n + 16) * 2;
+                body = d2g_realloc(body, cap);
+            }
+            if (rows == 0) {
+                memcpy(body, "{\"records\":[", 12);
+                len = 12;
+            } else {
+                body[len++] = ',';
+            }
+            memcpy(body + len, one, n);
+            len += n;
+            rows++;
+            free(one);
         }
-        if (json_array_size(chunk) > 0) {
-            json_t *b = json_pack("{s:O}", "records", chunk);
-            op_t *o = op_add(f, "PUT", fmt("/tables/%s/records?noparse=1", esc), json_dumps(b, JSON_COMPACT));
-            o->rows = json_array_size(chunk);
-            json_decref(b);
+        if (rows > 0) {
+            memcpy(body + len, "]}", 3);
+            op_t *o = op_add(f, "PUT", fmt("/tables/%s/records?noparse=1", esc), d2g_strdup(body));
+            o->rows = rows;
         }
-        json_decref(chunk);
         free(esc);
     }
+    free(body);
     json_decref(by_table);
 }
 
@@ -1357,17 +1371,21 @@ int64_t d2g_writer_next_due(const d2g_writer_t *w) {
 
 void d2g_writer_flush_all(d2g_writer_t *w, int on) { w->flush_all = on; }
 
-size_t d2g_writer_pending(const d2g_writer_t *w) {
-    size_t n = 0;
+size_t d2g_writer_pending(const d2g_writer_t *w, size_t *documents) {
+    size_t n = 0, docs = 0;
     for (size_t i = 0; i < w->n_docs; i++) {
         doc_t *d = w->docs[i];
+        size_t before = n;
         n += d->n_queued;
         for (group_t *g = d->groups; g; g = g->next)
             n += g->n;
         if (d->flush)
             for (size_t k = 0; k < d->flush->n_items; k++)
                 n += d->flush->items[k] != NULL;
+        docs += n > before;
     }
+    if (documents)
+        *documents = docs;
     return n;
 }
 

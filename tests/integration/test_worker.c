@@ -10,6 +10,8 @@
  *   cap            8 workers on one document, 8 permits: never more than 8 in flight, no 429
  *   crash          a worker joins, another is SIGKILLed mid-batch: nothing lost, nothing doubled
  *   poison         bad messages land in the dead-letter topic with their reason; the rest syncs
+ *   slow           a slow document does not stall another one, under the per-document
+ *                  bound and under the worker-wide one
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -568,11 +570,12 @@ static void test_poison_to_dead_letters(void **state) {
 }
 
 /* A document far behind pauses the partitions feeding it; the other document goes on. */
-static void test_slow_document_does_not_stall_others(void **state) {
-    d2g_testenv_t *env = *state;
-    char cfg[600];
+/* docA is slow (a busy Grist), docB is not, one worker serves both with the
+ * given "worker" settings: docB completes while docA is still behind, and the
+ * worker's log shows event (what it paused, and why). */
+static void slow_document(d2g_testenv_t *env, const char *worker_json, const char *event) {
+    char cfg[600], extra[300];
     d2g_test_proc_t producer, worker;
-    /* docA is slow (a busy Grist), docB is not. */
     start_emulators(env, "[{\"number\": 1101, \"dossiers\": 800}, {\"number\": 1103, \"dossiers\": 200}]", NULL);
     char url[320];
     snprintf(url, sizeof(url), "%s/admin/config", env->grist_url);
@@ -580,9 +583,8 @@ static void test_slow_document_does_not_stall_others(void **state) {
     const char *procs =
         "[{\"number\": 1101, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docA\", \"table_prefix\": \"Subventions\"},"
         " {\"number\": 1103, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docB\", \"table_prefix\": \"Agrements\"}]";
-    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", procs, 400, 8,
-                                           "\"worker\": {\"max_buffered\": 100, \"batch_bytes\": 100000}",
-                                           cfg, sizeof(cfg)), 0);
+    snprintf(extra, sizeof(extra), "\"worker\": {%s, \"batch_bytes\": 100000}", worker_json);
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", procs, 400, 8, extra, cfg, sizeof(cfg)), 0);
     spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
     spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
     int64_t t0 = d2g_clock_mono_ms();
@@ -596,18 +598,30 @@ static void test_slow_document_does_not_stall_others(void **state) {
     d2g_test_proc_stop(&worker);
     d2g_test_proc_stop(&producer);
     /* The worker paused what fed the slow document (its log says so). */
-    char path[600], line[4096];
+    char path[600], line[4096], want[64];
     snprintf(path, sizeof(path), "%s/worker.log", env->dir);
+    snprintf(want, sizeof(want), "\"event\":\"%s\"", event);
     FILE *f = fopen(path, "r");
     int paused = 0;
     while (f && fgets(line, sizeof(line), f))
-        paused |= strstr(line, "\"event\":\"partition_paused\"") != NULL;
+        paused |= strstr(line, want) != NULL;
     if (f)
         fclose(f);
-    printf("# slow document: docB complete after %lld ms (docA had %zu/800), docA after %lld ms;"
-           " partitions paused: %s\n", (long long)b_done, a_then, (long long)a_done, paused ? "yes" : "no");
+    printf("# slow document (%s): docB complete after %lld ms (docA had %zu/800), docA after %lld ms;"
+           " %s: %s\n", worker_json, (long long)b_done, a_then, (long long)a_done, event,
+           paused ? "yes" : "no");
     assert_true(paused);
     assert_true(a_then < 800); /* docB did not wait for docA */
+}
+
+static void test_slow_document_does_not_stall_others(void **state) {
+    slow_document(*state, "\"max_buffered\": 100", "partition_paused");
+}
+
+/* The worker-wide bound (memory) does not stall the healthy document either:
+ * when the worker is full, only documents over their share pause. */
+static void test_full_worker_pauses_the_slow_document_only(void **state) {
+    slow_document(*state, "\"max_buffered\": 5000, \"max_buffered_total\": 100", "worker_full");
 }
 
 /* SIGTERM when Kafka is gone: the worker still exits, cleanly and in time. */
@@ -642,6 +656,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_worker_killed_mid_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_to_dead_letters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_document_does_not_stall_others, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_worker_pauses_the_slow_document_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_without_kafka, setup, teardown),
     };
     return cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);
