@@ -37,3 +37,8 @@ int d2g_ratelimit_take(d2g_redis_t *r, const char *key, int limit, int64_t windo
     freeReplyObject(rep);
     return rc;
 }
+
+void d2g_ratelimit_per_second(double rps, int *limit, int64_t *window_ms) {
+    *limit = rps >= 1 ? (int)rps : 1;
+    *window_ms = (int64_t)(1000.0 * *limit / rps + 0.5);
+}

@@ -271,12 +271,8 @@ static doc_t *doc_get(d2g_writer_t *w, const d2g_procedure_t *proc) {
     d2g_redis_key(w->redis, d->colmap_key, sizeof(d->colmap_key), "{doc:%s}:colmap", key);
     d2g_redis_key(w->redis, d->recent429_key, sizeof(d->recent429_key), "{doc:%s}:recent429", key);
     d->permits = d2g_config_doc_permits(d->srv, d->id);
-    double rps = d->srv->requests_per_second;
-    if (rps > 0) {
-        /* N requests per window: at least one, windows of whole milliseconds. */
-        d->rate_limit = rps >= 1 ? (int)rps : 1;
-        d->rate_window_ms = (int64_t)(1000.0 * d->rate_limit / rps + 0.5);
-    }
+    if (d->srv->requests_per_second > 0)
+        d2g_ratelimit_per_second(d->srv->requests_per_second, &d->rate_limit, &d->rate_window_ms);
     d->colmap = d2g_colmap_new();
     d->index = json_object();
     /* Start from the column map the fleet persisted: ids stay the same everywhere. */

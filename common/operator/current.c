@@ -121,11 +121,11 @@ static int permit_take(d2g_op_grist_t *g, const char *key, int limit, const char
  * take it: N requests per window of whole milliseconds. */
 static int rate_take(d2g_op_grist_t *g, const d2g_grist_server_t *srv, const char *doc_label,
                      const char *holder, char *err, size_t errlen) {
-    double rps = srv->requests_per_second;
-    if (rps <= 0)
+    if (srv->requests_per_second <= 0)
         return 0;
-    int limit = rps >= 1 ? (int)rps : 1;
-    int64_t window = (int64_t)(1000.0 * limit / rps + 0.5), waited = 0;
+    int limit;
+    int64_t window, waited = 0;
+    d2g_ratelimit_per_second(srv->requests_per_second, &limit, &window);
     char key[600];
     d2g_redis_key(g->redis, key, sizeof(key), "{doc:%s}:rate", doc_label);
     for (;;) {

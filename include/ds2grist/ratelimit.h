@@ -27,4 +27,9 @@
 int d2g_ratelimit_take(d2g_redis_t *r, const char *key, int limit, int64_t window_ms,
                        const char *holder, int64_t *wait_ms, char *err, size_t errlen);
 
+/* A rate in requests per second (> 0) as limit requests per window of whole
+ * milliseconds (at least one request): 2.5/s is 2 per 800 ms, 0.5/s 1 per
+ * 2000 ms. Everyone sharing a key must use the same pair. */
+void d2g_ratelimit_per_second(double rps, int *limit, int64_t *window_ms);
+
 #endif

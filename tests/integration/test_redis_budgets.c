@@ -203,6 +203,22 @@ static void test_script_reloaded_after_flush(void **state) {
     d2g_redis_free(r);
 }
 
+/* A per-second rate as the pair every process sharing a key uses. */
+static void test_rate_per_second(void **state) {
+    (void)state;
+    int limit;
+    int64_t window;
+    d2g_ratelimit_per_second(10, &limit, &window);
+    assert_int_equal(limit, 10);
+    assert_int_equal(window, 1000);
+    d2g_ratelimit_per_second(2.5, &limit, &window);
+    assert_int_equal(limit, 2);
+    assert_int_equal(window, 800);
+    d2g_ratelimit_per_second(0.5, &limit, &window);
+    assert_int_equal(limit, 1);
+    assert_int_equal(window, 2000);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ratelimit_across_processes, setup, teardown),
@@ -210,6 +226,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_permit_of_crashed_holder_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_script_reloaded_after_flush, setup, teardown),
+        cmocka_unit_test(test_rate_per_second),
     };
     return cmocka_run_group_tests_name("redis_budgets", tests, NULL, NULL);
 }
