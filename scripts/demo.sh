@@ -99,6 +99,7 @@ jsget "http://127.0.0.1:$DS_PORT/admin/counters" '`DS requests: ${j.total} (${Ob
 jsget "http://127.0.0.1:$GRIST_PORT/admin/stats" '`Grist requests: ${j.requests.total}, 429s: ${j.sent429}\n` + Object.entries(j.docs).map(([d,v])=>`  ${d}: ${v.requests} requests, highest in flight ${v.maxInFlight}, rows ${JSON.stringify(v.tables)}`).join("\n")'
 echo "Dossiers synced in ${elapsed} s."
 echo "== what an operator sees: ds2grist status"
+sleep 2 # the workers commit their offsets every second: then "Messages waiting" reads 0
 "$BIN/common/ds2grist" --config "$STACK_DIR/ds2grist.json" status || true
 
 mkdir -p "$STACK_DIR/grist"
