@@ -49,7 +49,7 @@ struct d2g_worker {
     int full; /* more than worker.max_buffered_total waiting: every partition paused */
     uint64_t consumed, written, dead_lettered;
     d2g_service_t *svc;
-    d2g_metric_t *m_consumed, *m_dead, *m_lag;
+    d2g_metric_t *m_consumed, *m_dead, *m_lag, *m_buffered, *m_paused;
     int64_t last_sample_ms;
 };
 
@@ -348,6 +348,7 @@ static void check_congestion(d2g_worker_t *w, int64_t now) {
                 "%zu dossiers waiting in this worker on %zu documents (limit %zu)", pending, docs,
                 total);
     w->full = full;
+    d2g_metric_set(w->m_buffered, NULL, (double)pending);
     if (full && docs > 0 && total / docs < limit)
         limit = total / docs > 0 ? total / docs : 1; /* each document's fair share */
     for (int p = 0; p < w->n_parts; p++) {
@@ -370,6 +371,10 @@ static void check_congestion(d2g_worker_t *w, int64_t now) {
                 congested ? "more" : "fewer", congested ? limit : limit / 2,
                 full ? " (the worker is full: the limit is each document's share)" : "");
     }
+    int paused = 0;
+    for (int p = 0; p < w->n_parts; p++)
+        paused += w->parts[p].assigned && w->parts[p].paused;
+    d2g_metric_set(w->m_paused, NULL, paused);
 }
 
 /* Every 5 s: consumer lag per partition, permits in use, whether Redis answers. */
@@ -501,6 +506,11 @@ d2g_worker_t *d2g_worker_new(const d2g_config_t *cfg, d2g_service_t *svc, char *
                                     "Messages copied to the dead-letter topic", 0, NULL);
     w->m_lag = d2g_metrics_gauge(svc->metrics, "ds2grist_consumer_lag",
                                  "Messages not yet consumed, per assigned partition", 1, by_part);
+    w->m_buffered = d2g_metrics_gauge(svc->metrics, "ds2grist_worker_dossiers_buffered",
+                                      "Dossiers held by this worker, queued or being written", 0, NULL);
+    w->m_paused = d2g_metrics_gauge(svc->metrics, "ds2grist_worker_partitions_paused",
+                                    "Assigned partitions paused because documents they feed are behind",
+                                    0, NULL);
     gethostname(host, sizeof(host) - 1);
     unsigned seed = (unsigned)(d2g_clock_wall_ms() ^ getpid());
     snprintf(w->id, sizeof(w->id), "%s:%d:%08x", host, (int)getpid(), rand_r(&seed));

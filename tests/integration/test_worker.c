@@ -258,6 +258,8 @@ static void test_end_to_end(void **state) {
     assert_non_null(strstr(body, "# TYPE ds2grist_dossiers_written_total counter"));
     assert_non_null(strstr(body, "ds2grist_grist_requests_total{document=\"g/doc"));
     assert_non_null(strstr(body, "ds2grist_grist_permit_wait_seconds_bucket"));
+    assert_non_null(strstr(body, "# TYPE ds2grist_worker_dossiers_buffered gauge"));
+    assert_non_null(strstr(body, "# TYPE ds2grist_worker_partitions_paused gauge"));
     assert_null(strstr(body, GKEY)); /* no secret in metrics */
     assert_null(strstr(body, TOKEN));
     free(body);

@@ -205,6 +205,7 @@ var metrics = []string{
 	"ds2grist_grist_permit_wait_seconds", "ds2grist_grist_permits_in_use",
 	"ds2grist_grist_429_total", "ds2grist_dead_lettered_total",
 	"ds2grist_consumer_lag", "ds2grist_cursor_age_seconds",
+	"ds2grist_worker_dossiers_buffered", "ds2grist_worker_partitions_paused",
 }
 
 // A secret reference found in config.json: its JSON path and {"env"} or {"file"}.
