@@ -46,7 +46,7 @@ struct d2g_worker {
     char id[128];
     int stopping;
     int64_t last_congestion_check;
-    int full; /* more than worker.max_buffered_total waiting: every partition paused */
+    int full; /* more than worker.max_buffered_total waiting: limits shrink to fair shares */
     uint64_t consumed, written, dead_lettered;
     d2g_service_t *svc;
     d2g_metric_t *m_consumed, *m_dead, *m_lag, *m_buffered, *m_paused;

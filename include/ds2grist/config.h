@@ -100,7 +100,7 @@ typedef struct d2g_config {
         int linger_ms;        /* how long a batch may wait to fill, default 250 */
         int batch_bytes;      /* records per request, in JSON bytes, default 900000 (< 1 MB) */
         int max_buffered;     /* dossiers waiting per document before its partitions pause, 1000 */
-        int max_buffered_total; /* dossiers waiting in all before every partition pauses, 2000 */
+        int max_buffered_total; /* dossiers waiting in all before documents get fair shares, 2000 */
         char *ds_base_url;    /* for the link to each dossier, default DS's site */
         int shutdown_grace_s; /* SIGTERM: time to finish batches in hand, default 25 */
     } worker;
