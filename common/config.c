@@ -536,6 +536,28 @@ out:
     return rc;
 }
 
+/* cfg->secrets: a pointer to each secret value (the values stay where they are). */
+static void collect_secrets(d2g_config_t *cfg) {
+    size_t n = 1 + cfg->ds.n_tokens + cfg->grist.n_servers + cfg->kafka.n_properties;
+    cfg->secrets = d2g_calloc(n, sizeof(char *));
+    if (cfg->redis.password)
+        cfg->secrets[cfg->n_secrets++] = cfg->redis.password;
+    for (size_t i = 0; i < cfg->ds.n_tokens; i++)
+        if (cfg->ds.tokens[i].secret)
+            cfg->secrets[cfg->n_secrets++] = cfg->ds.tokens[i].secret;
+    for (size_t i = 0; i < cfg->grist.n_servers; i++)
+        if (cfg->grist.servers[i].api_key)
+            cfg->secrets[cfg->n_secrets++] = cfg->grist.servers[i].api_key;
+    for (size_t i = 0; i < cfg->kafka.n_properties; i++)
+        if (cfg->kafka.properties[i].secret && cfg->kafka.properties[i].value)
+            cfg->secrets[cfg->n_secrets++] = cfg->kafka.properties[i].value;
+}
+
+const char *const *d2g_config_secrets(const d2g_config_t *cfg, size_t *n) {
+    *n = cfg->n_secrets;
+    return (const char *const *)cfg->secrets;
+}
+
 static int load_root(json_t *root, d2g_config_t **out, char *err, size_t errlen) {
     static const char *const keys[] = {"kafka", "redis", "ds", "grist", "defaults", "procedures",
                                        "producer", "worker", "log_level", "http", NULL};
@@ -561,6 +583,7 @@ static int load_root(json_t *root, d2g_config_t **out, char *err, size_t errlen)
     }
     if (apply_env(cfg, err, errlen) || validate(cfg, err, errlen))
         goto out;
+    collect_secrets(cfg);
     rc = 0;
 out:
     if (rc) {
@@ -611,6 +634,7 @@ void d2g_config_free(d2g_config_t *cfg) {
         else
             free(cfg->kafka.properties[i].value);
     }
+    free(cfg->secrets);
     free(cfg->kafka.properties);
     free(cfg->kafka.topic);
     free(cfg->kafka.dlq_topic);

@@ -2,6 +2,7 @@
 #include "ds2grist/redis.h"
 #include "ds2grist/alloc.h"
 #include "ds2grist/err.h"
+#include "ds2grist/keys.h"
 #include "ds2grist/secret.h"
 
 #include <stdarg.h>
@@ -255,3 +256,5 @@ redisReply *d2g_redis_eval(d2g_redis_t *r, const d2g_redis_script_t *script, int
     }
     return NULL;
 }
+
+const char *d2g_redis_namespace(const d2g_redis_t *r) { return r->namespace; }

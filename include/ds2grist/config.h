@@ -108,6 +108,10 @@ typedef struct d2g_config {
     struct {
         int port; /* health and metrics HTTP port, 0 = disabled */
     } http;
+    /* Built by the loader, read with d2g_config_secrets: pointers to every
+     * resolved secret value above (not copies). */
+    const char **secrets;
+    size_t n_secrets;
 } d2g_config_t;
 
 /*
@@ -131,6 +135,11 @@ void d2g_config_free(d2g_config_t *cfg);
 const d2g_procedure_t *d2g_config_find_procedure(const d2g_config_t *cfg, int64_t number);
 const d2g_ds_token_t *d2g_config_find_token(const d2g_config_t *cfg, const char *name);
 const d2g_grist_server_t *d2g_config_find_server(const d2g_config_t *cfg, const char *name);
+/* Every secret value the configuration resolved (DS tokens, Grist API keys,
+ * Redis password, Kafka secret properties), borrowed, valid as long as cfg;
+ * *n gets the count. For d2g_text_scrub: no text that leaves the process
+ * (log, header, metric, CLI output) may hold one. */
+const char *const *d2g_config_secrets(const d2g_config_t *cfg, size_t *n);
 /* The permit limit of one document of a server (its override, else the default). */
 int d2g_config_doc_permits(const d2g_grist_server_t *srv, const char *document);
 

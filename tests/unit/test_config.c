@@ -76,6 +76,15 @@ static void test_good_config(void **state) {
     assert_int_equal(p->deleted_mode, D2G_DELETED_REMOVE);
     assert_ptr_equal(p->ds_token, &cfg->ds.tokens[0]);
     assert_null(d2g_config_find_procedure(cfg, 200));
+    size_t n_secrets = 0;
+    const char *const *secrets = d2g_config_secrets(cfg, &n_secrets);
+    assert_int_equal(n_secrets, 2);
+    int seen_ds = 0, seen_grist = 0;
+    for (size_t i = 0; i < n_secrets; i++) {
+        seen_ds |= strcmp(secrets[i], "ds-secret-value") == 0;
+        seen_grist |= strcmp(secrets[i], "grist-secret-value") == 0;
+    }
+    assert_true(seen_ds && seen_grist);
     d2g_config_free(cfg);
 }
 

@@ -1,0 +1,49 @@
+/* keys.c - Redis key names, see keys.h. */
+#include "ds2grist/keys.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const proc_names[] = {"cursor", "status", "lease", "fence", "labels",
+                                         "revision", NULL};
+static const char *const doc_names[] = {"permits", "permitgen", "rate", "schemalock",
+                                        "colmap", "recent429", NULL};
+static const char *const token_names[] = {"budget", NULL};
+
+static int known(const char *const *names, const char *name) {
+    for (size_t i = 0; names[i]; i++)
+        if (strcmp(names[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+static int fit(int n, char *buf, size_t buflen) {
+    if (n < 0 || (size_t)n >= buflen) {
+        if (buflen)
+            buf[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+int d2g_keys_proc(const char *ns, char *buf, size_t buflen, int64_t procedure, const char *name) {
+    if (!known(proc_names, name))
+        return fit(-1, buf, buflen);
+    return fit(snprintf(buf, buflen, "%s:{proc:%" PRId64 "}:%s", ns, procedure, name), buf, buflen);
+}
+
+int d2g_keys_doc(const char *ns, char *buf, size_t buflen, const char *server,
+                 const char *document, const char *name) {
+    if (!known(doc_names, name))
+        return fit(-1, buf, buflen);
+    return fit(snprintf(buf, buflen, "%s:{doc:%s/%s}:%s", ns, server, document, name), buf,
+               buflen);
+}
+
+int d2g_keys_dstoken(const char *ns, char *buf, size_t buflen, const char *token,
+                     const char *name) {
+    if (!known(token_names, name))
+        return fit(-1, buf, buflen);
+    return fit(snprintf(buf, buflen, "%s:{dstoken:%s}:%s", ns, token, name), buf, buflen);
+}

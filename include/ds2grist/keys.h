@@ -1,0 +1,57 @@
+/*
+ * keys.h - every Redis key name of ds2grist, built in one place.
+ *
+ * All keys are "<namespace>:{<tag>}:<name>". The hash tag groups the keys one
+ * Lua script touches together; every script of this project touches keys of
+ * one tag only. (Redis Cluster is nevertheless not supported, see
+ * docs/operations.md: only a single primary behind one address is tested.)
+ *
+ * Procedure keys, "<ns>:{proc:N}:<name>":
+ *   cursor     hash, the poll position (cursor.h)
+ *   status     hash, last success / error read by operators (cursor.h)
+ *   lease      string, the replica polling the procedure, with a TTL (lease.h)
+ *   fence      integer, the lease generation: incremented each time a new
+ *              holder takes the lease; a cursor write names it and is refused
+ *              once the lease moved on (cursor.h)
+ *   labels     hash, dossier number -> label digest of the last label pass
+ *   revision   string, the procedure's active form revision (JSON)
+ * Document keys, "<ns>:{doc:<server>/<document>}:<name>":
+ *   permits    sorted set, the requests in flight on the document (permits.h)
+ *   permitgen  string, the permit set's generation: its absence after a Redis
+ *              loss is how holders notice the set was lost (permits.h)
+ *   rate       sorted set, the per-second request budget (ratelimit.h)
+ *   schemalock string, the worker changing the document's schema
+ *   colmap     hash, Grist column ids of the document's fields
+ *   recent429  string, set while Grist answers 429 (status shows it)
+ * DS token keys, "<ns>:{dstoken:<name>}:<name>":
+ *   budget     sorted set, requests per minute shared by replicas (ratelimit.h)
+ *
+ * The builders return 0, or -1 if the key did not fit in buf (buf then holds
+ * a truncated, unusable key) or the name is not one listed above.
+ */
+#ifndef D2G_KEYS_H
+#define D2G_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ds2grist/redis.h"
+
+/* Big enough for every key of a valid configuration (names are bounded by
+ * the configuration's validation). */
+#define D2G_KEYLEN 512
+
+/* "<ns>:{proc:N}:<name>" */
+int d2g_keys_proc(const char *ns, char *buf, size_t buflen, int64_t procedure, const char *name);
+/* "<ns>:{doc:<server>/<document>}:<name>" */
+int d2g_keys_doc(const char *ns, char *buf, size_t buflen, const char *server,
+                 const char *document, const char *name);
+/* "<ns>:{dstoken:<token>}:<name>" */
+int d2g_keys_dstoken(const char *ns, char *buf, size_t buflen, const char *token,
+                     const char *name);
+
+/* The namespace of a connection (borrowed, valid as long as r), for the
+ * builders above: d2g_keys_doc(d2g_redis_namespace(r), ...). */
+const char *d2g_redis_namespace(const d2g_redis_t *r);
+
+#endif
