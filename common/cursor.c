@@ -1,4 +1,5 @@
 /* cursor.c - poll positions and status in Redis, see cursor.h. */
+#include "ds2grist/keys.h"
 #include "ds2grist/cursor.h"
 #include "ds2grist/alloc.h"
 #include "ds2grist/err.h"
@@ -9,7 +10,7 @@
 #include <string.h>
 
 static void key(d2g_redis_t *r, char *buf, size_t len, int64_t proc, const char *what) {
-    d2g_redis_key(r, buf, len, "{proc:%" PRId64 "}:%s", proc, what);
+    d2g_keys_proc(d2g_redis_namespace(r), buf, len, proc, what);
 }
 
 void d2g_cursor_clear(d2g_cursor_t *c) {

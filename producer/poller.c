@@ -4,6 +4,7 @@
 #include "emitter.h"
 #include "gql_queries.h"
 
+#include "ds2grist/keys.h"
 #include "ds2grist/alloc.h"
 #include "ds2grist/backoff.h"
 #include "ds2grist/clock.h"
@@ -92,7 +93,7 @@ static int64_t backoff_ms(d2g_poller_t *p, int n) {
 }
 
 static void proc_key(d2g_poller_t *p, const proc_t *pr, const char *what, char *buf, size_t len) {
-    d2g_redis_key(p->redis, buf, len, "{proc:%" PRId64 "}:%s", pr->cfg->number, what);
+    d2g_keys_proc(d2g_redis_namespace(p->redis), buf, len, pr->cfg->number, what);
 }
 
 static void page_clear(proc_t *pr) {
@@ -237,7 +238,7 @@ static void start_request(d2g_poller_t *p, proc_t *pr, int64_t now) {
         end_run(p, pr, 0, backoff_ms(p, 3));
         return;
     }
-    d2g_redis_key(p->redis, k, sizeof(k), "{dstoken:%s}:budget", pr->token->cfg->name);
+    d2g_keys_dstoken(d2g_redis_namespace(p->redis), k, sizeof(k), pr->token->cfg->name, "budget");
     snprintf(holder, sizeof(holder), "%s:%" PRIu64, p->replica, ++p->holder_seq);
     if (d2g_ratelimit_take(p->redis, k, pr->token->cfg->requests_per_minute, DS_WINDOW_MS, holder,
                            &wait, err, sizeof(err))) {

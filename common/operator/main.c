@@ -15,6 +15,7 @@
  */
 #include "operator.h"
 
+#include "ds2grist/keys.h"
 #include "ds2grist/alloc.h"
 #include "ds2grist/cli.h"
 #include "ds2grist/cursor.h"
@@ -206,7 +207,7 @@ int d2g_op_resync(const d2g_config_t *cfg, int argc, char **argv) {
                           cfg->redis.namespace, 5000, &r, err, sizeof(err)) ||
         d2g_cursor_load(r, n, &before, err, sizeof(err)))
         goto fail;
-    d2g_redis_key(r, k, sizeof(k), "{proc:%lld}:lease", n);
+    d2g_keys_proc(d2g_redis_namespace(r), k, sizeof(k), n, "lease");
     redisReply *rep = d2g_redis_cmd(r, err, sizeof(err), "GET %s", k);
     if (!rep)
         goto fail;

@@ -11,6 +11,7 @@
  */
 #include "operator.h"
 
+#include "ds2grist/keys.h"
 #include "ds2grist/alloc.h"
 #include "ds2grist/redis.h"
 
@@ -310,33 +311,33 @@ int d2g_op_status(const d2g_config_t *cfg, int argc, char **argv) {
         char k[300];
         const char *ns = cfg->redis.namespace;
         const char *argvv[8];
-        snprintf(k, sizeof(k), "%s:{proc:%" PRId64 "}:cursor", ns, procs[i]->number);
+        d2g_keys_proc(ns, k, sizeof(k), procs[i]->number, "cursor");
         argvv[0] = "HMGET";
         argvv[1] = k;
         for (int f = 0; f < 5; f++)
             argvv[2 + f] = cursor_fields[f];
         d2g_op_batch_add(&b, 7, argvv);
-        snprintf(k, sizeof(k), "%s:{proc:%" PRId64 "}:status", ns, procs[i]->number);
+        d2g_keys_proc(ns, k, sizeof(k), procs[i]->number, "status");
         for (int f = 0; f < 5; f++)
             argvv[2 + f] = status_fields[f];
         d2g_op_batch_add(&b, 7, argvv);
-        snprintf(k, sizeof(k), "%s:{proc:%" PRId64 "}:lease", ns, procs[i]->number);
+        d2g_keys_proc(ns, k, sizeof(k), procs[i]->number, "lease");
         const char *get[] = {"GET", k}, *pttl[] = {"PTTL", k};
         d2g_op_batch_add(&b, 2, get);
         d2g_op_batch_add(&b, 2, pttl);
     }
     for (size_t i = 0; i < n_docs; i++) {
         char k[600];
-        snprintf(k, sizeof(k), "%s:{doc:%s/%s}:permits", cfg->redis.namespace, docs[i].srv->name,
-                 docs[i].document);
+        d2g_keys_doc(cfg->redis.namespace, k, sizeof(k), docs[i].srv->name, docs[i].document,
+                     "permits");
         const char *zc[] = {"ZCOUNT", k, since, "+inf"};
         d2g_op_batch_add(&b, 4, zc);
     }
     /* 429s the workers received in the last hour (the writer records them). */
     for (size_t i = 0; i < n_docs; i++) {
         char k[600];
-        snprintf(k, sizeof(k), "%s:{doc:%s/%s}:recent429", cfg->redis.namespace, docs[i].srv->name,
-                 docs[i].document);
+        d2g_keys_doc(cfg->redis.namespace, k, sizeof(k), docs[i].srv->name, docs[i].document,
+                     "recent429");
         const char *zc[] = {"ZCOUNT", k, hour_ago, "+inf"};
         d2g_op_batch_add(&b, 4, zc);
     }

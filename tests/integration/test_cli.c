@@ -32,6 +32,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ds2grist/keys.h"
 #include "ds2grist/clock.h"
 #include "ds2grist/cursor.h"
 #include "ds2grist/envelope.h"
@@ -253,7 +254,7 @@ static json_t *find_number(json_t *arr, json_int_t number) {
 
 static void test_status(void **state) {
     fixture_t *f = *state;
-    char err[D2G_ERRLEN], now_s[24], lease_key[128], permits_key[128];
+    char err[D2G_ERRLEN], now_s[24], lease_key[D2G_KEYLEN], permits_key[D2G_KEYLEN];
     d2g_redis_t *r = redis(f);
     int64_t now = d2g_clock_wall_ms();
     snprintf(now_s, sizeof(now_s), "%lld", (long long)(now - 5000));
@@ -264,19 +265,19 @@ static void test_status(void **state) {
     assert_int_equal(d2g_cursor_status_ok(r, 1202, now - 60000, 2, err, sizeof(err)), 0);
     assert_int_equal(d2g_cursor_status_error(r, 1202, now - 1000, 1, "DS answered 403: token revoked",
                                              err, sizeof(err)), 0);
-    d2g_redis_key(r, lease_key, sizeof(lease_key), "{proc:%d}:lease", 1201);
+    d2g_keys_proc(d2g_redis_namespace(r), lease_key, sizeof(lease_key), 1201, "lease");
     redisReply *rep = d2g_redis_cmd(r, err, sizeof(err), "SET %s %s PX 60000", lease_key,
                                     "producer-7d9f:1:0a1b2c3d");
     assert_non_null(rep);
     freeReplyObject(rep);
-    d2g_redis_key(r, permits_key, sizeof(permits_key), "{doc:%s}:permits", "g/docA");
+    d2g_keys_doc(d2g_redis_namespace(r), permits_key, sizeof(permits_key), "g", "docA", "permits");
     int64_t wait = -1;
     assert_int_equal(d2g_permits_acquire(r, permits_key, 8, 60000, "worker-1:1:abc", &wait, err,
                                          sizeof(err)), 0);
     assert_int_equal(wait, 0);
     /* Two 429s a worker received on docA (recorded as the writer does), one of them old. */
     char recent_key[256];
-    d2g_redis_key(r, recent_key, sizeof(recent_key), "{doc:%s}:recent429", "g/docA");
+    d2g_keys_doc(d2g_redis_namespace(r), recent_key, sizeof(recent_key), "g", "docA", "recent429");
     rep = d2g_redis_cmd(r, err, sizeof(err), "ZADD %s %lld a %lld b", recent_key,
                         (long long)d2g_clock_wall_ms() - 60000, (long long)d2g_clock_wall_ms() - 7200000);
     assert_non_null(rep);
@@ -378,7 +379,7 @@ static void test_resync(void **state) {
     free(out);
     free(errout);
     char k[128];
-    d2g_redis_key(r, k, sizeof(k), "{proc:%d}:cursor", 1201);
+    d2g_keys_proc(d2g_redis_namespace(r), k, sizeof(k), 1201, "cursor");
     redisReply *rep = d2g_redis_cmd(r, err, sizeof(err), "HGETALL %s", k);
     assert_non_null(rep);
     json_t *h = json_object();
