@@ -41,6 +41,7 @@ typedef struct d2g_msgref {
     int32_t partition;
     int64_t offset;
     uint32_t epoch;
+    uint8_t topic;  /* 0: kafka.topic, 1: kafka.retry_topic */
 } d2g_msgref_t;
 
 /* One dossier update, and every message it stands for (collapsed ones included). */
@@ -51,6 +52,7 @@ typedef struct d2g_item {
     size_t n_msgs, cap_msgs;
     size_t bytes;        /* size of the latest message, to fill batches */
     int64_t enqueued_ms; /* mono */
+    int attempt; /* times through the retry topic (d2g-attempt header) */
     struct d2g_item *next;
     char key[48];        /* "<procedure>:<number>" */
 } d2g_item_t;
@@ -61,6 +63,9 @@ typedef struct d2g_writer_hooks {
     /* The item cannot be written (reason says why): dead-letter its messages.
      * The writer frees it afterwards. */
     void (*failed)(void *ud, d2g_item_t *item, const char *reason);
+    /* The item's lane is parked: copy it to the retry topic (not before not_before_wall_ms, reason has no
+       secret); its messages are done when the retry topic has it. The writer frees the item afterwards. */
+    void (*shed)(void *ud, d2g_item_t *item, int64_t not_before_wall_ms, const char *reason);
     void *ud;
 } d2g_writer_hooks_t;
 
