@@ -7,7 +7,7 @@
 
 static const char *const proc_names[] = {"cursor", "status", "lease", "fence", "labels",
                                          "revision", NULL};
-static const char *const doc_names[] = {"permits", "permitgen", "rate", "schemalock",
+static const char *const doc_names[] = {"permits", "permitgen", "rate", "schemalock", "versions", "lane",
                                         "colmap", "recent429", NULL};
 static const char *const token_names[] = {"budget", NULL};
 

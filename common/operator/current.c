@@ -47,6 +47,36 @@ static void sleep_ms(int64_t ms) {
     nanosleep(&ts, NULL);
 }
 
+d2g_op_grist_t *d2g_op_grist_new(const d2g_config_t *cfg, char *err, size_t errlen) {
+    d2g_op_grist_t *g = d2g_calloc(1, sizeof(*g));
+    g->cfg = cfg;
+    if (d2g_redis_connect(cfg->redis.url, cfg->redis.username, cfg->redis.password,
+                          cfg->redis.namespace, 5000, &g->redis, err, errlen)) {
+        free(g);
+        return NULL;
+    }
+    if (!(g->http = d2g_http_new("ds2grist-cli"))) {
+        d2g_redis_free(g->redis);
+        free(g);
+        d2g_err_set(err, errlen, "cannot start an HTTP client");
+        return NULL;
+    }
+    char host[64] = "host";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(g->holder_prefix, sizeof(g->holder_prefix), "ds2grist-cli:%s:%ld", host, (long)getpid());
+    g->failed = json_object();
+    return g;
+}
+
+void d2g_op_grist_free(d2g_op_grist_t *g) {
+    if (!g)
+        return;
+    d2g_http_free(g->http);
+    d2g_redis_free(g->redis);
+    json_decref(g->failed);
+    free(g);
+}
+
 /* Reads the answer's first record into out. */
 static int read_record(const char *body, d2g_op_current_t *out, char *err, size_t errlen) {
     json_error_t je;

@@ -23,6 +23,11 @@
  *   schemalock string, the worker changing the document's schema
  *   colmap     hash, Grist column ids of the document's fields
  *   recent429  string, set while Grist answers 429 (status shows it)
+ *   versions   hash, "<procedure>:<number>" -> the version last written to
+ *              Grist ("u<ms>" upsert or "d<ms>" deletion): the guard that keeps
+ *              an older version from overwriting a newer one (worker/versions.h)
+ *   lane       hash, worker id -> its lane's state when not active (JSON:
+ *              state, reason, since, error), read by `ds2grist status`
  * DS token keys, "<ns>:{dstoken:<name>}:<name>":
  *   budget     sorted set, requests per minute shared by replicas (ratelimit.h)
  *
