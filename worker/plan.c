@@ -173,10 +173,10 @@ static void plan_find(d2g_ops_t *ops, const char *table, const char *column, jso
     while (i < total) {
         json_t *chunk = json_array(), *chunk_keep = keep ? json_object() : NULL;
         size_t len = 0;
-        for (; i < total && (json_array_size(chunk) == 0 || len < D2G_PLAN_FIND_URL_MAX / 3); i++) {
+        for (; i < total && (json_array_size(chunk) == 0 || len + 24 < D2G_PLAN_FIND_URL_MAX); i++) {
             json_t *v = json_array_get(values, i);
             json_array_append(chunk, v);
-            len += 24; /* an escaped number and its comma */
+            len += 20 + 3; /* a 64-bit number and its escaped comma (%2C) */
             if (keep) {
                 char num[24];
                 snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
