@@ -595,7 +595,7 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_lane_t *l, const d2g_http_response_t 
     }
     int carries_data = o->kind == D2G_OP_PUT || o->kind == D2G_OP_CHANGE || o->kind == D2G_OP_DELETE;
     if (outcome == D2G_GRIST_REFUSED && carries_data) {
-        char reason[320];
+        char reason[400];
         snprintf(reason, sizeof(reason), "Grist refused %s %.60s: %s", o->method, o->path, text);
         split_or_fail(w, l, f, reason);
         return;
