@@ -168,17 +168,7 @@ static void on_written(void *ud, d2g_item_t *item) {
         msg_done(w, &item->msgs[i]);
 }
 
-/* Until the retry topic lands (worker branch): a parked lane's dossiers wait
- * in the dead-letter topic with their reason. */
-static void on_shed(void *ud, d2g_item_t *item, int64_t not_before, const char *reason) {
-    (void)not_before;
-    char why[128];
-    snprintf(why, sizeof(why), "lane parked: %s", reason);
-    void on_failed(void *ud, d2g_item_t *item, const char *reason);
-    on_failed(ud, item, why);
-}
-
-void on_failed(void *ud, d2g_item_t *item, const char *reason) {
+static void on_failed(void *ud, d2g_item_t *item, const char *reason) {
     d2g_worker_t *w = ud;
     /* The latest version of the dossier stands for the collapsed ones. */
     char *value = json_dumps(item->env.root, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -528,7 +518,7 @@ d2g_worker_t *d2g_worker_new(const d2g_config_t *cfg, d2g_service_t *svc, char *
     if (d2g_redis_connect(cfg->redis.url, cfg->redis.username, cfg->redis.password,
                           cfg->redis.namespace, 5000, &w->redis, err, errlen))
         goto fail;
-    d2g_writer_hooks_t hooks = {on_written, on_failed, on_shed, w};
+    d2g_writer_hooks_t hooks = {on_written, on_failed, NULL, w}; /* shed: the retry topic (to come) */
     if (!(w->writer = d2g_writer_new(cfg, w->redis, w->id, svc->metrics, hooks, err, errlen)))
         goto fail;
 

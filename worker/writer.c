@@ -98,7 +98,7 @@ static void publish(d2g_writer_t *w, d2g_lane_t *l) {
 
 void d2g_writer_add(d2g_writer_t *w, d2g_item_t *item) {
     d2g_lane_t *l = lane_get(w, item->proc);
-    if (l->state == D2G_LANE_PARKED) {
+    if (l->state == D2G_LANE_PARKED && w->hooks.shed) {
         d2g_writer_shed_items(w, l, &item, 1);
         return;
     }
@@ -108,7 +108,7 @@ void d2g_writer_add(d2g_writer_t *w, d2g_item_t *item) {
 int d2g_writer_parked(d2g_writer_t *w, const d2g_procedure_t *proc, int64_t *not_before_wall_ms,
                       const char **reason) {
     d2g_lane_t *l = lane_find(w, proc);
-    if (!l || !d2g_lane_parked(l, d2g_clock_mono_ms(), not_before_wall_ms))
+    if (!l || !w->hooks.shed || !d2g_lane_parked(l, d2g_clock_mono_ms(), not_before_wall_ms))
         return 0;
     if (reason)
         *reason = l->reason ? l->reason : D2G_LANE_UNAVAILABLE;
@@ -149,7 +149,9 @@ static int lane_due(const d2g_writer_t *w, const d2g_lane_t *l, int64_t now) {
 
 static void lane_step(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
     for (int guard = 0; guard < 16; guard++) {
-        if (l->state == D2G_LANE_PARKED) {
+        /* Without a retry topic (no shed hook) a parked lane keeps what it
+         * holds and its batch retries itself at the lane's backoff. */
+        if (l->state == D2G_LANE_PARKED && w->hooks.shed) {
             shed_lane(w, l);
             if (!l->flush && l->next_try <= now)
                 l->flush = d2g_flush_new(NULL, 0); /* a probe */
@@ -168,7 +170,7 @@ static void lane_step(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
             publish(w, l);
             continue;
         }
-        if (l->state == D2G_LANE_PARKED && l->flush && !d2g_flush_waiting(l->flush) &&
+        if (l->state == D2G_LANE_PARKED && w->hooks.shed && l->flush && !d2g_flush_waiting(l->flush) &&
             d2g_flush_items(l->flush))
             continue; /* shed what it held */
         break;

@@ -56,7 +56,7 @@ typedef struct d2g_writer_hooks {
     /* The item cannot be written (reason says why): dead-letter its messages.
      * The writer frees it afterwards. */
     void (*failed)(void *ud, d2g_item_t *item, const char *reason);
-    /* The item's lane is parked: copy it to the retry topic (not before not_before_wall_ms, reason has no
+    /* May be NULL: a parked lane then keeps what it holds. The item's lane is parked: copy it to the retry topic (not before not_before_wall_ms, reason has no
        secret); its messages are done when the retry topic has it. The writer frees the item afterwards. */
     void (*shed)(void *ud, d2g_item_t *item, int64_t not_before_wall_ms, const char *reason);
     void *ud;
