@@ -13,6 +13,9 @@
  *   big_numbers        dossier numbers above 2^31: each row once, re-delivered or not
  *   secret_in_error    Grist errors that quote the API key: the dead letters, the
  *                      worker's log and `ds2grist dlq list` never show it
+ *   parked_and_back    every request answered 401 (a revoked key): the lane is
+ *                      parked, `ds2grist status` shows it with its reason; the key
+ *                      restored, it resumes by itself and every dossier arrives
  *   refused_repeatedly a dossier too large for any request, changed 20 times: 20
  *                      dead letters, the others synced, no schema made for it,
  *                      and the worker (ASan build: LeakSanitizer) exits clean
@@ -360,12 +363,62 @@ static void test_refused_repeatedly(void **state) {
     assert_int_equal(st, 0); /* under ASan, a leak makes LeakSanitizer fail the exit */
 }
 
+static void test_parked_and_back(void **state) {
+    d2g_testenv_t *env = *state;
+    char cfg[600], out[512], cmd[2048];
+    d2g_test_proc_t producer, worker;
+    start_emulators(env, "", "[{\"number\": 1301, \"dossiers\": 150}]");
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC, 400, 8, "", cfg, sizeof(cfg)), 0);
+    json_decref(d2g_stack_grist_do(env, "POST", "/admin/faults",
+                                   "{\"doc\": \"docA\", \"status\": 401, \"count\": 100000,"
+                                   " \"error\": \"invalid API key\"}"));
+    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    snprintf(out, sizeof(out), "%s/status.json", env->dir);
+    snprintf(cmd, sizeof(cmd), "%s --config %s status --json --no-lag > %s 2>/dev/null", D2G_CLI_BIN, cfg, out);
+    json_t *lane = NULL;
+    for (int64_t end = d2g_clock_mono_ms() + 60000; !lane && d2g_clock_mono_ms() < end; d2g_test_sleep_ms(1000)) {
+        if (system(cmd) == -1)
+            continue;
+        json_t *st = json_load_file(out, 0, NULL);
+        json_t *l = json_array_get(json_object_get(json_array_get(json_object_get(st, "documents"), 0), "lanes"), 0);
+        if (l && !strcmp(json_string_value(json_object_get(l, "state")), "parked"))
+            lane = json_incref(l);
+        json_decref(st);
+    }
+    assert_non_null(lane);
+    assert_string_equal(json_string_value(json_object_get(lane, "reason")), "auth");
+    assert_non_null(strstr(json_string_value(json_object_get(lane, "error")), "401"));
+    printf("# revoked key: status shows the lane %s (%s) since %s: %s\n", json_string_value(json_object_get(lane, "state")),
+           json_string_value(json_object_get(lane, "reason")), json_string_value(json_object_get(lane, "since")),
+           json_string_value(json_object_get(lane, "error")));
+    json_decref(lane);
+    /* The key works again: the lane resumes without a restart. */
+    int64_t t0 = d2g_clock_mono_ms();
+    json_decref(d2g_stack_grist_do(env, "DELETE", "/admin/faults", NULL));
+    assert_int_equal(d2g_stack_wait_synced(env, "docA", "Aides", 1301, 120), 150);
+    printf("# key restored: 150 dossiers in Grist %.1f s later\n", (double)(d2g_clock_mono_ms() - t0) / 1000.0);
+    /* and status no longer lists it */
+    int listed = 1;
+    for (int64_t end = d2g_clock_mono_ms() + 20000; listed && d2g_clock_mono_ms() < end; d2g_test_sleep_ms(500)) {
+        if (system(cmd) == -1)
+            continue;
+        json_t *st = json_load_file(out, 0, NULL);
+        listed = json_array_size(json_object_get(json_array_get(json_object_get(st, "documents"), 0), "lanes")) > 0;
+        json_decref(st);
+    }
+    assert_false(listed);
+    d2g_test_proc_stop(&producer);
+    d2g_test_proc_stop(&worker);
+}
+
 int main(void) {
     d2g_test_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_remove_new_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_numbers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_in_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parked_and_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_repeatedly, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
