@@ -306,15 +306,22 @@ static int cmp_procedure(const void *a, const void *b) {
 
 /* Options that can be set per procedure and, as defaults, for all of them. */
 static int parse_options(json_t *o, const char *path, int *poll_interval_s,
-                         d2g_deleted_mode_t *deleted, char *err, size_t errlen) {
-    static const char *const okeys[] = {"poll_interval_s", "deleted", NULL};
-    long long n = 0;
+                         int *poll_interval_max_s, d2g_deleted_mode_t *deleted, char *err,
+                         size_t errlen) {
+    static const char *const okeys[] = {"poll_interval_s", "poll_interval_max_s", "deleted", NULL};
+    long long n = 0, mx = 0;
     if (!o)
         return 0;
     if (expect_object(o, path, err, errlen) || check_keys(o, path, okeys, err, errlen) ||
-        get_int(o, "poll_interval_s", path, 0, *poll_interval_s, 1, 86400, &n, err, errlen))
+        get_int(o, "poll_interval_s", path, 0, *poll_interval_s, 1, 86400, &n, err, errlen) ||
+        get_int(o, "poll_interval_max_s", path, 0, *poll_interval_max_s, 1, 86400, &mx, err,
+                errlen))
         return -1;
+    if (json_object_get(o, "poll_interval_s") && json_object_get(o, "poll_interval_max_s") && mx < n)
+        return d2g_err_set(err, errlen, "%s.poll_interval_max_s: must be at least "
+                           "poll_interval_s (%lld)", path, n);
     *poll_interval_s = (int)n;
+    *poll_interval_max_s = (int)mx;
     json_t *d = json_object_get(o, "deleted");
     if (d) {
         const char *s = json_string_value(d);
@@ -332,12 +339,12 @@ static int parse_procedures(d2g_config_t *cfg, json_t *root, char *err, size_t e
     static const char *const pkeys[] = {"number", "ds_token", "grist_server", "document",
                                         "table_prefix", "options", NULL};
     char path[PATHLEN], opath[PATHLEN + 16];
-    int def_poll = 60;
+    int def_poll = 60, def_poll_max = 0; /* max 0: 5 x the procedure's poll_interval_s */
     d2g_deleted_mode_t def_deleted = D2G_DELETED_MARK;
     long long n = 0;
 
-    if (parse_options(json_object_get(root, "defaults"), "defaults", &def_poll, &def_deleted,
-                      err, errlen))
+    if (parse_options(json_object_get(root, "defaults"), "defaults", &def_poll, &def_poll_max,
+                      &def_deleted, err, errlen))
         return -1;
     json_t *procs = json_object_get(root, "procedures");
     if (!procs)
@@ -384,11 +391,16 @@ static int parse_procedures(d2g_config_t *cfg, json_t *root, char *err, size_t e
             return d2g_err_set(err, errlen, "%s.table_prefix: must start with an upper-case "
                                "letter and hold only letters, digits and underscores", path);
         proc->poll_interval_s = def_poll;
+        proc->poll_interval_max_s = def_poll_max;
         proc->deleted_mode = def_deleted;
         snprintf(opath, sizeof(opath), "%s.options", path);
         if (parse_options(json_object_get(p, "options"), opath, &proc->poll_interval_s,
-                          &proc->deleted_mode, err, errlen))
+                          &proc->poll_interval_max_s, &proc->deleted_mode, err, errlen))
             return -1;
+        if (proc->poll_interval_max_s == 0)
+            proc->poll_interval_max_s = proc->poll_interval_s <= 86400 / 5 ? 5 * proc->poll_interval_s : 86400;
+        if (proc->poll_interval_max_s < proc->poll_interval_s) /* a longer minimum wins */
+            proc->poll_interval_max_s = proc->poll_interval_s;
     }
 
     qsort(cfg->procedures, cfg->n_procedures, sizeof(d2g_procedure_t), cmp_procedure);
@@ -463,10 +475,10 @@ static int validate(d2g_config_t *cfg, char *err, size_t errlen) {
 
 static int parse_producer(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
     static const char *const keys[] = {"concurrency", "lease_s", "labels_interval_s", "page_size",
-                                       "page_size_min", "shutdown_grace_s", NULL};
+                                       "page_size_min", "shutdown_grace_s", "check_batch_size", NULL};
     json_t *p = json_object_get(root, "producer");
     json_t *empty = json_object();
-    long long v[6] = {0};
+    long long v[7] = {0};
     int rc = -1;
     if (p && (expect_object(p, "producer", err, errlen) ||
               check_keys(p, "producer", keys, err, errlen)))
@@ -478,7 +490,8 @@ static int parse_producer(d2g_config_t *cfg, json_t *root, char *err, size_t err
         get_int(p, "labels_interval_s", "producer", 0, 900, 0, 604800, &v[2], err, errlen) ||
         get_int(p, "page_size", "producer", 0, 100, 1, 100, &v[3], err, errlen) ||
         get_int(p, "page_size_min", "producer", 0, 5, 1, 100, &v[4], err, errlen) ||
-        get_int(p, "shutdown_grace_s", "producer", 0, 25, 1, 3600, &v[5], err, errlen))
+        get_int(p, "shutdown_grace_s", "producer", 0, 25, 1, 3600, &v[5], err, errlen) ||
+        get_int(p, "check_batch_size", "producer", 0, 50, 1, 500, &v[6], err, errlen))
         goto out;
     if (v[4] > v[3]) {
         d2g_err_set(err, errlen, "producer.page_size_min: must not exceed producer.page_size");
@@ -495,6 +508,7 @@ static int parse_producer(d2g_config_t *cfg, json_t *root, char *err, size_t err
     cfg->producer.page_size = (int)v[3];
     cfg->producer.page_size_min = (int)v[4];
     cfg->producer.shutdown_grace_s = (int)v[5];
+    cfg->producer.check_batch_size = (int)v[6];
     rc = 0;
 out:
     json_decref(empty);

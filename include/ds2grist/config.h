@@ -57,7 +57,8 @@ typedef struct d2g_procedure {
     const d2g_grist_server_t *grist_server; /* points into config.grist.servers */
     char *document;
     char *table_prefix; /* Grist table id prefix, e.g. "Subventions" */
-    int poll_interval_s;
+    int poll_interval_s;     /* the shortest check interval (seconds) */
+    int poll_interval_max_s; /* the longest, for a quiet procedure (default 5 x the shortest) */
     d2g_deleted_mode_t deleted_mode;
 } d2g_procedure_t;
 
@@ -95,6 +96,7 @@ typedef struct d2g_config {
         int page_size;         /* dossiers per page, at most 100 (DS's cap), default 100 */
         int page_size_min;     /* floor when shrinking on timeouts, default 5 */
         int shutdown_grace_s;  /* SIGTERM: time to finish pages in hand, default 25 */
+        int check_batch_size;  /* procedures checked by one DS request, default 50 (1-500) */
     } producer;
     struct {
         int linger_ms;        /* how long a batch may wait to fill, default 250 */
