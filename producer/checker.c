@@ -80,9 +80,13 @@ int d2g_checker_parse(json_t *data, json_t *errors, size_t n, d2g_check_outcome_
             return d2g_err_set(err, errlen, "check failed: %s", msg ? msg : "(no message)");
         }
     }
-    if (!json_is_object(data))
-        return d2g_err_set(err, errlen, "check answer without data");
-    for (i = 0; i < n; i++) {
+    if (!json_is_object(data)) {
+        if (json_array_size(errors) == 0)
+            return d2g_err_set(err, errlen, "check answer without data");
+        for (i = 0; i < n; i++)
+            out[i] = D2G_CHECK_UNKNOWN;
+    }
+    for (i = 0; json_is_object(data) && i < n; i++) {
         char k[24];
         snprintf(k, sizeof(k), "p%zu", i);
         json_t *d = json_object_get(data, k);

@@ -32,6 +32,8 @@ typedef enum {
     D2G_CHECK_CHANGED,   /* a changed or new dossier after the cursor */
     D2G_CHECK_DELETED,   /* only a deletion after the deletion cursor */
     D2G_CHECK_FAILED,    /* this procedure's field failed (not found, not allowed, ...) */
+    D2G_CHECK_UNKNOWN,   /* not answered: another procedure's error nulled the whole data
+                          * (demarche is non-null in DS's schema); check it again */
 } d2g_check_outcome_t;
 
 /* One procedure to check: its number and cursor positions (borrowed). */
@@ -53,8 +55,9 @@ json_t *d2g_checker_variables(const d2g_check_item_t *items, size_t n);
 /*
  * Reads an answer: data (may be NULL) and the root-level errors (may be
  * NULL). Fills out[0..n). An error whose path starts with one of our aliases
- * fails that procedure alone; any other error (no path) fails the request:
- * then -1 and err says why, out is untouched.
+ * fails that procedure alone (and if it nulled the whole data, the others are
+ * UNKNOWN); any other error (no path) fails the request: then -1 and err says
+ * why, out is untouched.
  */
 int d2g_checker_parse(json_t *data, json_t *errors, size_t n, d2g_check_outcome_t *out,
                       char *err, size_t errlen);

@@ -793,6 +793,8 @@ static void on_check_done(d2g_poller_t *p, check_batch_t *b, const d2g_ds_result
                 want_run(pr, now, 0);
             } else if (out[i] == D2G_CHECK_FAILED) {
                 want_run(pr, now, 0); /* its run meets the error and reports it */
+            } else if (out[i] == D2G_CHECK_UNKNOWN) {
+                pr->check_due = now; /* again at once, without the failed ones */
             } else if (b->labels_due[i]) {
                 want_run(pr, now, 1);
             } else {

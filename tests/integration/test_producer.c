@@ -15,7 +15,8 @@
  *   shrink         timeouts and complexity errors shrink the page; the run completes
  *   checks         60 quiet procedures cost one batched check request per 25 of them
  *                  per interval and no page; the changed ones alone are fetched
- *   check fallback DS refuses a batch as too complex: smaller batches, checks go on
+ *   check fallback DS refuses a batch as too complex: smaller batches, checks go on; a
+ *                  procedure the token may no longer see fails alone
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -608,6 +609,18 @@ static void test_check_falls_back_to_smaller_batches(void **state) {
     int64_t a = ds_create(env, procs[3]), b = ds_create(env, procs[38]);
     assert_int_equal(wait_covered(env, procs[3], &a, 1, D2G_ENVELOPE_UPSERT, 30), 1);
     assert_int_equal(wait_covered(env, procs[38], &b, 1, D2G_ENVELOPE_UPSERT, 30), 1);
+    /* The token loses one procedure: DS nulls the whole data of a check naming it (demarche is
+     * non-null). The other procedures are checked again without it; their changes still arrive. */
+    char tok[2048];
+    size_t off = (size_t)snprintf(tok, sizeof(tok), "{\"name\": \"main\", \"secret\": \"" TOKEN "\", \"procedures\": [");
+    for (int i = 0; i < P; i++)
+        if (i != 10)
+            off += (size_t)snprintf(tok + off, sizeof(tok) - off, "%s%d", off && tok[off - 1] != '[' ? "," : "", procs[i]);
+    snprintf(tok + off, sizeof(tok) - off, "]}");
+    json_decref(ds_admin(env, "POST", "/admin/tokens", tok));
+    d2g_test_sleep_ms(3000);
+    int64_t c1 = ds_create(env, procs[20]);
+    assert_int_equal(wait_covered(env, procs[20], &c1, 1, D2G_ENVELOPE_UPSERT, 30), 1);
     d2g_test_sleep_ms(6000);
     int64_t ok_before = ds_counter(env, "byStatus", "200");
     json_t *c = ds_admin(env, "GET", "/admin/counters", NULL);
@@ -622,11 +635,25 @@ static void test_check_falls_back_to_smaller_batches(void **state) {
     snprintf(logpath, sizeof(logpath), "%s/producer.log", env->dir);
     FILE *f = fopen(logpath, "r");
     assert_non_null(f);
-    int shrunk = 0;
-    while (fgets(line, sizeof(line), f))
+    int shrunk = 0, failed_hidden = 0, failed_other = 0;
+    char hidden[32];
+    snprintf(hidden, sizeof(hidden), "\"procedure\":%d", procs[10]);
+    while (fgets(line, sizeof(line), f)) {
         shrunk += strstr(line, "ds_check_shrunk") != NULL;
+        if (strstr(line, "procedure_failed")) {
+            if (strstr(line, hidden))
+                failed_hidden++;
+            else
+                failed_other++;
+        }
+    }
     fclose(f);
+    printf("# check fallback: %d shrinks; the hidden procedure failed %d times, the others %d\n", shrunk,
+           failed_hidden, failed_other);
     assert_true(shrunk >= 1);
+    /* The hidden procedure alone is reported failed. */
+    assert_true(failed_hidden >= 1);
+    assert_int_equal(failed_other, 0);
     /* Quiet procedures are still checked (every procedure by a successful check). */
     assert_true(ds_op(env, "checkProcedures") > 0);
 }

@@ -80,6 +80,15 @@ static void test_answers(void **state) {
     assert_int_equal(d2g_checker_parse(data, errors, 4, out, err, sizeof(err)), -1);
     json_decref(errors);
     assert_int_equal(d2g_checker_parse(NULL, NULL, 1, out, err, sizeof(err)), -1);
+    /* demarche is non-null in DS's schema: one hidden procedure nulls all the data. Only it
+     * failed; the others were not answered. */
+    errors = json_loads("[{\"message\": \"An object of type Demarche was hidden due to permissions\","
+                        " \"path\": [\"p2\"], \"extensions\": {\"code\": \"unauthorized\"}}]", 0, NULL);
+    assert_int_equal(d2g_checker_parse(json_null(), errors, 4, out, err, sizeof(err)), 0);
+    assert_int_equal(out[0], D2G_CHECK_UNKNOWN);
+    assert_int_equal(out[2], D2G_CHECK_FAILED);
+    assert_int_equal(out[3], D2G_CHECK_UNKNOWN);
+    json_decref(errors);
     json_decref(data);
 }
 
