@@ -3,6 +3,7 @@
 
 #include "ds2grist/alloc.h"
 #include "ds2grist/err.h"
+#include "ds2grist/keys.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -106,7 +107,7 @@ int d2g_checker_parse(json_t *data, json_t *errors, size_t n, d2g_check_outcome_
 int d2g_checker_load_cursors(d2g_redis_t *r, const int64_t *numbers, size_t n,
                              d2g_cursor_t *cursors, char *err, size_t errlen) {
     redisContext *c = d2g_redis_context(r);
-    char k[256];
+    char k[D2G_KEYLEN];
     if (!c) { /* broken: the next plain command reconnects */
         redisReply *rep = d2g_redis_cmd(r, err, errlen, "PING");
         if (!rep)
@@ -116,7 +117,7 @@ int d2g_checker_load_cursors(d2g_redis_t *r, const int64_t *numbers, size_t n,
             return d2g_err_set(err, errlen, "redis: not connected");
     }
     for (size_t i = 0; i < n; i++) {
-        d2g_redis_key(r, k, sizeof(k), "{proc:%" PRId64 "}:cursor", numbers[i]);
+        d2g_keys_proc(d2g_redis_namespace(r), k, sizeof(k), numbers[i], "cursor");
         const char *argv[] = {"HMGET", k, "updated_since", "after", "deleted_since",
                               "deleted_after", "max_modified", "last_poll_ms", "labels_at_ms"};
         redisAppendCommandArgv(c, 9, argv, NULL);
@@ -163,12 +164,12 @@ int d2g_checker_load_cursors(d2g_redis_t *r, const int64_t *numbers, size_t n,
 int d2g_checker_mark_polled(d2g_redis_t *r, const int64_t *numbers, size_t n, int64_t now_ms,
                             char *err, size_t errlen) {
     redisContext *c = d2g_redis_context(r);
-    char k[256], now[24];
+    char k[D2G_KEYLEN], now[24];
     if (!c)
         return d2g_err_set(err, errlen, "redis: not connected");
     snprintf(now, sizeof(now), "%" PRId64, now_ms);
     for (size_t i = 0; i < n; i++) {
-        d2g_redis_key(r, k, sizeof(k), "{proc:%" PRId64 "}:cursor", numbers[i]);
+        d2g_keys_proc(d2g_redis_namespace(r), k, sizeof(k), numbers[i], "cursor");
         const char *argv[] = {"HSET", k, "last_poll_ms", now};
         redisAppendCommandArgv(c, 4, argv, NULL);
     }

@@ -3,6 +3,7 @@
 
 #include "ds2grist/alloc.h"
 #include "ds2grist/err.h"
+#include "ds2grist/keys.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,8 +35,8 @@ static int cmp_str(const void *a, const void *b) {
 
 int d2g_members_beat(d2g_redis_t *r, const char *self, int64_t ttl_ms, d2g_members_t *out,
                      char *err, size_t errlen) {
-    char k[256], ttl[24];
-    d2g_redis_key(r, k, sizeof(k), "producers");
+    char k[D2G_KEYLEN], ttl[24];
+    d2g_keys_fleet(d2g_redis_namespace(r), k, sizeof(k), "producers");
     snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
     const char *keys[] = {k}, *args[] = {self, ttl};
     redisReply *rep = d2g_redis_eval(r, &beat_script, 1, keys, 2, args, err, errlen);
@@ -56,8 +57,8 @@ int d2g_members_beat(d2g_redis_t *r, const char *self, int64_t ttl_ms, d2g_membe
 }
 
 int d2g_members_leave(d2g_redis_t *r, const char *self, char *err, size_t errlen) {
-    char k[256];
-    d2g_redis_key(r, k, sizeof(k), "producers");
+    char k[D2G_KEYLEN];
+    d2g_keys_fleet(d2g_redis_namespace(r), k, sizeof(k), "producers");
     const char *argv[] = {"ZREM", k, self};
     redisReply *rep = d2g_redis_argv(r, 3, argv, NULL, err, errlen);
     if (!rep)

@@ -1,7 +1,7 @@
 /*
  * members.h - the live producer replicas, as Redis sees them.
  *
- * One sorted set "<ns>:producers": member = replica id, score = the time
+ * One sorted set "<ns>:{fleet}:producers" (keys.h): member = replica id, score = the time
  * (Redis's clock, ms) its registration expires. Each replica renews its own
  * entry every few seconds and reads the whole set in the same script, which
  * also drops the expired entries; a replica that died disappears from

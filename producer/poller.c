@@ -89,6 +89,7 @@ typedef struct proc {
 /* A check request in flight: the procedures it is about, in alias order. */
 typedef struct check_batch {
     request_t req;
+    struct check_batch *prev, *next; /* the poller's list of checks in flight */
     token_state_t *token;
     size_t n;
     proc_t **procs;
@@ -116,6 +117,8 @@ struct d2g_poller {
     int64_t members_at;    /* mono ms of the last beat */
     d2g_sched_item_t *scratch;
     size_t *picked;
+    check_batch_t *checks; /* in flight (freed with the poller if still there) */
+    int n_checks;
 };
 
 /* --- helpers ------------------------------------------------------------- */
@@ -670,7 +673,7 @@ static void want_run(proc_t *pr, int64_t now, int labels_only) {
  * check is the oldest, up to its batch size. Returns 1 if it did something
  * (a request, or procedures moved on), 0 if no check is due. */
 static int start_check(d2g_poller_t *p, int64_t now) {
-    char err[D2G_ERRLEN], k[256], holder[160];
+    char err[D2G_ERRLEN], k[D2G_KEYLEN], holder[160];
     proc_t *first = NULL;
     for (size_t i = 0; i < p->n_procs; i++) {
         proc_t *pr = &p->procs[i];
@@ -728,7 +731,7 @@ static int start_check(d2g_poller_t *p, int64_t now) {
     int rc = 0;
     int64_t wait = 0;
     if (b->n > 0) {
-        d2g_redis_key(p->redis, k, sizeof(k), "{dstoken:%s}:budget", tok->cfg->name);
+        d2g_keys_dstoken(d2g_redis_namespace(p->redis), k, sizeof(k), tok->cfg->name, "budget");
         snprintf(holder, sizeof(holder), "%s:%" PRIu64, p->replica, ++p->holder_seq);
         rc = d2g_ratelimit_take(p->redis, k, tok->cfg->requests_per_minute, DS_WINDOW_MS, holder,
                                 &wait, err, sizeof(err));
@@ -749,7 +752,12 @@ static int start_check(d2g_poller_t *p, int64_t now) {
         else {
             for (size_t i = 0; i < b->n; i++)
                 b->procs[i]->in_check = 1;
-            b = NULL; /* the request owns it */
+            b->next = p->checks;
+            if (p->checks)
+                p->checks->prev = b;
+            p->checks = b;
+            p->n_checks++;
+            b = NULL; /* in flight: on_check_done frees it */
         }
     }
     if (b && rc)
@@ -769,6 +777,13 @@ static void on_check_done(d2g_poller_t *p, check_batch_t *b, const d2g_ds_result
     char err[D2G_ERRLEN];
     int64_t now = d2g_clock_mono_ms(), wall = d2g_clock_wall_ms();
     token_state_t *tok = b->token;
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        p->checks = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+    p->n_checks--;
     const char *lv[] = {tok->cfg->name, d2g_ds_status_name(res->status)};
     d2g_metric_inc(p->m_requests, lv, 1);
     for (size_t i = 0; i < b->n; i++)
@@ -949,6 +964,7 @@ int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop) {
             else if (p->stopping && pr->in_run)
                 end_run(p, pr, 0, 0);
         }
+        busy += p->n_checks; /* checks in flight are answered before leaving */
         if (p->stopping && (busy == 0 || now >= deadline)) {
             if (busy)
                 d2g_log(D2G_LOG_WARN, "stop_deadline", 0, NULL,
@@ -1070,6 +1086,11 @@ void d2g_poller_free(d2g_poller_t *p) {
     free(p->tokens);
     free(p->scratch);
     free(p->picked);
+    while (p->checks) { /* abandoned at the stop deadline */
+        check_batch_t *b = p->checks;
+        p->checks = b->next;
+        check_batch_free(b);
+    }
     d2g_members_clear(&p->members);
     free(p);
 }

@@ -30,6 +30,9 @@
  *              state, reason, since, error), read by `ds2grist status`
  * DS token keys, "<ns>:{dstoken:<name>}:<name>":
  *   budget     sorted set, requests per minute shared by replicas (ratelimit.h)
+ * Fleet keys, "<ns>:{fleet}:<name>":
+ *   producers  sorted set, the live producer replicas scored by the expiry of
+ *              their registration (producer/members.h)
  *
  * The builders return 0, or -1 if the key did not fit in buf (buf then holds
  * a truncated, unusable key) or the name is not one listed above.
@@ -54,6 +57,9 @@ int d2g_keys_doc(const char *ns, char *buf, size_t buflen, const char *server,
 /* "<ns>:{dstoken:<token>}:<name>" */
 int d2g_keys_dstoken(const char *ns, char *buf, size_t buflen, const char *token,
                      const char *name);
+
+/* "<ns>:{fleet}:<name>" */
+int d2g_keys_fleet(const char *ns, char *buf, size_t buflen, const char *name);
 
 /* The namespace of a connection (borrowed, valid as long as r), for the
  * builders above: d2g_keys_doc(d2g_redis_namespace(r), ...). */
