@@ -589,6 +589,7 @@ async function pump(state, doc) {
         // A document in "slow" mode takes slowMs more per write.
         if (doc.mode.mode === 'slow') { cost += doc.mode.slowMs || 0; }
         st.busyMs += cost;
+        if (item.path) { doc.pathEntry(item.path).busyMs += cost; }
       }
       cost += doc.penaltyMs; doc.penaltyMs = 0;
       doc.busyUntil = start + cost;
@@ -851,7 +852,7 @@ async function runRoute(state, route, ctx, doc) {
   }
   if (route.precheck) { route.precheck(ctx); }
   if (route.noop && route.noop(ctx)) { return null; }
-  return enqueue(state, doc, { apply: route.write(ctx) });
+  return enqueue(state, doc, { apply: route.write(ctx), path: `${ctx.req.method} ${ctx.restPath}` });
 }
 
 function defaultFaultMessage(status, docId) {

@@ -108,8 +108,7 @@ class State {
       if (status === 429) { doc.sent429++; }
       doc.byStatus[status] = (doc.byStatus[status] || 0) + 1;
       if (pathLabel) {
-        let p = doc.paths[pathLabel];
-        if (!p) { p = { requests: 0, bytes: 0, byStatus: {} }; doc.paths[pathLabel] = p; }
+        const p = doc.pathEntry(pathLabel);
         p.requests++;
         p.bytes += bytes;
         p.byStatus[status] = (p.byStatus[status] || 0) + 1;

@@ -364,6 +364,13 @@ class Doc {
     this.maxApiInFlight = this.apiInFlight;
   }
 
+  // Counters of one "METHOD /path" (state.record, api.js pump).
+  pathEntry(label) {
+    let p = this.paths[label];
+    if (!p) { p = { requests: 0, bytes: 0, busyMs: 0, byStatus: {} }; this.paths[label] = p; }
+    return p;
+  }
+
   table(tableId) {
     const t = this.tables.get(tableId);
     if (!t) { throw new ApiError(404, `Table not found "${tableId}"`); }
