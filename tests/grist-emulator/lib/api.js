@@ -615,7 +615,7 @@ async function parseDelay(state, req) {
   state.parserBusyUntil = start + cost;
   state.stats.parseMs += cost;
   const wait = state.parserBusyUntil - now();
-  if (wait > 0) { await sleep(wait); }
+  if (wait >= 1) { await sleep(wait); }   // below a timer's resolution: admitted at once
 }
 
 // ---- multipart ------------------------------------------------------------------------------
