@@ -656,6 +656,20 @@ static void lane_failure(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, d2g_op_
         release_lock(w, l, f);
 }
 
+/* Items left the batch (their partition was revoked) while it was writing:
+ * write the rest again from the upserts, without them (upserts make it
+ * harmless). Before the writes, nothing is planned for them anyway. */
+static void replan_writes(d2g_flush_t *f) {
+    if (!f->replan || !(f->stage == S_PUT || f->stage == S_FIND || f->stage == S_DELETE))
+        return;
+    d2g_ops_clear(&f->ops);
+    d2g_ops_clear(&f->deletes);
+    f->cur = 0;
+    f->planned = 0;
+    f->replan = 0;
+    f->stage = S_PUT;
+}
+
 void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t *resp) {
     d2g_lane_t *l = f->lane;
     f->waiting = 0;
@@ -754,16 +768,7 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t
         return;
     }
     f->cur++;
-    if (f->replan && (f->stage == S_PUT || f->stage == S_FIND || f->stage == S_DELETE)) {
-        /* Items left the batch (their partition was revoked): write the rest
-         * again from the upserts, without them. Upserts make it harmless. */
-        d2g_ops_clear(&f->ops);
-        d2g_ops_clear(&f->deletes);
-        f->cur = 0;
-        f->planned = 0;
-        f->replan = 0;
-        f->stage = S_PUT;
-    }
+    replan_writes(f);
 }
 
 void d2g_flush_abandon(d2g_flush_t *f, uint8_t topic, int32_t partition) {
@@ -775,13 +780,6 @@ void d2g_flush_abandon(d2g_flush_t *f, uint8_t topic, int32_t partition) {
             f->replan = 1;
         }
     }
-    if (f->replan && !f->waiting &&
-        (f->stage == S_PUT || f->stage == S_FIND || f->stage == S_DELETE)) {
-        d2g_ops_clear(&f->ops);
-        d2g_ops_clear(&f->deletes);
-        f->cur = 0;
-        f->planned = 0;
-        f->replan = 0;
-        f->stage = S_PUT;
-    }
+    if (!f->waiting)
+        replan_writes(f);
 }
