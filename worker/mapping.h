@@ -46,6 +46,28 @@ typedef struct d2g_mapping_ctx d2g_mapping_ctx_t;
  */
 int d2g_mapping_ctx_new(int64_t procedure, const char *table_prefix, const char *ds_base_url,
                         json_t *revision, d2g_mapping_ctx_t **out, char *err, size_t errlen);
+
+/*
+ * What a procedure's mapping produces beyond the champs (d2g_mapping_opts_default
+ * gives the defaults, which d2g_mapping_ctx_new uses).
+ */
+typedef struct d2g_mapping_opts {
+    /* Child tables link to their dossier the Grist way: `dossier` is a formula column
+     * of type Ref:<prefix> (Subventions.lookupOne(numero=$ds_dossier_numero)), and the
+     * dossier's number is in the Int column `ds_dossier_numero`, the table's
+     * dossier_col, which the writer filters on and removals name. Default 0: `dossier`
+     * is the Int number, as in earlier versions (the writer filters on "dossier"). */
+    int ref_links;
+    int geo_areas; /* Carte champs' areas in <prefix>_Zones (default 1) */
+    int avis;      /* Dossier.avis in <prefix>_Avis (default 1) */
+    int messages;  /* Dossier.messages in <prefix>_Messages (default 0: personal data) */
+} d2g_mapping_opts_t;
+
+void d2g_mapping_opts_default(d2g_mapping_opts_t *opts);
+/* d2g_mapping_ctx_new with options (NULL: the defaults). */
+int d2g_mapping_ctx_new_opts(int64_t procedure, const char *table_prefix, const char *ds_base_url,
+                             json_t *revision, const d2g_mapping_opts_t *opts,
+                             d2g_mapping_ctx_t **out, char *err, size_t errlen);
 void d2g_mapping_ctx_free(d2g_mapping_ctx_t *ctx);
 
 /* The column ids of the dossiers table's fixed columns, in order, NULL-terminated. */
@@ -59,14 +81,19 @@ typedef struct d2g_column {
     json_t *fields;
     /* Borrowed from fields for convenience. */
     const char *label;
-    const char *type;           /* "Int", "DateTime:Europe/Paris", "ChoiceList"... */
+    const char *type;           /* "Int", "DateTime:Europe/Paris", "ChoiceList", "Ref:<table>"... */
     const char *widget_options; /* a JSON text ({"choices": [...]}), or NULL */
+    /* A formula column (fields hold "isFormula": true and "formula"): Grist computes
+     * it, records never hold a cell for it. NULL for data columns. */
+    const char *formula;
 } d2g_column_t;
 
 typedef struct d2g_table {
     char *id;
     const char *key;        /* the upsert key column: "numero" or "ds_row_id" */
-    const char *dossier_col; /* child tables: "dossier" (the dossier number); else NULL */
+    /* child tables: the Int column holding the dossier's number, which rowsets and
+     * removals filter on ("dossier", or "ds_dossier_numero" with ref_links); else NULL */
+    const char *dossier_col;
     d2g_column_t *columns;  /* fixed columns first, then champs, in form order */
     size_t n_columns;
 } d2g_table_t;
@@ -85,8 +112,9 @@ typedef struct d2g_record {
 } d2g_record_t;
 
 /* The complete set of rows one dossier has now in one child table: the
- * writer deletes that dossier's other rows (dossier_col == dossier and
- * ds_row_id not in row_ids; row_ids may be empty). */
+ * writer deletes that dossier's other rows (the table's dossier_col == dossier
+ * and ds_row_id not in row_ids; row_ids may be empty). Every child table
+ * (repetition blocks, geo areas, avis, messages) is keyed by ds_row_id. */
 typedef struct d2g_rowset {
     const char *table; /* borrowed: the id of tables[table_index] */
     size_t table_index;
@@ -98,7 +126,7 @@ typedef struct d2g_rowset {
  * remove mode: the dossier's row, and its rows in every child table). */
 typedef struct d2g_removal {
     char *table;
-    const char *column; /* "numero" or "dossier" */
+    const char *column; /* "numero", or a child table's dossier_col */
     int64_t value;
 } d2g_removal_t;
 
@@ -145,8 +173,5 @@ int d2g_mapping_map_dossier(const d2g_mapping_ctx_t *ctx, json_t *dossier, int f
 int d2g_mapping_map_deleted(const d2g_mapping_ctx_t *ctx, json_t *deleted,
                             d2g_deleted_mode_t mode, d2g_colmap_t *map, d2g_mapped_t *out,
                             char *err, size_t errlen);
-
-/* --- helpers, exposed for the writer and the tests ----------------------- */
-
 
 #endif

@@ -427,9 +427,20 @@ static void test_fixed_columns(void **state) {
     assert_string_equal(t->id, "Subventions");
     assert_string_equal(t->key, "numero");
     assert_null(t->dossier_col);
-    /* the fixed columns first, in order */
-    for (size_t i = 0; d2g_mapping_fixed_columns[i]; i++)
-        assert_string_equal(t->columns[i].id, d2g_mapping_fixed_columns[i]);
+    /* the fixed columns first, in order, but the technical ones (DS id, deletion) last */
+    static const char *const technical[] = {"ds_id", "supprime", "date_suppression",
+                                            "motif_suppression"};
+    size_t nfixed = 0, at = 0;
+    for (size_t i = 0; d2g_mapping_fixed_columns[i]; i++, nfixed++) {
+        int tech = 0;
+        for (size_t k = 0; k < 4; k++)
+            tech |= strcmp(d2g_mapping_fixed_columns[i], technical[k]) == 0;
+        if (!tech)
+            assert_string_equal(t->columns[at++].id, d2g_mapping_fixed_columns[i]);
+    }
+    assert_int_equal(nfixed, 31);
+    for (size_t k = 0; k < 4; k++)
+        assert_string_equal(t->columns[t->n_columns - 4 + k].id, technical[k]);
     assert_string_equal(type_of(t, "numero"), "Int");
     assert_string_equal(type_of(t, "etat"), "Choice");
     assert_string_equal(column(t, "etat")->widget_options,
@@ -513,10 +524,12 @@ static void check_champ_columns(const d2g_mapped_t *out, int with_revision) {
                             "{\"choices\":[\"Collège\"]}");
         assert_string_equal(column(t, "niveaux")->widget_options, "{\"choices\":[\"6e\",\"5e\"]}");
     }
-    /* attachments: "name <url>", one a line */
+    /* attachments: "name (type, size)" a line, then the dossier's stable page; never
+     * DS's signed URL, which expires */
     assert_string_equal(type_of(t, "justificatifs"), "Text");
     assert_cell(r, "justificatifs",
-                "`facture.pdf https://ds.example/f/1?sig=a\\ndevis.pdf https://ds.example/f/2?sig=b`");
+                "`facture.pdf (application/pdf, 1,0 Ko)\\ndevis.pdf (application/pdf, 2,0 Ko)\\n"
+                "https://www.demarches-simplifiees.fr/procedures/4242/dossiers/42`");
     /* everything else: stringValue */
     assert_string_equal(type_of(t, "adresse"), "Text");
     assert_cell(r, "adresse", "`1 rue de la Paix 75002 Paris`");
@@ -533,7 +546,8 @@ static void check_champ_columns(const d2g_mapped_t *out, int with_revision) {
     assert_string_equal(type_of(t, "annotation_nom"), "Bool");
     assert_cell(r, "annotation_nom", "false");
     assert_true(column_index(t, "annotation_avis_du_service") > column_index(t, "siret"));
-    assert_true(column_index(t, "nom_de_l_etablissement") > column_index(t, "motif_suppression"));
+    assert_true(column_index(t, "nom_de_l_etablissement") > column_index(t, "lien_ds"));
+    assert_true(column_index(t, "nom_de_l_etablissement") < column_index(t, "ds_id"));
 }
 
 static void test_champs_with_revision(void **state) {
