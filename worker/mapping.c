@@ -163,6 +163,9 @@ static const rdesc_t *find_desc(const d2g_mapping_ctx_t *ctx, const char *id) {
 
 static int map_champs(builder_t *b, table_b *t, json_t *fields, json_t *champs,
                       const char *path, int annotation, int in_row);
+static int map_with_form(builder_t *b, table_b *t, json_t *fields, json_t *champs,
+                         const char *path, const rdesc_t *descs, size_t n, int annotation,
+                         int in_row);
 
 /* The id of the child table of a repetition descriptor. */
 static const char *child_table_id(builder_t *b, const char *desc_id, const char *label,
@@ -179,33 +182,42 @@ static const char *child_table_id(builder_t *b, const char *desc_id, const char 
     return res;
 }
 
-/* "<label> — <sub>" */
-static char *sub_label(const char *label, const char *sub) {
-    size_t n = strlen(label) + strlen(sub) + 8;
-    char *s = d2g_malloc(n);
-    snprintf(s, n, "%s \xe2\x80\x94 %s", label, sub);
-    return s;
+/* "<label> — <sub>" in buf (cut to fit). */
+static const char *sub_label(char *buf, size_t len, const char *label, const char *sub) {
+    snprintf(buf, len, "%s \xe2\x80\x94 %s", label, sub);
+    return buf;
 }
 
 /* One sub-column: its id is recorded under "<descriptor>/<key>" (stable across renames),
- * derived from "<champ column>_<words of name>". Sets fields[id] = cell (taken; NULL: null). */
+ * derived from "<champ column>_<words of words>" the first time; its label is "<label> —
+ * <name>". Sets fields[id] = cell (taken; NULL: null). */
 static int sub_column(builder_t *b, table_b *t, json_t *fields, const char *desc_id,
-                      const char *main_id, const char *key, const char *name, const char *label,
-                      const char *type, json_t *cell) {
-    char words[D2G_COLID_BUFLEN];
-    d2g_colid_from_label(name, words, sizeof(words));
-    size_t nk = strlen(desc_id) + strlen(key) + 2, nw = strlen(main_id) + strlen(words) + 2;
-    char *mkey = d2g_malloc(nk), *wanted = d2g_malloc(nw);
-    snprintf(mkey, nk, "%s/%s", desc_id, key);
-    snprintf(wanted, nw, "%s_%s", main_id, words);
-    const char *id = d2g_colmap_assign_id(b->map, t->id, mkey, wanted);
-    free(mkey);
-    free(wanted);
+                      const char *main_id, const char *key, const char *words_of,
+                      const char *name, const char *label, const char *type, json_t *cell) {
+    char kbuf[256], *mkey = kbuf;
+    size_t nd = strlen(desc_id), nkey = strlen(key), nk = nd + nkey + 2;
+    if (nk > sizeof(kbuf))
+        mkey = d2g_malloc(nk);
+    memcpy(mkey, desc_id, nd);
+    mkey[nd] = '/';
+    memcpy(mkey + nd + 1, key, nkey + 1);
+    const char *id = d2g_colmap_lookup(b->map, t->id, mkey);
+    if (!id) {
+        char words[D2G_COLID_BUFLEN], wanted[2 * D2G_COLID_BUFLEN + 2];
+        d2g_colid_from_label(words_of, words, sizeof(words));
+        snprintf(wanted, sizeof(wanted), "%s_%s", main_id, words);
+        id = d2g_colmap_assign_id(b->map, t->id, mkey, wanted);
+    }
+    if (mkey != kbuf)
+        free(mkey);
     if (!id) {
         json_decref(cell);
         return d2g_mb_oom(b);
     }
-    d2g_mb_column(t, id, label, type, NULL, NULL);
+    if (!json_object_get(t->colset, id)) {
+        char lbuf[512];
+        d2g_mb_column(t, id, sub_label(lbuf, sizeof(lbuf), label, name), type, NULL, NULL);
+    }
     return d2g_mb_put(b, fields, id, cell ? cell : json_null());
 }
 
@@ -239,11 +251,10 @@ static int generic_columns(builder_t *b, table_b *t, json_t *fields, json_t *cha
         if (!cl || !*cl || (ds_label && strcmp(cl, ds_label) == 0))
             continue;
         const char *part = column_part(cl, ds_label);
-        char *key = d2g_map_concat("c:", cid ? cid : cl), *l = sub_label(label, part);
-        int rc = sub_column(b, t, fields, desc_id, main_id, key, part, l,
+        char *key = d2g_map_concat("c:", cid ? cid : cl);
+        int rc = sub_column(b, t, fields, desc_id, main_id, key, part, part, label,
                             d2g_kind_column_type(col), d2g_kind_column_cell(col));
         free(key);
-        free(l);
         if (rc)
             return -1;
     }
@@ -269,12 +280,9 @@ static int champ_columns(builder_t *b, table_b *t, json_t *fields, json_t *champ
     col_b *c = d2g_mb_column(t, id, l, k->type, NULL, k->choices_from_form ? options : NULL);
     d2g_cellenv_t env = {b->page};
     rc = d2g_mb_put(b, fields, c->id, champ ? k->cell(champ, c, &env) : json_null());
-    for (const d2g_subcol_t *s = k->subs; rc == 0 && s && s->key; s++) {
-        char *sl = sub_label(l, s->label);
-        rc = sub_column(b, t, fields, desc_id, c->id, s->key, s->key, sl, s->type,
+    for (const d2g_subcol_t *s = k->subs; rc == 0 && s && s->key; s++)
+        rc = sub_column(b, t, fields, desc_id, c->id, s->key, s->key, s->label, l, s->type,
                         champ ? d2g_kind_subcell(s, champ) : NULL);
-        free(sl);
-    }
     if (rc == 0 && k->generic && champ)
         rc = generic_columns(b, t, fields, champ, desc_id, c->id, l);
     free(alabel);
@@ -343,12 +351,11 @@ static int map_repetition(builder_t *b, json_t *champ, const char *desc_id, cons
         json_t *fields = json_pack("{s:I}", "numero_ligne", (json_int_t)(j + 1));
         int rc = d2g_mapping_link_cells(b, t, fields);
         /* every sub-champ of the form: null unless the row says otherwise */
-        for (size_t i = 0; rc == 0 && rd && i < rd->n_subs; i++) {
-            const rdesc_t *s = &b->ctx->descs[rd->first_sub + i];
-            if (s->kind->cls == KC_VALUE)
-                rc = champ_columns(b, t, fields, NULL, s->id, s->label, s->kind, s->options, 0);
-        }
-        if (rc || map_champs(b, t, fields, champs, cpath, 0, 1)) {
+        if (rc == 0)
+            rc = rd ? map_with_form(b, t, fields, champs, cpath, b->ctx->descs + rd->first_sub,
+                                    rd->n_subs, 0, 1)
+                    : map_champs(b, t, fields, champs, cpath, 0, 1);
+        if (rc) {
             json_decref(fields);
             return -1;
         }
@@ -406,25 +413,54 @@ static int map_champs(builder_t *b, table_b *t, json_t *fields, json_t *champs,
     return 0;
 }
 
-/* Full mode with a revision: every champ of the form has its columns (null until the
- * dossier's champ says otherwise) and every block its row set. */
-static int declare_form(builder_t *b, table_b *main, json_t *fields, size_t from, size_t n,
-                        int annotation) {
-    for (size_t i = from; i < from + n; i++) {
-        const rdesc_t *r = &b->ctx->descs[i];
-        if (r->kind->cls == KC_REPETITION) {
-            table_b *t = child_table(b, r->id, r->label, r, annotation);
-            if (!t)
-                return -1;
-            if (!t->row_ids)
-                t->row_ids = json_array();
-            continue;
-        }
-        if (r->kind->cls == KC_VALUE &&
-            champ_columns(b, main, fields, NULL, r->id, r->label, r->kind, r->options, annotation))
-            return -1;
+/*
+ * Champs with the form known: in the form's order, every descriptor gets its columns
+ * (null cells unless the dossier has the champ) and every block its row set; then the
+ * dossier's champs the form does not know (an older revision's) follow. Each champ is
+ * mapped once.
+ */
+static int map_with_form(builder_t *b, table_b *t, json_t *fields, json_t *champs,
+                         const char *path, const rdesc_t *descs, size_t n, int annotation,
+                         int in_row) {
+    size_t nc = json_array_size(champs), i;
+    unsigned char *done = nc ? d2g_calloc(nc, 1) : NULL;
+    json_t *by = json_object(), *champ;
+    int rc = 0;
+    json_array_foreach(champs, i, champ) {
+        const char *id = d2g_map_jstr(champ, "champDescriptorId");
+        if (id && *id && d2g_map_jstr(champ, "__typename"))
+            json_object_set_new(by, id, json_integer((json_int_t)i));
     }
-    return 0;
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        const rdesc_t *r = &descs[k];
+        json_t *ix = json_object_get(by, r->id);
+        if (ix && !done[json_integer_value(ix)]) {
+            char cpath[PATHLEN];
+            size_t at = (size_t)json_integer_value(ix);
+            done[at] = 1;
+            snprintf(cpath, sizeof(cpath), "%.100s[%zu]", path, at);
+            rc = map_champ(b, t, fields, json_array_get(champs, at), cpath, annotation, in_row);
+        } else if (r->kind->cls == KC_REPETITION && !in_row) {
+            table_b *ct = child_table(b, r->id, r->label, r, annotation);
+            if (!ct)
+                rc = -1;
+            else if (!ct->row_ids)
+                ct->row_ids = json_array();
+        } else if (r->kind->cls == KC_VALUE) {
+            rc = champ_columns(b, t, fields, NULL, r->id, r->label, r->kind, r->options,
+                               annotation);
+        }
+    }
+    json_array_foreach(champs, i, champ) {
+        if (rc || done[i])
+            continue;
+        char cpath[PATHLEN];
+        snprintf(cpath, sizeof(cpath), "%.100s[%zu]", path, i);
+        rc = map_champ(b, t, fields, champ, cpath, annotation, in_row);
+    }
+    json_decref(by);
+    free(done);
+    return rc;
 }
 
 /* --- dossiers --------------------------------------------------------------------- */
@@ -484,16 +520,18 @@ int d2g_mapping_map_dossier(const d2g_mapping_ctx_t *ctx, json_t *dossier, int f
     if (d2g_mapping_own_fields(&b, main, fields, dossier))
         goto done;
     if (!b.partial && ctx->descs) {
-        if (declare_form(&b, main, fields, 0, ctx->n_champs, 0))
+        if (map_with_form(&b, main, fields, champs, "champs", ctx->descs, ctx->n_champs, 0, 0))
             goto done;
         if (json_is_array(annots) &&
-            declare_form(&b, main, fields, ctx->n_champs, ctx->n_annots, 1))
+            map_with_form(&b, main, fields, annots, "annotations", ctx->descs + ctx->n_champs,
+                          ctx->n_annots, 1, 0))
+            goto done;
+    } else {
+        if (champs && map_champs(&b, main, fields, champs, "champs", 0, 0))
+            goto done;
+        if (json_is_array(annots) && map_champs(&b, main, fields, annots, "annotations", 1, 0))
             goto done;
     }
-    if (champs && map_champs(&b, main, fields, champs, "champs", 0, 0))
-        goto done;
-    if (json_is_array(annots) && map_champs(&b, main, fields, annots, "annotations", 1, 0))
-        goto done;
     /* the dossier's own record first */
     rc = d2g_mb_record(&b, 0, json_pack("{s:I}", "numero", (json_int_t)b.number), fields);
     fields = NULL;

@@ -970,6 +970,255 @@ static void test_many_champs(void **state) {
     fx_free(&f);
 }
 
+
+/* --- composite kinds: typed sub-columns ------------------------------------- */
+
+static const char COMPOSITES[] = "{`id`: `RG9zc2llci03`, `number`: 7, `champs`: ["
+    " {`__typename`: `CommuneChamp`, `id`: `1`, `champDescriptorId`: `dCom`, `label`: `Commune`,"
+    "  `stringValue`: `Quimper (29000)`, `commune`: {`name`: `Quimper`, `code`: `29232`, `postalCode`: `29000`},"
+    "  `departement`: {`code`: `29`, `name`: `Finistère`}},"
+    " {`__typename`: `AddressChamp`, `id`: `2`, `champDescriptorId`: `dAdr`, `label`: `Adresse`,"
+    "  `stringValue`: `1 rue de la Paix 29000 Quimper`, `address`: {`label`: `1 rue de la Paix 29000 Quimper`,"
+    "  `streetAddress`: `1 rue de la Paix`, `postalCode`: `29000`, `cityName`: `Quimper`, `cityCode`: `29232`,"
+    "  `departmentCode`: `29`, `departmentName`: `Finistère`, `regionCode`: `53`, `regionName`: `Bretagne`,"
+    "  `countryCode`: `FR`, `geometry`: {`type`: `Point`, `coordinates`: [-4.1, 48.0]}}},"
+    " {`__typename`: `PaysChamp`, `id`: `3`, `champDescriptorId`: `dPays`, `label`: `Pays`,"
+    "  `stringValue`: `Belgique`, `pays`: {`code`: `BE`, `name`: `Belgique`}},"
+    " {`__typename`: `RegionChamp`, `id`: `4`, `champDescriptorId`: `dReg`, `label`: `Région`,"
+    "  `stringValue`: `Bretagne`, `region`: {`code`: `53`, `name`: `Bretagne`}},"
+    " {`__typename`: `DepartementChamp`, `id`: `5`, `champDescriptorId`: `dDep`, `label`: `Département`,"
+    "  `stringValue`: `29 – Finistère`, `departement`: {`code`: `29`, `name`: `Finistère`}},"
+    " {`__typename`: `EpciChamp`, `id`: `6`, `champDescriptorId`: `dEpci`, `label`: `EPCI`,"
+    "  `stringValue`: `Quimper Bretagne Occidentale`, `epci`: {`code`: `242900314`, `name`: `QBO`},"
+    "  `departement`: {`code`: `29`, `name`: `Finistère`}},"
+    " {`__typename`: `SiretChamp`, `id`: `7`, `champDescriptorId`: `dSiret`, `label`: `SIRET`,"
+    "  `stringValue`: `13002526500013`, `etablissement`: {`siret`: `13002526500013`, `naf`: `8411Z`,"
+    "  `libelleNaf`: `Administration publique générale`, `address`: {`label`: `20 avenue de Ségur 75007 Paris`,"
+    "  `cityCode`: `75107`}, `entreprise`: {`siren`: `130025265`, `raisonSociale`: `DINUM`}}},"
+    " {`__typename`: `RNAChamp`, `id`: `8`, `champDescriptorId`: `dRna`, `label`: `RNA`,"
+    "  `stringValue`: `W123456789`, `rna`: {`id`: `W123456789`, `title`: `Les Amis du Parc`},"
+    "  `commune`: {`name`: `Quimper`, `code`: `29232`}, `departement`: {`code`: `29`}},"
+    " {`__typename`: `RNFChamp`, `id`: `9`, `champDescriptorId`: `dRnf`, `label`: `RNF`,"
+    "  `stringValue`: `029-FDD-00001-01`, `rnf`: {`id`: `029-FDD-00001-01`, `title`: `Fondation X`},"
+    "  `commune`: null, `departement`: null},"
+    " {`__typename`: `LinkedDropDownListChamp`, `id`: `10`, `champDescriptorId`: `dLdd`, `label`: `Thème`,"
+    "  `stringValue`: `Nature / Jardin`, `primaryValue`: `Nature`, `secondaryValue`: `Jardin`},"
+    " {`__typename`: `DossierLinkChamp`, `id`: `11`, `champDescriptorId`: `dLink`, `label`: `Dossier lié`,"
+    "  `stringValue`: `8589934592`, `dossier`: {`number`: 8589934592}},"
+    " {`__typename`: `DossierLinkChamp`, `id`: `11b`, `champDescriptorId`: `dLink2`, `label`: `Autre dossier`,"
+    "  `stringValue`: `12`, `dossier`: null},"
+    " {`__typename`: `EngagementJuridiqueChamp`, `id`: `12`, `champDescriptorId`: `dEj`, `label`: `EJ`,"
+    "  `stringValue`: `1300000001`, `engagementJuridique`: {`montantEngage`: `12000.50`, `montantPaye`: `0`}},"
+    " {`__typename`: `TextChamp`, `id`: `13`, `champDescriptorId`: `dNum`, `label`: `Nombre`, `stringValue`: `12,5`},"
+    " {`__typename`: `TextChamp`, `id`: `14`, `champDescriptorId`: `dRef`, `label`: `Référentiel`,"
+    "  `stringValue`: `ABC`, `columns`: ["
+    "   {`__typename`: `TextColumn`, `id`: `c-ref-1`, `label`: `Référentiel`, `stringValue`: `ABC`, `textValue`: `ABC`},"
+    "   {`__typename`: `IntegerColumn`, `id`: `c-ref-2`, `label`: `Référentiel – Effectif`, `stringValue`: `42`,"
+    "    `integerValue`: `42`},"
+    "   {`__typename`: `DateColumn`, `id`: `c-ref-3`, `label`: `Date d'ouverture`, `stringValue`: `1 mars 2026`,"
+    "    `dateValue`: `2026-03-01`}]},"
+    " {`__typename`: `SomeFutureChamp`, `id`: `15`, `champDescriptorId`: `dFut`, `label`: `Futur`,"
+    "  `stringValue`: `x; 3`, `columns`: ["
+    "   {`__typename`: `TextColumn`, `id`: `c-f-1`, `label`: `Futur – Code`, `stringValue`: `x`, `value`: `x`},"
+    "   {`__typename`: `DecimalColumn`, `id`: `c-f-2`, `label`: `Futur – Taux`, `stringValue`: `3`, `value`: 3},"
+    "   {`__typename`: `BooleanColumn`, `id`: `c-f-3`, `label`: `Futur – Actif`, `stringValue`: `Oui`, `value`: true},"
+    "   {`__typename`: `EnumsColumn`, `id`: `c-f-4`, `label`: `Futur – Options`, `stringValue`: `a, b`,"
+    "    `value`: [`a`, `b`]}]},"
+    " {`__typename`: `CommuneChamp`, `id`: `16`, `champDescriptorId`: `dCom2`, `label`: `Commune vide`,"
+    "  `stringValue`: null, `commune`: null, `departement`: null}"
+    "]}";
+
+static const char COMPOSITES_REVISION[] = "{`id`: `rev`, `champDescriptors`: ["
+    " {`__typename`: `CommuneChampDescriptor`, `id`: `dCom`, `label`: `Commune`},"
+    " {`__typename`: `AddressChampDescriptor`, `id`: `dAdr`, `label`: `Adresse`},"
+    " {`__typename`: `NumberChampDescriptor`, `id`: `dNum`, `label`: `Nombre`},"
+    " {`__typename`: `ReferentielChampDescriptor`, `id`: `dRef`, `label`: `Référentiel`},"
+    " {`__typename`: `AnnuaireEducationChampDescriptor`, `id`: `dAnn`, `label`: `Établissement scolaire`},"
+    " {`__typename`: `SiretChampDescriptor`, `id`: `dSiretForm`, `label`: `SIRET du partenaire`}]}";
+
+static void test_composite_kinds(void **state) {
+    (void)state;
+    fx_t f;
+    fx_init(&f, NULL);
+    fx_map(&f, COMPOSITES, 0);
+    const d2g_table_t *t = table(&f.out, "Subventions");
+    json_t *r = record(&f.out, "Subventions", "{`numero`: 7}");
+    /* Commune: the text, then its codes, each a column "Commune — ..." */
+    assert_cell(r, "commune", "`Quimper (29000)`");
+    assert_cell(r, "commune_nom", "`Quimper`");
+    assert_cell(r, "commune_code_insee", "`29232`");
+    assert_string_equal(column(t, "commune_code_insee")->label, "Commune \xe2\x80\x94 code INSEE");
+    assert_string_equal(type_of(t, "commune_code_insee"), "Text");
+    assert_cell(r, "commune_code_postal", "`29000`");
+    assert_cell(r, "commune_departement_code", "`29`");
+    assert_cell(r, "commune_departement", "`Finistère`");
+    assert_true(column_index(t, "commune_code_insee") == column_index(t, "commune") + 2);
+    /* Address */
+    assert_cell(r, "adresse_voie", "`1 rue de la Paix`");
+    assert_cell(r, "adresse_code_postal", "`29000`");
+    assert_cell(r, "adresse_commune", "`Quimper`");
+    assert_cell(r, "adresse_code_insee", "`29232`");
+    assert_cell(r, "adresse_departement_code", "`29`");
+    assert_cell(r, "adresse_region_code", "`53`");
+    assert_cell(r, "adresse_region", "`Bretagne`");
+    assert_cell(r, "adresse_pays_code", "`FR`");
+    assert_string_equal(type_of(t, "adresse_longitude"), "Numeric");
+    assert_cell(r, "adresse_longitude", "-4.1");
+    assert_cell(r, "adresse_latitude", "48.0");
+    /* Pays, Région, Département, EPCI: their codes */
+    assert_cell(r, "pays_code", "`BE`");
+    assert_cell(r, "region_code", "`53`");
+    assert_cell(r, "departement_code", "`29`");
+    assert_cell(r, "epci_code", "`242900314`");
+    assert_cell(r, "epci_departement_code", "`29`");
+    /* SIRET: the company */
+    assert_cell(r, "siret", "`13002526500013`");
+    assert_cell(r, "siret_raison_sociale", "`DINUM`");
+    assert_cell(r, "siret_siren", "`130025265`");
+    assert_cell(r, "siret_naf", "`8411Z`");
+    assert_cell(r, "siret_libelle_naf", "`Administration publique générale`");
+    assert_cell(r, "siret_adresse", "`20 avenue de Ségur 75007 Paris`");
+    assert_cell(r, "siret_code_insee", "`75107`");
+    /* RNA, RNF */
+    assert_cell(r, "rna", "`W123456789`");
+    assert_cell(r, "rna_titre", "`Les Amis du Parc`");
+    assert_cell(r, "rna_code_insee", "`29232`");
+    assert_cell(r, "rnf_titre", "`Fondation X`");
+    assert_cell(r, "rnf_commune", "null");
+    /* LinkedDropDownList */
+    assert_cell(r, "theme", "`Nature / Jardin`");
+    assert_cell(r, "theme_principal", "`Nature`");
+    assert_cell(r, "theme_secondaire", "`Jardin`");
+    /* DossierLink: the number, Int, exact beyond 32 bits; from the text when unresolved */
+    assert_string_equal(type_of(t, "dossier_lie"), "Int");
+    assert_cell(r, "dossier_lie", "8589934592");
+    assert_cell(r, "autre_dossier", "12");
+    /* EngagementJuridique: amounts */
+    assert_string_equal(type_of(t, "ej_montant_engage"), "Numeric");
+    assert_cell(r, "ej_montant_engage", "12000.5");
+    assert_cell(r, "ej_montant_paye", "0.0");
+    /* a kind without rules: DS's own typed columns (generic), the value's own skipped */
+    assert_cell(r, "futur", "`x; 3`");
+    assert_cell(r, "futur_code", "`x`");
+    assert_string_equal(column(t, "futur_code")->label, "Futur \xe2\x80\x94 Code");
+    assert_string_equal(type_of(t, "futur_taux"), "Numeric");
+    assert_cell(r, "futur_taux", "3.0");
+    assert_string_equal(type_of(t, "futur_actif"), "Bool");
+    assert_cell(r, "futur_actif", "true");
+    assert_cell(r, "futur_options", "`a, b`");
+    /* an empty composite: every sub-column null */
+    assert_cell(r, "commune_vide", "null");
+    assert_cell(r, "commune_vide_code_insee", "null");
+    /* the sub-columns are recorded by descriptor: stable across renames */
+    assert_string_equal(d2g_colmap_lookup(f.map, "Subventions", "dCom/code_insee"), "commune_code_insee");
+    assert_string_equal(d2g_colmap_lookup(f.map, "Subventions", "dFut/c:c-f-2"), "futur_taux");
+    fx_map(&f,
+           "{`number`: 8, `champs`: [{`__typename`: `CommuneChamp`, `id`: `1`, `champDescriptorId`: `dCom`,"
+           " `label`: `Commune de résidence`, `stringValue`: `Orléans (45000)`,"
+           " `commune`: {`name`: `Orléans`, `code`: `45234`, `postalCode`: `45000`}}]}",
+           0);
+    r = record(&f.out, "Subventions", "{`numero`: 8}");
+    assert_cell(r, "commune_code_insee", "`45234`");
+    assert_string_equal(column(table(&f.out, "Subventions"), "commune_code_insee")->label,
+                        "Commune de résidence \xe2\x80\x94 code INSEE");
+    fx_free(&f);
+}
+
+static void test_composite_kinds_with_revision(void **state) {
+    (void)state;
+    fx_t f;
+    fx_init(&f, COMPOSITES_REVISION);
+    fx_map(&f, COMPOSITES, 0);
+    const d2g_table_t *t = table(&f.out, "Subventions");
+    json_t *r = record(&f.out, "Subventions", "{`numero`: 7}");
+    /* the form's kind decides: a Number descriptor is Numeric though its champ is text */
+    assert_string_equal(type_of(t, "nombre"), "Numeric");
+    assert_cell(r, "nombre", "12.5");
+    /* Referentiel: DS's columns; a label starting with the champ's is cut after it */
+    assert_string_equal(type_of(t, "referentiel_effectif"), "Int");
+    assert_cell(r, "referentiel_effectif", "42");
+    assert_string_equal(type_of(t, "referentiel_date_d_ouverture"), "Date");
+    assert_cell(r, "referentiel_date_d_ouverture", "1772323200");
+    assert_null(column(t, "referentiel_referentiel"));
+    /* a form kind this version does not know: a text column, the champ's own kind if any */
+    assert_string_equal(type_of(t, "etablissement_scolaire"), "Text");
+    /* a form champ the dossier lacks has its sub-columns already, null */
+    assert_string_equal(type_of(t, "siret_du_partenaire_raison_sociale"), "Text");
+    assert_cell(r, "siret_du_partenaire_raison_sociale", "null");
+    fx_free(&f);
+}
+
+/* Dossier numbers beyond 32 bits are kept exactly everywhere. */
+static void test_big_numbers(void **state) {
+    (void)state;
+    fx_t f;
+    fx_init(&f, REVISION);
+    json_t *d = J(DOSSIER);
+    json_object_set_new(d, "number", json_integer(3000000000LL));
+    d2g_mapped_clear(&f.out);
+    assert_int_equal(d2g_mapping_map_dossier(f.ctx, d, 0, f.map, &f.out, f.err, sizeof(f.err)), 0);
+    assert_true(f.out.number == 3000000000LL);
+    json_t *r = record(&f.out, "Subventions", "{`numero`: 3000000000}");
+    assert_cell(r, "numero", "3000000000");
+    assert_cell(r, "lien_ds", "`https://www.demarches-simplifiees.fr/procedures/4242/dossiers/3000000000`");
+    assert_cell(record(&f.out, "Subventions_Beneficiaires", "{`ds_row_id`: `Um93LTE=`}"), "dossier",
+                "3000000000");
+    assert_true(f.out.rowsets[0].dossier == 3000000000LL);
+    json_decref(d);
+    d2g_mapped_clear(&f.out);
+    json_t *node = J("{`id`: `x`, `number`: 4294967297, `dateSupression`: null}");
+    assert_int_equal(d2g_mapping_map_deleted(f.ctx, node, D2G_DELETED_REMOVE, f.map, &f.out, f.err,
+                                             sizeof(f.err)),
+                     0);
+    assert_true(f.out.removals[0].value == 4294967297LL);
+    assert_true(f.out.removals[1].value == 4294967297LL);
+    json_decref(node);
+    fx_free(&f);
+}
+
+/* Child tables linked the Grist way: `dossier` a Ref formula, the number in ds_dossier_numero. */
+static void test_ref_links(void **state) {
+    (void)state;
+    fx_t f;
+    memset(&f, 0, sizeof(f));
+    d2g_mapping_opts_t o;
+    d2g_mapping_opts_default(&o);
+    assert_int_equal(o.ref_links, 0);
+    assert_int_equal(o.messages, 0);
+    o.ref_links = 1;
+    json_t *rev = J(REVISION);
+    assert_int_equal(d2g_mapping_ctx_new_opts(4242, "Subventions", "https://ds.example", rev, &o,
+                                              &f.ctx, f.err, sizeof(f.err)),
+                     0);
+    json_decref(rev);
+    f.map = d2g_colmap_new();
+    fx_map(&f, DOSSIER, 0);
+    const d2g_table_t *t = table(&f.out, "Subventions_Beneficiaires");
+    assert_string_equal(t->dossier_col, "ds_dossier_numero");
+    const d2g_column_t *c = column(t, "dossier");
+    assert_string_equal(c->type, "Ref:Subventions");
+    assert_string_equal(c->formula, "Subventions.lookupOne(numero=$ds_dossier_numero)");
+    assert_true(json_is_true(json_object_get(c->fields, "isFormula")));
+    assert_string_equal(t->columns[0].id, "dossier");
+    assert_string_equal(t->columns[t->n_columns - 2].id, "ds_row_id");
+    assert_string_equal(t->columns[t->n_columns - 1].id, "ds_dossier_numero");
+    assert_string_equal(type_of(t, "ds_dossier_numero"), "Int");
+    assert_null(column(table(&f.out, "Subventions"), "dossier"));
+    json_t *r1 = record(&f.out, "Subventions_Beneficiaires", "{`ds_row_id`: `Um93LTE=`}");
+    assert_null(json_object_get(r1, "dossier")); /* a formula: never written */
+    assert_cell(r1, "ds_dossier_numero", "42");
+    assert_null(column(table(&f.out, "Subventions"), "ds_dossier_numero"));
+    assert_null(table(&f.out, "Subventions")->columns[0].formula);
+    d2g_mapped_clear(&f.out);
+    json_t *node = J("{`id`: `x`, `number`: 42}");
+    assert_int_equal(d2g_mapping_map_deleted(f.ctx, node, D2G_DELETED_REMOVE, f.map, &f.out, f.err,
+                                             sizeof(f.err)),
+                     0);
+    assert_string_equal(f.out.removals[1].column, "ds_dossier_numero");
+    json_decref(node);
+    fx_free(&f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_colid_from_label),
@@ -989,6 +1238,10 @@ int main(void) {
         cmocka_unit_test(test_deleted),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_many_champs),
+        cmocka_unit_test(test_composite_kinds),
+        cmocka_unit_test(test_composite_kinds_with_revision),
+        cmocka_unit_test(test_big_numbers),
+        cmocka_unit_test(test_ref_links),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
