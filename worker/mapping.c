@@ -285,6 +285,8 @@ static int champ_columns(builder_t *b, table_b *t, json_t *fields, json_t *champ
                         champ ? d2g_kind_subcell(s, champ) : NULL);
     if (rc == 0 && k->generic && champ)
         rc = generic_columns(b, t, fields, champ, desc_id, c->id, l);
+    if (rc == 0 && k->geo && champ)
+        rc = d2g_mapping_geo_areas(b, champ, desc_id, l);
     free(alabel);
     return rc;
 }
@@ -532,6 +534,8 @@ int d2g_mapping_map_dossier(const d2g_mapping_ctx_t *ctx, json_t *dossier, int f
         if (json_is_array(annots) && map_champs(&b, main, fields, annots, "annotations", 1, 0))
             goto done;
     }
+    if (!b.partial && d2g_mapping_avis_messages(&b, dossier))
+        goto done;
     /* the dossier's own record first */
     rc = d2g_mb_record(&b, 0, json_pack("{s:I}", "numero", (json_int_t)b.number), fields);
     fields = NULL;

@@ -313,7 +313,7 @@ json_t *d2g_cell_json(json_t *v) {
         return json_null();
     if (json_is_string(v))
         return json_incref(v);
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
     json_t *cell = s ? json_string(s) : json_null();
     free(s);
     return cell;

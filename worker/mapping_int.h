@@ -144,6 +144,13 @@ int d2g_mapping_own_fields(builder_t *b, table_b *main, json_t *fields, json_t *
 /* Declares the dossier link columns of a child table t and fills fields (a row of t). */
 int d2g_mapping_link_cells(builder_t *b, table_b *t, json_t *fields);
 
+/* --- other child tables (mapping_children.c) ----------------------------------- */
+
+/* The geo areas of a Carte champ (if it holds "geoAreas") in <prefix>_Zones. */
+int d2g_mapping_geo_areas(builder_t *b, json_t *champ, const char *desc_id, const char *label);
+/* The dossier's avis (if it holds "avis") and messages (if opted in and it holds them). */
+int d2g_mapping_avis_messages(builder_t *b, json_t *dossier);
+
 /* --- cells (mapping_cells.c) ----------------------------------------------- */
 
 /* Epoch seconds (a date: UTC midnight), the text if unreadable, null if empty. */
@@ -192,6 +199,7 @@ typedef struct d2g_kind {
     const d2g_subcol_t *subs; /* explicit sub-columns, NULL-terminated by key, or NULL */
     int generic;              /* 1: sub-columns from the champ's `columns` (DS's typed breakdown) */
     int choices_from_form;    /* the form's options seed the column's choices */
+    int geo;                  /* Carte: its geo areas go to the <prefix>_Zones table */
 } d2g_kind_t;
 
 /* The kind of a champ's __typename (descriptor: a ChampDescriptor's); never NULL:

@@ -1219,6 +1219,126 @@ static void test_ref_links(void **state) {
     fx_free(&f);
 }
 
+/* Geo areas, avis and messages: child tables keyed by DS's ids, with row sets. */
+static const char WITH_CHILDREN[] = "{`id`: `RG9zc2llci05`, `number`: 9, `champs`: ["
+    " {`__typename`: `CarteChamp`, `id`: `c1`, `champDescriptorId`: `dCarte`, `label`: `Emprise`,"
+    "  `stringValue`: `2 zones`, `geoAreas`: ["
+    "   {`__typename`: `SelectionUtilisateur`, `id`: `geo-1`, `source`: `selection_utilisateur`,"
+    "    `description`: `Zone d'intervention`, `geometry`: {`type`: `Polygon`,"
+    "    `coordinates`: [[[2.0, 45.0], [2.01, 45.0], [2.01, 45.01], [2.0, 45.01], [2.0, 45.0]]]}},"
+    "   {`__typename`: `ParcelleCadastrale`, `id`: `geo-2`, `source`: `cadastre`, `description`: null,"
+    "    `geometry`: {`type`: `Point`, `coordinates`: [2.0, 45.0]}, `commune`: `69383`, `prefixe`: `000`,"
+    "    `section`: `AB`, `numero`: `12`, `surface`: `1234`}]}],"
+    "`avis`: [{`id`: `avis-1`, `question`: `Budget cohérent ?`, `questionLabel`: `Favorable ?`,"
+    "  `questionAnswer`: true, `reponse`: `Oui, cohérent.`, `dateQuestion`: `2026-01-03T10:00:00+01:00`,"
+    "  `dateReponse`: null, `claimant`: {`email`: `a@gouv.fr`}, `expert`: {`email`: `e@ddfip.gouv.fr`},"
+    "  `attachments`: [{`filename`: `avis.pdf`, `contentType`: `application/pdf`, `byteSizeBigInt`: `2048`,"
+    "   `url`: `https://x/expiring?sig=1`}]}],"
+    "`messages`: [{`id`: `msg-1`, `email`: `usager@example.org`, `body`: `Bonjour`,"
+    "  `createdAt`: `2026-01-02T10:01:00+01:00`, `discardedAt`: null, `attachments`: []}]}";
+
+static void test_geo_avis_messages(void **state) {
+    (void)state;
+    fx_t f;
+    fx_init(&f, NULL);
+    fx_map(&f, WITH_CHILDREN, 0);
+    const d2g_table_t *z = table(&f.out, "Subventions_Zones");
+    assert_string_equal(z->key, "ds_row_id");
+    assert_string_equal(z->dossier_col, "dossier");
+    assert_string_equal(z->columns[0].id, "dossier");
+    assert_string_equal(z->columns[z->n_columns - 1].id, "ds_row_id");
+    json_t *g1 = record(&f.out, "Subventions_Zones", "{`ds_row_id`: `geo-1`}");
+    assert_cell(g1, "dossier", "9");
+    assert_cell(g1, "champ", "`Emprise`");
+    assert_cell(g1, "champ_id", "`dCarte`");
+    assert_cell(g1, "source", "`selection_utilisateur`");
+    assert_cell(g1, "type_geometrie", "`Polygon`");
+    /* 0.01° x 0.01° at 45°N: about 1,112 m x 786 m */
+    double area = json_real_value(json_object_get(g1, "surface_m2"));
+    assert_true(area > 870000 && area < 880000);
+    assert_cell(g1, "geometrie", "`{\\`type\\`:\\`Polygon\\`,\\`coordinates\\`:[[[2.0,45.0],[2.01,45.0],[2.01,45.01],[2.0,45.01],[2.0,45.0]]]}`");
+    assert_cell(g1, "section", "null");
+    json_t *g2 = record(&f.out, "Subventions_Zones", "{`ds_row_id`: `geo-2`}");
+    assert_cell(g2, "section", "`AB`");
+    assert_cell(g2, "numero", "`12`");
+    assert_cell(g2, "commune", "`69383`");
+    assert_cell(g2, "surface_parcelle", "1234.0");
+    assert_cell(g2, "surface_m2", "null");
+    /* the Carte champ keeps its text column */
+    assert_cell(record(&f.out, "Subventions", "{`numero`: 9}"), "emprise", "`2 zones`");
+
+    json_t *a = record(&f.out, "Subventions_Avis", "{`ds_row_id`: `avis-1`}");
+    assert_cell(a, "question", "`Budget cohérent ?`");
+    assert_cell(a, "question_oui_non", "`Favorable ?`");
+    assert_cell(a, "reponse_oui_non", "true");
+    assert_cell(a, "reponse", "`Oui, cohérent.`");
+    assert_cell(a, "demandeur_email", "`a@gouv.fr`");
+    assert_cell(a, "expert_email", "`e@ddfip.gouv.fr`");
+    assert_cell(a, "date_question", "1767430800");
+    assert_cell(a, "date_reponse", "null");
+    assert_cell(a, "pieces_jointes",
+                "`avis.pdf (application/pdf, 2,0 Ko)\\nhttps://www.demarches-simplifiees.fr/procedures/4242/dossiers/9`");
+    /* messages are opt-in: none by default */
+    for (size_t i = 0; i < f.out.n_tables; i++)
+        assert_string_not_equal(f.out.tables[i].id, "Subventions_Messages");
+    /* row sets: the complete lists */
+    int seen = 0;
+    for (size_t i = 0; i < f.out.n_rowsets; i++) {
+        json_t *want = NULL;
+        if (!strcmp(f.out.rowsets[i].table, "Subventions_Zones"))
+            want = J("[`geo-1`, `geo-2`]");
+        else if (!strcmp(f.out.rowsets[i].table, "Subventions_Avis"))
+            want = J("[`avis-1`]");
+        if (want) {
+            assert_true(json_equal(f.out.rowsets[i].row_ids, want));
+            json_decref(want);
+            seen++;
+        }
+    }
+    assert_int_equal(seen, 2);
+    /* an area removed in DS: the row set says so */
+    fx_map(&f,
+           "{`number`: 9, `champs`: [{`__typename`: `CarteChamp`, `id`: `c1`, `champDescriptorId`: `dCarte`,"
+           " `label`: `Emprise`, `stringValue`: ``, `geoAreas`: []}], `avis`: []}",
+           0);
+    assert_int_equal(f.out.n_rowsets, 2);
+    assert_int_equal(json_array_size(f.out.rowsets[0].row_ids), 0);
+    assert_int_equal(json_array_size(f.out.rowsets[1].row_ids), 0);
+    /* a dossier without the lists (an older query): no row set, nothing deleted */
+    fx_map(&f, "{`number`: 9, `champs`: [{`__typename`: `CarteChamp`, `id`: `c1`,"
+               " `champDescriptorId`: `dCarte`, `label`: `Emprise`, `stringValue`: ``}]}", 0);
+    assert_int_equal(f.out.n_rowsets, 0);
+    fx_free(&f);
+
+    /* messages when the procedure opts in, linked by Ref */
+    d2g_mapping_opts_t o;
+    d2g_mapping_opts_default(&o);
+    o.messages = 1;
+    o.ref_links = 1;
+    memset(&f, 0, sizeof(f));
+    assert_int_equal(d2g_mapping_ctx_new_opts(4242, "Subventions", "https://ds.example", NULL, &o,
+                                              &f.ctx, f.err, sizeof(f.err)),
+                     0);
+    f.map = d2g_colmap_new();
+    fx_map(&f, WITH_CHILDREN, 0);
+    const d2g_table_t *m = table(&f.out, "Subventions_Messages");
+    assert_string_equal(m->dossier_col, "ds_dossier_numero");
+    assert_string_equal(column(m, "dossier")->type, "Ref:Subventions");
+    json_t *r = record(&f.out, "Subventions_Messages", "{`ds_row_id`: `msg-1`}");
+    assert_cell(r, "email", "`usager@example.org`");
+    assert_cell(r, "corps", "`Bonjour`");
+    assert_cell(r, "date", "1767344460");
+    assert_cell(r, "supprime", "false");
+    assert_cell(r, "pieces_jointes", "null");
+    assert_cell(r, "ds_dossier_numero", "9");
+    assert_null(json_object_get(r, "dossier"));
+    /* partial (label) updates touch no child table */
+    fx_map(&f, "{`number`: 9, `labels`: [], `avis`: [], `messages`: []}", D2G_MAPPING_PARTIAL);
+    assert_int_equal(f.out.n_rowsets, 0);
+    assert_int_equal(f.out.n_tables, 1);
+    fx_free(&f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_colid_from_label),
@@ -1242,6 +1362,7 @@ int main(void) {
         cmocka_unit_test(test_composite_kinds_with_revision),
         cmocka_unit_test(test_big_numbers),
         cmocka_unit_test(test_ref_links),
+        cmocka_unit_test(test_geo_avis_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

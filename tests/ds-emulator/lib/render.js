@@ -6,6 +6,7 @@
 const crypto = require('crypto');
 const { hash, rng, typedId, isoParis, dateParis, dateFr, dateTimeFr, parseIso } = require('./util');
 const { champTypeFor, DAY } = require('./store');
+const { columnsFor } = require('./columns');
 
 // --- reference data (French, with accents) -----------------------------------
 const PRENOMS = ['Élodie', 'Jérôme', 'Chloé', 'François', 'Anaïs', 'Théo', 'Maëlle', 'Noël', 'Hélène', 'Loïc', 'Zoé', 'Benoît'];
@@ -219,6 +220,7 @@ class Renderer {
     const base = {
       __typename: kind, id: champId, champDescriptorId: desc.id, label: desc.label, prefilled: false,
       stringValue: val.stringValue, updatedAt: isoParis(ov ? ov.t : updatedDefault),
+      columns: () => columnsFor(kind, desc, val),
     };
     const self = this;
     switch (kind) {

@@ -14,7 +14,7 @@ const { parse, print, Kind } = require('graphql');
 const REF = process.argv[2] || path.join(__dirname, '..', '..', '..', '..', 'shared', 'reference', 'ds-schema.graphql');
 const OUT = path.join(__dirname, '..', 'schema.graphql');
 
-const CHAMP = ['champDescriptorId', 'id', 'label', 'prefilled', 'stringValue', 'updatedAt'];
+const CHAMP = ['champDescriptorId', 'columns', 'id', 'label', 'prefilled', 'stringValue', 'updatedAt'];
 const DESC = ['description', 'id', 'label', 'required', 'type'];
 
 // Champ kinds emitted by the emulator (notes: "Kinds (schema types ending in Champ)").
@@ -106,6 +106,8 @@ const SPEC = {
   ParcelleCadastrale: ['commune', 'description', 'geometry', 'id', 'numero', 'prefixe', 'section',
     'source', 'surface'],
   Champ: CHAMP, ChampDescriptor: DESC,
+  Column: '*', TextColumn: '*', IntegerColumn: '*', DecimalColumn: '*', BooleanColumn: '*',
+  DateColumn: '*', DateTimeColumn: '*', EnumColumn: '*', EnumsColumn: '*', AttachmentsColumn: '*',
   // enums and scalars: all values
   DossierState: '*', DemarcheState: '*', DeletedDossierReason: '*', Order: '*', Civilite: '*',
   LabelColorEnum: '*', TraitementEvent: '*', TypeDeChamp: '*', TitreIdentiteGrantType: '*',

@@ -183,7 +183,9 @@ test("the producer's own query: a full page with every typed value", async () =>
   assert.strictEqual(dem.dossiers.nodes.length, 100);
   assert.ok(dem.activeRevision.champDescriptors.length > 10);
   const champs = dem.dossiers.nodes.flatMap((n) => [...n.champs, ...n.annotations]);
-  const has = (kind, pred) => assert.ok(champs.some((c) => c.__typename === kind && pred(c)), `no ${kind} with its value`);
+  // (empty champs have null typed fields: a predicate that throws is false)
+  const ok = (pred, c) => { try { return pred(c); } catch (e) { return false; } };
+  const has = (kind, pred) => assert.ok(champs.some((c) => c.__typename === kind && ok(pred, c)), `no ${kind} with its value`);
   has('IntegerNumberChamp', (c) => typeof c.integerNumber === 'string');
   has('DecimalNumberChamp', (c) => typeof c.decimalNumber === 'number');
   has('CheckboxChamp', (c) => typeof c.checked === 'boolean');
@@ -193,6 +195,37 @@ test("the producer's own query: a full page with every typed value", async () =>
   has('MultipleDropDownListChamp', (c) => Array.isArray(c.values));
   has('PieceJustificativeChamp', (c) => Array.isArray(c.files) && c.files.length > 0);
   has('RepetitionChamp', (c) => c.rows.length > 0 && c.rows[0].champs.length > 0);
+  // composite kinds: the typed fields the worker's sub-columns read
+  has('CommuneChamp', (c) => /^\d[\dAB]\d{3}$/.test(c.commune.code) && c.commune.postalCode && c.departement.code);
+  has('AddressChamp', (c) => c.address.cityCode && c.address.streetAddress && c.address.regionCode && c.address.geometry.type === 'Point');
+  has('PaysChamp', (c) => /^[A-Z]{2}$/.test(c.pays.code));
+  has('RegionChamp', (c) => /^\d\d$/.test(c.region.code));
+  has('DepartementChamp', (c) => c.departement.code && c.departement.name);
+  has('EpciChamp', (c) => /^\d{9}$/.test(c.epci.code));
+  has('SiretChamp', (c) => c.etablissement.entreprise.raisonSociale && c.etablissement.naf && c.etablissement.address.cityCode);
+  has('RNAChamp', (c) => c.rna.title && c.commune.code);
+  has('RNFChamp', (c) => c.rnf.title);
+  has('EngagementJuridiqueChamp', (c) => /^\d+$/.test(c.engagementJuridique.montantEngage));
+  has('DossierLinkChamp', (c) => c.dossier && Number.isInteger(c.dossier.number) && String(c.dossier.number) === c.stringValue);
+  has('LinkedDropDownListChamp', (c) => typeof c.primaryValue === 'string');
+  has('CarteChamp', (c) => c.geoAreas.some((g) => g.__typename === 'ParcelleCadastrale' && g.section && g.numero && g.surface && g.geometry.type === 'Polygon'));
+  // DS's typed columns on every champ, values under the producer's aliases, ids stable across dossiers
+  has('AddressChamp', (c) => c.columns.some((k) => k.__typename === 'TextColumn' && k.label.endsWith('– Code INSEE') && k.textValue === c.address.cityCode));
+  has('IntegerNumberChamp', (c) => c.columns[0].__typename === 'IntegerColumn' && c.columns[0].integerValue === c.integerNumber);
+  has('DateChamp', (c) => c.columns[0].__typename === 'DateColumn' && c.columns[0].dateValue === c.date);
+  const ids = new Map();
+  for (const c of champs) for (const k of c.columns) {
+    const key = `${c.champDescriptorId}|${k.label}`;
+    assert.ok(!ids.has(key) || ids.get(key) === k.id, `column ${key} has two ids`);
+    ids.set(key, k.id);
+  }
+  // avis in the listing; messages only when asked for (withMessages)
+  assert.ok(dem.dossiers.nodes.some((n) => n.avis.length && n.avis[0].expert.email && n.avis[0].dateQuestion));
+  assert.ok(dem.dossiers.nodes.every((n) => !('messages' in n)));
+  const withMessages = await s.gql(q, { demarcheNumber: 1001, first: 5, withRevision: false, withMessages: true },
+    { operationName: 'getDossiers' });
+  assert.ok(!withMessages.json.errors, JSON.stringify(withMessages.json.errors));
+  assert.ok(withMessages.json.data.demarche.dossiers.nodes.every((n) => n.messages.length && n.messages[0].body));
 });
 
 test('narrow form: POST /admin/procedures with champs: N gives N data champs and no repetition', async () => {
