@@ -268,7 +268,7 @@ static int generic_columns(builder_t *b, table_b *t, json_t *fields, json_t *cha
  */
 static int champ_columns(builder_t *b, table_b *t, json_t *fields, json_t *champ,
                          const char *desc_id, const char *label, const d2g_kind_t *k,
-                         json_t *options, int annotation) {
+                         json_t *options, const char *description, int annotation) {
     char *alabel = annotation ? d2g_map_concat("Annotation : ", label) : NULL;
     const char *l = alabel ? alabel : label;
     const char *id = d2g_colmap_assign(b->map, t->id, desc_id, l);
@@ -278,6 +278,9 @@ static int champ_columns(builder_t *b, table_b *t, json_t *fields, json_t *champ
         return d2g_mb_oom(b);
     }
     col_b *c = d2g_mb_column(t, id, l, k->type, NULL, k->choices_from_form ? options : NULL);
+    /* the form's help text becomes the column's description in Grist */
+    if (description && *description && !c->extra)
+        c->extra = json_pack("{s:s}", "description", description);
     d2g_cellenv_t env = {b->page};
     rc = d2g_mb_put(b, fields, c->id, champ ? k->cell(champ, c, &env) : json_null());
     for (const d2g_subcol_t *s = k->subs; rc == 0 && s && s->key; s++)
@@ -314,7 +317,8 @@ static table_b *child_table(builder_t *b, const char *desc_id, const char *label
     for (size_t i = 0; rd && i < rd->n_subs; i++) {
         const rdesc_t *s = &b->ctx->descs[rd->first_sub + i];
         if (s->kind->cls == KC_VALUE &&
-            champ_columns(b, t, scratch, NULL, s->id, s->label, s->kind, s->options, 0)) {
+            champ_columns(b, t, scratch, NULL, s->id, s->label, s->kind, s->options,
+                          s->description, 0)) {
             json_decref(scratch);
             return NULL;
         }
@@ -399,7 +403,7 @@ static int map_champ(builder_t *b, table_b *t, json_t *fields, json_t *champ,
         return map_repetition(b, champ, desc_id, label,
                               rd && rd->kind->cls == KC_REPETITION ? rd : NULL, annotation, path);
     return champ_columns(b, t, fields, champ, desc_id, label, k, rd ? rd->options : NULL,
-                         annotation);
+                         rd ? rd->description : NULL, annotation);
 }
 
 static int map_champs(builder_t *b, table_b *t, json_t *fields, json_t *champs,
@@ -450,7 +454,7 @@ static int map_with_form(builder_t *b, table_b *t, json_t *fields, json_t *champ
                 ct->row_ids = json_array();
         } else if (r->kind->cls == KC_VALUE) {
             rc = champ_columns(b, t, fields, NULL, r->id, r->label, r->kind, r->options,
-                               annotation);
+                               r->description, annotation);
         }
     }
     json_array_foreach(champs, i, champ) {

@@ -39,6 +39,7 @@ const d2g_fixed_col_t d2g_mapping_dossier_cols[] = {
     {"demandeur_adresse", "Adresse du demandeur", "Text", NULL, 0},
     {"groupe_instructeur", "Groupe instructeur", "Text", NULL, 0},
     {"groupe_instructeur_numero", "Numéro du groupe instructeur", "Int", NULL, 0},
+    {"groupe_instructeur_id", "ID DS du groupe instructeur", "Text", NULL, 1},
     {"instructeurs", "Instructeurs", "Text", NULL, 0},
     {"labels", "Labels", "ChoiceList", NULL, 0},
     {"motivation", "Motivation", "Text", NULL, 0},
@@ -56,7 +57,7 @@ const char *const d2g_mapping_fixed_columns[] = {
     "date_expiration", "usager_email", "demandeur_type", "demandeur_civilite", "demandeur_nom",
     "demandeur_prenom", "demandeur_email", "demandeur_siret", "demandeur_raison_sociale",
     "demandeur_naf", "demandeur_libelle_naf", "demandeur_adresse", "groupe_instructeur",
-    "groupe_instructeur_numero", "instructeurs", "labels", "motivation", "traitements",
+    "groupe_instructeur_numero", "groupe_instructeur_id", "instructeurs", "labels", "motivation", "traitements",
     "lien_ds", "supprime", "date_suppression", "motif_suppression", NULL};
 
 /* Child tables. Without ref_links, as in earlier versions: ds_row_id, dossier (Int),
@@ -247,6 +248,8 @@ int d2g_mapping_own_fields(builder_t *b, table_b *main, json_t *fields, json_t *
     if (HAS("groupeInstructeur")) {
         json_t *num = json_object_get(gi, "number");
         if (d2g_mb_put(b, fields, "groupe_instructeur", d2g_map_str_or_null(d2g_map_jstr(gi, "label"))) ||
+            d2g_mb_put(b, fields, "groupe_instructeur_id",
+                       d2g_map_str_or_null(d2g_map_jstr(gi, "id"))) ||
             d2g_mb_put(b, fields, "groupe_instructeur_numero",
                 json_is_integer(num) ? json_integer(json_integer_value(num)) : json_null()))
             return -1;

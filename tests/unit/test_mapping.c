@@ -39,7 +39,8 @@ static const char *from_label(const char *label) {
 static const char REVISION[] = "{`id`: `UHJvY2VkdXJlUmV2aXNpb24tMQ==`,"
     "`champDescriptors`: ["
     " {`__typename`: `HeaderSectionChampDescriptor`, `id`: `D-hs`, `label`: `Identité`, `required`: false},"
-    " {`__typename`: `TextChampDescriptor`, `id`: `D-nom`, `label`: `Nom de l'établissement`, `required`: true},"
+    " {`__typename`: `TextChampDescriptor`, `id`: `D-nom`, `label`: `Nom de l'établissement`, `required`: true,"
+    "  `description`: `Tel qu'il figure au répertoire SIRENE`},"
     " {`__typename`: `TextChampDescriptor`, `id`: `D-nom2`, `label`: `Nom`, `required`: false},"
     " {`__typename`: `TextChampDescriptor`, `id`: `D-nom3`, `label`: `Nom`, `required`: false},"
     " {`__typename`: `ExplicationChampDescriptor`, `id`: `D-expl`, `label`: `À lire`, `required`: false},"
@@ -428,19 +429,19 @@ static void test_fixed_columns(void **state) {
     assert_string_equal(t->key, "numero");
     assert_null(t->dossier_col);
     /* the fixed columns first, in order, but the technical ones (DS id, deletion) last */
-    static const char *const technical[] = {"ds_id", "supprime", "date_suppression",
-                                            "motif_suppression"};
+    static const char *const technical[] = {"ds_id", "groupe_instructeur_id", "supprime",
+                                            "date_suppression", "motif_suppression"};
     size_t nfixed = 0, at = 0;
     for (size_t i = 0; d2g_mapping_fixed_columns[i]; i++, nfixed++) {
         int tech = 0;
-        for (size_t k = 0; k < 4; k++)
+        for (size_t k = 0; k < 5; k++)
             tech |= strcmp(d2g_mapping_fixed_columns[i], technical[k]) == 0;
         if (!tech)
             assert_string_equal(t->columns[at++].id, d2g_mapping_fixed_columns[i]);
     }
-    assert_int_equal(nfixed, 31);
-    for (size_t k = 0; k < 4; k++)
-        assert_string_equal(t->columns[t->n_columns - 4 + k].id, technical[k]);
+    assert_int_equal(nfixed, 32);
+    for (size_t k = 0; k < 5; k++)
+        assert_string_equal(t->columns[t->n_columns - 5 + k].id, technical[k]);
     assert_string_equal(type_of(t, "numero"), "Int");
     assert_string_equal(type_of(t, "etat"), "Choice");
     assert_string_equal(column(t, "etat")->widget_options,
@@ -472,6 +473,7 @@ static void test_fixed_columns(void **state) {
     assert_cell(r, "usager_email", "`usager@example.org`");
     assert_cell(r, "groupe_instructeur", "`Bretagne`");
     assert_cell(r, "groupe_instructeur_numero", "7");
+    assert_cell(r, "groupe_instructeur_id", "`R3JvdXBl`");
     assert_cell(r, "instructeurs", "`a@gouv.fr, b@gouv.fr`");
     assert_cell(r, "labels", "[`L`, `Urgent`, `Complet`]");
     assert_cell(r, "motivation", "`Dossier complet`");
@@ -557,6 +559,11 @@ static void test_champs_with_revision(void **state) {
     fx_map(&f, DOSSIER, 0);
     check_champ_columns(&f.out, 1);
     const d2g_table_t *t = table(&f.out, "Subventions");
+    /* the form's help text is the column's description */
+    assert_string_equal(json_string_value(json_object_get(column(t, "nom_de_l_etablissement")->fields,
+                                                          "description")),
+                        "Tel qu'il figure au répertoire SIRENE");
+    assert_null(json_object_get(column(t, "nom")->fields, "description"));
     /* a champ of the form that the dossier lacks: its column, a null cell */
     assert_string_equal(type_of(t, "commentaire"), "Text");
     assert_cell(record(&f.out, "Subventions", "{`numero`: 42}"), "commentaire", "null");
@@ -964,7 +971,7 @@ static void test_many_champs(void **state) {
                                                 "Même libellé", "stringValue", "v"));
     }
     assert_int_equal(d2g_mapping_map_dossier(f.ctx, d, 0, f.map, &f.out, f.err, sizeof(f.err)), 0);
-    assert_int_equal(f.out.tables[0].n_columns, 31 + 3000);
+    assert_int_equal(f.out.tables[0].n_columns, 32 + 3000);
     assert_string_equal(d2g_colmap_lookup(f.map, "Subventions", "desc-2999"), "meme_libelle_3000");
     json_decref(d);
     fx_free(&f);
