@@ -1,13 +1,15 @@
 /*
  * mapping_int.h - what the files of the mapping share; not an API (mapping.h is).
  *
- *   mapping.c        the context (the form), walking a dossier's champs, map_dossier/map_deleted
+ *   mapping_ctx.c    the context: prefix, options, the form (revision) indexed by descriptor id
+ *   mapping.c        walking a dossier's champs, map_dossier/map_deleted
  *   mapping_kinds.c  THE table of champ kinds: per kind, its column type, how its cell is read,
  *                    and its typed sub-columns (explicit rules, else DS's own `columns`)
  *   mapping_cells.c  cell readers shared by the kinds: dates, numbers, booleans, files, texts
  *   mapping_build.c  the builder: tables, columns, choices, records, row sets, removals, results
  *   mapping_fixed.c  the dossiers table's fixed columns (state, dates, demandeur, labels...)
- *                    and the child tables that are not repetitions (geo areas, avis, messages)
+ *                    and the dossier link of child tables
+ *   mapping_children.c  the child tables that are not repetitions (geo areas, avis, messages)
  *
  * Dossier numbers are int64_t everywhere and go into JSON as json_int_t (64 bits).
  */
@@ -36,7 +38,7 @@ char *d2g_map_concat(const char *a, const char *b);
 const char *d2g_map_jstr(json_t *obj, const char *key);
 json_t *d2g_map_str_or_null(const char *s);
 
-/* --- the context (mapping.c) ------------------------------------------------ */
+/* --- the context (mapping_ctx.c) ------------------------------------------------ */
 
 struct d2g_kind;
 
@@ -57,6 +59,9 @@ struct d2g_mapping_ctx {
     size_t n_descs, n_champs, n_annots;
     json_t *index; /* {descriptor id: index in descs} */
 };
+
+/* The form's descriptor of that id, or NULL (mapping_ctx.c). */
+const rdesc_t *d2g_mapping_find_desc(const d2g_mapping_ctx_t *ctx, const char *id);
 
 /* --- the builder (mapping_build.c) ----------------------------------------- */
 
