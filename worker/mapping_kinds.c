@@ -277,8 +277,8 @@ static const struct {
     const char *typename, *alias, *type;
     enum d2g_conv conv;
 } column_kinds[] = {
-    {"TextColumn", "textValue", "Text", CV_TEXT},
-    {"EnumColumn", "textValue", "Text", CV_TEXT},
+    {"TextColumn", "stringValue", "Text", CV_TEXT}, /* value == stringValue */
+    {"EnumColumn", "stringValue", "Text", CV_TEXT},
     {"IntegerColumn", "integerValue", "Int", CV_INT},
     {"DecimalColumn", "decimalValue", "Numeric", CV_NUMERIC},
     {"BooleanColumn", "booleanValue", "Bool", CV_BOOL},

@@ -1019,7 +1019,7 @@ static const char COMPOSITES[] = "{`id`: `RG9zc2llci03`, `number`: 7, `champs`: 
     " {`__typename`: `TextChamp`, `id`: `13`, `champDescriptorId`: `dNum`, `label`: `Nombre`, `stringValue`: `12,5`},"
     " {`__typename`: `TextChamp`, `id`: `14`, `champDescriptorId`: `dRef`, `label`: `Référentiel`,"
     "  `stringValue`: `ABC`, `columns`: ["
-    "   {`__typename`: `TextColumn`, `id`: `c-ref-1`, `label`: `Référentiel`, `stringValue`: `ABC`, `textValue`: `ABC`},"
+    "   {`__typename`: `TextColumn`, `id`: `c-ref-1`, `label`: `Référentiel`, `stringValue`: `ABC`},"
     "   {`__typename`: `IntegerColumn`, `id`: `c-ref-2`, `label`: `Référentiel – Effectif`, `stringValue`: `42`,"
     "    `integerValue`: `42`},"
     "   {`__typename`: `DateColumn`, `id`: `c-ref-3`, `label`: `Date d'ouverture`, `stringValue`: `1 mars 2026`,"
