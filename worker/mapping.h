@@ -58,9 +58,11 @@ typedef struct d2g_mapping_opts {
      * dossier_col, which the writer filters on and removals name. Default 0: `dossier`
      * is the Int number, as in earlier versions (the writer filters on "dossier"). */
     int ref_links;
-    int geo_areas; /* Carte champs' areas in <prefix>_Zones (default 1) */
-    int avis;      /* Dossier.avis in <prefix>_Avis (default 1) */
-    int messages;  /* Dossier.messages in <prefix>_Messages (default 0: personal data) */
+    int geo_areas; /* Carte champs' areas in <prefix>_Zones */
+    int avis;      /* Dossier.avis in <prefix>_Avis */
+    int messages;  /* Dossier.messages in <prefix>_Messages (personal data: opt-in per
+                    * procedure; the producer fetches them only with $withMessages) */
+    /* All default to 0 (d2g_mapping_opts_default): the mapping of earlier versions. */
 } d2g_mapping_opts_t;
 
 void d2g_mapping_opts_default(d2g_mapping_opts_t *opts);

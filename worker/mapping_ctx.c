@@ -84,9 +84,9 @@ static int load_revision(d2g_mapping_ctx_t *ctx, json_t *rev, char *err, size_t 
 }
 
 void d2g_mapping_opts_default(d2g_mapping_opts_t *opts) {
+    /* all off: each changes what existing documents receive, and the writer (filters on
+     * dossier_col) and its tests (every child table a block) opt in when ready */
     memset(opts, 0, sizeof(*opts));
-    opts->geo_areas = 1;
-    opts->avis = 1;
 }
 
 int d2g_mapping_ctx_new_opts(int64_t procedure, const char *table_prefix, const char *ds_base_url,

@@ -130,8 +130,11 @@ static void test_producer_query_then_mapping(void **state) {
 
     d2g_mapping_ctx_t *ctx;
     char err[512];
-    assert_int_equal(d2g_mapping_ctx_new(1001, "Subventions", "https://ds.example", rev, &ctx, err,
-                                         sizeof(err)),
+    d2g_mapping_opts_t opts;
+    d2g_mapping_opts_default(&opts);
+    opts.geo_areas = opts.avis = 1;
+    assert_int_equal(d2g_mapping_ctx_new_opts(1001, "Subventions", "https://ds.example", rev, &opts,
+                                              &ctx, err, sizeof(err)),
                      0);
     d2g_colmap_t *map = d2g_colmap_new();
     json_t *descs = json_object_get(rev, "champDescriptors");

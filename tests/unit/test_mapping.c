@@ -1191,6 +1191,8 @@ static void test_ref_links(void **state) {
     d2g_mapping_opts_t o;
     d2g_mapping_opts_default(&o);
     assert_int_equal(o.ref_links, 0);
+    assert_int_equal(o.geo_areas, 0);
+    assert_int_equal(o.avis, 0);
     assert_int_equal(o.messages, 0);
     o.ref_links = 1;
     json_t *rev = J(REVISION);
@@ -1244,10 +1246,28 @@ static const char WITH_CHILDREN[] = "{`id`: `RG9zc2llci05`, `number`: 9, `champs
     "`messages`: [{`id`: `msg-1`, `email`: `usager@example.org`, `body`: `Bonjour`,"
     "  `createdAt`: `2026-01-02T10:01:00+01:00`, `discardedAt`: null, `attachments`: []}]}";
 
+static void fx_init_opts(fx_t *f, const d2g_mapping_opts_t *o) {
+    memset(f, 0, sizeof(*f));
+    assert_int_equal(d2g_mapping_ctx_new_opts(4242, "Subventions", "https://www.demarches-simplifiees.fr",
+                                              NULL, o, &f->ctx, f->err, sizeof(f->err)),
+                     0);
+    f->map = d2g_colmap_new();
+}
+
 static void test_geo_avis_messages(void **state) {
     (void)state;
     fx_t f;
+    /* off by default: no child table but the blocks' */
     fx_init(&f, NULL);
+    fx_map(&f, WITH_CHILDREN, 0);
+    assert_int_equal(f.out.n_tables, 1);
+    assert_int_equal(f.out.n_rowsets, 0);
+    fx_free(&f);
+
+    d2g_mapping_opts_t o;
+    d2g_mapping_opts_default(&o);
+    o.geo_areas = o.avis = 1;
+    fx_init_opts(&f, &o);
     fx_map(&f, WITH_CHILDREN, 0);
     const d2g_table_t *z = table(&f.out, "Subventions_Zones");
     assert_string_equal(z->key, "ds_row_id");
@@ -1318,7 +1338,6 @@ static void test_geo_avis_messages(void **state) {
     fx_free(&f);
 
     /* messages when the procedure opts in, linked by Ref */
-    d2g_mapping_opts_t o;
     d2g_mapping_opts_default(&o);
     o.messages = 1;
     o.ref_links = 1;
