@@ -463,10 +463,11 @@ static int validate(d2g_config_t *cfg, char *err, size_t errlen) {
 
 static int parse_producer(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
     static const char *const keys[] = {"concurrency", "lease_s", "labels_interval_s", "page_size",
-                                       "page_size_min", "shutdown_grace_s", NULL};
+                                       "page_size_min", "shutdown_grace_s", "deleted_lookback_s",
+                                       NULL};
     json_t *p = json_object_get(root, "producer");
     json_t *empty = json_object();
-    long long v[6] = {0};
+    long long v[7] = {0};
     int rc = -1;
     if (p && (expect_object(p, "producer", err, errlen) ||
               check_keys(p, "producer", keys, err, errlen)))
@@ -478,7 +479,8 @@ static int parse_producer(d2g_config_t *cfg, json_t *root, char *err, size_t err
         get_int(p, "labels_interval_s", "producer", 0, 900, 0, 604800, &v[2], err, errlen) ||
         get_int(p, "page_size", "producer", 0, 100, 1, 100, &v[3], err, errlen) ||
         get_int(p, "page_size_min", "producer", 0, 5, 1, 100, &v[4], err, errlen) ||
-        get_int(p, "shutdown_grace_s", "producer", 0, 25, 1, 3600, &v[5], err, errlen))
+        get_int(p, "shutdown_grace_s", "producer", 0, 25, 1, 3600, &v[5], err, errlen) ||
+        get_int(p, "deleted_lookback_s", "producer", 0, 2592000, 0, 31622400, &v[6], err, errlen))
         goto out;
     if (v[4] > v[3]) {
         d2g_err_set(err, errlen, "producer.page_size_min: must not exceed producer.page_size");
@@ -495,6 +497,7 @@ static int parse_producer(d2g_config_t *cfg, json_t *root, char *err, size_t err
     cfg->producer.page_size = (int)v[3];
     cfg->producer.page_size_min = (int)v[4];
     cfg->producer.shutdown_grace_s = (int)v[5];
+    cfg->producer.deleted_lookback_s = (int)v[6];
     rc = 0;
 out:
     json_decref(empty);

@@ -95,6 +95,8 @@ typedef struct d2g_config {
         int page_size;         /* dossiers per page, at most 100 (DS's cap), default 100 */
         int page_size_min;     /* floor when shrinking on timeouts, default 5 */
         int shutdown_grace_s;  /* SIGTERM: time to finish pages in hand, default 25 */
+        int deleted_lookback_s; /* without a cursor, deletions are read from this long ago,
+                                   default 2592000 (30 days) */
     } producer;
     struct {
         int linger_ms;        /* how long a batch may wait to fill, default 250 */

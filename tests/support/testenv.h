@@ -33,6 +33,10 @@ typedef struct d2g_testenv {
 
 int d2g_testenv_init(d2g_testenv_t *env);
 int d2g_testenv_start_redis(d2g_testenv_t *env);
+/* Kills redis-server (SIGKILL: nothing saved), and starts a new, empty one on
+ * the same port: a Redis pod lost and rescheduled. */
+void d2g_testenv_redis_kill(d2g_testenv_t *env);
+int d2g_testenv_redis_restart_empty(d2g_testenv_t *env);
 int d2g_testenv_start_kafka(d2g_testenv_t *env, int partitions);
 /* The next 2 produce requests (per broker) are acknowledged 3 s late: messages
  * are readable before their producer hears they are written (SIGUSR1 to the mock). */
