@@ -103,7 +103,7 @@ int d2g_cursor_set_fenced(d2g_redis_t *r, int64_t procedure, const char *token, 
     if (nargs == 2)
         return d2g_err_set(err, errlen, "cursor_set_fenced: nothing to write");
     const char *keys[] = {kc, kl, kf};
-    redisReply *rep = d2g_redis_eval(r, &fenced_set_script, 3, keys, nargs, args, err, errlen);
+    redisReply *rep = d2g_redis_eval_idempotent(r, &fenced_set_script, 3, keys, nargs, args, err, errlen);
     if (!rep)
         return -1;
     *written = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;

@@ -43,7 +43,7 @@ int d2g_lease_take(d2g_redis_t *r, const char *lease_key, const char *fence_key,
     snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
     const char *keys[] = {lease_key, fence_key};
     const char *args[] = {token, ttl, renew_only ? "1" : "0"};
-    redisReply *rep = d2g_redis_eval(r, &take_script, 2, keys, 3, args, err, errlen);
+    redisReply *rep = d2g_redis_eval_idempotent(r, &take_script, 2, keys, 3, args, err, errlen);
     if (!rep)
         return -1;
     *state = rep->type == REDIS_REPLY_INTEGER && rep->integer >= 0 && rep->integer <= 2
@@ -57,7 +57,7 @@ int d2g_lease_acquire(d2g_redis_t *r, const char *key, const char *owner, int64_
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
     const char *args[] = {owner, ttl};
-    redisReply *rep = d2g_redis_eval(r, &acquire_script, 1, &key, 2, args, err, errlen);
+    redisReply *rep = d2g_redis_eval_idempotent(r, &acquire_script, 1, &key, 2, args, err, errlen);
     if (!rep)
         return -1;
     *acquired = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
@@ -68,7 +68,7 @@ int d2g_lease_acquire(d2g_redis_t *r, const char *key, const char *owner, int64_
 int d2g_lease_release(d2g_redis_t *r, const char *key, const char *owner, char *err,
                       size_t errlen) {
     const char *args[] = {owner};
-    redisReply *rep = d2g_redis_eval(r, &release_script, 1, &key, 1, args, err, errlen);
+    redisReply *rep = d2g_redis_eval_idempotent(r, &release_script, 1, &key, 1, args, err, errlen);
     if (!rep)
         return -1;
     freeReplyObject(rep);

@@ -34,7 +34,7 @@ int d2g_permits_acquire(d2g_redis_t *r, const char *key, int limit, int64_t leas
     snprintf(lim, sizeof(lim), "%d", limit);
     snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
     const char *args[] = {lim, lease, holder};
-    redisReply *rep = d2g_redis_eval(r, &acquire_script, 1, &key, 3, args, err, errlen);
+    redisReply *rep = d2g_redis_eval_idempotent(r, &acquire_script, 1, &key, 3, args, err, errlen);
     if (!rep)
         return -1;
     int rc = 0;
@@ -57,7 +57,7 @@ int d2g_permits_release(d2g_redis_t *r, const char *key, const char *holder, cha
 }
 
 int d2g_permits_in_use(d2g_redis_t *r, const char *key, char *err, size_t errlen) {
-    redisReply *rep = d2g_redis_eval(r, &in_use_script, 1, &key, 0, NULL, err, errlen);
+    redisReply *rep = d2g_redis_eval_idempotent(r, &in_use_script, 1, &key, 0, NULL, err, errlen);
     if (!rep)
         return -1;
     int n = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : -1;

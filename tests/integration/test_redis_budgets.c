@@ -3,7 +3,8 @@
  * several processes competing as replicas do: a rate limit never lets more
  * than N requests through in any window, a semaphore never has more than its
  * limit of holders, a crashed holder's permit comes back, a lease has one
- * owner at a time.
+ * owner at a time, a command whose answer was lost is never counted twice,
+ * and a fenced lease refuses a run that lost it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "ds2grist/clock.h"
+#include "ds2grist/cursor.h"
 #include "ds2grist/err.h"
 #include "ds2grist/lease.h"
 #include "ds2grist/permits.h"
@@ -219,7 +221,88 @@ static void test_rate_per_second(void **state) {
     assert_int_equal(window, 2000);
 }
 
+/* The server is busy (a long script) when HINCRBY is sent: the client times
+ * out with the command in Redis's socket. It must not be sent again, or it
+ * runs twice once the server is back; the caller hears "unknown". */
+static void test_no_resend_after_timeout(void **state) {
+    d2g_testenv_t *env = *state;
+    char url[64], err[D2G_ERRLEN];
+    d2g_redis_t *r;
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", env->redis_port);
+    assert_int_equal(d2g_redis_connect(url, NULL, NULL, "t", 300, &r, err, sizeof(err)), 0);
+    const char *ping[] = {"PING"};
+    redisReply *rep = d2g_redis_argv(r, 1, ping, NULL, err, sizeof(err));
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    pid_t busy = fork();
+    if (busy == 0) { /* blocks the server for about 1.5 s */
+        d2g_redis_t *b = connect_env(env);
+        const char *lua[] = {"EVAL",
+                             "local t = redis.call('TIME') local s = tonumber(t[1]) * 1000000 + "
+                             "tonumber(t[2]) while true do t = redis.call('TIME') if "
+                             "tonumber(t[1]) * 1000000 + tonumber(t[2]) - s > 1500000 then "
+                             "return 1 end end",
+                             "0"};
+        redisReply *x = d2g_redis_argv(b, 3, lua, NULL, err, sizeof(err));
+        _exit(x ? 0 : 1);
+    }
+    d2g_test_sleep_ms(200);
+    const char *incr[] = {"HINCRBY", "t:counter", "n", "1"};
+    rep = d2g_redis_argv(r, 4, incr, NULL, err, sizeof(err));
+    assert_null(rep);
+    assert_int_equal(d2g_redis_outcome_unknown(r), 1);
+    assert_non_null(strstr(err, "unknown"));
+    int status;
+    waitpid(busy, &status, 0);
+    d2g_test_sleep_ms(300);
+    const char *get[] = {"HGET", "t:counter", "n"};
+    rep = d2g_redis_argv(r, 3, get, NULL, err, sizeof(err)); /* a read: reconnects and goes */
+    assert_non_null(rep);
+    assert_int_equal(d2g_redis_outcome_unknown(r), 0);
+    printf("# no resend: HINCRBY sent once into a busy server, counted %s time(s)\n",
+           rep->type == REDIS_REPLY_STRING ? rep->str : "0");
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_string_equal(rep->str, "1");
+    freeReplyObject(rep);
+    d2g_redis_free(r);
+}
+
+/* A fenced lease: a run that lost its lease gets neither the lease nor a cursor write back. */
+static void test_fenced_lease(void **state) {
+    d2g_testenv_t *env = *state;
+    d2g_redis_t *r = connect_env(env);
+    char err[D2G_ERRLEN];
+    d2g_lease_state_t st;
+    const char *lk = "t:{proc:9}:lease", *fk = "t:{proc:9}:fence";
+    assert_int_equal(d2g_lease_take(r, lk, fk, "A#1", 200, 0, &st, err, sizeof(err)), 0);
+    assert_int_equal(st, D2G_LEASE_NEW);
+    assert_int_equal(d2g_lease_take(r, lk, fk, "A#1", 200, 1, &st, err, sizeof(err)), 0);
+    assert_int_equal(st, D2G_LEASE_KEPT);
+    assert_int_equal(d2g_lease_take(r, lk, fk, "B#1", 200, 0, &st, err, sizeof(err)), 0);
+    assert_int_equal(st, D2G_LEASE_OTHER);
+    d2g_test_sleep_ms(300); /* A paused past its lease; B takes it, then ends */
+    assert_int_equal(d2g_lease_take(r, lk, fk, "B#1", 200, 0, &st, err, sizeof(err)), 0);
+    assert_int_equal(st, D2G_LEASE_NEW);
+    assert_int_equal(d2g_lease_release(r, lk, "B#1", err, sizeof(err)), 0);
+    /* A wakes up: the lease is free, but it moved on: no renewal, no write. */
+    assert_int_equal(d2g_lease_take(r, lk, fk, "A#1", 200, 1, &st, err, sizeof(err)), 0);
+    assert_int_equal(st, D2G_LEASE_OTHER);
+    const char *pairs[] = {"after", "old", NULL};
+    int written = 1;
+    assert_int_equal(d2g_cursor_set_fenced(r, 9, "A#1", 200, pairs, &written, err, sizeof(err)), 0);
+    assert_int_equal(written, 0);
+    /* The run holding the fence writes, and takes the lease back if it had lapsed. */
+    assert_int_equal(d2g_cursor_set_fenced(r, 9, "B#1", 200, pairs, &written, err, sizeof(err)), 0);
+    assert_int_equal(written, 1);
+    redisReply *rep = d2g_redis_cmd(r, err, sizeof(err), "GET %s", lk);
+    assert_non_null(rep);
+    assert_string_equal(rep->str, "B#1");
+    freeReplyObject(rep);
+    d2g_redis_free(r);
+}
+
 int main(void) {
+    d2g_test_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ratelimit_across_processes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_permits_cap, setup, teardown),
@@ -227,6 +310,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_script_reloaded_after_flush, setup, teardown),
         cmocka_unit_test(test_rate_per_second),
+        cmocka_unit_test_setup_teardown(test_no_resend_after_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fenced_lease, setup, teardown),
     };
     return cmocka_run_group_tests_name("redis_budgets", tests, NULL, NULL);
 }
