@@ -761,6 +761,22 @@ int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop) {
             d2g_log(D2G_LOG_INFO, "stopping", 0, NULL, "finishing the pages in hand");
         }
         d2g_emitter_poll(p->em, 0);
+        if (d2g_emitter_fatal(p->em)) {
+            /* Nothing in hand is finished: no cursor moves, leases go back, and
+             * the process ends so that a new producer instance starts clean. */
+            int abandoned = 0;
+            for (size_t i = 0; i < p->n_procs; i++) {
+                proc_t *pr = &p->procs[i];
+                abandoned += pr->state != ST_IDLE;
+                page_clear(pr);
+                if (pr->in_run)
+                    end_run(p, pr, 0, 0);
+            }
+            d2g_log_err(D2G_LOG_ERROR, "stopping_on_kafka_fatal", 0, NULL, d2g_emitter_fatal(p->em),
+                        "Kafka producer unusable: exiting without moving any cursor (%d pages "
+                        "abandoned; they will be read again)", abandoned);
+            return 3;
+        }
         d2g_service_heartbeat(p->svc);
         update_gauges(p, now);
 

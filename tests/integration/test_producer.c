@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -635,6 +636,55 @@ static void test_paused_replica_never_writes_older_cursor(void **state) {
     assert_true(refused);
 }
 
+/* The broker fences the idempotent producer (a fatal error for librdkafka):
+ * the producer ends (exit 3, a clear log line) without moving the cursor of
+ * what was not acknowledged; a new one then emits everything. */
+static void test_kafka_fatal_error_ends_cleanly(void **state) {
+    d2g_testenv_t *env = *state;
+    enum { N = 1500 };
+    static int64_t numbers[N];
+    char cfg[512];
+    int proc = 8201;
+    d2g_test_proc_t producer;
+
+    start_ds(env, "[{\"number\": 8201, \"dossiers\": 1500}]", 400);
+    assert_int_equal(ds_numbers(env, proc, numbers, N), N);
+    json_decref(ds_admin(env, "POST", "/admin/faults", "{\"kind\": \"latency\", \"latencyMs\": 200, \"count\": -1}"));
+    write_config(env, "producer.json", &proc, 1, 3600, 400, NULL, cfg, sizeof(cfg));
+    spawn_producer(env, &producer, "producer", cfg);
+    size_t ns = 0;
+    for (int64_t end = d2g_clock_mono_ms() + 30000; ns < 300 && d2g_clock_mono_ms() < end;) {
+        seen_t *s;
+        ns = read_messages(env, &s);
+        free_seen(s, ns);
+        d2g_test_sleep_ms(50);
+    }
+    kill(env->kafka.pid, SIGUSR2);
+    int status = -1;
+    pid_t got = 0;
+    int64_t t0 = d2g_clock_mono_ms();
+    while ((got = waitpid(producer.pid, &status, WNOHANG)) == 0 && d2g_clock_mono_ms() - t0 < 30000)
+        d2g_test_sleep_ms(50);
+    int exited = got == producer.pid;
+    if (exited)
+        producer.pid = 0;
+    else
+        d2g_test_proc_kill(&producer);
+    int fatal_logged = log_has(env, "producer", "stopping_on_kafka_fatal");
+    printf("# kafka fatal: producer %s (status %d) %lld ms after the broker fenced it, log %s\n",
+           exited ? "exited" : "DID NOT EXIT", exited && WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+           (long long)(d2g_clock_mono_ms() - t0), fatal_logged ? "says so" : "is silent");
+    assert_true(exited);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 3);
+    assert_true(fatal_logged);
+
+    json_decref(ds_admin(env, "DELETE", "/admin/faults", NULL));
+    spawn_producer(env, &producer, "producer2", cfg);
+    assert_int_equal(wait_covered(env, proc, numbers, N, D2G_ENVELOPE_UPSERT, 120), N);
+    assert_int_equal(d2g_test_proc_stop(&producer), 0);
+}
+
 /* A big backfill does not starve small procedures: each gets a page per turn. */
 static void test_fairness(void **state) {
     d2g_testenv_t *env = *state;
@@ -692,6 +742,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_fairness, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_loss_keeps_deletions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paused_replica_never_writes_older_cursor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_fatal_error_ends_cleanly, setup, teardown),
     };
     return cmocka_run_group_tests_name("producer", tests, NULL, NULL);
 }
