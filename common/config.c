@@ -637,6 +637,7 @@ void d2g_config_free(d2g_config_t *cfg) {
         else
             free(cfg->kafka.properties[i].value);
     }
+    d2g_log_forget_secrets((const char *const *)cfg->secrets);
     free(cfg->secrets);
     free(cfg->kafka.properties);
     free(cfg->kafka.topic);

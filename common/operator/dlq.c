@@ -21,6 +21,7 @@
  */
 #include "operator.h"
 
+#include "ds2grist/text.h"
 #include "ds2grist/alloc.h"
 #include "ds2grist/clock.h"
 #include "ds2grist/envelope.h"
@@ -127,9 +128,7 @@ static void entry_clear(entry_t *e) {
     free(e->failed_at);
 }
 
-static json_t *js(const char *s) {
-    return s ? json_string(s) : json_null();
-}
+static json_t *js(const char *s) { return d2g_text_json(s); }
 
 static json_t *entry_json(const entry_t *e) {
     return json_pack("{s:i, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:b}", "partition",

@@ -11,6 +11,7 @@
  */
 #include "operator.h"
 
+#include "ds2grist/text.h"
 #include "ds2grist/keys.h"
 #include "ds2grist/alloc.h"
 #include "ds2grist/redis.h"
@@ -63,9 +64,7 @@ static json_t *json_time(int64_t ms) {
     return json_string(buf);
 }
 
-static json_t *json_str(const char *s) {
-    return s ? json_string(s) : json_null();
-}
+static json_t *json_str(const char *s) { return d2g_text_json(s); }
 
 /* The workers' lag on the dossier topic: {"topic", "group", "total",
  * "partitions": [...]}, or NULL with err. */

@@ -587,8 +587,16 @@ static void test_paused_replica_never_writes_older_cursor(void **state) {
         free_seen(s, ns);
         d2g_test_sleep_ms(50);
     }
-    /* A's next page waits for late acknowledgements: pause A as soon as it is written. */
-    assert_int_equal(d2g_testenv_kafka_slow_acks(env), 0);
+    /* A's next page waits for late acknowledgements (3 s): pause A as soon as it is
+     * written. Pages acknowledged before the slow acks began are counted first. */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(d2g_testenv_kafka_slow_acks(env), 0);
+    d2g_test_sleep_ms(500);
+    {
+        seen_t *s;
+        ns = read_messages(env, &s);
+        free_seen(s, ns);
+    }
     for (int64_t end = d2g_clock_mono_ms() + 30000; d2g_clock_mono_ms() < end;) {
         seen_t *s;
         size_t now_n = read_messages(env, &s);
@@ -650,7 +658,27 @@ static void test_kafka_fatal_error_ends_cleanly(void **state) {
     start_ds(env, "[{\"number\": 8201, \"dossiers\": 1500}]", 400);
     assert_int_equal(ds_numbers(env, proc, numbers, N), N);
     json_decref(ds_admin(env, "POST", "/admin/faults", "{\"kind\": \"latency\", \"latencyMs\": 200, \"count\": -1}"));
+    /* With the gapless guarantee, a sequence error is fatal for librdkafka. */
     write_config(env, "producer.json", &proc, 1, 3600, 400, NULL, cfg, sizeof(cfg));
+    {
+        char *text = NULL;
+        FILE *f = fopen(cfg, "r");
+        assert_non_null(f);
+        fseek(f, 0, SEEK_END);
+        long len = ftell(f);
+        rewind(f);
+        text = calloc(1, (size_t)len + 64);
+        assert_int_equal(fread(text, 1, (size_t)len, f), (size_t)len);
+        fclose(f);
+        char *at = strstr(text, "\"session.timeout.ms\"");
+        assert_non_null(at);
+        memmove(at + 36, at, strlen(at) + 1);
+        memcpy(at, "\"enable.gapless.guarantee\": \"true\", ", 36);
+        f = fopen(cfg, "w");
+        fputs(text, f);
+        fclose(f);
+        free(text);
+    }
     spawn_producer(env, &producer, "producer", cfg);
     size_t ns = 0;
     for (int64_t end = d2g_clock_mono_ms() + 30000; ns < 300 && d2g_clock_mono_ms() < end;) {
@@ -671,6 +699,17 @@ static void test_kafka_fatal_error_ends_cleanly(void **state) {
     else
         d2g_test_proc_kill(&producer);
     int fatal_logged = log_has(env, "producer", "stopping_on_kafka_fatal");
+    if (!fatal_logged) { /* show what the producer heard from Kafka */
+        char path[400], line[2048];
+        snprintf(path, sizeof(path), "%s/producer.log", env->dir);
+        FILE *f = fopen(path, "r");
+        int shown = 0;
+        while (f && shown < 20 && fgets(line, sizeof(line), f))
+            if (strstr(line, "kafka") || strstr(line, "page_not_delivered"))
+                fputs(line, stdout), shown++;
+        if (f)
+            fclose(f);
+    }
     printf("# kafka fatal: producer %s (status %d) %lld ms after the broker fenced it, log %s\n",
            exited ? "exited" : "DID NOT EXIT", exited && WIFEXITED(status) ? WEXITSTATUS(status) : -1,
            (long long)(d2g_clock_mono_ms() - t0), fatal_logged ? "says so" : "is silent");

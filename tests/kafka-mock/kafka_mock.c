@@ -19,8 +19,10 @@
  * where a cursor must not have moved yet.
  *
  * SIGUSR2 makes the next produce request of every broker fail with
- * --fault-error CODE (default 47, INVALID_PRODUCER_EPOCH: fatal for an
- * idempotent producer), to test how a producer ends on a fatal error.
+ * --fault-error CODE (default 45, OUT_OF_ORDER_SEQUENCE_NUMBER: a fatal error
+ * for an idempotent producer with enable.gapless.guarantee=true; 47,
+ * INVALID_PRODUCER_EPOCH, only fails the batch in librdkafka 2.0.2), to test
+ * how a producer ends on a fatal error.
  *
  * Defaults: 1 broker, 6 partitions, topics ds2grist.dossiers and ds2grist.dlq.
  * Limits of the mock (librdkafka 2.0.2): no retention or compaction, at most
@@ -59,7 +61,7 @@ static int write_file_atomic(const char *path, const char *text) {
 }
 
 int main(int argc, char **argv) {
-    int brokers = 1, partitions = 6, slow_ms = 2000, slow_count = 4, fault_error = 47;
+    int brokers = 1, partitions = 6, slow_ms = 2000, slow_count = 4, fault_error = 45;
     const char *bootstrap_file = NULL;
     const char *topics[MAX_TOPICS];
     int n_topics = 0;
