@@ -130,3 +130,5 @@ void d2g_emitter_poll(d2g_emitter_t *em, int timeout_ms) { rd_kafka_poll(em->rk,
 const char *d2g_emitter_fatal(const d2g_emitter_t *em) { return em->fatal ? em->fatal_reason : NULL; }
 
 int d2g_emitter_outstanding(d2g_emitter_t *em) { return rd_kafka_outq_len(em->rk); }
+
+struct rd_kafka_s *d2g_emitter_handle(d2g_emitter_t *em) { return em->rk; }

@@ -42,6 +42,8 @@ void d2g_emitter_poll(d2g_emitter_t *em, int timeout_ms);
  * fencing the idempotent producer's epoch): the producer instance can no
  * longer deliver, and the process must end (a new instance starts clean). */
 const char *d2g_emitter_fatal(const d2g_emitter_t *em);
+/* The librdkafka handle (borrowed), for the readiness probe. */
+struct rd_kafka_s *d2g_emitter_handle(d2g_emitter_t *em);
 /* Messages not yet acknowledged. */
 int d2g_emitter_outstanding(d2g_emitter_t *em);
 

@@ -733,6 +733,7 @@ static void update_gauges(d2g_poller_t *p, int64_t now) {
     }
     redisReply *rep = d2g_redis_cmd(p->redis, err, sizeof(err), "PING");
     d2g_service_redis(p->svc, rep != NULL, err);
+    d2g_service_kafka_recheck(p->svc, d2g_emitter_handle(p->em), now);
     if (rep)
         freeReplyObject(rep);
 }

@@ -2,9 +2,10 @@
  * redis.h - one Redis connection, its key namespace, and scripts run by SHA.
  *
  * Redis is the fleet's shared memory. Every key a ds2grist process touches is
- * "<namespace>:<name>" so that several deployments can share one server, and
- * keys that one script touches together share a hash tag ("{proc:12}") so
- * that Redis Cluster keeps them in one slot.
+ * "<namespace>:<name>" so that several deployments can share one server
+ * (names: keys.h). Keys one script touches together share a hash tag
+ * ("{proc:12}"), but Redis Cluster is not supported: a single primary (with
+ * replicas or Sentinel behind one address), Redis 7.0 or later.
  *
  * A d2g_redis_t is used by one thread. Before a command, a connection the
  * server closed (a restart) is noticed and replaced: nothing was sent on it.
