@@ -23,6 +23,7 @@ struct d2g_redis {
     char *namespace;
     int timeout_ms;
     int unknown; /* the last failure left a command's outcome unknown */
+    char run_id[48]; /* the server's run_id when last connected ("" = never) */
     /* SHA1 of each script this connection has loaded (scripts are few). */
     struct {
         const d2g_redis_script_t *script;
@@ -72,6 +73,41 @@ static int parse_url(d2g_redis_t *r, const char *url, char *err, size_t errlen) 
     return r->host && *r->host ? 0 : d2g_err_set(err, errlen, "redis url: no host");
 }
 
+/* Remembers the server's run_id; when it changed since the last connection
+ * (the server restarted, maybe empty), leaves a mark in the new server,
+ * "<ns>:redis_restarted_ms" (Redis TIME, kept an hour), that tells every
+ * process that state held in Redis may have been lost (permits.h). */
+static void note_run_id(d2g_redis_t *r) {
+    redisReply *rep = redisCommand(r->c, "INFO server");
+    if (!rep || rep->type != REDIS_REPLY_STRING) {
+        if (rep)
+            freeReplyObject(rep);
+        return;
+    }
+    const char *p = strstr(rep->str, "run_id:");
+    char id[48] = "";
+    if (p) {
+        p += 7;
+        size_t n = strcspn(p, "\r\n");
+        snprintf(id, sizeof(id), "%.*s", (int)(n < sizeof(id) - 1 ? n : sizeof(id) - 1), p);
+    }
+    freeReplyObject(rep);
+    if (r->run_id[0] && id[0] && strcmp(r->run_id, id) != 0) {
+        char key[300];
+        snprintf(key, sizeof(key), "%s:redis_restarted_ms", r->namespace);
+        rep = redisCommand(r->c,
+                           "EVAL %s 1 %s",
+                           "local t = redis.call('TIME') "
+                           "redis.call('SET', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000), "
+                           "'NX', 'PX', 3600000) return 1",
+                           key);
+        if (rep)
+            freeReplyObject(rep);
+    }
+    if (id[0])
+        snprintf(r->run_id, sizeof(r->run_id), "%s", id);
+}
+
 /* Connects, authenticates and selects the database. */
 static int do_connect(d2g_redis_t *r, char *err, size_t errlen) {
     struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
@@ -96,6 +132,7 @@ static int do_connect(d2g_redis_t *r, char *err, size_t errlen) {
         }
         freeReplyObject(rep);
     }
+    note_run_id(r);
     if (r->db) {
         rep = redisCommand(r->c, "SELECT %d", r->db);
         if (!rep || rep->type == REDIS_REPLY_ERROR) {

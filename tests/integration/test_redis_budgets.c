@@ -12,9 +12,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -267,6 +269,61 @@ static void test_no_resend_after_timeout(void **state) {
     d2g_redis_free(r);
 }
 
+/* 8 processes share 3 permits of one document while Redis restarts empty in
+ * the middle: requests granted before the restart are still running when the
+ * set is lost; the highest number in flight (counted in shared memory, not in
+ * Redis) never exceeds the limit, and permits are granted again afterwards. */
+static void test_permits_cap_across_redis_restart(void **state) {
+    d2g_testenv_t *env = *state;
+    enum { PROCS = 8, LIMIT = 3, RUN_MS = 5000, REQUEST_MS = 300, LEASE_MS = 1500 };
+    struct shared {
+        atomic_int in_flight, highest, restarted, grants_after, grants_before;
+    } *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(sh != MAP_FAILED);
+    memset(sh, 0, sizeof(*sh));
+    pid_t kids[PROCS];
+    for (int p = 0; p < PROCS; p++) {
+        if ((kids[p] = fork()) == 0) {
+            d2g_redis_t *r = connect_env(env);
+            char holder[64], err[D2G_ERRLEN];
+            int64_t end = d2g_clock_mono_ms() + RUN_MS;
+            for (int i = 0; d2g_clock_mono_ms() < end; i++) {
+                int64_t wait = 0;
+                snprintf(holder, sizeof(holder), "w%d:%d", p, i);
+                if (d2g_permits_take(r, "t:{doc:a}:permits", LIMIT, LEASE_MS, holder, 0, &wait, err,
+                                     sizeof(err)) || wait > 0) {
+                    d2g_test_sleep_ms(wait > 0 && wait < 20 ? wait : 20);
+                    continue;
+                }
+                int now_in = atomic_fetch_add(&sh->in_flight, 1) + 1;
+                for (int h = atomic_load(&sh->highest); now_in > h;)
+                    if (atomic_compare_exchange_weak(&sh->highest, &h, now_in))
+                        break;
+                atomic_fetch_add(atomic_load(&sh->restarted) ? &sh->grants_after : &sh->grants_before, 1);
+                d2g_test_sleep_ms(REQUEST_MS); /* the request runs, Redis or not */
+                atomic_fetch_sub(&sh->in_flight, 1);
+                d2g_permits_release(r, "t:{doc:a}:permits", holder, err, sizeof(err));
+            }
+            d2g_redis_free(r);
+            _exit(0);
+        }
+    }
+    d2g_test_sleep_ms(1500);
+    assert_int_equal(d2g_testenv_redis_restart_empty(env), 0);
+    atomic_store(&sh->restarted, 1);
+    for (int p = 0; p < PROCS; p++) {
+        int status;
+        waitpid(kids[p], &status, 0);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    printf("# permits across a Redis restart: highest in flight %d (limit %d), %d grants before, "
+           "%d after the restart\n", atomic_load(&sh->highest), LIMIT, atomic_load(&sh->grants_before),
+           atomic_load(&sh->grants_after));
+    assert_true(atomic_load(&sh->highest) <= LIMIT);
+    assert_true(atomic_load(&sh->grants_after) > 0);
+    munmap(sh, sizeof(*sh));
+}
+
 /* A fenced lease: a run that lost its lease gets neither the lease nor a cursor write back. */
 static void test_fenced_lease(void **state) {
     d2g_testenv_t *env = *state;
@@ -312,6 +369,7 @@ int main(void) {
         cmocka_unit_test(test_rate_per_second),
         cmocka_unit_test_setup_teardown(test_no_resend_after_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fenced_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_permits_cap_across_redis_restart, setup, teardown),
     };
     return cmocka_run_group_tests_name("redis_budgets", tests, NULL, NULL);
 }
