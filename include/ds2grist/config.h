@@ -51,6 +51,10 @@ typedef struct d2g_grist_server {
 
 typedef enum { D2G_DELETED_MARK = 0, D2G_DELETED_REMOVE = 1 } d2g_deleted_mode_t;
 
+/* Longest procedures[].table_prefix: child tables append "_<block>" to it, and
+ * Grist table ids must stay short enough for every suffix. */
+#define D2G_TABLE_PREFIX_MAX 64
+
 typedef struct d2g_procedure {
     int64_t number;
     const d2g_ds_token_t *ds_token;         /* points into config.ds.tokens */
