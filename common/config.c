@@ -250,7 +250,7 @@ static int get_ints(json_t *obj, const char *path, const int_setting_t *table, c
 static int get_ints(json_t *obj, const char *path, const int_setting_t *table, char *err,
                     size_t errlen) {
     for (const int_setting_t *t = table; t->key; t++) {
-        long long v;
+        long long v = 0;
         if (get_int(obj, t->key, path, 0, t->def, t->min, t->max, &v, err, errlen))
             return -1;
         *t->field = (int)v;

@@ -477,7 +477,7 @@ static void ds_delete(d2g_testenv_t *env, int proc, const int64_t *numbers, int 
     }
 }
 
-static void test_redis_loss_keeps_deletions(void **state) {
+static void test_fault_redis_loss_keeps_deletions(void **state) {
     d2g_testenv_t *env = *state;
     enum { N = 300 };
     static int64_t numbers[N];
@@ -564,7 +564,7 @@ static int log_has(d2g_testenv_t *env, const char *name, const char *needle) {
     return found;
 }
 
-static void test_paused_replica_never_writes_older_cursor(void **state) {
+static void test_fault_paused_replica_never_writes_older_cursor(void **state) {
     d2g_testenv_t *env = *state;
     enum { N = 3000 };
     char cfg[512], pos_b[128], pos[128], err[D2G_ERRLEN];
@@ -647,7 +647,7 @@ static void test_paused_replica_never_writes_older_cursor(void **state) {
 /* The broker fences the idempotent producer (a fatal error for librdkafka):
  * the producer ends (exit 3, a clear log line) without moving the cursor of
  * what was not acknowledged; a new one then emits everything. */
-static void test_kafka_fatal_error_ends_cleanly(void **state) {
+static void test_fault_kafka_fatal_error_ends_cleanly(void **state) {
     d2g_testenv_t *env = *state;
     enum { N = 1500 };
     static int64_t numbers[N];
@@ -779,9 +779,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_crash_mid_page_skips_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_page_shrinks_on_timeouts_and_complexity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fairness, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_redis_loss_keeps_deletions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_paused_replica_never_writes_older_cursor, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kafka_fatal_error_ends_cleanly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fault_redis_loss_keeps_deletions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fault_paused_replica_never_writes_older_cursor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fault_kafka_fatal_error_ends_cleanly, setup, teardown),
     };
     return cmocka_run_group_tests_name("producer", tests, NULL, NULL);
 }

@@ -224,6 +224,9 @@ void d2g_test_filter_from_env(void) {
     const char *pattern = getenv("D2G_TEST_FILTER");
     if (pattern && *pattern)
         cmocka_set_test_filter(pattern);
+    const char *skip = getenv("D2G_TEST_SKIP");
+    if (skip && *skip)
+        cmocka_set_skip_filter(skip);
 }
 
 int d2g_testenv_kafka_slow_acks(d2g_testenv_t *env) {

@@ -58,7 +58,8 @@ void d2g_test_proc_kill(d2g_test_proc_t *proc);
 void d2g_test_sleep_ms(long ms);
 
 /* Runs only the tests whose name matches $D2G_TEST_FILTER (a cmocka pattern,
- * e.g. "test_crash*"), when it is set. Call first thing in main. */
+ * e.g. "test_crash*"), when it is set, and skips those matching $D2G_TEST_SKIP.
+ * Call first thing in main. */
 void d2g_test_filter_from_env(void);
 
 /* Writes text to <env->dir>/<name>; path receives the full path. */
