@@ -135,6 +135,8 @@ void d2g_ds_classify(int curl_code, long http_status, const char *retry_after,
         res->data = json_incref(json_object_get(root, "data"));
     }
     json_decref(root);
+    /* DS's messages were cut by snprintf: clean the cut (UTF-8 boundary, no controls). */
+    d2g_text_copy(res->error, sizeof(res->error), res->error, (size_t)-1);
 }
 
 /* Classifies each finished exchange for the caller's callback. */

@@ -10,6 +10,7 @@
 
 #include "ds_client.h"
 #include "ds2grist/http.h"
+#include "ds2grist/text.h"
 
 static d2g_ds_status_t classify(int curl_code, long status, const char *retry_after,
                                 const char *body, d2g_ds_result_t *r) {
@@ -56,6 +57,15 @@ static void test_answers(void **state) {
     assert_int_equal(d2g_http_retry_after_ms(" 17 ", 0, 60000, 900000, &parsed), 17000);
     assert_int_equal(d2g_http_retry_after_ms("1.5", 0, 60000, 900000, &parsed), 60000);
 
+    /* A long GraphQL message cut in the middle of a character: the error stays valid UTF-8. */
+    {
+        char body[2048] = "{\"errors\":[{\"message\":\"x";
+        for (int i = 0; i < 300; i++)
+            strcat(body, "é");
+        strcat(body, "\"}],\"data\":null}");
+        classify(0, 200, "", body, &r);
+        assert_true(d2g_text_valid_utf8(r.error, strlen(r.error)));
+    }
     assert_int_equal(classify(0, 401, "", "{\"errors\":[{\"message\":\"Token expired\"}],\"data\":null}", &r), D2G_DS_AUTH);
     assert_non_null(strstr(r.error, "Token expired"));
     assert_int_equal(classify(0, 403, "", "", &r), D2G_DS_AUTH);
