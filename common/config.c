@@ -464,15 +464,22 @@ static int cmp_procedure(const void *a, const void *b) {
 
 /* Options that can be set per procedure and, as defaults, for all of them. */
 static int parse_options(json_t *o, const char *path, int *poll_interval_s,
-                         d2g_deleted_mode_t *deleted, char *err, size_t errlen) {
-    static const char *const okeys[] = {"poll_interval_s", "deleted", NULL};
-    long long n = 0;
+                         int *poll_interval_max_s, d2g_deleted_mode_t *deleted, char *err,
+                         size_t errlen) {
+    static const char *const okeys[] = {"poll_interval_s", "poll_interval_max_s", "deleted", NULL};
+    long long n = 0, mx = 0;
     if (!o)
         return 0;
     if (expect_object(o, path, err, errlen) || check_keys(o, path, okeys, err, errlen) ||
-        get_int(o, "poll_interval_s", path, 0, *poll_interval_s, 1, 86400, &n, err, errlen))
+        get_int(o, "poll_interval_s", path, 0, *poll_interval_s, 1, 86400, &n, err, errlen) ||
+        get_int(o, "poll_interval_max_s", path, 0, *poll_interval_max_s, 1, 86400, &mx, err,
+                errlen))
         return -1;
+    if (json_object_get(o, "poll_interval_s") && json_object_get(o, "poll_interval_max_s") && mx < n)
+        return d2g_err_set(err, errlen, "%s.poll_interval_max_s: must be at least "
+                           "poll_interval_s (%lld)", path, n);
     *poll_interval_s = (int)n;
+    *poll_interval_max_s = (int)mx;
     json_t *d = json_object_get(o, "deleted");
     if (d) {
         const char *s = json_string_value(d);
@@ -490,12 +497,12 @@ static int parse_procedures(d2g_config_t *cfg, json_t *root, char *err, size_t e
     static const char *const pkeys[] = {"number", "ds_token", "grist_server", "document",
                                         "table_prefix", "options", NULL};
     char path[PATHLEN], opath[PATHLEN + 16];
-    int def_poll = 60;
+    int def_poll = 60, def_poll_max = 0; /* max 0: 5 x the procedure's poll_interval_s */
     d2g_deleted_mode_t def_deleted = D2G_DELETED_MARK;
     long long n = 0;
 
-    if (parse_options(json_object_get(root, "defaults"), "defaults", &def_poll, &def_deleted,
-                      err, errlen))
+    if (parse_options(json_object_get(root, "defaults"), "defaults", &def_poll, &def_poll_max,
+                      &def_deleted, err, errlen))
         return -1;
     json_t *procs = json_object_get(root, "procedures");
     if (!procs)
@@ -547,11 +554,16 @@ static int parse_procedures(d2g_config_t *cfg, json_t *root, char *err, size_t e
                                "most %d characters (child tables add their own suffix)", path,
                                D2G_TABLE_PREFIX_MAX);
         proc->poll_interval_s = def_poll;
+        proc->poll_interval_max_s = def_poll_max;
         proc->deleted_mode = def_deleted;
         snprintf(opath, sizeof(opath), "%s.options", path);
         if (parse_options(json_object_get(p, "options"), opath, &proc->poll_interval_s,
-                          &proc->deleted_mode, err, errlen))
+                          &proc->poll_interval_max_s, &proc->deleted_mode, err, errlen))
             return -1;
+        if (proc->poll_interval_max_s == 0)
+            proc->poll_interval_max_s = proc->poll_interval_s <= 86400 / 5 ? 5 * proc->poll_interval_s : 86400;
+        if (proc->poll_interval_max_s < proc->poll_interval_s) /* a longer minimum wins */
+            proc->poll_interval_max_s = proc->poll_interval_s;
     }
 
     qsort(cfg->procedures, cfg->n_procedures, sizeof(d2g_procedure_t), cmp_procedure);
@@ -662,7 +674,7 @@ static int validate(d2g_config_t *cfg, const sources_t *src, char *err, size_t e
 static int parse_producer(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
     static const char *const keys[] = {"concurrency", "lease_s", "labels_interval_s", "page_size",
                                        "page_size_min", "shutdown_grace_s", "deleted_lookback_s",
-                                       NULL};
+                                       "check_batch_size", NULL};
     json_t *p = json_object_get(root, "producer");
     json_t *empty = json_object();
     int rc = -1;
@@ -675,6 +687,7 @@ static int parse_producer(d2g_config_t *cfg, json_t *root, char *err, size_t err
         {"page_size_min", &cfg->producer.page_size_min, 5, 1, 100},
         {"shutdown_grace_s", &cfg->producer.shutdown_grace_s, 25, 1, 3600},
         {"deleted_lookback_s", &cfg->producer.deleted_lookback_s, 2592000, 0, 31622400},
+        {"check_batch_size", &cfg->producer.check_batch_size, 50, 1, 500},
         {NULL, NULL, 0, 0, 0},
     };
     if (p && (expect_object(p, "producer", err, errlen) ||

@@ -45,7 +45,9 @@ int d2g_cursor_load(d2g_redis_t *r, int64_t procedure, d2g_cursor_t *c, char *er
         c->last_poll_ms = strtoll(rep->element[5]->str, NULL, 10);
     if (rep->element[6]->type == REDIS_REPLY_STRING)
         c->labels_at_ms = strtoll(rep->element[6]->str, NULL, 10);
-    for (size_t i = 0; i < 7; i++)
+    /* Found: a position is there (a hash holding only last_poll_ms, written by a
+     * check racing a Redis loss, is no cursor). */
+    for (size_t i = 0; i < 4; i++)
         if (rep->element[i]->type == REDIS_REPLY_STRING)
             c->found = 1;
     freeReplyObject(rep);

@@ -30,10 +30,18 @@ struct d2g_http {
     char *user_agent;
     request_t *requests;
     int in_flight;
+    int global; /* holds a curl_global_init reference */
 };
 
 d2g_http_t *d2g_http_new(const char *user_agent) {
     d2g_http_t *h = d2g_calloc(1, sizeof(*h));
+    /* Reference-counted and thread-safe since libcurl 7.84 (Debian 12: 7.88):
+     * each client holds one reference, released by d2g_http_free. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        free(h);
+        return NULL;
+    }
+    h->global = 1;
     if (!(h->multi = curl_multi_init())) {
         d2g_http_free(h);
         return NULL;
@@ -76,6 +84,8 @@ void d2g_http_free(d2g_http_t *h) {
     }
     if (h->multi)
         curl_multi_cleanup(h->multi);
+    if (h->global)
+        curl_global_cleanup();
     free(h->user_agent);
     free(h);
 }
@@ -169,18 +179,25 @@ int d2g_http_poll(d2g_http_t *h, int timeout_ms, d2g_http_done_cb done, void *ud
     while ((m = curl_multi_info_read(h->multi, &left))) {
         if (m->msg != CURLMSG_DONE)
             continue;
+        /* The message belongs to the handle: read all of it before the handle
+         * leaves the multi (it is invalid afterwards). */
+        CURL *easy = m->easy_handle;
+        CURLcode result = m->data.result;
         request_t *r = NULL;
         d2g_http_response_t resp = {0};
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-        curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &resp.status);
-        curl_easy_getinfo(m->easy_handle, CURLINFO_TOTAL_TIME, &resp.seconds);
-        resp.curl_code = (int)m->data.result;
-        curl_multi_remove_handle(h->multi, m->easy_handle);
+        curl_off_t connect_us = 0;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &resp.status);
+        curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME, &resp.seconds);
+        curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+        curl_multi_remove_handle(h->multi, easy);
         unlink_request(h, r);
+        resp.curl_code = (int)result;
+        resp.connected = connect_us > 0 || resp.status > 0;
         resp.body = r->body ? r->body : "";
         resp.body_len = r->body_len;
         resp.retry_after = r->retry_after;
-        resp.error = r->errbuf[0] ? r->errbuf : curl_easy_strerror(m->data.result);
+        resp.error = r->errbuf[0] ? r->errbuf : curl_easy_strerror(result);
         done(r->opaque, &resp, ud);
         request_free(r);
     }

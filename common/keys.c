@@ -7,9 +7,10 @@
 
 static const char *const proc_names[] = {"cursor", "status", "lease", "fence", "labels",
                                          "revision", NULL};
-static const char *const doc_names[] = {"permits", "permitgen", "rate", "schemalock",
+static const char *const doc_names[] = {"permits", "permitgen", "rate", "schemalock", "versions", "lane",
                                         "colmap", "recent429", NULL};
 static const char *const token_names[] = {"budget", NULL};
+static const char *const fleet_names[] = {"producers", NULL};
 
 static int known(const char *const *names, const char *name) {
     for (size_t i = 0; names[i]; i++)
@@ -46,4 +47,10 @@ int d2g_keys_dstoken(const char *ns, char *buf, size_t buflen, const char *token
     if (!known(token_names, name))
         return fit(-1, buf, buflen);
     return fit(snprintf(buf, buflen, "%s:{dstoken:%s}:%s", ns, token, name), buf, buflen);
+}
+
+int d2g_keys_fleet(const char *ns, char *buf, size_t buflen, const char *name) {
+    if (!known(fleet_names, name))
+        return fit(-1, buf, buflen);
+    return fit(snprintf(buf, buflen, "%s:{fleet}:%s", ns, name), buf, buflen);
 }

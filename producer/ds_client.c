@@ -125,6 +125,11 @@ void d2g_ds_classify(int curl_code, long http_status, const char *retry_after,
         /* Any root-level error fails the request, even with partial data. */
         int complexity = strstr(msg, "complexity") != NULL || strstr(msg, "Complexity") != NULL;
         res->status = complexity ? D2G_DS_TOO_BIG : D2G_DS_GRAPHQL;
+        if (!complexity) {
+            json_t *data = json_object_get(root, "data");
+            res->partial = json_is_object(data) ? json_incref(data) : NULL;
+            res->errors = json_incref(errors);
+        }
         snprintf(res->error, sizeof(res->error), "GraphQL error%s%s%s: %s", code ? " (" : "",
                  code ? code : "", code ? ")" : "", msg);
     } else if (http_status != 200 || !json_is_object(json_object_get(root, "data"))) {
@@ -151,7 +156,14 @@ static void on_http_done(void *opaque, const d2g_http_response_t *resp, void *ud
     d2g_ds_classify(resp->curl_code, resp->status, resp->retry_after, resp->body, resp->body_len,
                     &res);
     pc->done(opaque, &res, pc->ud);
-    json_decref(res.data);
+    d2g_ds_result_clear(&res);
+}
+
+void d2g_ds_result_clear(d2g_ds_result_t *res) {
+    json_decref(res->data);
+    json_decref(res->partial);
+    json_decref(res->errors);
+    res->data = res->partial = res->errors = NULL;
 }
 
 int d2g_ds_client_poll(d2g_ds_client_t *c, int timeout_ms, d2g_ds_done_cb done, void *ud) {

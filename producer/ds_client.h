@@ -39,6 +39,9 @@ typedef struct d2g_ds_result {
     long http_status;       /* 0 when no HTTP answer */
     int64_t retry_after_ms; /* RATE_LIMITED */
     json_t *data;           /* OK: the "data" object (owned by the result) */
+    json_t *partial;        /* GRAPHQL: the data next to the errors, if any (owned) */
+    json_t *errors;         /* GRAPHQL: the root-level errors (owned): a batched check
+                             * (checker.h) tells which procedure each is about */
     char error[512];        /* otherwise: the cause, for logs and status */
 } d2g_ds_result_t;
 
@@ -65,6 +68,9 @@ int d2g_ds_client_in_flight(const d2g_ds_client_t *c);
  * CURLcode, body may be NULL. Fills result (result->data owned by it). */
 void d2g_ds_classify(int curl_code, long http_status, const char *retry_after,
                      const char *body, size_t body_len, d2g_ds_result_t *result);
+
+/* Releases what a classified result owns (data, partial, errors). */
+void d2g_ds_result_clear(d2g_ds_result_t *result);
 
 const char *d2g_ds_status_name(d2g_ds_status_t s);
 

@@ -1,8 +1,11 @@
 /* poller.c - the producer's loop, see poller.h. */
 #include "poller.h"
+#include "checker.h"
 #include "ds_client.h"
 #include "emitter.h"
 #include "gql_queries.h"
+#include "members.h"
+#include "schedule.h"
 
 #include "ds2grist/keys.h"
 #include "ds2grist/alloc.h"
@@ -38,7 +41,16 @@ typedef enum { ST_IDLE, ST_REQUEST, ST_ACKS } state_t;
 typedef struct token_state {
     const d2g_ds_token_t *cfg;
     int64_t blocked_until; /* mono ms: budget exhausted or 429 */
+    int batch;             /* procedures per check now (halves when DS refuses a batch) */
+    int batch_streak;
 } token_state_t;
+
+struct proc;
+/* What a DS request is for: one procedure's page, or a check of many (opaque of ds_client). */
+typedef struct request {
+    struct proc *proc;        /* a page of this procedure, or NULL */
+    struct check_batch *batch; /* a check, or NULL */
+} request_t;
 
 typedef struct proc {
     const d2g_procedure_t *cfg;
@@ -72,7 +84,25 @@ typedef struct proc {
     d2g_cursor_t known;
     int has_known;
     char label[24];           /* the procedure number, as a metric label */
+    /* Between runs a procedure waits for its check (checker.h, schedule.h). */
+    request_t req;     /* opaque of its page requests */
+    int owned;         /* this replica's share of the procedures (members.h) */
+    int want_run;      /* a check (or a missing cursor, or the label pass) asks for a run */
+    int labels_only;   /* ... for the label pass alone */
+    int in_check;      /* in a check request in flight */
+    int64_t check_due; /* mono ms of its next check */
+    int64_t active_ms; /* wall ms of its last change seen (adaptive interval), 0 = unknown */
 } proc_t;
+
+/* A check request in flight: the procedures it is about, in alias order. */
+typedef struct check_batch {
+    request_t req;
+    struct check_batch *prev, *next; /* the poller's list of checks in flight */
+    token_state_t *token;
+    size_t n;
+    proc_t **procs;
+    int *labels_due; /* the procedure's label pass is due */
+} check_batch_t;
 
 struct d2g_poller {
     const d2g_config_t *cfg;
@@ -89,7 +119,14 @@ struct d2g_poller {
     int stopping;
     d2g_service_t *svc;
     d2g_metric_t *m_emitted, *m_requests, *m_cursor_age, *m_page_size, *m_failed;
+    d2g_metric_t *m_checked, *m_batch, *m_owned;
     int64_t last_gauges_ms;
+    d2g_members_t members; /* live replicas, as of the last beat */
+    int64_t members_at;    /* mono ms of the last beat */
+    d2g_sched_item_t *scratch;
+    size_t *picked;
+    check_batch_t *checks; /* in flight (freed with the poller if still there) */
+    int n_checks;
 };
 
 /* --- helpers ------------------------------------------------------------- */
@@ -181,6 +218,13 @@ static char *label_digest(json_t *labels) {
     return s;
 }
 
+/* When a procedure is checked next (schedule.h): sooner the more recently it changed. */
+static int64_t next_check_ms(const proc_t *pr, int64_t wall) {
+    return d2g_sched_interval_ms((int64_t)pr->cfg->poll_interval_s * 1000,
+                                 (int64_t)pr->cfg->poll_interval_max_s * 1000,
+                                 pr->active_ms > 0 ? wall - pr->active_ms : -1);
+}
+
 /* --- runs ---------------------------------------------------------------- */
 
 /* Ends a run: complete = the run went through every pass (its poll time is
@@ -205,6 +249,8 @@ static void end_run(d2g_poller_t *p, proc_t *pr, int complete, int64_t next_in_m
     pr->in_run = 0;
     pr->state = ST_IDLE;
     pr->due = d2g_clock_mono_ms() + next_in_ms;
+    pr->want_run = pr->labels_only = 0;
+    pr->check_due = pr->due; /* what comes next is a check */
 }
 
 /* The cursor hash is missing (Redis restarted empty, or a new procedure):
@@ -276,16 +322,11 @@ static int begin_run(d2g_poller_t *p, proc_t *pr, int64_t now) {
         pr->due = now + backoff_ms(p, 3);
         return 0;
     }
-    int64_t wall = d2g_clock_wall_ms(), since_last = wall - pr->cursor.last_poll_ms;
+    int64_t wall = d2g_clock_wall_ms();
     if (pr->cursor.last_poll_ms > pr->last_complete_ms)
         pr->last_complete_ms = pr->cursor.last_poll_ms; /* another replica's run counts */
-    if (pr->cursor.last_poll_ms > 0 && since_last < interval) {
-        /* Another replica (or we, before a restart) polled it recently. */
-        d2g_cursor_clear(&pr->cursor);
-        d2g_lease_release(p->redis, k, pr->run_token, err, sizeof(err));
-        pr->due = now + (interval - since_last);
-        return 0;
-    }
+    /* A run comes after a check that saw a change (or a missing cursor, or a
+     * due label pass): it goes on however recently the procedure was looked at. */
     if (!pr->cursor.deleted_since) {
         /* No deletion position (a new procedure, or Redis lost it and this
          * replica has no copy): start producer.deleted_lookback_s back, so
@@ -309,7 +350,7 @@ static int begin_run(d2g_poller_t *p, proc_t *pr, int64_t now) {
     }
     remember_cursor(pr);
     pr->in_run = 1;
-    pr->pass = PASS_DOSSIERS;
+    pr->pass = pr->labels_only && pr->cursor.labels_at_ms > 0 ? PASS_LABELS : PASS_DOSSIERS;
     pr->want_revision = 1;
     d2g_log(D2G_LOG_DEBUG, "run_started", pr->cfg->number, NULL, "from %s after %s",
             pr->cursor.updated_since, pr->cursor.after ? "stored cursor" : "the start");
@@ -321,8 +362,11 @@ static void start_request(d2g_poller_t *p, proc_t *pr, int64_t now) {
     char err[D2G_ERRLEN], k[256], holder[160];
     int64_t wait = 0;
 
-    if (!pr->in_run && !begin_run(p, pr, now))
+    if (!pr->in_run && !begin_run(p, pr, now)) {
+        pr->want_run = 0; /* not now: back to checks */
+        pr->check_due = pr->due;
         return;
+    }
     if (pr->token->blocked_until > now) {
         pr->due = pr->token->blocked_until;
         return;
@@ -371,7 +415,8 @@ static void start_request(d2g_poller_t *p, proc_t *pr, int64_t now) {
         json_object_set_new(vars, "after", pr->labels_after ? json_string(pr->labels_after) : json_null());
         break;
     }
-    int rc = d2g_ds_client_start(p->ds, pr->token->cfg->secret, op, query, vars, pr, err, sizeof(err));
+    int rc = d2g_ds_client_start(p->ds, pr->token->cfg->secret, op, query, vars, &pr->req, err,
+                                 sizeof(err));
     json_decref(vars);
     if (rc) {
         d2g_log_err(D2G_LOG_ERROR, "ds_request_failed", pr->cfg->number, NULL, err, "cannot start");
@@ -595,6 +640,8 @@ static void finish_page(d2g_poller_t *p, proc_t *pr) {
     d2g_metric_set(p->m_failed, pl, 0);
     d2g_metric_set(p->m_page_size, pl, pr->page_size);
     if (pr->page_emitted)
+        pr->active_ms = wall;
+    if (pr->page_emitted)
         d2g_log(D2G_LOG_INFO, "page_emitted", pr->cfg->number, NULL, "%s: %d messages (page size %d)",
                 pr->pass == PASS_DOSSIERS ? "dossiers" : pr->pass == PASS_DELETED ? "deleted" : "labels",
                 pr->page_emitted, pr->page_size);
@@ -633,7 +680,7 @@ static void finish_page(d2g_poller_t *p, proc_t *pr) {
                 remember_cursor(pr);
             }
         }
-        end_run(p, pr, 1, jitter(p, (int64_t)pr->cfg->poll_interval_s * 1000));
+        end_run(p, pr, 1, jitter(p, next_check_ms(pr, wall)));
     }
 }
 
@@ -703,6 +750,268 @@ static void on_ds_done(void *opaque, const d2g_ds_result_t *res, void *ud) {
     }
 }
 
+/* --- checks (checker.h) ------------------------------------------------- */
+
+/* May this procedure go into a check now? due_by: its check must be due by then. */
+static int check_candidate(const proc_t *pr, int64_t now, int64_t due_by) {
+    return pr->owned && !pr->in_run && !pr->want_run && !pr->in_check && pr->state == ST_IDLE &&
+           pr->check_due <= due_by && pr->token->blocked_until <= now;
+}
+
+/* How early a procedure may be checked to fill a batch that one due procedure
+ * starts: half its shortest interval. Checked together, procedures stay
+ * together: a token's checks settle into full batches. */
+static int64_t check_early_ms(const proc_t *pr) { return (int64_t)pr->cfg->poll_interval_s * 500; }
+
+static void check_batch_free(check_batch_t *b) {
+    if (!b)
+        return;
+    free(b->procs);
+    free(b->labels_due);
+    free(b);
+}
+
+/* A run is wanted at once (a change, a failed check, a first run, a label pass). */
+static void want_run(proc_t *pr, int64_t now, int labels_only) {
+    pr->want_run = 1;
+    pr->labels_only = labels_only;
+    pr->due = now;
+}
+
+/* Starts one check request: the due procedures of the token whose oldest due
+ * check is the oldest, up to its batch size. Returns 1 if it did something
+ * (a request, or procedures moved on), 0 if no check is due. */
+static int start_check(d2g_poller_t *p, int64_t now) {
+    char err[D2G_ERRLEN], k[D2G_KEYLEN], holder[160];
+    proc_t *first = NULL;
+    for (size_t i = 0; i < p->n_procs; i++) {
+        proc_t *pr = &p->procs[i];
+        if (check_candidate(pr, now, now) && (!first || pr->check_due < first->check_due))
+            first = pr;
+    }
+    if (!first)
+        return 0;
+    token_state_t *tok = first->token;
+    size_t nc = 0;
+    for (size_t i = 0; i < p->n_procs; i++)
+        if (p->procs[i].token == tok &&
+            check_candidate(&p->procs[i], now, now + check_early_ms(&p->procs[i])))
+            p->scratch[nc++] = (d2g_sched_item_t){p->procs[i].check_due, i};
+    /* The due ones first, then those due soonest. */
+    size_t n = d2g_sched_pick(p->scratch, nc, INT64_MAX, (size_t)tok->batch, p->picked);
+
+    int64_t *numbers = d2g_calloc(n + 1, sizeof(int64_t));
+    d2g_cursor_t *cursors = d2g_calloc(n + 1, sizeof(d2g_cursor_t));
+    for (size_t i = 0; i < n; i++)
+        numbers[i] = p->procs[p->picked[i]].cfg->number;
+    if (d2g_checker_load_cursors(p->redis, numbers, n, cursors, err, sizeof(err))) {
+        d2g_log_err(D2G_LOG_WARN, "redis_error", 0, NULL, err, "cannot read cursors for a check");
+        for (size_t i = 0; i < n; i++)
+            p->procs[p->picked[i]].check_due = now + backoff_ms(p, 3);
+        free(numbers);
+        free(cursors);
+        return 1;
+    }
+    check_batch_t *b = d2g_calloc(1, sizeof(*b));
+    b->req.batch = b;
+    b->token = tok;
+    b->procs = d2g_calloc(n + 1, sizeof(proc_t *));
+    b->labels_due = d2g_calloc(n + 1, sizeof(int));
+    d2g_check_item_t *items = d2g_calloc(n + 1, sizeof(d2g_check_item_t));
+    int64_t wall = d2g_clock_wall_ms();
+    int64_t labels_ms = (int64_t)p->cfg->producer.labels_interval_s * 1000;
+    for (size_t i = 0; i < n; i++) {
+        proc_t *pr = &p->procs[p->picked[i]];
+        d2g_cursor_t *cu = &cursors[i];
+        if (!cu->deleted_since) { /* never ran: a first run, no check */
+            want_run(pr, now, 0);
+            continue;
+        }
+        double at;
+        int is_int;
+        if (pr->active_ms == 0 && cu->max_modified && /* its last change, at startup */
+            d2g_clock_parse_iso(cu->max_modified, &at, &is_int) == 0)
+            pr->active_ms = (int64_t)(at * 1000);
+        b->labels_due[b->n] = labels_ms > 0 && wall - cu->labels_at_ms >= labels_ms;
+        items[b->n] = (d2g_check_item_t){pr->cfg->number, cu->updated_since, cu->after,
+                                         cu->deleted_since, cu->deleted_after};
+        b->procs[b->n++] = pr;
+    }
+    int rc = 0;
+    int64_t wait = 0;
+    if (b->n > 0) {
+        d2g_keys_dstoken(d2g_redis_namespace(p->redis), k, sizeof(k), tok->cfg->name, "budget");
+        snprintf(holder, sizeof(holder), "%s:%" PRIu64, p->replica, ++p->holder_seq);
+        rc = d2g_ratelimit_take(p->redis, k, tok->cfg->requests_per_minute, DS_WINDOW_MS, holder,
+                                &wait, err, sizeof(err));
+        if (rc)
+            d2g_log_err(D2G_LOG_WARN, "redis_error", 0, NULL, err, "cannot take from the DS budget");
+        else if (wait > 0)
+            tok->blocked_until = now + wait; /* the procedures wait with their token */
+    }
+    if (b->n > 0 && !rc && wait == 0) {
+        char *query = d2g_checker_query(b->n);
+        json_t *vars = d2g_checker_variables(items, b->n);
+        rc = d2g_ds_client_start(p->ds, tok->cfg->secret, D2G_CHECK_OPERATION, query, vars, &b->req,
+                                 err, sizeof(err));
+        free(query);
+        json_decref(vars);
+        if (rc)
+            d2g_log_err(D2G_LOG_ERROR, "ds_request_failed", 0, NULL, err, "cannot start a check");
+        else {
+            for (size_t i = 0; i < b->n; i++)
+                b->procs[i]->in_check = 1;
+            b->next = p->checks;
+            if (p->checks)
+                p->checks->prev = b;
+            p->checks = b;
+            p->n_checks++;
+            b = NULL; /* in flight: on_check_done frees it */
+        }
+    }
+    if (b && rc)
+        for (size_t i = 0; i < b->n; i++)
+            b->procs[i]->check_due = now + backoff_ms(p, 3);
+    for (size_t i = 0; i < n; i++)
+        d2g_cursor_clear(&cursors[i]);
+    free(cursors);
+    free(items);
+    free(numbers);
+    check_batch_free(b);
+    return 1;
+}
+
+/* A check answer arrived. */
+static void on_check_done(d2g_poller_t *p, check_batch_t *b, const d2g_ds_result_t *res) {
+    char err[D2G_ERRLEN];
+    int64_t now = d2g_clock_mono_ms(), wall = d2g_clock_wall_ms();
+    token_state_t *tok = b->token;
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        p->checks = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+    p->n_checks--;
+    const char *lv[] = {tok->cfg->name, d2g_ds_status_name(res->status)};
+    d2g_metric_inc(p->m_requests, lv, 1);
+    for (size_t i = 0; i < b->n; i++)
+        b->procs[i]->in_check = 0;
+
+    d2g_check_outcome_t *out = d2g_calloc(b->n + 1, sizeof(*out));
+    int parsed = -1;
+    if (res->status == D2G_DS_OK || res->status == D2G_DS_GRAPHQL)
+        parsed = d2g_checker_parse(res->status == D2G_DS_OK ? res->data : res->partial,
+                                   res->errors, b->n, out, err, sizeof(err));
+    /* Refused as too big: complexity, timeout, a request DS (or its proxy) finds too large,
+     * or an error about the whole request. Smaller batches at once. */
+    int refused = res->status == D2G_DS_TOO_BIG || res->http_status == 413 ||
+                  res->http_status == 414 || (res->status == D2G_DS_GRAPHQL && parsed != 0);
+    if (parsed == 0) {
+        int64_t *quiet = d2g_calloc(b->n + 1, sizeof(int64_t));
+        size_t nq = 0;
+        for (size_t i = 0; i < b->n; i++) {
+            proc_t *pr = b->procs[i];
+            if (out[i] == D2G_CHECK_CHANGED || out[i] == D2G_CHECK_DELETED) {
+                pr->active_ms = wall;
+                want_run(pr, now, 0);
+            } else if (out[i] == D2G_CHECK_FAILED) {
+                want_run(pr, now, 0); /* its run meets the error and reports it */
+            } else if (out[i] == D2G_CHECK_UNKNOWN) {
+                pr->check_due = now; /* again at once, without the failed ones */
+            } else if (b->labels_due[i]) {
+                want_run(pr, now, 1);
+            } else {
+                pr->check_due = now + jitter(p, next_check_ms(pr, wall));
+                pr->last_complete_ms = wall;
+                quiet[nq++] = pr->cfg->number;
+            }
+        }
+        if (nq && d2g_checker_mark_polled(p->redis, quiet, nq, wall, err, sizeof(err)))
+            d2g_log_err(D2G_LOG_WARN, "cursor_save_failed", 0, NULL, err, "could not record check times");
+        const char *cl[] = {tok->cfg->name};
+        d2g_metric_inc(p->m_checked, cl, (double)b->n);
+        free(quiet);
+        tok->batch = d2g_sched_batch_after(tok->batch, p->cfg->producer.check_batch_size, 0,
+                                           &tok->batch_streak);
+    } else if (refused && b->n > 1) {
+        int before = tok->batch;
+        int cur = tok->batch < (int)b->n ? tok->batch : (int)b->n;
+        tok->batch = d2g_sched_batch_after(cur, p->cfg->producer.check_batch_size, 1,
+                                           &tok->batch_streak);
+        d2g_log_err(D2G_LOG_WARN, "ds_check_shrunk", 0, NULL, parsed ? res->error : err,
+                    "token %s: check batch %d -> %d", tok->cfg->name, before, tok->batch);
+        for (size_t i = 0; i < b->n; i++)
+            b->procs[i]->check_due = now;
+    } else if (res->status == D2G_DS_RATE_LIMITED) {
+        d2g_log_err(D2G_LOG_WARN, "ds_rate_limited", 0, NULL, res->error, "token %s paused",
+                    tok->cfg->name);
+        tok->blocked_until = now + res->retry_after_ms;
+        for (size_t i = 0; i < b->n; i++)
+            b->procs[i]->check_due = tok->blocked_until;
+    } else if (res->status == D2G_DS_RETRY || res->status == D2G_DS_BAD_RESPONSE) {
+        d2g_log_err(D2G_LOG_WARN, "ds_retry", 0, NULL, res->error, "check of %zu procedures",
+                    b->n);
+        for (size_t i = 0; i < b->n; i++)
+            b->procs[i]->check_due = now + backoff_ms(p, 2);
+    } else {
+        /* A token refused (AUTH), or one procedure alone that cannot be checked:
+         * their runs meet the error and report it for each procedure. */
+        for (size_t i = 0; i < b->n; i++)
+            want_run(b->procs[i], now, 0);
+    }
+    const char *bl[] = {tok->cfg->name};
+    d2g_metric_set(p->m_batch, bl, tok->batch);
+    free(out);
+    check_batch_free(b);
+}
+
+/* Every few seconds: renew this replica's registration, read who else lives,
+ * and take this replica's share of the procedures (schedule.h). */
+static void beat(d2g_poller_t *p, int64_t now) {
+    char err[D2G_ERRLEN];
+    int64_t lease = (int64_t)p->cfg->producer.lease_s * 1000;
+    int64_t every = lease / 4 < 5000 ? lease / 4 : 5000;
+    if (p->members_at && now - p->members_at < every)
+        return;
+    p->members_at = now;
+    d2g_members_t m = {0};
+    /* Registered for 3/4 of a lease: a dead replica's procedures move within one lease. */
+    if (d2g_members_beat(p->redis, p->replica, lease * 3 / 4, &m, err, sizeof(err))) {
+        d2g_log_err(D2G_LOG_WARN, "redis_error", 0, NULL, err, "cannot renew the replica's registration");
+        return;
+    }
+    if (d2g_members_equal(&m, &p->members)) {
+        d2g_members_clear(&m);
+        return;
+    }
+    d2g_members_clear(&p->members);
+    p->members = m;
+    size_t owned = 0;
+    for (size_t i = 0; i < p->n_procs; i++) {
+        proc_t *pr = &p->procs[i];
+        int mine = !strcmp(p->members.ids[d2g_sched_owner((const char *const *)p->members.ids,
+                                                          p->members.n, pr->cfg->number)],
+                           p->replica);
+        if (mine && !pr->owned) /* new to us: check it soon, spread over a second */
+            pr->check_due = now + (int64_t)(rand_r(&p->rng) % 1000);
+        pr->owned = mine;
+        owned += (size_t)mine;
+    }
+    d2g_metric_set(p->m_owned, NULL, (double)owned);
+    d2g_log(D2G_LOG_INFO, "replicas_changed", 0, NULL, "%zu live replicas; this one checks %zu of %zu procedures",
+            p->members.n, owned, p->n_procs);
+}
+
+/* A DS answer: a page of one procedure, or a check. */
+static void on_ds_answer(void *opaque, const d2g_ds_result_t *res, void *ud) {
+    request_t *rq = opaque;
+    if (rq->batch)
+        on_check_done(ud, rq->batch, res);
+    else
+        on_ds_done(rq->proc, res, ud);
+}
+
 /* --- the loop ------------------------------------------------------------ */
 
 /* Kafka may take long to acknowledge a page (a broker restarting): keep the
@@ -744,7 +1053,7 @@ static proc_t *next_due(d2g_poller_t *p, int64_t now) {
     proc_t *best = NULL;
     for (size_t i = 0; i < p->n_procs; i++) {
         proc_t *pr = &p->procs[i];
-        if (pr->state != ST_IDLE || pr->due > now)
+        if (pr->state != ST_IDLE || pr->due > now || !(pr->in_run || (pr->want_run && pr->owned)))
             continue;
         if (!best || pr->due < best->due || (pr->due == best->due && pr->served < best->served))
             best = pr;
@@ -780,6 +1089,8 @@ int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop) {
         }
         d2g_service_heartbeat(p->svc);
         update_gauges(p, now);
+        if (!p->stopping)
+            beat(p, now);
 
         int busy = 0;
         for (size_t i = 0; i < p->n_procs; i++) {
@@ -793,25 +1104,40 @@ int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop) {
             else if (p->stopping && pr->in_run)
                 end_run(p, pr, 0, 0);
         }
+        busy += p->n_checks; /* checks in flight are answered before leaving */
         if (p->stopping && (busy == 0 || now >= deadline)) {
             if (busy)
                 d2g_log(D2G_LOG_WARN, "stop_deadline", 0, NULL,
                         "%d pages abandoned; they will be read again", busy);
+            char err[D2G_ERRLEN]; /* the others take our procedures over at once */
+            if (d2g_members_leave(p->redis, p->replica, err, sizeof(err)))
+                d2g_log_err(D2G_LOG_WARN, "redis_error", 0, NULL, err, "registration left to expire");
             return 0;
         }
 
         int64_t wait = 100;
         if (!p->stopping) {
             proc_t *pr;
+            /* Checks first: however busy a procedure is, the others' checks go on. */
+            while (d2g_ds_client_in_flight(p->ds) < p->cfg->producer.concurrency &&
+                   start_check(p, now))
+                ;
             while (d2g_ds_client_in_flight(p->ds) < p->cfg->producer.concurrency &&
                    (pr = next_due(p, now)))
                 start_request(p, pr, now);
             /* A due procedure matters only if a request slot is free: otherwise
              * wait for an answer (no busy loop while every slot is taken). */
             if (d2g_ds_client_in_flight(p->ds) < p->cfg->producer.concurrency)
-                for (size_t i = 0; i < p->n_procs; i++)
-                    if (p->procs[i].state == ST_IDLE && p->procs[i].due - now < wait)
-                        wait = p->procs[i].due - now;
+                for (size_t i = 0; i < p->n_procs; i++) {
+                    const proc_t *q = &p->procs[i];
+                    if (q->state != ST_IDLE || !q->owned || q->in_check)
+                        continue;
+                    int64_t at = q->in_run || q->want_run ? q->due : q->check_due;
+                    if (!q->in_run && !q->want_run && q->token->blocked_until > at)
+                        at = q->token->blocked_until;
+                    if (at - now < wait)
+                        wait = at - now;
+                }
         }
         for (size_t i = 0; i < p->n_procs; i++)
             if (p->procs[i].state == ST_ACKS)
@@ -819,7 +1145,7 @@ int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop) {
         if (wait < 0)
             wait = 0;
         if (d2g_ds_client_in_flight(p->ds) > 0)
-            d2g_ds_client_poll(p->ds, (int)wait, on_ds_done, p);
+            d2g_ds_client_poll(p->ds, (int)wait, on_ds_answer, p);
         else if (wait > 0)
             d2g_emitter_poll(p->em, (int)wait);
     }
@@ -843,6 +1169,13 @@ d2g_poller_t *d2g_poller_new(const d2g_config_t *cfg, d2g_service_t *svc, char *
                                        "Current page size of the procedure (shrinks on timeouts)", 1, by_proc);
     p->m_failed = d2g_metrics_gauge(svc->metrics, "ds2grist_procedure_failed",
                                     "1 while the procedure fails for a reason retries cannot fix", 1, by_proc);
+    static const char *const by_tok[] = {"token"};
+    p->m_checked = d2g_metrics_counter(svc->metrics, "ds2grist_procedures_checked_total",
+                                       "Procedures checked for changes by batched check requests", 1, by_tok);
+    p->m_batch = d2g_metrics_gauge(svc->metrics, "ds2grist_check_batch_size",
+                                   "Procedures per check request now (halves when DS refuses a batch)", 1, by_tok);
+    p->m_owned = d2g_metrics_gauge(svc->metrics, "ds2grist_procedures_owned",
+                                   "Procedures this replica checks (its share among the live replicas)", 0, NULL);
     gethostname(host, sizeof(host) - 1);
     p->rng = (unsigned)(d2g_clock_wall_ms() ^ (getpid() << 16));
     snprintf(p->replica, sizeof(p->replica), "%s:%d:%08x", host, (int)getpid(), rand_r(&p->rng));
@@ -854,8 +1187,12 @@ d2g_poller_t *d2g_poller_new(const d2g_config_t *cfg, d2g_service_t *svc, char *
         goto fail;
     p->tokens = d2g_calloc(cfg->ds.n_tokens + 1, sizeof(token_state_t));
     p->procs = d2g_calloc(cfg->n_procedures + 1, sizeof(proc_t));
-    for (size_t i = 0; i < cfg->ds.n_tokens; i++)
+    for (size_t i = 0; i < cfg->ds.n_tokens; i++) {
         p->tokens[i].cfg = &cfg->ds.tokens[i];
+        p->tokens[i].batch = cfg->producer.check_batch_size;
+    }
+    p->scratch = d2g_calloc(cfg->n_procedures + 1, sizeof(d2g_sched_item_t));
+    p->picked = d2g_calloc(cfg->n_procedures + 1, sizeof(size_t));
     int64_t now = d2g_clock_mono_ms();
     p->n_procs = cfg->n_procedures;
     for (size_t i = 0; i < cfg->n_procedures; i++) {
@@ -863,9 +1200,10 @@ d2g_poller_t *d2g_poller_new(const d2g_config_t *cfg, d2g_service_t *svc, char *
         pr->cfg = &cfg->procedures[i];
         pr->token = &p->tokens[pr->cfg->ds_token - cfg->ds.tokens];
         pr->page_size = cfg->producer.page_size;
+        pr->req.proc = pr;
         snprintf(pr->label, sizeof(pr->label), "%" PRId64, pr->cfg->number);
-        /* Spread the first polls over a second so replicas do not collide. */
-        pr->due = now + (int64_t)(rand_r(&p->rng) % 1000);
+        /* Spread the first checks over a second so replicas do not collide. */
+        pr->due = pr->check_due = now + (int64_t)(rand_r(&p->rng) % 1000);
     }
     return p;
 fail:
@@ -887,5 +1225,13 @@ void d2g_poller_free(d2g_poller_t *p) {
     d2g_redis_free(p->redis);
     free(p->procs);
     free(p->tokens);
+    free(p->scratch);
+    free(p->picked);
+    while (p->checks) { /* abandoned at the stop deadline */
+        check_batch_t *b = p->checks;
+        p->checks = b->next;
+        check_batch_free(b);
+    }
+    d2g_members_clear(&p->members);
     free(p);
 }

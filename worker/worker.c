@@ -189,7 +189,7 @@ static void handle_message(d2g_worker_t *w, rd_kafka_message_t *m) {
         return;
     w->consumed++;
     d2g_service_kafka(w->svc, 1);
-    d2g_msgref_t ref = {m->partition, m->offset, d2g_offsets_epoch(pt->offsets)};
+    d2g_msgref_t ref = {m->partition, m->offset, d2g_offsets_epoch(pt->offsets), 0};
     d2g_item_t *it = d2g_calloc(1, sizeof(*it));
     if (d2g_envelope_decode(m->payload, m->len, &it->env, err, sizeof(err))) {
         dead_letter(w, m->key ? m->key : "", m->key_len, m->payload, m->len, m->partition,
@@ -266,11 +266,11 @@ static void close_bounded(d2g_worker_t *w, int timeout_ms) {
 static void drain_partitions(d2g_worker_t *w, const rd_kafka_topic_partition_list_t *parts) {
     int64_t deadline = d2g_clock_mono_ms() + 2 * (int64_t)w->cfg->grist.timeout_s * 1000 + 30000;
     for (int i = 0; i < parts->cnt; i++)
-        d2g_writer_partition(w->writer, parts->elems[i].partition, 1, NULL);
+        d2g_writer_partition(w->writer, 0, parts->elems[i].partition, 1, NULL);
     for (;;) {
         size_t busy = 0, in_flight;
         for (int i = 0; i < parts->cnt; i++) {
-            d2g_writer_partition(w->writer, parts->elems[i].partition, 0, &in_flight);
+            d2g_writer_partition(w->writer, 0, parts->elems[i].partition, 0, &in_flight);
             busy += in_flight;
         }
         if (busy == 0)
@@ -279,7 +279,7 @@ static void drain_partitions(d2g_worker_t *w, const rd_kafka_topic_partition_lis
             d2g_log(D2G_LOG_WARN, "revoke_abandon", 0, NULL,
                     "%zu dossiers of revoked partitions still being written: left to their new owner", busy);
             for (int i = 0; i < parts->cnt; i++)
-                d2g_writer_abandon_partition(w->writer, parts->elems[i].partition);
+                d2g_writer_abandon_partition(w->writer, 0, parts->elems[i].partition);
             break;
         }
         d2g_writer_step(w->writer, d2g_clock_mono_ms());
@@ -355,7 +355,7 @@ static void check_congestion(d2g_worker_t *w, int64_t now) {
         partition_t *pt = &w->parts[p];
         if (!pt->assigned)
             continue;
-        int congested = d2g_writer_partition_congested(w->writer, p, pt->paused ? limit / 2 : limit);
+        int congested = d2g_writer_partition_congested(w->writer, 0, p, pt->paused ? limit / 2 : limit);
         if (congested == pt->paused)
             continue;
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -518,7 +518,7 @@ d2g_worker_t *d2g_worker_new(const d2g_config_t *cfg, d2g_service_t *svc, char *
     if (d2g_redis_connect(cfg->redis.url, cfg->redis.username, cfg->redis.password,
                           cfg->redis.namespace, 5000, &w->redis, err, errlen))
         goto fail;
-    d2g_writer_hooks_t hooks = {on_written, on_failed, w};
+    d2g_writer_hooks_t hooks = {on_written, on_failed, NULL, w}; /* shed: the retry topic (to come) */
     if (!(w->writer = d2g_writer_new(cfg, w->redis, w->id, svc->metrics, hooks, err, errlen)))
         goto fail;
 

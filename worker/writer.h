@@ -1,29 +1,22 @@
 /*
- * writer.h - dossiers into Grist documents: batching, schema, the cap.
+ * writer.h - dossiers into Grist documents, one lane per document.
  *
  * The worker hands the writer one item per dossier update (a decoded
- * message). The writer keeps, per Grist document, a queue of items in
- * arrival order; updates of one dossier collapse into the latest. When a
- * document's batch is full (worker.batch_bytes) or has waited linger_ms, it
- * is flushed, one HTTP request at a time per document:
+ * message). Each Grist document has its own lane (lane.h): its queue, its
+ * state, its backoff, its schema cache, its request in flight. Lanes never
+ * wait on each other: a lane whose document is in trouble (key refused,
+ * document gone, a proxy failing, a document too slow) backs off and, if the
+ * trouble lasts, is parked: it holds nothing (its dossiers go to the retry
+ * topic through the shed hook) and probes its document now and then; the
+ * other lanes run at full speed. When the document answers again the lane
+ * resumes by itself.
  *
- *   1. map each dossier to rows (mapping.h), with the document's column map
- *   2. schema: load the document's tables and columns once (cached); if a
- *      table, column or choice is missing, take the document's schema lock
- *      in Redis, merge the column map with the persisted one, reload, create
- *      what is still missing, release
- *   3. PUT .../records per table (upsert keyed on numero / ds_row_id),
- *      bodies under batch_bytes
- *   4. repetition rows that disappeared in DS, and removed dossiers: find
- *      their row ids, POST .../data/delete
- *
- * Every request first takes a permit from the document's semaphore in Redis
- * (permits.h): however many workers run, a document never has more of our
- * requests in flight than its limit. 429, 5xx and timeouts are retried with
- * backoff and jitter; any other 4xx splits the batch in halves until the
- * dossier at fault is alone, and that one is handed back as failed (for the
- * dead-letter topic) while the rest goes on. Documents progress
- * independently: a slow or failing one never stalls the others.
+ * A lane's batch (flush.h) goes through readable stages: prepare (map,
+ * version guard, size), schema (schema.h), put, find, delete (plan.h), done.
+ * Every request takes a permit of the document's semaphore in Redis first
+ * (grist.h): however many workers run, a document never has more of our
+ * requests in flight than its limit. An older version of a dossier never
+ * overwrites a newer one (versions.h). docs/worker.md describes it all.
  */
 #ifndef D2G_WRITER_H
 #define D2G_WRITER_H
@@ -41,6 +34,7 @@ typedef struct d2g_msgref {
     int32_t partition;
     int64_t offset;
     uint32_t epoch;
+    uint8_t topic;  /* 0: kafka.topic, 1: kafka.retry_topic */
 } d2g_msgref_t;
 
 /* One dossier update, and every message it stands for (collapsed ones included). */
@@ -51,6 +45,7 @@ typedef struct d2g_item {
     size_t n_msgs, cap_msgs;
     size_t bytes;        /* size of the latest message, to fill batches */
     int64_t enqueued_ms; /* mono */
+    int attempt; /* times through the retry topic (d2g-attempt header) */
     struct d2g_item *next;
     char key[48];        /* "<procedure>:<number>" */
 } d2g_item_t;
@@ -61,6 +56,9 @@ typedef struct d2g_writer_hooks {
     /* The item cannot be written (reason says why): dead-letter its messages.
      * The writer frees it afterwards. */
     void (*failed)(void *ud, d2g_item_t *item, const char *reason);
+    /* May be NULL: a parked lane then keeps what it holds. The item's lane is parked: copy it to the retry topic (not before not_before_wall_ms, reason has no
+       secret); its messages are done when the retry topic has it. The writer frees the item afterwards. */
+    void (*shed)(void *ud, d2g_item_t *item, int64_t not_before_wall_ms, const char *reason);
     void *ud;
 } d2g_writer_hooks_t;
 
@@ -73,6 +71,8 @@ typedef struct d2g_writer_stats {
     uint64_t permit_wait_ms; /* total time spent waiting for permits */
     uint64_t batches;        /* successful flushes */
     uint64_t failed_items;   /* items handed back as failed */
+    uint64_t shed_items;     /* items sent to the retry topic (parked lanes) */
+    uint64_t superseded;     /* items Grist already held in a newer version */
 } d2g_writer_stats_t;
 
 typedef struct d2g_writer d2g_writer_t;
@@ -90,8 +90,13 @@ void d2g_writer_sample(d2g_writer_t *w);
 void d2g_writer_free(d2g_writer_t *w);
 
 /* Takes ownership of item. An update of a dossier already queued (and not
- * being written) replaces it: the older item's messages move to the newer. */
+ * being written) replaces it: the older item's messages move to the newer.
+ * An item for a parked lane is shed at once. */
 void d2g_writer_add(d2g_writer_t *w, d2g_item_t *item);
+/* 1 if the lane of proc's document is parked now: a new message for it is to be forwarded to the retry
+   topic as it is (not decoded); *not_before_wall_ms and reason (a static string) say until when and why. */
+int d2g_writer_parked(d2g_writer_t *w, const d2g_procedure_t *proc, int64_t *not_before_wall_ms,
+                      const char **reason);
 void d2g_item_free(d2g_item_t *item);
 
 /* Starts what can start (batches due, retries due). now: mono ms. */
@@ -108,16 +113,20 @@ void d2g_writer_flush_all(d2g_writer_t *w, int on);
 size_t d2g_writer_pending(const d2g_writer_t *w, size_t *documents);
 /* Items of partition queued or being written; with drop, the queued ones
  * (not those being written) are freed without hooks (partition revoked). */
-size_t d2g_writer_partition(d2g_writer_t *w, int32_t partition, int drop, size_t *in_flight);
+size_t d2g_writer_partition(d2g_writer_t *w, uint8_t topic, int32_t partition, int drop,
+                            size_t *in_flight);
 /* Items of partition in batches being written leave them (freed without
  * hooks): what is still to be sent for those batches is planned again
  * without them. For a revocation whose in-flight work outlived its wait. */
-void d2g_writer_abandon_partition(d2g_writer_t *w, int32_t partition);
+void d2g_writer_abandon_partition(d2g_writer_t *w, uint8_t topic, int32_t partition);
 /* The most items queued on one document (to pause consumption). */
 size_t d2g_writer_max_queued(const d2g_writer_t *w);
 /* 1 if one of the partition's items is queued on a document holding more
  * than limit items. */
-int d2g_writer_partition_congested(const d2g_writer_t *w, int32_t partition, size_t limit);
+int d2g_writer_partition_congested(const d2g_writer_t *w, uint8_t topic, int32_t partition,
+                                   size_t limit);
+/* Lanes by state (active, backoff, parked): counts[D2G_LANE_STATES]. */
+void d2g_writer_lane_counts(const d2g_writer_t *w, size_t counts[3]);
 
 const d2g_writer_stats_t *d2g_writer_stats(const d2g_writer_t *w);
 

@@ -19,8 +19,7 @@
 #include "ds2grist/clock.h"
 #include "ds2grist/err.h"
 #include "ds2grist/http.h"
-#include "ds2grist/permits.h"
-#include "ds2grist/ratelimit.h"
+#include "ds2grist/grist.h"
 
 #include <curl/curl.h>
 #include <inttypes.h>
@@ -42,26 +41,6 @@ struct d2g_op_grist {
     uint64_t seq;
     json_t *failed; /* "server/document" -> why it could not answer */
 };
-
-typedef struct answer {
-    int done;
-    long status;
-    int curl_code;
-    char *body;
-    char error[256];
-    char retry_after[32];
-} answer_t;
-
-static void on_done(void *opaque, const d2g_http_response_t *resp, void *ud) {
-    (void)ud;
-    answer_t *a = opaque;
-    a->done = 1;
-    a->status = resp->status;
-    a->curl_code = resp->curl_code;
-    a->body = d2g_strndup(resp->body, resp->body_len);
-    snprintf(a->error, sizeof(a->error), "%s", resp->error ? resp->error : "");
-    snprintf(a->retry_after, sizeof(a->retry_after), "%s", resp->retry_after ? resp->retry_after : "");
-}
 
 static void sleep_ms(int64_t ms) {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
@@ -98,50 +77,6 @@ void d2g_op_grist_free(d2g_op_grist_t *g) {
     free(g);
 }
 
-/* Takes a permit of the document (waiting for one up to PERMIT_WAIT_MAX_MS). */
-static int permit_take(d2g_op_grist_t *g, const char *key, int limit, const char *holder,
-                       char *err, size_t errlen) {
-    int64_t lease = (int64_t)g->cfg->grist.timeout_s * 1000 + 10000, waited = 0;
-    for (;;) {
-        int64_t wait = 0;
-        if (d2g_permits_acquire(g->redis, key, limit, lease, holder, &wait, err, errlen))
-            return -1;
-        if (wait <= 0)
-            return 0;
-        if (waited >= PERMIT_WAIT_MAX_MS)
-            return d2g_err_set(err, errlen, "no free permit of the document within %d s",
-                               PERMIT_WAIT_MAX_MS / 1000);
-        wait = wait < 200 ? wait : 200;
-        sleep_ms(wait);
-        waited += wait;
-    }
-}
-
-/* Waits for a request of the document's rate (hosted plans), as the workers
- * take it: N requests per window of whole milliseconds. */
-static int rate_take(d2g_op_grist_t *g, const d2g_grist_server_t *srv, const char *doc_label,
-                     const char *holder, char *err, size_t errlen) {
-    if (srv->requests_per_second <= 0)
-        return 0;
-    int limit;
-    int64_t window, waited = 0;
-    d2g_ratelimit_per_second(srv->requests_per_second, &limit, &window);
-    char key[600];
-    d2g_redis_key(g->redis, key, sizeof(key), "{doc:%s}:rate", doc_label);
-    for (;;) {
-        int64_t wait = 0;
-        if (d2g_ratelimit_take(g->redis, key, limit, window, holder, &wait, err, errlen))
-            return -1;
-        if (wait <= 0)
-            return 0;
-        if (waited >= PERMIT_WAIT_MAX_MS)
-            return d2g_err_set(err, errlen, "the document's request rate left no room within %d s",
-                               PERMIT_WAIT_MAX_MS / 1000);
-        sleep_ms(wait);
-        waited += wait;
-    }
-}
-
 /* Reads the answer's first record into out. */
 static int read_record(const char *body, d2g_op_current_t *out, char *err, size_t errlen) {
     json_error_t je;
@@ -166,80 +101,61 @@ static int read_record(const char *body, d2g_op_current_t *out, char *err, size_
 
 int d2g_op_grist_current(d2g_op_grist_t *g, const d2g_procedure_t *p, int64_t number,
                          d2g_op_current_t *out, char *err, size_t errlen) {
-    const d2g_grist_server_t *srv = p->grist_server;
-    char key[600], holder[200], filter[64], label[400];
+    char holder[200], filter[64], path[1024];
     memset(out, 0, sizeof(*out));
     out->modified = out->deleted_at = NAN;
-    snprintf(label, sizeof(label), "%s/%s", srv->name, p->document);
-    const char *failed = json_string_value(json_object_get(g->failed, label));
+    d2g_grist_doc_t doc;
+    if (d2g_grist_doc_init(&doc, g->redis, p->grist_server, p->document, err, errlen))
+        return -1;
+    const char *failed = json_string_value(json_object_get(g->failed, doc.label));
     if (failed)
         return d2g_err_set(err, errlen, "%s", failed);
-    d2g_redis_key(g->redis, key, sizeof(key), "{doc:%s}:permits", label);
     snprintf(filter, sizeof(filter), "{\"numero\":[%" PRId64 "]}", number);
-    char *doc = curl_easy_escape(NULL, p->document, 0), *flt = curl_easy_escape(NULL, filter, 0);
-    size_t ulen = strlen(srv->url) + strlen(doc ? doc : "") + strlen(p->table_prefix) +
-                  strlen(flt ? flt : "") + 64;
-    char *url = d2g_malloc(ulen);
-    snprintf(url, ulen, "%s/api/docs/%s/tables/%s/records?filter=%s&limit=1", srv->url,
-             doc ? doc : "", p->table_prefix, flt ? flt : "");
-    curl_free(doc);
+    char *flt = curl_easy_escape(NULL, filter, 0), *tbl = curl_easy_escape(NULL, p->table_prefix, 0);
+    snprintf(path, sizeof(path), "/tables/%s/records?filter=%s&limit=1", tbl ? tbl : "",
+             flt ? flt : "");
     curl_free(flt);
+    curl_free(tbl);
+    size_t n_secrets = 0;
+    const char *const *secrets = d2g_config_secrets(g->cfg, &n_secrets);
 
     int rc = -1;
     for (int attempt = 1; attempt <= ATTEMPTS; attempt++) {
         snprintf(holder, sizeof(holder), "%s:%" PRIu64, g->holder_prefix, ++g->seq);
-        if (permit_take(g, key, d2g_config_doc_permits(srv, p->document), holder, err, errlen))
-            break;
-        char rerr[D2G_ERRLEN];
-        if (rate_take(g, srv, label, holder, err, errlen)) {
-            d2g_permits_release(g->redis, key, holder, rerr, sizeof(rerr));
-            break;
-        }
-        answer_t a = {0};
-        if (d2g_http_start(g->http, "GET", url, srv->api_key, NULL, 0, g->cfg->grist.timeout_s, &a,
-                           err, errlen) == 0)
-            while (!a.done && d2g_http_in_flight(g->http) > 0)
-                d2g_http_poll(g->http, 1000, on_done, NULL);
-        /* A request that timed out may still run in Grist: its permit stays
-         * taken until the lease ends, as the workers do. */
-        if (!a.done || a.curl_code != CURLE_OPERATION_TIMEDOUT)
-            d2g_permits_release(g->redis, key, holder, rerr, sizeof(rerr));
-        if (!a.done) {
-            free(a.body);
-            break; /* err says why the request could not start */
-        }
+        d2g_grist_answer_t a;
+        int sent = d2g_grist_request_sync(g->http, g->redis, &doc, holder, "GET", path, NULL,
+                                          g->cfg->grist.timeout_s, PERMIT_WAIT_MAX_MS, secrets,
+                                          n_secrets, &a, err, errlen);
         int retry = 0;
-        if (a.curl_code != 0) {
-            d2g_err_set(err, errlen, "grist %s: %s", srv->name, a.error);
-            retry = 1;
-        } else if (a.status == 200) {
+        if (sent && a.status == 0 && a.body) {
+            retry = 1; /* no answer: err says why */
+        } else if (sent) {
+            free(a.body);
+            break; /* no permit, or the request could not start */
+        } else if (a.outcome == D2G_GRIST_OK) {
             rc = read_record(a.body, out, err, errlen);
-        } else if (a.status == 404) {
-            /* Grist's own 404 (a JSON error: no such document or table yet) means
-             * no row; anything else is not Grist's API answering. */
-            json_t *j = json_loads(a.body, 0, NULL);
-            if (json_is_string(json_object_get(j, "error")))
-                rc = 0;
-            else
-                d2g_err_set(err, errlen, "grist %s: HTTP 404 that is not Grist's API: check the "
-                            "server's url", srv->name);
-            json_decref(j);
+        } else if (a.outcome == D2G_GRIST_MISSING) {
+            rc = 0; /* Grist's own 404 for a table not created yet: no row */
+        } else if (a.outcome == D2G_GRIST_DOCUMENT && a.status == 404) {
+            rc = 0; /* Grist's own 404 for the document: no row (the workers create it) */
         } else {
-            d2g_err_set(err, errlen, "grist %s: HTTP %ld reading %s/%s", srv->name, a.status,
-                        p->document, p->table_prefix);
-            retry = a.status == 429 || a.status >= 500;
+            d2g_err_set(err, errlen, "grist %s reading %s: %s", doc.label, p->table_prefix,
+                        a.error);
+            if (a.status == 404)
+                d2g_err_set(err, errlen, "grist %s: HTTP 404 that is not Grist's API: check the "
+                            "server's url", p->grist_server->name);
+            retry = a.outcome == D2G_GRIST_RETRY;
         }
+        int64_t ra = a.retry_after_ms;
         free(a.body);
         if (!retry || attempt == ATTEMPTS)
             break;
         int64_t pause = 500LL << (attempt - 1); /* 0.5 s, 1 s; a Retry-After says more */
-        long ra = atol(a.retry_after);
-        if (ra > 0 && ra < 60)
-            pause = ra * 1000;
+        if (ra > 0)
+            pause = ra;
         sleep_ms(pause);
     }
-    free(url);
     if (rc)
-        json_object_set_new(g->failed, label, json_string(err));
+        json_object_set_new(g->failed, doc.label, json_string(err));
     return rc;
 }

@@ -108,8 +108,8 @@ done:
 
 static void print_text(const d2g_procedure_t *const *procs, size_t n, const d2g_op_batch_t *b,
                        const d2g_op_doc_t *docs, size_t n_docs, const int64_t *in_use,
-                       const int64_t *recent429, const json_t *lag, const char *lag_err,
-                       int64_t now) {
+                       const int64_t *recent429, json_t *const *lanes, const json_t *lag,
+                       const char *lag_err, int64_t now) {
     d2g_op_table_t t;
     char num[24], cursor[96], poll[80], success[80], emitted[24], lease[160], error[200], a[80],
         b1[24], b2[24];
@@ -174,6 +174,35 @@ static void print_text(const d2g_procedure_t *const *procs, size_t n, const d2g_
     d2g_op_table_print(&t, stdout);
     d2g_op_table_free(&t);
 
+    /* Documents whose lane is not active in some worker: why, since when. */
+    const char *lh[] = {"SERVER", "DOCUMENT", "WORKER", "STATE", "REASON", "SINCE", "FAILURES", "LAST ERROR"};
+    d2g_op_table_init(&t, 8, lh);
+    size_t troubled = 0;
+    for (size_t i = 0; i < n_docs; i++) {
+        size_t k;
+        json_t *l;
+        json_array_foreach(lanes[i], k, l) {
+            char fails[24];
+            snprintf(fails, sizeof(fails), "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(l, "failures")));
+            const char *row[] = {docs[i].srv->name, docs[i].document,
+                                 json_string_value(json_object_get(l, "worker")),
+                                 json_string_value(json_object_get(l, "state")),
+                                 json_string_value(json_object_get(l, "reason")),
+                                 json_string_value(json_object_get(l, "since")), fails,
+                                 json_string_value(json_object_get(l, "error"))};
+            for (int c = 0; c < 8; c++)
+                if (!row[c])
+                    row[c] = "";
+            d2g_op_table_add(&t, row);
+            troubled++;
+        }
+    }
+    if (troubled) {
+        printf("\nDocuments in trouble (%zu lanes not active)\n", troubled);
+        d2g_op_table_print(&t, stdout);
+    }
+    d2g_op_table_free(&t);
+
     if (lag)
         printf("\nMessages waiting: %" JSON_INTEGER_FORMAT " (group %s on %s, %zu partitions)\n",
                json_integer_value(json_object_get(lag, "total")),
@@ -186,8 +215,8 @@ static void print_text(const d2g_procedure_t *const *procs, size_t n, const d2g_
 
 static json_t *build_json(const d2g_procedure_t *const *procs, size_t n, const d2g_op_batch_t *b,
                           const d2g_op_doc_t *docs, size_t n_docs, const int64_t *in_use,
-                          const int64_t *recent429, json_t *lag, const char *lag_err,
-                          int64_t now) {
+                          const int64_t *recent429, json_t *const *lanes, json_t *lag,
+                          const char *lag_err, int64_t now) {
     json_t *jp = json_array(), *jd = json_array();
     for (size_t i = 0; i < n; i++) {
         const redisReply *cur = b->replies[1 + i * Q_PER_PROC + Q_CURSOR];
@@ -224,14 +253,15 @@ static json_t *build_json(const d2g_procedure_t *const *procs, size_t n, const d
                           "lease", lease));
     }
     for (size_t i = 0; i < n_docs; i++)
-        json_array_append_new(jd, json_pack("{s:s, s:s, s:o, s:i, s:o, s:I}", "server",
+        json_array_append_new(jd, json_pack("{s:s, s:s, s:o, s:i, s:o, s:I, s:O}", "server",
                                             docs[i].srv->name, "document", docs[i].document,
                                             "permits_in_use",
                                             in_use[i] >= 0 ? json_integer(in_use[i]) : json_null(),
                                             "permits", docs[i].permits,
                                             "recent_429s",
                                             recent429[i] >= 0 ? json_integer(recent429[i]) : json_null(),
-                                            "procedures", (json_int_t)docs[i].n_procedures));
+                                            "procedures", (json_int_t)docs[i].n_procedures,
+                                            "lanes", lanes[i]));
     json_t *out = json_pack("{s:I, s:o, s:o}", "now_ms", (json_int_t)now, "procedures", jp,
                             "documents", jd);
     if (lag)
@@ -273,6 +303,7 @@ int d2g_op_status(const d2g_config_t *cfg, int argc, char **argv) {
     d2g_op_doc_t *docs = d2g_op_documents(procs, n, &n_docs);
     int64_t *in_use = d2g_calloc(n_docs + 1, sizeof(int64_t));
     int64_t *recent429 = d2g_calloc(n_docs + 1, sizeof(int64_t));
+    json_t **lanes = d2g_calloc(n_docs + 1, sizeof(json_t *));
     d2g_op_batch_t b, pb;
     memset(&b, 0, sizeof(b));
     memset(&pb, 0, sizeof(pb));
@@ -340,6 +371,13 @@ int d2g_op_status(const d2g_config_t *cfg, int argc, char **argv) {
         const char *zc[] = {"ZCOUNT", k, hour_ago, "+inf"};
         d2g_op_batch_add(&b, 4, zc);
     }
+    /* Lanes of workers that are not active (backing off or parked), with why and since when. */
+    for (size_t i = 0; i < n_docs; i++) {
+        char k[600];
+        d2g_keys_doc(cfg->redis.namespace, k, sizeof(k), docs[i].srv->name, docs[i].document, "lane");
+        const char *hg[] = {"HGETALL", k};
+        d2g_op_batch_add(&b, 2, hg);
+    }
     if (d2g_op_batch_run(&b, c, err, sizeof(err)))
         goto redis_fail;
     for (size_t i = 0; i < b.n; i++)
@@ -352,6 +390,17 @@ int d2g_op_status(const d2g_config_t *cfg, int argc, char **argv) {
         const redisReply *r429 = b.replies[1 + n * Q_PER_PROC + n_docs + i];
         in_use[i] = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
         recent429[i] = r429->type == REDIS_REPLY_INTEGER ? r429->integer : -1;
+        const redisReply *hl = b.replies[1 + n * Q_PER_PROC + 2 * n_docs + i];
+        lanes[i] = json_array();
+        for (size_t k = 0; hl->type == REDIS_REPLY_ARRAY && k + 1 < hl->elements; k += 2) {
+            json_t *one = json_loads(hl->element[k + 1]->str, 0, NULL);
+            if (!json_is_object(one)) {
+                json_decref(one);
+                continue;
+            }
+            json_object_set_new(one, "worker", json_string(hl->element[k]->str));
+            json_array_append_new(lanes[i], one);
+        }
     }
 
     if (!no_lag && !(lag = consumer_lag(cfg, lag_err, sizeof(lag_err)))) {
@@ -360,9 +409,9 @@ int d2g_op_status(const d2g_config_t *cfg, int argc, char **argv) {
     }
     int64_t now = d2g_clock_wall_ms();
     if (json)
-        d2g_op_print_json(build_json(procs, n, &b, docs, n_docs, in_use, recent429, lag, lag_err[0] ? lag_err : NULL, now));
+        d2g_op_print_json(build_json(procs, n, &b, docs, n_docs, in_use, recent429, lanes, lag, lag_err[0] ? lag_err : NULL, now));
     else
-        print_text(procs, n, &b, docs, n_docs, in_use, recent429, lag, lag_err[0] ? lag_err : NULL, now);
+        print_text(procs, n, &b, docs, n_docs, in_use, recent429, lanes, lag, lag_err[0] ? lag_err : NULL, now);
     goto done;
 
 redis_fail: {
@@ -378,6 +427,9 @@ done:
     d2g_op_batch_free(&pb);
     free(in_use);
     free(recent429);
+    for (size_t i = 0; i < n_docs; i++)
+        json_decref(lanes[i]);
+    free(lanes);
     free(docs);
     free(procs);
     return rc;

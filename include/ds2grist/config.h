@@ -61,7 +61,8 @@ typedef struct d2g_procedure {
     const d2g_grist_server_t *grist_server; /* points into config.grist.servers */
     char *document;
     char *table_prefix; /* Grist table id prefix, e.g. "Subventions" */
-    int poll_interval_s;
+    int poll_interval_s;     /* the shortest check interval (seconds) */
+    int poll_interval_max_s; /* the longest, for a quiet procedure (default 5 x the shortest) */
     d2g_deleted_mode_t deleted_mode;
 } d2g_procedure_t;
 
@@ -101,6 +102,7 @@ typedef struct d2g_config {
         int shutdown_grace_s;  /* SIGTERM: time to finish pages in hand, default 25 */
         int deleted_lookback_s; /* without a cursor, deletions are read from this long ago,
                                    default 2592000 (30 days) */
+        int check_batch_size;  /* procedures checked by one DS request, default 50 (1-500) */
     } producer;
     struct {
         int linger_ms;        /* how long a batch may wait to fill, default 250 */

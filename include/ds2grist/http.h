@@ -23,6 +23,8 @@ typedef struct d2g_http_response {
     const char *retry_after; /* Retry-After header, "" if none */
     const char *error;       /* transport error text when curl_code != 0 */
     double seconds;          /* total time of the request */
+    int connected;           /* 1 if a connection to the server was made: a request
+                              * that never connected cannot have been applied */
 } d2g_http_response_t;
 
 /* Called once per finished request; resp is valid during the call only. */

@@ -23,8 +23,16 @@
  *   schemalock string, the worker changing the document's schema
  *   colmap     hash, Grist column ids of the document's fields
  *   recent429  string, set while Grist answers 429 (status shows it)
+ *   versions   hash, "<procedure>:<number>" -> the version last written to
+ *              Grist ("u<ms>" upsert or "d<ms>" deletion): the guard that keeps
+ *              an older version from overwriting a newer one (worker/versions.h)
+ *   lane       hash, worker id -> its lane's state when not active (JSON:
+ *              state, reason, since, error), read by `ds2grist status`
  * DS token keys, "<ns>:{dstoken:<name>}:<name>":
  *   budget     sorted set, requests per minute shared by replicas (ratelimit.h)
+ * Fleet keys, "<ns>:{fleet}:<name>":
+ *   producers  sorted set, the live producer replicas scored by the expiry of
+ *              their registration (producer/members.h)
  *
  * The builders return 0, or -1 if the key did not fit in buf (buf then holds
  * a truncated, unusable key) or the name is not one listed above.
@@ -49,6 +57,9 @@ int d2g_keys_doc(const char *ns, char *buf, size_t buflen, const char *server,
 /* "<ns>:{dstoken:<token>}:<name>" */
 int d2g_keys_dstoken(const char *ns, char *buf, size_t buflen, const char *token,
                      const char *name);
+
+/* "<ns>:{fleet}:<name>" */
+int d2g_keys_fleet(const char *ns, char *buf, size_t buflen, const char *name);
 
 /* The namespace of a connection (borrowed, valid as long as r), for the
  * builders above: d2g_keys_doc(d2g_redis_namespace(r), ...). */

@@ -14,7 +14,7 @@ const fs = require('fs');
 const crypto = require('crypto');
 const { Store } = require('./lib/store');
 const { Renderer } = require('./lib/render');
-const { Api, analyse, rootTarget, withCode } = require('./lib/api');
+const { Api, analyse, rootTarget, rootTargets, withCode } = require('./lib/api');
 const { isoParis } = require('./lib/util');
 const { parse } = require('graphql');
 
@@ -47,18 +47,22 @@ function buildConfig(args) {
     latency: { baseMs: 0, perDossierMs: 0, ...(cfg.latency || {}) },
     fileBaseUrl: cfg.fileBaseUrl || null, // null: fake https host; "self": served by the emulator
   };
+  // {first, count, dossiers}: procedures generated on first use (10,000 held cheaply)
+  const lazyProcedures = args['lazy-procedures'] != null
+    ? { first: Number(args['lazy-first'] ?? 10001), count: Number(args['lazy-procedures']), dossiers: Number(args['lazy-dossiers'] ?? 0) }
+    : cfg.lazyProcedures || null;
   let procedures = cfg.procedures || [];
   if (args.procedures != null || args.dossiers != null) {
     const n = Number(args.procedures ?? 1);
     const m = Number(args.dossiers ?? 100);
     procedures = Array.from({ length: n }, (_, i) => ({ number: 1001 + i, dossiers: m }));
   }
-  if (!procedures.length) procedures = [{ number: 1001, dossiers: 100 }];
+  if (!procedures.length && !lazyProcedures) procedures = [{ number: 1001, dossiers: 100 }];
   let tokens = (cfg.tokens || []).map((t) => ({ ...t }));
   if (args.token != null || !tokens.length) {
     tokens.push({ name: 'default', secret: args.token ?? 'ds-emulator-token', procedures: '*' });
   }
-  return { settings, procedures, tokens, host: args.host || '127.0.0.1', port: Number(args.port ?? 0), portFile: args['port-file'] };
+  return { settings, procedures, lazyProcedures, tokens, host: args.host || '127.0.0.1', port: Number(args.port ?? 0), portFile: args['port-file'] };
 }
 
 // --- counters --------------------------------------------------------------------
@@ -66,6 +70,7 @@ class Counters {
   constructor() { this.reset(); }
   reset() {
     this.total = 0; this.byToken = {}; this.byOperation = {}; this.byStatus = {}; this.byProcedure = {};
+    this.byTokenOperation = {}; // token name -> operation name -> requests
     this.maxPerTokenPerMinute = {}; this.dossiersServed = 0; this.windows = new Map();
     // Requests about one procedure being answered at the same time: a client that
     // polls each procedure from one place at a time never goes above 1.
@@ -91,8 +96,8 @@ class Counters {
     this.maxPerTokenPerMinute[tokenName] = Math.max(this.maxPerTokenPerMinute[tokenName] || 0, w.length);
   }
   toJSON() {
-    const { total, byToken, byOperation, byStatus, byProcedure, maxPerTokenPerMinute, dossiersServed, maxConcurrentPerProcedure } = this;
-    return { total, byToken, byOperation, byStatus, byProcedure, maxPerTokenPerMinute, dossiersServed, maxConcurrentPerProcedure };
+    const { total, byToken, byOperation, byTokenOperation, byStatus, byProcedure, maxPerTokenPerMinute, dossiersServed, maxConcurrentPerProcedure } = this;
+    return { total, byToken, byOperation, byTokenOperation, byStatus, byProcedure, maxPerTokenPerMinute, dossiersServed, maxConcurrentPerProcedure };
   }
 }
 
@@ -104,6 +109,7 @@ class Emulator {
     this.tokens = config.tokens;
     this.store = new Store(this.settings.seed);
     for (const p of config.procedures) this.store.createProcedure(p);
+    if (config.lazyProcedures) this.store.addLazyProcedures(config.lazyProcedures);
     this.renderer = new Renderer(this.store);
     this.api = new Api(this.store, this.renderer);
     this.counters = new Counters();
@@ -207,8 +213,18 @@ class Emulator {
     let document = null;
     if (query) { try { document = parse(query); } catch { document = null; } }
     const procedure = document ? this.procedureOf(rootTarget(document, operationName, variables)) : null;
-    this.counters.inc(this.counters.byOperation, operationName || '(anonymous)');
-    if (procedure != null) {
+    const op = operationName || '(anonymous)';
+    this.counters.inc(this.counters.byOperation, op);
+    this.counters.inc(this.counters.byTokenOperation[tokenName] = this.counters.byTokenOperation[tokenName] || {}, op);
+    // A request naming several procedures (a batched check) counts for each of them in
+    // byProcedure; "in flight at once" is about requests on one procedure alone.
+    const targets = document ? rootTargets(document, operationName, variables) : [];
+    if (targets.length > 1) {
+      for (const t of targets) {
+        const pn = this.procedureOf(t);
+        if (pn != null) this.counters.inc(this.counters.byProcedure, String(pn));
+      }
+    } else if (procedure != null) {
       this.counters.inc(this.counters.byProcedure, String(procedure));
       this.counters.procedureArrival(procedure, res);
     }
@@ -351,7 +367,7 @@ class Emulator {
     const M = req.method;
     const S = this.store;
     const err = (status, message) => Object.assign(new Error(message), { status });
-    const procOf = (n) => { const p = S.procedures.get(Number(n)); if (!p) throw err(404, `procedure ${n} not found`); return p; };
+    const procOf = (n) => { const p = S.getProcedure(Number(n)); if (!p) throw err(404, `procedure ${n} not found`); return p; };
     const dossierOf = (p, n) => { const d = p.dossiers.get(Number(n)); if (!d) throw err(404, `dossier ${n} not found in procedure ${p.number}`); return d; };
     const ok = (b, status = 200) => this.sendAdmin(res, status, b);
     const route = `${M} /${parts.map((x, i) => (i === 1 || i === 3) && /^[^/]+$/.test(x) && parts[0] === 'procedures' ? ':' : x).join('/')}`;
@@ -386,6 +402,7 @@ class Emulator {
       }
       case 'GET /tokens': return ok(this.tokens);
       case 'GET /procedures':
+        if (url.searchParams.get('summary')) return ok({ generated: S.procedures.size, lazy: S.lazyCount() });
         return ok([...S.procedures.values()].map((p) => ({ number: p.number, title: p.title, dossiers: p.dossiers.size, deleted: p.deleted.length, revisions: p.revisions.length })));
       case 'POST /procedures': {
         const p = S.createProcedure({ number: body.number, dossiers: body.dossiers ?? 0, title: body.title, deleted: body.deleted ?? 0 });

@@ -19,6 +19,10 @@
  *   fencing        a replica paused (SIGSTOP) past its lease while its page waits
  *                  for Kafka, then resumed after another replica moved on: the
  *                  cursor never goes back
+ *   checks         60 quiet procedures cost one batched check request per 25 of them
+ *                  per interval and no page; the changed ones alone are fetched
+ *   check fallback DS refuses a batch as too complex: smaller batches, checks go on; a
+ *                  procedure the token may no longer see fails alone
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -70,10 +74,10 @@ static void start_ds(d2g_testenv_t *env, const char *procedures_json, int rate_p
     assert_int_equal(d2g_testenv_start_ds(env, cfg), 0);
 }
 
-/* A producer configuration for procedures numbers[0..n). */
-static void write_config(d2g_testenv_t *env, const char *name, const int *numbers, int n,
-                         int poll_s, int budget, const char *producer_json, char *path,
-                         size_t pathlen) {
+/* A producer configuration for procedures numbers[0..n), with these defaults (JSON object). */
+static void write_config_defaults(d2g_testenv_t *env, const char *name, const int *numbers, int n,
+                                  const char *defaults_json, int budget, const char *producer_json,
+                                  char *path, size_t pathlen) {
     size_t cap = 64 + (size_t)n * 128, len = 0;
     char *procs = malloc(cap), extra[512];
     len += (size_t)snprintf(procs + len, cap - len, "[");
@@ -82,10 +86,19 @@ static void write_config(d2g_testenv_t *env, const char *name, const int *number
                                 "%s{\"number\": %d, \"ds_token\": \"main\", \"grist_server\": \"g\","
                                 " \"document\": \"doc\"}", i ? "," : "", numbers[i]);
     snprintf(procs + len, cap - len, "]");
-    snprintf(extra, sizeof(extra), "\"producer\": %s, \"defaults\": {\"poll_interval_s\": %d}",
-             producer_json ? producer_json : "{}", poll_s);
+    snprintf(extra, sizeof(extra), "\"producer\": %s, \"defaults\": %s",
+             producer_json ? producer_json : "{}", defaults_json);
     assert_int_equal(d2g_test_write_config(env, name, procs, budget, 8, extra, path, pathlen), 0);
     free(procs);
+}
+
+/* The same with every procedure's poll_interval_s = poll_s. */
+static void write_config(d2g_testenv_t *env, const char *name, const int *numbers, int n,
+                         int poll_s, int budget, const char *producer_json, char *path,
+                         size_t pathlen) {
+    char defaults[64];
+    snprintf(defaults, sizeof(defaults), "{\"poll_interval_s\": %d}", poll_s);
+    write_config_defaults(env, name, numbers, n, defaults, budget, producer_json, path, pathlen);
 }
 
 static void spawn_producer(d2g_testenv_t *env, d2g_test_proc_t *proc, const char *name,
@@ -769,6 +782,149 @@ static void test_fairness(void **state) {
     assert_true(big_before <= 2000); /* before half of the big backfill */
 }
 
+
+/* The requests of one operation since the last counter reset. */
+static int64_t ds_op(d2g_testenv_t *env, const char *operation) {
+    return ds_counter(env, "byOperation", operation);
+}
+
+/* Waits until every procedure of numbers[0..n) had its first run (dossiers then deletions). */
+static void wait_first_runs(d2g_testenv_t *env, int n, int timeout_s) {
+    int64_t end = d2g_clock_mono_ms() + timeout_s * 1000LL;
+    while (ds_op(env, "getDeletedDossiers") < n && d2g_clock_mono_ms() < end)
+        d2g_test_sleep_ms(300);
+    assert_true(ds_op(env, "getDeletedDossiers") >= n);
+}
+
+/* Creates a dossier in procedure; returns its number. */
+static int64_t ds_create(d2g_testenv_t *env, int procedure) {
+    char path[128];
+    snprintf(path, sizeof(path), "/admin/procedures/%d/dossiers", procedure);
+    json_t *created = ds_admin(env, "POST", path, "{}");
+    int64_t n = json_integer_value(json_object_get(created, "number"));
+    json_decref(created);
+    return n;
+}
+
+static void test_checks_cost_little_and_find_changes(void **state) {
+    d2g_testenv_t *env = *state;
+    enum { P = 60, BATCH = 25, POLL_S = 2 };
+    int procs[P];
+    char cfg[512], list[4096];
+    d2g_test_proc_t producer;
+
+    procedures_json(8001, P, 3, procs, list, sizeof(list));
+    start_ds(env, list, 400);
+    /* Intervals fixed at 2 s (max = min) so that checks per interval can be counted. */
+    write_config_defaults(env, "producer.json", procs, P,
+                          "{\"poll_interval_s\": 2, \"poll_interval_max_s\": 2}", 400,
+                          "{\"check_batch_size\": 25}", cfg, sizeof(cfg));
+    spawn_producer(env, &producer, "producer", cfg);
+    wait_first_runs(env, P, 90);
+    d2g_test_sleep_ms(3000); /* the last first runs end */
+
+    /* Quiet: only checks, one request per 25 procedures per interval. */
+    json_decref(ds_admin(env, "POST", "/admin/counters/reset", NULL));
+    int64_t t0 = d2g_clock_mono_ms();
+    d2g_test_sleep_ms(10000);
+    double secs = (double)(d2g_clock_mono_ms() - t0) / 1000.0;
+    int64_t checks = ds_op(env, "checkProcedures"), pages = ds_op(env, "getDossiers"),
+            deleted = ds_op(env, "getDeletedDossiers");
+    double per_proc = (double)checks / P / (secs / POLL_S);
+    printf("# checks: %d quiet procedures, batches of %d, %.1f s: %lld check requests, %lld pages,"
+           " %.3f requests per procedure per interval\n", P, BATCH, secs, (long long)checks,
+           (long long)(pages + deleted), per_proc);
+    assert_int_equal(pages + deleted, 0);
+    assert_true(checks > 0);
+    assert_true(per_proc <= 1.5 / BATCH); /* ceil(60/25) = 3 requests per interval, jitter aside */
+
+    /* Two procedures change: those two alone are fetched. */
+    json_decref(ds_admin(env, "POST", "/admin/counters/reset", NULL));
+    int64_t a = ds_create(env, procs[7]), b = ds_create(env, procs[42]);
+    assert_int_equal(wait_covered(env, procs[7], &a, 1, D2G_ENVELOPE_UPSERT, 30), 1);
+    assert_int_equal(wait_covered(env, procs[42], &b, 1, D2G_ENVELOPE_UPSERT, 30), 1);
+    d2g_test_sleep_ms(1000);
+    json_t *c = ds_admin(env, "GET", "/admin/counters", NULL);
+    json_t *ops = json_object_get(json_object_get(c, "byTokenOperation"), "main");
+    char *dump = json_dumps(ops, JSON_COMPACT);
+    printf("# checks: after 2 changes, requests by operation %s\n", dump);
+    free(dump);
+    assert_int_equal(json_integer_value(json_object_get(ops, "getDossiers")), 2);
+    assert_int_equal(json_integer_value(json_object_get(ops, "getDeletedDossiers")), 2);
+    json_decref(c);
+    assert_int_equal(d2g_test_proc_stop(&producer), 0);
+}
+
+static void test_check_falls_back_to_smaller_batches(void **state) {
+    d2g_testenv_t *env = *state;
+    enum { P = 40 };
+    int procs[P];
+    char cfg[512], list[4096];
+    d2g_test_proc_t producer;
+
+    procedures_json(8101, P, 2, procs, list, sizeof(list));
+    start_ds(env, list, 400);
+    write_config(env, "producer.json", procs, P, 2, 400, "{\"check_batch_size\": 40}", cfg, sizeof(cfg));
+    spawn_producer(env, &producer, "producer", cfg);
+    wait_first_runs(env, P, 90);
+    /* DS refuses the next two checks as too complex (as it answers over 60,000). */
+    json_decref(ds_admin(env, "POST", "/admin/faults",
+                         "{\"kind\": \"complexity\", \"match\": {\"operationName\": \"checkProcedures\"},"
+                         " \"count\": 2}"));
+    d2g_test_sleep_ms(3000);
+    json_decref(ds_admin(env, "POST", "/admin/counters/reset", NULL));
+    int64_t a = ds_create(env, procs[3]), b = ds_create(env, procs[38]);
+    assert_int_equal(wait_covered(env, procs[3], &a, 1, D2G_ENVELOPE_UPSERT, 30), 1);
+    assert_int_equal(wait_covered(env, procs[38], &b, 1, D2G_ENVELOPE_UPSERT, 30), 1);
+    /* The token loses one procedure: DS nulls the whole data of a check naming it (demarche is
+     * non-null). The other procedures are checked again without it; their changes still arrive. */
+    char tok[2048];
+    size_t off = (size_t)snprintf(tok, sizeof(tok), "{\"name\": \"main\", \"secret\": \"" TOKEN "\", \"procedures\": [");
+    for (int i = 0; i < P; i++)
+        if (i != 10)
+            off += (size_t)snprintf(tok + off, sizeof(tok) - off, "%s%d", off && tok[off - 1] != '[' ? "," : "", procs[i]);
+    snprintf(tok + off, sizeof(tok) - off, "]}");
+    json_decref(ds_admin(env, "POST", "/admin/tokens", tok));
+    d2g_test_sleep_ms(3000);
+    int64_t c1 = ds_create(env, procs[20]);
+    assert_int_equal(wait_covered(env, procs[20], &c1, 1, D2G_ENVELOPE_UPSERT, 30), 1);
+    d2g_test_sleep_ms(6000);
+    int64_t ok_before = ds_counter(env, "byStatus", "200");
+    json_t *c = ds_admin(env, "GET", "/admin/counters", NULL);
+    char *dump = json_dumps(json_object_get(c, "byOperation"), JSON_COMPACT);
+    printf("# check fallback: two check batches refused as too complex; requests %s,"
+           " %lld answered 200\n", dump, (long long)ok_before);
+    free(dump);
+    json_decref(c);
+    assert_int_equal(d2g_test_proc_stop(&producer), 0);
+    /* The producer said so, and went on with smaller batches. */
+    char logpath[512], line[2048];
+    snprintf(logpath, sizeof(logpath), "%s/producer.log", env->dir);
+    FILE *f = fopen(logpath, "r");
+    assert_non_null(f);
+    int shrunk = 0, failed_hidden = 0, failed_other = 0;
+    char hidden[32];
+    snprintf(hidden, sizeof(hidden), "\"procedure\":%d", procs[10]);
+    while (fgets(line, sizeof(line), f)) {
+        shrunk += strstr(line, "ds_check_shrunk") != NULL;
+        if (strstr(line, "procedure_failed")) {
+            if (strstr(line, hidden))
+                failed_hidden++;
+            else
+                failed_other++;
+        }
+    }
+    fclose(f);
+    printf("# check fallback: %d shrinks; the hidden procedure failed %d times, the others %d\n", shrunk,
+           failed_hidden, failed_other);
+    assert_true(shrunk >= 1);
+    /* The hidden procedure alone is reported failed. */
+    assert_true(failed_hidden >= 1);
+    assert_int_equal(failed_other, 0);
+    /* Quiet procedures are still checked (every procedure by a successful check). */
+    assert_true(ds_op(env, "checkProcedures") > 0);
+}
+
 int main(void) {
     d2g_test_filter_from_env();
     const struct CMUnitTest tests[] = {
@@ -782,6 +938,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_fault_redis_loss_keeps_deletions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_paused_replica_never_writes_older_cursor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_kafka_fatal_error_ends_cleanly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checks_cost_little_and_find_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_falls_back_to_smaller_batches, setup, teardown),
     };
     return cmocka_run_group_tests_name("producer", tests, NULL, NULL);
 }

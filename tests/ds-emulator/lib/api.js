@@ -150,7 +150,7 @@ class Api {
     const store = this.store;
     return {
       demarche: ({ number }, ctx) => {
-        const proc = store.procedures.get(number);
+        const proc = store.getProcedure(number);
         if (!proc) throw gqlError('Demarche not found', 'not_found');
         if (!this.canSee(ctx, number)) throw gqlError('An object of type Demarche was hidden due to permissions', 'unauthorized');
         ctx.procedures.add(number);
@@ -165,7 +165,7 @@ class Api {
         return this.renderer.dossier(ctx, found.proc, found.d);
       },
       groupeInstructeur: ({ number }, ctx) => {
-        const proc = store.procedures.get(Math.floor(number / 10));
+        const proc = store.getProcedure(Math.floor(number / 10));
         const g = proc && proc.groupes.find((x) => x.number === number);
         if (!g) throw gqlError('GroupeInstructeurWithDossiers not found', 'not_found');
         if (!this.canSee(ctx, proc.number)) throw gqlError('An object of type GroupeInstructeurWithDossiers was hidden due to permissions', 'unauthorized');
@@ -324,4 +324,18 @@ function rootTarget(document, operationName, variables = {}) {
   return null;
 }
 
-module.exports = { Api, analyse, rootTarget, pickOperation, encodeCursor, decodeCursor, gqlError, withCode, MAX_PAGE_SIZE };
+/** Every root field's target (a batched check aliases many `demarche` fields). */
+function rootTargets(document, operationName, variables = {}) {
+  const op = pickOperation(document, operationName);
+  if (!op) return [];
+  const out = [];
+  for (const s of op.selectionSet.selections) {
+    if (s.kind === Kind.FIELD && ['demarche', 'dossier', 'groupeInstructeur'].includes(s.name.value)) {
+      const v = argValue(s, 'number', variables);
+      if (v != null) out.push({ field: s.name.value, number: Number(v) });
+    }
+  }
+  return out;
+}
+
+module.exports = { Api, analyse, rootTarget, rootTargets, pickOperation, encodeCursor, decodeCursor, gqlError, withCode, MAX_PAGE_SIZE };

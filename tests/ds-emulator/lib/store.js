@@ -107,6 +107,26 @@ class Store {
     this.nextDeletedId = 1;
     this.nextStableId = 101;
     this.startMs = Date.now();
+    // Lazily generated procedures (national scale: thousands of them): a range of
+    // numbers that exist without being held until a request or the admin API
+    // names one; each is then generated like any other, with `dossiers` dossiers.
+    this.lazy = [];
+  }
+
+  /** Declare procedures first..first+count-1 (with `dossiers` each), generated on first use. */
+  addLazyProcedures({ first, count, dossiers = 0 }) {
+    this.lazy.push({ first: Number(first), count: Number(count), dossiers: Number(dossiers) });
+  }
+
+  lazyCount() { return this.lazy.reduce((n, r) => n + r.count, 0); }
+
+  /** The procedure, generating it if it is a lazy one not yet used; undefined if none. */
+  getProcedure(number) {
+    const n = Number(number);
+    const p = this.procedures.get(n);
+    if (p) return p;
+    const r = this.lazy.find((x) => n >= x.first && n < x.first + x.count);
+    return r ? this.createProcedure({ number: n, dossiers: r.dossiers }) : undefined;
   }
 
   // --- procedures -----------------------------------------------------------
@@ -117,7 +137,7 @@ class Store {
   }
 
   createProcedure({ number, dossiers = 0, title, deleted = 0 } = {}) {
-    if (number == null) number = Math.max(1000, ...this.procedures.keys()) + 1;
+    if (number == null) number = Math.max(1000, ...this.procedures.keys(), ...this.lazy.map((r) => r.first + r.count - 1)) + 1;
     if (this.procedures.has(number)) throw Object.assign(new Error(`procedure ${number} exists`), { status: 409 });
     const r = rng(hash(this.seed, 'procedure', number));
     const created = this.clock.past(this.startMs - 400 * DAY + r() * 30 * DAY);
@@ -347,7 +367,7 @@ class Store {
 
   findDossier(number) {
     const pn = this.dossierIndex.get(number);
-    const proc = pn != null ? this.procedures.get(pn) : null;
+    const proc = pn != null ? this.getProcedure(pn) : null;
     const d = proc ? proc.dossiers.get(number) : null;
     return d ? { proc, d } : null;
   }

@@ -1,0 +1,187 @@
+/* checker.c - the batched multi-procedure check, see checker.h. */
+#include "checker.h"
+
+#include "ds2grist/alloc.h"
+#include "ds2grist/err.h"
+#include "ds2grist/keys.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One alias; %zu is the procedure's index in the batch. */
+#define ALIAS_FMT                                                                              \
+    "  p%zu: demarche(number: $n%zu) {\n"                                                      \
+    "    number\n"                                                                             \
+    "    dossiers(first: 1, after: $a%zu, updatedSince: $u%zu) { nodes { number } }\n"       \
+    "    deletedDossiers(first: 1, after: $b%zu, deletedSince: $d%zu) { nodes { number } }\n" \
+    "  }\n"
+#define VARS_FMT "$n%zu: Int!, $a%zu: String, $u%zu: ISO8601DateTime, $b%zu: String, " \
+                 "$d%zu: ISO8601DateTime"
+
+char *d2g_checker_query(size_t n) {
+    size_t cap = 64 + n * (sizeof(ALIAS_FMT) + sizeof(VARS_FMT) + 64), len = 0;
+    char *q = d2g_malloc(cap);
+    len += (size_t)snprintf(q + len, cap - len, "query " D2G_CHECK_OPERATION "(");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(q + len, cap - len, "%s" VARS_FMT, i ? ", " : "", i, i, i, i, i);
+    len += (size_t)snprintf(q + len, cap - len, ") {\n");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(q + len, cap - len, ALIAS_FMT, i, i, i, i, i, i);
+    snprintf(q + len, cap - len, "}\n");
+    return q;
+}
+
+static json_t *str_or_null(const char *s) { return s && *s ? json_string(s) : json_null(); }
+
+json_t *d2g_checker_variables(const d2g_check_item_t *items, size_t n) {
+    json_t *v = json_object();
+    char k[32];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(k, sizeof(k), "n%zu", i);
+        json_object_set_new(v, k, json_integer((json_int_t)items[i].number));
+        snprintf(k, sizeof(k), "a%zu", i);
+        json_object_set_new(v, k, str_or_null(items[i].after));
+        snprintf(k, sizeof(k), "u%zu", i);
+        json_object_set_new(v, k, str_or_null(items[i].updated_since));
+        snprintf(k, sizeof(k), "b%zu", i);
+        json_object_set_new(v, k, str_or_null(items[i].deleted_after));
+        snprintf(k, sizeof(k), "d%zu", i);
+        json_object_set_new(v, k, str_or_null(items[i].deleted_since));
+    }
+    return v;
+}
+
+/* The batch index of an alias "p<i>", or -1. */
+static long alias_index(const char *s, size_t n) {
+    if (!s || s[0] != 'p' || s[1] < '0' || s[1] > '9')
+        return -1;
+    char *end;
+    long i = strtol(s + 1, &end, 10);
+    return *end || i < 0 || (size_t)i >= n ? -1 : i;
+}
+
+static int has_nodes(json_t *demarche, const char *field, int *ok) {
+    json_t *nodes = json_object_get(json_object_get(demarche, field), "nodes");
+    if (!json_is_array(nodes))
+        *ok = 0;
+    return json_array_size(nodes) > 0;
+}
+
+int d2g_checker_parse(json_t *data, json_t *errors, size_t n, d2g_check_outcome_t *out,
+                      char *err, size_t errlen) {
+    size_t i;
+    json_t *e;
+    /* Errors first: one without one of our aliases at the head of its path fails it all. */
+    json_array_foreach(errors, i, e) {
+        json_t *path = json_object_get(e, "path");
+        if (alias_index(json_string_value(json_array_get(path, 0)), n) < 0) {
+            const char *msg = json_string_value(json_object_get(e, "message"));
+            return d2g_err_set(err, errlen, "check failed: %s", msg ? msg : "(no message)");
+        }
+    }
+    if (!json_is_object(data)) {
+        if (json_array_size(errors) == 0)
+            return d2g_err_set(err, errlen, "check answer without data");
+        for (i = 0; i < n; i++)
+            out[i] = D2G_CHECK_UNKNOWN;
+    }
+    for (i = 0; json_is_object(data) && i < n; i++) {
+        char k[24];
+        snprintf(k, sizeof(k), "p%zu", i);
+        json_t *d = json_object_get(data, k);
+        int ok = json_is_object(d);
+        int changed = ok && has_nodes(d, "dossiers", &ok);
+        int deleted = ok && has_nodes(d, "deletedDossiers", &ok);
+        out[i] = !ok ? D2G_CHECK_FAILED : changed ? D2G_CHECK_CHANGED
+               : deleted ? D2G_CHECK_DELETED : D2G_CHECK_QUIET;
+    }
+    json_array_foreach(errors, i, e) {
+        long at = alias_index(json_string_value(json_array_get(json_object_get(e, "path"), 0)), n);
+        out[at] = D2G_CHECK_FAILED; /* at >= 0: checked above */
+    }
+    return 0;
+}
+
+int d2g_checker_load_cursors(d2g_redis_t *r, const int64_t *numbers, size_t n,
+                             d2g_cursor_t *cursors, char *err, size_t errlen) {
+    redisContext *c = d2g_redis_context(r);
+    char k[D2G_KEYLEN];
+    if (!c) { /* broken: the next plain command reconnects */
+        redisReply *rep = d2g_redis_cmd(r, err, errlen, "PING");
+        if (!rep)
+            return -1;
+        freeReplyObject(rep);
+        if (!(c = d2g_redis_context(r)))
+            return d2g_err_set(err, errlen, "redis: not connected");
+    }
+    for (size_t i = 0; i < n; i++) {
+        d2g_keys_proc(d2g_redis_namespace(r), k, sizeof(k), numbers[i], "cursor");
+        const char *argv[] = {"HMGET", k, "updated_since", "after", "deleted_since",
+                              "deleted_after", "max_modified", "last_poll_ms", "labels_at_ms"};
+        redisAppendCommandArgv(c, 9, argv, NULL);
+    }
+    int rc = 0;
+    memset(cursors, 0, n * sizeof(*cursors));
+    for (size_t i = 0; i < n; i++) {
+        void *v = NULL;
+        if (redisGetReply(c, &v) != REDIS_OK) {
+            /* The connection is broken: the replies still owed are lost with it. */
+            for (size_t j = 0; j < i; j++)
+                d2g_cursor_clear(&cursors[j]);
+            return d2g_err_set(err, errlen, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
+        }
+        redisReply *rep = v;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 7) {
+            if (!rc)
+                rc = d2g_err_set(err, errlen, "redis: unexpected HMGET reply for a cursor%s%s",
+                                 rep->type == REDIS_REPLY_ERROR ? ": " : "",
+                                 rep->type == REDIS_REPLY_ERROR ? rep->str : "");
+            freeReplyObject(rep);
+            continue;
+        }
+        d2g_cursor_t *cu = &cursors[i];
+        char **dst[] = {&cu->updated_since, &cu->after, &cu->deleted_since, &cu->deleted_after,
+                        &cu->max_modified};
+        for (int f = 0; f < 5; f++)
+            if (rep->element[f]->type == REDIS_REPLY_STRING && rep->element[f]->len > 0)
+                *dst[f] = d2g_strdup(rep->element[f]->str);
+        if (rep->element[5]->type == REDIS_REPLY_STRING)
+            cu->last_poll_ms = strtoll(rep->element[5]->str, NULL, 10);
+        if (rep->element[6]->type == REDIS_REPLY_STRING)
+            cu->labels_at_ms = strtoll(rep->element[6]->str, NULL, 10);
+        if (!cu->updated_since)
+            cu->updated_since = d2g_strdup(D2G_CURSOR_EPOCH);
+        freeReplyObject(rep);
+    }
+    if (rc)
+        for (size_t i = 0; i < n; i++)
+            d2g_cursor_clear(&cursors[i]);
+    return rc;
+}
+
+int d2g_checker_mark_polled(d2g_redis_t *r, const int64_t *numbers, size_t n, int64_t now_ms,
+                            char *err, size_t errlen) {
+    redisContext *c = d2g_redis_context(r);
+    char k[D2G_KEYLEN], now[24];
+    if (!c)
+        return d2g_err_set(err, errlen, "redis: not connected");
+    snprintf(now, sizeof(now), "%" PRId64, now_ms);
+    for (size_t i = 0; i < n; i++) {
+        d2g_keys_proc(d2g_redis_namespace(r), k, sizeof(k), numbers[i], "cursor");
+        const char *argv[] = {"HSET", k, "last_poll_ms", now};
+        redisAppendCommandArgv(c, 4, argv, NULL);
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        void *v = NULL;
+        if (redisGetReply(c, &v) != REDIS_OK)
+            return d2g_err_set(err, errlen, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
+        redisReply *rep = v;
+        if (rep->type == REDIS_REPLY_ERROR && !rc)
+            rc = d2g_err_set(err, errlen, "redis: %s", rep->str);
+        freeReplyObject(rep);
+    }
+    return rc;
+}

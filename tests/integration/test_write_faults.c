@@ -1,0 +1,425 @@
+/*
+ * test_write_faults.c - the worker's write path against what goes wrong in
+ * Grist and in the data, as a user checks it: rows in Grist equal to the
+ * dossiers of DS, nothing stalled, nothing sent to the dead-letter topic that
+ * should not be, no secret anywhere. Real producer and worker, the DS and
+ * Grist emulators, redis-server, the Kafka mock broker.
+ *
+ *   remove_new_block   deleted dossiers removed ("deleted": "remove") while the
+ *                      form gained a repetition block whose child table does not
+ *                      exist yet: its look-up is Grist's 404, and nothing stalls
+ *   delete_gone_row    a delete answered "Invalid row id" (another writer removed
+ *                      it first): the delete is done, no dossier dead-lettered
+ *   big_numbers        dossier numbers above 2^31: each row once, re-delivered or not
+ *   secret_in_error    Grist errors that quote the API key: the dead letters, the
+ *                      worker's log and `ds2grist dlq list` never show it
+ *   parked_and_back    every request answered 401 (a revoked key): the lane is
+ *                      parked, `ds2grist status` shows it with its reason; the key
+ *                      restored, it resumes by itself and every dossier arrives
+ *   refused_repeatedly a dossier too large for any request, changed 20 times: 20
+ *                      dead letters, the others synced, no schema made for it,
+ *                      and the worker (ASan build: LeakSanitizer) exits clean
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "ds2grist/clock.h"
+#include "stack.h"
+
+#define TOKEN "ds-test-token"
+#define GKEY "grist-test-key-5f3c9a"
+
+static int setup(void **state) {
+    d2g_testenv_t *env = calloc(1, sizeof(*env));
+    *state = env;
+    setenv("D2G_TEST_DS_TOKEN", TOKEN, 1);
+    setenv("D2G_TEST_GRIST_KEY", GKEY, 1);
+    if (d2g_testenv_init(env) || d2g_testenv_start_redis(env) || d2g_testenv_start_kafka(env, 8))
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state) {
+    d2g_testenv_stop(*state);
+    free(*state);
+    return 0;
+}
+
+static void start_emulators(d2g_testenv_t *env, const char *ds_extra, const char *procedures) {
+    char cfg[2048];
+    snprintf(cfg, sizeof(cfg),
+             "{\"seed\": 9, %s \"procedures\": %s,"
+             " \"tokens\": [{\"name\": \"main\", \"secret\": \"" TOKEN "\", \"procedures\": \"*\"}]}",
+             ds_extra, procedures);
+    assert_int_equal(d2g_testenv_start_ds(env, cfg), 0);
+    assert_int_equal(d2g_testenv_start_grist(env, "{\"docs\": [{\"id\": \"docA\", \"keys\": [\"" GKEY "\"]}]}"), 0);
+}
+
+static void spawn(d2g_testenv_t *env, d2g_test_proc_t *p, const char *bin, const char *name,
+                  const char *cfg) {
+    char *argv[] = {(char *)bin, "--config", (char *)cfg, NULL};
+    assert_int_equal(d2g_test_proc_spawn(env, p, name, argv), 0);
+}
+
+static const char *PROC_REMOVE =
+    "[{\"number\": 1301, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docA\","
+    "  \"table_prefix\": \"Aides\", \"options\": {\"deleted\": \"remove\"}}]";
+static const char *PROC =
+    "[{\"number\": 1301, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docA\","
+    "  \"table_prefix\": \"Aides\"}]";
+
+static void delete_dossier(d2g_testenv_t *env, long long number) {
+    char path[128];
+    snprintf(path, sizeof(path), "/admin/procedures/1301/dossiers/%lld?reason=user_request", number);
+    json_decref(d2g_stack_ds_do(env, "DELETE", path, NULL));
+}
+
+static long long nth_number(d2g_testenv_t *env, size_t i) {
+    json_t *ds = d2g_stack_ds_get(env, 1301, 0);
+    long long n = json_integer_value(json_object_get(json_array_get(json_object_get(ds, "dossiers"), i), "number"));
+    json_decref(ds);
+    return n;
+}
+
+static size_t dead_letters(d2g_testenv_t *env, d2g_test_msgs_t *out) {
+    memset(out, 0, sizeof(*out));
+    assert_int_equal(d2g_test_kafka_read_all(env, "ds2grist.dlq", out), 0);
+    return out->n;
+}
+
+/* Grist's requests of a kind so far (admin stats). */
+static long long requests_of(d2g_testenv_t *env, const char *kind) {
+    json_t *s = d2g_stack_grist_do(env, "GET", "/admin/stats", NULL);
+    long long n = json_integer_value(json_object_get(json_object_get(json_object_get(s, "requests"), "byKind"), kind));
+    json_decref(s);
+    return n;
+}
+
+static void test_remove_new_block(void **state) {
+    d2g_testenv_t *env = *state;
+    char cfg[600];
+    d2g_test_proc_t producer, worker;
+    start_emulators(env, "", "[{\"number\": 1301, \"dossiers\": 60}]");
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC_REMOVE, 400, 8,
+                                           "\"defaults\": {\"poll_interval_s\": 1}", cfg, sizeof(cfg)), 0);
+    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    assert_int_equal(d2g_stack_wait_synced(env, "docA", "Aides", 1301, 90), 60);
+
+    /* A repetition block added to the form: its child table does not exist
+     * until a dossier has rows in it. Then two dossiers are deleted. */
+    json_decref(d2g_stack_ds_do(env, "POST", "/admin/procedures/1301/champ-descriptors",
+                                "{\"type\": \"RepetitionChampDescriptor\", \"label\": \"Financeurs\"}"));
+    d2g_test_sleep_ms(2500); /* the producer stores the new revision with its next poll */
+    long long a = nth_number(env, 0), b = nth_number(env, 1);
+    delete_dossier(env, a);
+    delete_dossier(env, b);
+    /* And a dossier created after: it must arrive too (nothing stalls). */
+    json_decref(d2g_stack_ds_do(env, "POST", "/admin/procedures/1301/dossiers", "{}"));
+    size_t n = d2g_stack_wait_synced(env, "docA", "Aides", 1301, 60);
+    printf("# remove mode with a new repetition block: %zu rows (59 expected), %lld look-ups, %lld deletes\n",
+           n, requests_of(env, "GET records"), requests_of(env, "POST data/delete"));
+    assert_int_equal(n, 59);
+    assert_int_equal(d2g_stack_count(env, "docA", "Aides", "numero", a), 0);
+    d2g_test_msgs_t dlq;
+    assert_int_equal(dead_letters(env, &dlq), 0);
+    d2g_test_msgs_free(&dlq);
+
+    /* A delete that Grist answers "Invalid row id" (another writer removed the
+     * row first): the row is gone, so the delete is done. */
+    json_decref(d2g_stack_grist_do(env, "POST", "/admin/faults",
+                                   "{\"doc\": \"docA\", \"status\": 400, \"method\": \"POST\", \"path\": \"/data/delete\","
+                                   " \"count\": 1, \"error\": \"Invalid row id 999999\"}"));
+    long long c = nth_number(env, 2);
+    delete_dossier(env, c);
+    json_t *made = d2g_stack_ds_do(env, "POST", "/admin/procedures/1301/dossiers", "{}");
+    long long fresh = json_integer_value(json_object_get(made, "number"));
+    json_decref(made);
+    int64_t end = d2g_clock_mono_ms() + 60000;
+    while (d2g_stack_count(env, "docA", "Aides", "numero", fresh) != 1 && d2g_clock_mono_ms() < end)
+        d2g_test_sleep_ms(500);
+    json_t *faults = d2g_stack_grist_do(env, "GET", "/admin/faults", NULL);
+    printf("# a delete answered 'Invalid row id': taken as done; a dossier created after it arrived: %zu\n",
+           d2g_stack_count(env, "docA", "Aides", "numero", fresh));
+    assert_int_equal(json_array_size(faults), 0); /* the delete was sent and answered so */
+    json_decref(faults);
+    assert_int_equal(d2g_stack_count(env, "docA", "Aides", "numero", fresh), 1);
+    assert_int_equal(dead_letters(env, &dlq), 0);
+    d2g_test_msgs_free(&dlq);
+    d2g_test_proc_stop(&producer);
+    d2g_test_proc_stop(&worker);
+}
+
+/* An upsert envelope of dossier number (procedure 1301) at second sec, with one repetition row. */
+static char *envelope(long long number, int sec) {
+    char *text = malloc(2048);
+    snprintf(text, 2048,
+             "{\"v\":1,\"kind\":\"upsert\",\"procedure\":1301,\"number\":%lld,"
+             "\"modified\":\"2026-01-01T00:00:%02d+01:00\",\"fetched_at\":\"x\","
+             "\"dossier\":{\"number\":%lld,\"id\":\"d%lld\",\"state\":\"en_construction\","
+             "\"dateDerniereModification\":\"2026-01-01T00:00:%02d+01:00\","
+             "\"champs\":[{\"__typename\":\"RepetitionChamp\",\"id\":\"r\",\"champDescriptorId\":\"Q2hhbXAtNzc=\","
+             "\"label\":\"Membres\",\"stringValue\":\"\",\"rows\":[{\"id\":\"row%lld\",\"champs\":["
+             "{\"__typename\":\"TextChamp\",\"id\":\"t\",\"champDescriptorId\":\"Q2hhbXAtNzg=\",\"label\":\"Nom\","
+             "\"stringValue\":\"v%d\"}]}]}]}}",
+             number, sec, number, number, sec, number, sec);
+    return text;
+}
+
+static void produce_raw(d2g_testenv_t *env, const char *key, const char *value);
+
+static void test_big_numbers(void **state) {
+    d2g_testenv_t *env = *state;
+    char cfg[600], key[48];
+    d2g_test_proc_t w1, w2;
+    start_emulators(env, "", "[{\"number\": 1301, \"dossiers\": 0}]");
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC, 400, 8, "", cfg, sizeof(cfg)), 0);
+    /* DS's GraphQL Int is 32 bits, but the message format and Grist take any
+     * 64-bit number: 40 dossiers from 3,000,000,000 (above 2^31), twice each. */
+    enum { N = 40 };
+    const long long base = 3000000000LL;
+    for (int v = 0; v < 2; v++)
+        for (int i = 0; i < N; i++) {
+            snprintf(key, sizeof(key), "1301:%lld", base + i);
+            char *e = envelope(base + i, v);
+            produce_raw(env, key, e);
+            free(e);
+        }
+    spawn(env, &w1, D2G_WORKER_BIN, "worker1", cfg);
+    int64_t end = d2g_clock_mono_ms() + 60000;
+    size_t n = 0;
+    while (d2g_clock_mono_ms() < end) {
+        json_t *rows = d2g_stack_grist_rows(env, "docA", "Aides");
+        n = json_array_size(rows);
+        json_decref(rows);
+        if (n >= N)
+            break;
+        d2g_test_sleep_ms(500);
+    }
+    /* A second worker, the first killed: what was not committed is read again. */
+    spawn(env, &w2, D2G_WORKER_BIN, "worker2", cfg);
+    d2g_test_sleep_ms(4000);
+    d2g_test_proc_kill(&w1);
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "1301:%lld", base + i);
+        char *e = envelope(base + i, 2);
+        produce_raw(env, key, e);
+        free(e);
+    }
+    d2g_test_sleep_ms(8000);
+    json_t *rows = d2g_stack_grist_rows(env, "docA", "Aides");
+    json_t *child = d2g_stack_grist_rows(env, "docA", "Aides_Membres");
+    size_t once = 0;
+    for (int i = 0; i < N; i++)
+        once += d2g_stack_count(env, "docA", "Aides", "numero", base + i) == 1 &&
+                d2g_stack_count(env, "docA", "Aides_Membres", "dossier", base + i) == 1;
+    printf("# dossier numbers from 3,000,000,000: %zu rows, %zu child rows, %zu of %d dossiers exactly once\n",
+           json_array_size(rows), json_array_size(child), once, N);
+    assert_int_equal(json_array_size(rows), N);
+    assert_int_equal(json_array_size(child), N);
+    assert_int_equal(once, N);
+    json_decref(rows);
+    json_decref(child);
+    d2g_test_proc_stop(&w2);
+}
+
+/* 1 if the file holds needle. */
+static int file_has(const char *path, const char *needle) {
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char buf[8192];
+    size_t keep = strlen(needle);
+    int found = 0;
+    size_t len = 0;
+    char *all = NULL;
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+        all = realloc(all, len + n + 1);
+        memcpy(all + len, buf, n);
+        len += n;
+    }
+    fclose(f);
+    if (all) {
+        all[len] = '\0';
+        found = keep && strstr(all, needle) != NULL;
+    }
+    free(all);
+    return found;
+}
+
+static void test_secret_in_error(void **state) {
+    d2g_testenv_t *env = *state;
+    char cfg[600], log[512];
+    d2g_test_proc_t producer, worker;
+    start_emulators(env, "", "[{\"number\": 1301, \"dossiers\": 20}]");
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC, 400, 8, "", cfg, sizeof(cfg)), 0);
+    /* Every write refused with an error that quotes the key (a proxy's
+     * message, a misconfigured server): each dossier ends in the dead-letter
+     * topic with the reason. */
+    json_decref(d2g_stack_grist_do(env, "POST", "/admin/faults",
+                                   "{\"doc\": \"docA\", \"status\": 400, \"method\": \"PUT\", \"count\": 1000,"
+                                   " \"error\": \"Authorization: Bearer " GKEY " is not allowed here\"}"));
+    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_test_msgs_t dlq = {0};
+    for (int64_t end = d2g_clock_mono_ms() + 90000; d2g_clock_mono_ms() < end; d2g_test_sleep_ms(1000)) {
+        d2g_test_msgs_free(&dlq);
+        if (dead_letters(env, &dlq) >= 20)
+            break;
+    }
+    assert_int_equal(dlq.n, 20);
+    for (size_t i = 0; i < dlq.n; i++)
+        assert_null(strstr(dlq.v[i].value, GKEY));
+    d2g_test_msgs_free(&dlq);
+    /* The headers: read with kcat-free librdkafka in the CLI, which prints them. */
+    char out[512];
+    snprintf(out, sizeof(out), "%s/dlq-list.txt", env->dir);
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "%s --config %s dlq list --json > %s 2>&1", D2G_CLI_BIN, cfg, out);
+    int rc = system(cmd);
+    assert_true(WIFEXITED(rc));
+    assert_true(file_has(out, "is not allowed here"));
+    assert_false(file_has(out, GKEY));
+    d2g_test_proc_stop(&producer);
+    d2g_test_proc_stop(&worker);
+    snprintf(log, sizeof(log), "%s/worker.log", env->dir);
+    assert_true(file_has(log, "***"));
+    assert_false(file_has(log, GKEY));
+    printf("# errors quoting the key: 20 dead letters, key in none of them, nor in dlq list, nor in the log\n");
+}
+
+static void produce_raw(d2g_testenv_t *env, const char *key, const char *value) {
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", env->kafka_bootstrap, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "message.max.bytes", "4000000", errstr, sizeof(errstr));
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    assert_non_null(p);
+    assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("ds2grist.dossiers"),
+                                       RD_KAFKA_V_KEY(key, strlen(key)),
+                                       RD_KAFKA_V_VALUE((void *)value, strlen(value)),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END), 0);
+    assert_int_equal(rd_kafka_flush(p, 10000), 0);
+    rd_kafka_destroy(p);
+}
+
+static void test_refused_repeatedly(void **state) {
+    d2g_testenv_t *env = *state;
+    char cfg[600];
+    d2g_test_proc_t producer, worker;
+    start_emulators(env, "", "[{\"number\": 1301, \"dossiers\": 50}]");
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC, 400, 8, "", cfg, sizeof(cfg)), 0);
+    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    /* A dossier of 1.5 MB (one text champ of its own), 20 versions of it. */
+    enum { VERSIONS = 20 };
+    size_t big = 1500 * 1000;
+    char *huge = malloc(big + 2048);
+    for (int v = 0; v < VERSIONS; v++) {
+        int off = snprintf(huge, 2048, "{\"v\":1,\"kind\":\"upsert\",\"procedure\":1301,\"number\":8888888,"
+                                       "\"modified\":\"2026-01-01T00:00:%02d+01:00\",\"fetched_at\":\"x\","
+                                       "\"dossier\":{\"number\":8888888,\"id\":\"y\",\"state\":\"en_construction\","
+                                       "\"dateDerniereModification\":\"2026-01-01T00:00:%02d+01:00\","
+                                       "\"champs\":[{\"__typename\":\"TextChamp\",\"id\":\"c1\",\"champDescriptorId\":\"Q2hhbXAtOTk5\","
+                                       "\"label\":\"Pièce recopiée en entier\",\"stringValue\":\"", v, v);
+        memset(huge + off, 'a' + v % 26, big);
+        snprintf(huge + off + big, 64, "\"}]}}");
+        produce_raw(env, "1301:8888888", huge);
+        d2g_test_sleep_ms(300); /* separate batches */
+    }
+    free(huge);
+    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    assert_int_equal(d2g_stack_wait_synced(env, "docA", "Aides", 1301, 120), 50);
+    d2g_test_msgs_t dlq = {0};
+    for (int64_t end = d2g_clock_mono_ms() + 30000; d2g_clock_mono_ms() < end; d2g_test_sleep_ms(500)) {
+        d2g_test_msgs_free(&dlq);
+        if (dead_letters(env, &dlq) >= 1)
+            break;
+    }
+    /* Versions that met in one batch collapse into one dead letter. */
+    assert_true(dlq.n >= 1 && dlq.n <= VERSIONS);
+    d2g_test_msgs_free(&dlq);
+    /* No column was made for the refused dossier's champ. */
+    json_t *cols = d2g_stack_grist_do(env, "GET", "/admin/docs/docA/tables/Aides/columns", NULL);
+    char *text = json_dumps(cols, 0);
+    assert_null(strstr(text, "pi_ce_recopi") );
+    assert_null(strstr(text, "Pièce recopiée"));
+    free(text);
+    json_decref(cols);
+    d2g_test_proc_stop(&producer);
+    int st = d2g_test_proc_stop(&worker);
+    printf("# a dossier too large, %d versions: %zu dead letters, the 50 others synced, worker exit %d\n",
+           VERSIONS, dlq.n, st);
+    assert_int_equal(st, 0); /* under ASan, a leak makes LeakSanitizer fail the exit */
+}
+
+static void test_parked_and_back(void **state) {
+    d2g_testenv_t *env = *state;
+    char cfg[600], out[512], cmd[2048];
+    d2g_test_proc_t producer, worker;
+    start_emulators(env, "", "[{\"number\": 1301, \"dossiers\": 150}]");
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC, 400, 8, "", cfg, sizeof(cfg)), 0);
+    json_decref(d2g_stack_grist_do(env, "POST", "/admin/faults",
+                                   "{\"doc\": \"docA\", \"status\": 401, \"count\": 100000,"
+                                   " \"error\": \"invalid API key\"}"));
+    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    snprintf(out, sizeof(out), "%s/status.json", env->dir);
+    snprintf(cmd, sizeof(cmd), "%s --config %s status --json --no-lag > %s 2>/dev/null", D2G_CLI_BIN, cfg, out);
+    json_t *lane = NULL;
+    for (int64_t end = d2g_clock_mono_ms() + 60000; !lane && d2g_clock_mono_ms() < end; d2g_test_sleep_ms(1000)) {
+        if (system(cmd) == -1)
+            continue;
+        json_t *st = json_load_file(out, 0, NULL);
+        json_t *l = json_array_get(json_object_get(json_array_get(json_object_get(st, "documents"), 0), "lanes"), 0);
+        if (l && !strcmp(json_string_value(json_object_get(l, "state")), "parked"))
+            lane = json_incref(l);
+        json_decref(st);
+    }
+    assert_non_null(lane);
+    assert_string_equal(json_string_value(json_object_get(lane, "reason")), "auth");
+    assert_non_null(strstr(json_string_value(json_object_get(lane, "error")), "401"));
+    printf("# revoked key: status shows the lane %s (%s) since %s: %s\n", json_string_value(json_object_get(lane, "state")),
+           json_string_value(json_object_get(lane, "reason")), json_string_value(json_object_get(lane, "since")),
+           json_string_value(json_object_get(lane, "error")));
+    json_decref(lane);
+    /* The key works again: the lane resumes without a restart. */
+    int64_t t0 = d2g_clock_mono_ms();
+    json_decref(d2g_stack_grist_do(env, "DELETE", "/admin/faults", NULL));
+    assert_int_equal(d2g_stack_wait_synced(env, "docA", "Aides", 1301, 120), 150);
+    printf("# key restored: 150 dossiers in Grist %.1f s later\n", (double)(d2g_clock_mono_ms() - t0) / 1000.0);
+    /* and status no longer lists it */
+    int listed = 1;
+    for (int64_t end = d2g_clock_mono_ms() + 20000; listed && d2g_clock_mono_ms() < end; d2g_test_sleep_ms(500)) {
+        if (system(cmd) == -1)
+            continue;
+        json_t *st = json_load_file(out, 0, NULL);
+        listed = json_array_size(json_object_get(json_array_get(json_object_get(st, "documents"), 0), "lanes")) > 0;
+        json_decref(st);
+    }
+    assert_false(listed);
+    d2g_test_proc_stop(&producer);
+    d2g_test_proc_stop(&worker);
+}
+
+int main(void) {
+    d2g_test_filter_from_env();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_remove_new_block, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_big_numbers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_in_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parked_and_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_repeatedly, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

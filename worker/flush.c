@@ -1,0 +1,689 @@
+/* flush.c - one lane's batch into Grist, stage after stage; see flush.h. */
+#include "flush.h"
+#include "colmap_store.h"
+#include "plan.h"
+#include "schema.h"
+#include "versions.h"
+#include "writer_int.h"
+
+#include "ds2grist/alloc.h"
+#include "ds2grist/backoff.h"
+#include "ds2grist/clock.h"
+#include "ds2grist/err.h"
+#include "ds2grist/grist.h"
+#include "ds2grist/lease.h"
+#include "ds2grist/log.h"
+#include "ds2grist/permits.h"
+
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* How often a request waiting for a permit asks again: a release comes any time. */
+#define PERMIT_RETRY_MS 15
+/* The schema lock outlives every request made while holding it. */
+#define SCHEMA_LOCK_MS 120000
+/* Waiting longer than this for another worker's schema lock is a failure of the lane. */
+#define LOCK_WAIT_MAX_MS 60000
+/* Rounds of schema changes after which the schema is taken as not converging. */
+#define CHANGE_ROUNDS_MAX 4
+
+typedef enum { S_PREPARE, S_READ, S_PLAN, S_CHANGE, S_PUT, S_FIND, S_DELETE, S_DONE, S_PROBE } stage_t;
+
+static const char *const stage_names[] = {"prepare", "schema", "schema", "schema", "put",
+                                          "find", "delete", "done", "probe"};
+
+struct d2g_flush {
+    d2g_item_t **items; /* NULL entries: left the batch */
+    size_t n;
+    d2g_mapped_t *mapped; /* per item */
+    d2g_need_t *need;
+    stage_t stage;
+    d2g_ops_t ops; /* the stage's requests */
+    size_t cur;
+    d2g_ops_t deletes; /* planned by the FIND answers */
+    int locked;        /* holding the document's schema lock */
+    int fresh;         /* the schema was read under the lock */
+    int rounds;        /* schema change rounds */
+    int waiting;       /* a request is in flight */
+    int failed;        /* a request of the batch failed: the backoff is not reset */
+    int replan;        /* items left the batch: plan the writes again */
+    int planned;       /* the stage's requests are planned (ops) */
+    int64_t lock_wait_since;
+    char holder[200];
+};
+
+d2g_flush_t *d2g_flush_new(d2g_item_t **items, size_t n) {
+    d2g_flush_t *f = d2g_calloc(1, sizeof(*f));
+    f->items = items;
+    f->n = n;
+    f->mapped = d2g_calloc(n + 1, sizeof(d2g_mapped_t));
+    f->stage = n ? S_PREPARE : S_PROBE;
+    return f;
+}
+
+void d2g_flush_free(d2g_flush_t *f, int free_items) {
+    if (!f)
+        return;
+    for (size_t i = 0; i < f->n; i++) {
+        d2g_mapped_clear(&f->mapped[i]);
+        if (free_items)
+            d2g_item_free(f->items[i]);
+    }
+    free(f->mapped);
+    free(f->items);
+    d2g_need_free(f->need);
+    d2g_ops_clear(&f->ops);
+    d2g_ops_clear(&f->deletes);
+    free(f);
+}
+
+size_t d2g_flush_items(const d2g_flush_t *f) {
+    size_t k = 0;
+    for (size_t i = 0; i < f->n; i++)
+        k += f->items[i] != NULL;
+    return k;
+}
+
+int d2g_flush_waiting(const d2g_flush_t *f) { return f->waiting; }
+
+const char *d2g_flush_holder(const d2g_flush_t *f) { return f->holder; }
+
+d2g_item_t **d2g_flush_take_items(d2g_flush_t *f, size_t *n) {
+    d2g_item_t **items = d2g_malloc((f->n + 1) * sizeof(*items));
+    *n = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        d2g_mapped_clear(&f->mapped[i]);
+        if (f->items[i])
+            items[(*n)++] = f->items[i];
+        f->items[i] = NULL;
+    }
+    return items;
+}
+
+int d2g_flush_has_partition(const d2g_flush_t *f, uint8_t topic, int32_t partition) {
+    for (size_t i = 0; i < f->n; i++)
+        if (f->items[i] && d2g_item_in_partition(f->items[i], topic, partition))
+            return 1;
+    return 0;
+}
+
+/* The mapped dossiers still in the batch (NULL for those gone); caller frees. */
+static d2g_mapped_t **alive(d2g_flush_t *f) {
+    d2g_mapped_t **v = d2g_calloc(f->n + 1, sizeof(*v));
+    for (size_t i = 0; i < f->n; i++)
+        v[i] = f->items[i] ? &f->mapped[i] : NULL;
+    return v;
+}
+
+static void release_lock(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f) {
+    char err[D2G_ERRLEN];
+    if (f->locked && d2g_lease_release(w->redis, l->lock_key, w->worker_id, err, sizeof(err)))
+        d2g_lane_log(l, D2G_LOG_WARN, "schema", "redis_error", err, "schema lock not released; it expires");
+    f->locked = f->fresh = 0;
+}
+
+/* One item leaves the batch for the dead-letter topic. */
+static void fail_item(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, size_t i, const char *stage,
+                      const char *event, const char *reason) {
+    d2g_log_err(D2G_LOG_ERROR, event, f->items[i]->proc->number, l->doc.label, reason,
+                "[%s] dossier %" PRId64 " goes to the dead-letter topic", stage, f->items[i]->env.number);
+    d2g_mapped_clear(&f->mapped[i]);
+    d2g_writer_finish(w, &f->items[i], 1, reason);
+}
+
+/* --- prepare --------------------------------------------------------------------- */
+
+/* Maps every item still in the batch. 1: wait (a form is unavailable). */
+static int map_all(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
+    char err[D2G_ERRLEN];
+    for (size_t i = 0; i < f->n; i++) {
+        d2g_item_t *it = f->items[i];
+        if (!it)
+            continue;
+        d2g_mapped_clear(&f->mapped[i]);
+        const d2g_mapping_ctx_t *ctx = d2g_forms_get(w->forms, it->proc, err, sizeof(err));
+        if (!ctx) {
+            d2g_lane_failed(l, now, D2G_GRIST_RETRY, D2G_LANE_REDIS, -1, err, &w->rng);
+            d2g_lane_log(l, D2G_LOG_WARN, "prepare", "form_unavailable", err, "the batch waits for its form");
+            return 1;
+        }
+        int rc = it->env.kind == D2G_ENVELOPE_UPSERT
+                     ? d2g_mapping_map_dossier(ctx, it->env.dossier,
+                                               it->env.partial ? D2G_MAPPING_PARTIAL : 0, l->colmap,
+                                               &f->mapped[i], err, sizeof(err))
+                     : d2g_mapping_map_deleted(ctx, it->env.dossier, it->proc->deleted_mode,
+                                               l->colmap, &f->mapped[i], err, sizeof(err));
+        if (rc) {
+            char reason[D2G_ERRLEN + 16];
+            snprintf(reason, sizeof(reason), "mapping: %s", err);
+            fail_item(w, l, f, i, "prepare", "dossier_unmappable", reason);
+        }
+    }
+    return 0;
+}
+
+static void plan_need(d2g_flush_t *f) {
+    d2g_mapped_t **v = alive(f);
+    d2g_need_free(f->need);
+    f->need = d2g_plan_need(v, f->n);
+    free(v);
+}
+
+static int prepare(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
+    char err[D2G_ERRLEN];
+    /* Versions Grist already holds newer are done without a write. */
+    int *stale = d2g_calloc(f->n + 1, sizeof(int));
+    if (d2g_versions_check(w->redis, l->versions_key, f->items, f->n, stale, err, sizeof(err))) {
+        free(stale);
+        d2g_lane_failed(l, now, D2G_GRIST_RETRY, D2G_LANE_REDIS, -1, err, &w->rng);
+        d2g_lane_log(l, D2G_LOG_WARN, "prepare", "redis_error", err, "version guard unavailable; the batch waits");
+        return 1;
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        if (!stale[i])
+            continue;
+        d2g_log(D2G_LOG_DEBUG, "dossier_superseded", f->items[i]->proc->number, l->doc.label,
+                "[prepare] dossier %" PRId64 ": Grist holds a newer version", f->items[i]->env.number);
+        w->stats.superseded++;
+        d2g_metric_inc(w->m_superseded, NULL, 1);
+        d2g_writer_finish(w, &f->items[i], 1, NULL);
+    }
+    free(stale);
+    if (map_all(w, l, f, now))
+        return 1;
+    /* A dossier one of whose rows cannot fit in a request is refused before
+     * anything is created for it. */
+    d2g_mapped_t **v = alive(f);
+    int *too_big = d2g_calloc(f->n + 1, sizeof(int));
+    d2g_ops_t probe = {0};
+    d2g_plan_puts(v, f->n, (size_t)w->cfg->worker.batch_bytes, &probe, too_big);
+    d2g_ops_clear(&probe);
+    free(v);
+    for (size_t i = 0; i < f->n; i++) {
+        if (!too_big[i])
+            continue;
+        char reason[160];
+        snprintf(reason, sizeof(reason), "dossier too large: a row of it exceeds worker.batch_bytes "
+                 "(%d bytes), Grist's request limit", w->cfg->worker.batch_bytes);
+        fail_item(w, l, f, i, "prepare", "dossier_too_large", reason);
+    }
+    free(too_big);
+    plan_need(f);
+    f->stage = S_READ;
+    return 0;
+}
+
+/* --- schema ------------------------------------------------------------------------ */
+
+static void plan_reads(d2g_lane_t *l, d2g_flush_t *f) {
+    if (!d2g_schema_loaded(l->schema)) {
+        d2g_ops_add(&f->ops, D2G_OP_TABLES, "GET", d2g_strdup("/tables"), NULL, NULL);
+        return;
+    }
+    json_t *tables = d2g_schema_unloaded(l->schema, f->need);
+    size_t i;
+    json_t *t;
+    json_array_foreach(tables, i, t) {
+        char *esc = curl_easy_escape(NULL, json_string_value(t), 0);
+        size_t len = strlen(esc ? esc : "") + 24;
+        char *path = d2g_malloc(len);
+        snprintf(path, len, "/tables/%s/columns", esc ? esc : "");
+        curl_free(esc);
+        d2g_ops_add(&f->ops, D2G_OP_COLUMNS, "GET", path, NULL, json_string_value(t));
+    }
+    json_decref(tables);
+}
+
+/* Decides what the schema needs. 0: go on; 1: wait. */
+static int plan_schema(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
+    char err[D2G_ERRLEN];
+    int dirty = d2g_colmap_generation(l->colmap) != l->colmap_synced;
+    json_t *changes = d2g_schema_changes(l->schema, f->need);
+    if (!dirty && json_array_size(changes) == 0) {
+        json_decref(changes);
+        release_lock(w, l, f);
+        f->stage = S_PUT;
+        return 0;
+    }
+    if (!f->locked) {
+        int got = 0;
+        if (d2g_lease_acquire(w->redis, l->lock_key, w->worker_id, SCHEMA_LOCK_MS, &got, err, sizeof(err))) {
+            json_decref(changes);
+            d2g_lane_failed(l, now, D2G_GRIST_RETRY, D2G_LANE_REDIS, -1, err, &w->rng);
+            d2g_lane_log(l, D2G_LOG_WARN, "schema", "redis_error", err, "schema lock unavailable");
+            return 1;
+        }
+        if (!got) {
+            json_decref(changes);
+            if (!f->lock_wait_since)
+                f->lock_wait_since = now;
+            if (now - f->lock_wait_since > LOCK_WAIT_MAX_MS) {
+                f->lock_wait_since = now;
+                d2g_lane_failed(l, now, D2G_GRIST_RETRY, D2G_LANE_LOCK, -1,
+                                "another worker holds the schema lock", &w->rng);
+                d2g_lane_log(l, D2G_LOG_WARN, "schema", "schema_lock_wait", NULL,
+                             "waited %d s for the schema lock", LOCK_WAIT_MAX_MS / 1000);
+            } else {
+                l->next_try = now + d2g_backoff_jitter(&w->rng, 100);
+            }
+            return 1;
+        }
+        f->locked = 1;
+        f->fresh = 0;
+        f->lock_wait_since = 0;
+    }
+    json_decref(changes);
+    if (dirty) {
+        size_t moved = 0;
+        if (d2g_colmap_store_sync(w->redis, l->colmap_key, &l->colmap, &moved, err, sizeof(err))) {
+            release_lock(w, l, f);
+            d2g_lane_failed(l, now, D2G_GRIST_RETRY, D2G_LANE_REDIS, -1, err, &w->rng);
+            d2g_lane_log(l, D2G_LOG_WARN, "schema", "redis_error", err, "column map not merged");
+            return 1;
+        }
+        /* Ids may have moved: map again with the merged map (pure, cheap). */
+        if (moved && map_all(w, l, f, now))
+            return 1;
+        l->colmap_synced = d2g_colmap_generation(l->colmap);
+        plan_need(f);
+    }
+    if (!f->fresh) {
+        /* Another worker may have just made it: read again under the lock. */
+        d2g_schema_forget(l->schema);
+        f->fresh = 1;
+        f->stage = S_READ;
+        return 0;
+    }
+    if (++f->rounds > CHANGE_ROUNDS_MAX) {
+        release_lock(w, l, f);
+        d2g_lane_failed(l, now, D2G_GRIST_REFUSED, D2G_LANE_REJECTED, -1,
+                        "the document's schema does not take the changes asked", &w->rng);
+        d2g_lane_log(l, D2G_LOG_ERROR, "schema", "schema_not_converging", NULL,
+                     "%d rounds of schema changes did not give the columns needed", CHANGE_ROUNDS_MAX);
+        return 1;
+    }
+    changes = d2g_schema_changes(l->schema, f->need);
+    size_t i;
+    json_t *c;
+    json_array_foreach(changes, i, c) {
+        d2g_op_t *o = d2g_ops_add(&f->ops, D2G_OP_CHANGE, json_string_value(json_object_get(c, "method")),
+                                  d2g_strdup(json_string_value(json_object_get(c, "path"))),
+                                  d2g_strdup(json_string_value(json_object_get(c, "body"))),
+                                  json_string_value(json_object_get(c, "table")));
+        o->change = json_incref(c);
+    }
+    json_decref(changes);
+    f->stage = f->ops.n ? S_CHANGE : S_READ;
+    return 0;
+}
+
+/* --- the stages ----------------------------------------------------------------------- */
+
+static void plan_puts(d2g_writer_t *w, d2g_flush_t *f) {
+    d2g_mapped_t **v = alive(f);
+    int *too_big = d2g_calloc(f->n + 1, sizeof(int));
+    d2g_plan_puts(v, f->n, (size_t)w->cfg->worker.batch_bytes, &f->ops, too_big);
+    free(too_big); /* refused in prepare already */
+    free(v);
+}
+
+static void plan_finds(d2g_lane_t *l, d2g_flush_t *f) {
+    d2g_mapped_t **v = alive(f);
+    d2g_ops_t all = {0};
+    d2g_plan_finds(v, f->n, &all);
+    free(v);
+    /* A table the document does not have holds no row to delete. */
+    for (size_t i = 0; i < all.n; i++) {
+        d2g_op_t *o = &all.v[i];
+        if (d2g_schema_loaded(l->schema) && d2g_schema_lacks_table(l->schema, o->table))
+            continue;
+        d2g_op_t *n = d2g_ops_add(&f->ops, o->kind, o->method, o->path, NULL, o->table);
+        n->keep = o->keep;
+        o->path = NULL;
+        o->keep = NULL;
+    }
+    d2g_ops_clear(&all);
+}
+
+/* Plans the stage's requests, runs the stages that make none, and moves on
+ * when a stage's requests are all answered. 0: a request is to be sent (or
+ * the flush is done: f->stage == S_DONE); 1: wait. */
+static int enter(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
+    for (int guard = 0; guard < 64; guard++) {
+        if (f->cur < f->ops.n)
+            return 0;
+        if (f->planned) { /* every request of the stage is answered */
+            f->planned = 0;
+            d2g_ops_clear(&f->ops);
+            f->cur = 0;
+            switch (f->stage) {
+            case S_CHANGE: f->stage = S_READ; break; /* read what the changes made */
+            case S_PUT: f->stage = S_FIND; break;
+            case S_FIND: f->stage = S_DELETE; break;
+            case S_DELETE: f->stage = S_DONE; break;
+            case S_PROBE: return 1; /* answered, not resumed: the lane stays parked */
+            default: break;         /* S_READ reads again what is still unknown */
+            }
+            continue;
+        }
+        switch (f->stage) {
+        case S_PROBE:
+            d2g_ops_add(&f->ops, D2G_OP_PROBE, "GET", d2g_strdup("/tables"), NULL, NULL);
+            f->planned = 1;
+            return 0;
+        case S_PREPARE:
+            if (prepare(w, l, f, now))
+                return 1;
+            f->stage = d2g_flush_items(f) ? S_READ : S_DONE;
+            continue;
+        case S_READ:
+            plan_reads(l, f);
+            if (f->ops.n)
+                f->planned = 1;
+            else
+                f->stage = S_PLAN;
+            continue;
+        case S_PLAN:
+            if (plan_schema(w, l, f, now))
+                return 1;
+            f->planned = f->stage == S_CHANGE;
+            continue;
+        case S_CHANGE:
+            f->stage = S_READ;
+            continue;
+        case S_PUT:
+            plan_puts(w, f);
+            f->planned = 1;
+            continue;
+        case S_FIND:
+            plan_finds(l, f);
+            f->planned = 1;
+            continue;
+        case S_DELETE:
+            f->ops = f->deletes;
+            memset(&f->deletes, 0, sizeof(f->deletes));
+            f->planned = 1;
+            continue;
+        case S_DONE:
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Starts the current request if a permit (and the rate) allows. */
+static void send_op(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
+    char err[D2G_ERRLEN];
+    d2g_op_t *o = &f->ops.v[f->cur];
+    int64_t wait = 0;
+    snprintf(f->holder, sizeof(f->holder), "%s:%" PRIu64, w->worker_id, ++w->seq);
+    int rc = d2g_grist_begin(w->redis, &l->doc, f->holder, w->cfg->grist.timeout_s, &wait, err, sizeof(err));
+    if (rc < 0) {
+        d2g_lane_failed(l, now, D2G_GRIST_RETRY, D2G_LANE_REDIS, -1, err, &w->rng);
+        d2g_lane_log(l, D2G_LOG_WARN, stage_names[f->stage], "redis_error", err, "permit unavailable");
+        return;
+    }
+    if (rc > 0) {
+        if (!l->permit_wait_start) {
+            l->permit_wait_start = now;
+            w->stats.permit_waits++;
+        }
+        l->next_try = now + (wait < PERMIT_RETRY_MS ? wait : d2g_backoff_jitter(&w->rng, PERMIT_RETRY_MS));
+        return;
+    }
+    if (o->kind == D2G_OP_CHANGE) {
+        /* The lock must still be ours while the change is made. */
+        int got = 0;
+        if (d2g_lease_acquire(w->redis, l->lock_key, w->worker_id, SCHEMA_LOCK_MS, &got, err, sizeof(err)) ||
+            !got) {
+            char rerr[D2G_ERRLEN];
+            d2g_permits_release(w->redis, l->doc.permit_key, f->holder, rerr, sizeof(rerr));
+            d2g_lane_log(l, D2G_LOG_WARN, "schema", "schema_lock_lost", got ? NULL : err,
+                         "the schema lock is no longer ours: planning again");
+            f->locked = f->fresh = 0;
+            d2g_schema_forget(l->schema);
+            d2g_ops_clear(&f->ops);
+            f->cur = 0;
+            f->planned = 0;
+            f->stage = S_READ;
+            return;
+        }
+    }
+    int64_t waited = l->permit_wait_start ? now - l->permit_wait_start : 0;
+    w->stats.permit_wait_ms += (uint64_t)waited;
+    d2g_metric_observe(w->m_permit_wait, NULL, (double)waited / 1000.0);
+    l->permit_wait_start = 0;
+    if (d2g_grist_send(w->http, w->redis, &l->doc, f->holder, o->method, o->path, o->body,
+                       w->cfg->grist.timeout_s, l, err, sizeof(err))) {
+        d2g_lane_failed(l, now, D2G_GRIST_RETRY, D2G_LANE_UNAVAILABLE, -1, err, &w->rng);
+        d2g_lane_log(l, D2G_LOG_WARN, stage_names[f->stage], "http_error", err, "request not started");
+        return;
+    }
+    f->waiting = 1;
+}
+
+int d2g_flush_step(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
+    d2g_flush_t *f = l->flush;
+    if (f->waiting || l->next_try > now)
+        return 0;
+    if (enter(w, l, f, now))
+        return 0;
+    if (f->stage == S_DONE) {
+        char err[D2G_ERRLEN];
+        if (d2g_versions_record(w->redis, l->versions_key, f->items, f->n, err, sizeof(err)))
+            d2g_lane_log(l, D2G_LOG_WARN, "done", "redis_error", err,
+                         "versions not recorded: the guard is behind Grist until the next write");
+        w->stats.batches++;
+        d2g_writer_finish(w, f->items, f->n, NULL);
+        d2g_lane_succeeded(l, !f->failed);
+        return 1;
+    }
+    send_op(w, l, f, now);
+    return 0;
+}
+
+/* --- answers ---------------------------------------------------------------------------- */
+
+/* Splits the batch after a refused write: halves go first in the lane's
+ * queue, a dossier alone goes to the dead-letter topic. The flush is over. */
+static void split_or_fail(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, const char *reason) {
+    size_t n = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        d2g_mapped_clear(&f->mapped[i]);
+        if (f->items[i])
+            f->items[n++] = f->items[i];
+    }
+    release_lock(w, l, f);
+    d2g_schema_forget(l->schema); /* the schema may be what was wrong */
+    if (n == 1) {
+        f->n = 1;
+        fail_item(w, l, f, 0, stage_names[f->stage], "dossier_rejected", reason);
+    } else if (n > 1) {
+        d2g_group_t *a = d2g_calloc(1, sizeof(*a)), *b = d2g_calloc(1, sizeof(*b));
+        a->n = n / 2;
+        b->n = n - a->n;
+        a->items = d2g_malloc(a->n * sizeof(d2g_item_t *));
+        b->items = d2g_malloc(b->n * sizeof(d2g_item_t *));
+        memcpy(a->items, f->items, a->n * sizeof(d2g_item_t *));
+        memcpy(b->items, f->items + a->n, b->n * sizeof(d2g_item_t *));
+        a->next = b;
+        b->next = l->groups;
+        l->groups = a;
+        d2g_lane_log(l, D2G_LOG_WARN, stage_names[f->stage], "batch_split", reason,
+                     "%zu dossiers in halves to find the one refused", n);
+    }
+    for (size_t i = 0; i < f->n; i++)
+        f->items[i] = NULL;
+    f->n = 0;
+    f->stage = S_DONE;
+    d2g_ops_clear(&f->ops);
+    f->cur = 0;
+    f->planned = 0;
+    f->failed = 1;
+}
+
+static const char *reason_of(int outcome, const d2g_http_response_t *resp) {
+    switch (outcome) {
+    case D2G_GRIST_DOCUMENT:
+        return resp->status == 404 ? D2G_LANE_NOT_FOUND : D2G_LANE_AUTH;
+    case D2G_GRIST_RETRY:
+        return resp->curl_code == CURLE_OPERATION_TIMEDOUT ? D2G_LANE_SLOW : D2G_LANE_UNAVAILABLE;
+    default:
+        return D2G_LANE_REJECTED;
+    }
+}
+
+/* A request failed in a way that is the document's, not a dossier's. */
+static void lane_failure(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, d2g_op_t *o, int outcome,
+                         const d2g_http_response_t *resp, const char *text) {
+    int64_t now = d2g_clock_mono_ms();
+    int64_t ra = d2g_grist_retry_after_ms(resp->retry_after, 300000);
+    f->failed = 1;
+    d2g_lane_state_t st = d2g_lane_failed(l, now, outcome, reason_of(outcome, resp), ra, text, &w->rng);
+    const char *lv[] = {d2g_grist_outcome_name((d2g_grist_outcome_t)outcome)};
+    d2g_metric_inc(w->m_errors, lv, 1);
+    d2g_lane_log(l, st == D2G_LANE_PARKED ? D2G_LOG_ERROR : D2G_LOG_WARN, stage_names[f->stage],
+                 st == D2G_LANE_PARKED ? "lane_parked" : "grist_retry", text,
+                 "%s %.60s: %s (%s); try %d in %" PRId64 " ms", o->method, o->path,
+                 d2g_grist_outcome_name((d2g_grist_outcome_t)outcome), l->reason, l->failures,
+                 l->next_try - now);
+    if (outcome != D2G_GRIST_RETRY || o->kind == D2G_OP_CHANGE) {
+        /* What the document holds is unknown now (a change may have been
+         * applied before its answer was lost): read it again, never re-send. */
+        d2g_schema_forget(l->schema);
+        if (f->stage == S_CHANGE) {
+            d2g_ops_clear(&f->ops);
+            f->cur = 0;
+            f->planned = 0;
+            f->stage = S_READ;
+        }
+    }
+    if (st == D2G_LANE_PARKED)
+        release_lock(w, l, f);
+}
+
+void d2g_flush_answer(d2g_writer_t *w, d2g_lane_t *l, const d2g_http_response_t *resp) {
+    d2g_flush_t *f = l->flush;
+    f->waiting = 0;
+    d2g_op_t *o = &f->ops.v[f->cur];
+    int outcome = (int)d2g_grist_classify(resp);
+    char text[256] = "";
+    if (outcome != D2G_GRIST_OK)
+        d2g_grist_error_text(resp, w->secrets, w->n_secrets, text, sizeof(text));
+    /* A row already gone is a delete done; a table not made yet holds no row. */
+    if ((o->kind == D2G_OP_DELETE && outcome == D2G_GRIST_REFUSED && strstr(text, "Invalid row id")) ||
+        (o->kind == D2G_OP_FIND && outcome == D2G_GRIST_MISSING)) {
+        f->cur++;
+        return;
+    }
+    if (outcome == D2G_GRIST_MISSING && (o->kind == D2G_OP_PUT || o->kind == D2G_OP_COLUMNS ||
+                                         o->kind == D2G_OP_CHANGE)) {
+        /* A table or column went away behind our cache: read the schema again. */
+        d2g_lane_log(l, D2G_LOG_WARN, stage_names[f->stage], "schema_changed", text,
+                     "%s %.60s: reading the schema again", o->method, o->path);
+        d2g_schema_forget(l->schema);
+        release_lock(w, l, f);
+        d2g_ops_clear(&f->ops);
+        f->cur = 0;
+        f->planned = 0;
+        f->stage = S_READ;
+        f->failed = 1;
+        return;
+    }
+    int carries_data = o->kind == D2G_OP_PUT || o->kind == D2G_OP_CHANGE || o->kind == D2G_OP_DELETE;
+    if (outcome == D2G_GRIST_REFUSED && carries_data) {
+        char reason[400];
+        snprintf(reason, sizeof(reason), "Grist refused %s %.60s: %s", o->method, o->path, text);
+        split_or_fail(w, l, f, reason);
+        return;
+    }
+    if (outcome != D2G_GRIST_OK) {
+        lane_failure(w, l, f, o, outcome, resp, text);
+        return;
+    }
+    json_t *body = json_loadb(resp->body, resp->body_len, JSON_DECODE_ANY, NULL);
+    int bad = 0;
+    switch (o->kind) {
+    case D2G_OP_PROBE:
+        bad = d2g_schema_read_tables(l->schema, body);
+        if (!bad) {
+            d2g_lane_log(l, D2G_LOG_INFO, "probe", "lane_resumed", NULL,
+                         "the document answers again after %d failures", l->failures);
+            d2g_lane_succeeded(l, 0);
+            f->stage = S_DONE;
+        }
+        break;
+    case D2G_OP_TABLES:
+        bad = d2g_schema_read_tables(l->schema, body);
+        break;
+    case D2G_OP_COLUMNS:
+        bad = d2g_schema_read_columns(l->schema, o->table, body);
+        break;
+    case D2G_OP_CHANGE:
+        if (!strcmp(o->path, "/tables")) {
+            json_t *req = json_loads(o->body, 0, NULL);
+            size_t i;
+            json_t *t;
+            json_array_foreach(json_object_get(req, "tables"), i, t) {
+                const char *want = json_string_value(json_object_get(t, "id"));
+                const char *got = json_string_value(
+                    json_object_get(json_array_get(json_object_get(body, "tables"), i), "id"));
+                if (want && got && strcmp(want, got))
+                    d2g_lane_log(l, D2G_LOG_ERROR, "schema", "table_renamed_by_grist", NULL,
+                                 "asked for table %s, Grist created %s", want, got);
+            }
+            json_decref(req);
+        }
+        d2g_schema_applied(l->schema, o->change, body);
+        break;
+    case D2G_OP_PUT: {
+        w->stats.rows_written += o->rows;
+        d2g_metric_observe(w->m_batch_rows, NULL, (double)o->rows);
+        break;
+    }
+    case D2G_OP_FIND:
+        bad = d2g_plan_deletes(o, body, &f->deletes);
+        break;
+    case D2G_OP_DELETE:
+        break;
+    }
+    json_decref(body);
+    if (bad) {
+        lane_failure(w, l, f, o, D2G_GRIST_RETRY, resp, "unexpected answer from Grist");
+        return;
+    }
+    f->cur++;
+    if (f->replan && (f->stage == S_PUT || f->stage == S_FIND || f->stage == S_DELETE)) {
+        /* Items left the batch (their partition was revoked): write the rest
+         * again from the upserts, without them. Upserts make it harmless. */
+        d2g_ops_clear(&f->ops);
+        d2g_ops_clear(&f->deletes);
+        f->cur = 0;
+        f->planned = 0;
+        f->replan = 0;
+        f->stage = S_PUT;
+    }
+}
+
+void d2g_flush_abandon(d2g_flush_t *f, uint8_t topic, int32_t partition) {
+    for (size_t i = 0; i < f->n; i++) {
+        if (f->items[i] && d2g_item_in_partition(f->items[i], topic, partition)) {
+            d2g_item_free(f->items[i]);
+            f->items[i] = NULL;
+            d2g_mapped_clear(&f->mapped[i]);
+            f->replan = 1;
+        }
+    }
+    if (f->replan && !f->waiting &&
+        (f->stage == S_PUT || f->stage == S_FIND || f->stage == S_DELETE)) {
+        d2g_ops_clear(&f->ops);
+        d2g_ops_clear(&f->deletes);
+        f->cur = 0;
+        f->planned = 0;
+        f->replan = 0;
+        f->stage = S_PUT;
+    }
+}

@@ -1,0 +1,284 @@
+/* plan.c - mapped dossiers into Grist requests, see plan.h. */
+#include "plan.h"
+
+#include "ds2grist/alloc.h"
+
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *escape(const char *s) {
+    char *e = curl_easy_escape(NULL, s, 0);
+    char *r = d2g_strdup(e ? e : "");
+    curl_free(e);
+    return r;
+}
+
+/* "/tables/<escaped table><rest>" */
+static char *path_of(const char *table, const char *rest) {
+    char *esc = escape(table);
+    size_t len = strlen(esc) + strlen(rest) + 16;
+    char *p = d2g_malloc(len);
+    snprintf(p, len, "/tables/%s%s", esc, rest);
+    free(esc);
+    return p;
+}
+
+d2g_op_t *d2g_ops_add(d2g_ops_t *ops, d2g_op_kind_t kind, const char *method, char *path, char *body,
+                      const char *table) {
+    if (ops->n == ops->cap) {
+        ops->cap = ops->cap ? ops->cap * 2 : 8;
+        ops->v = d2g_realloc(ops->v, ops->cap * sizeof(d2g_op_t));
+    }
+    d2g_op_t *o = &ops->v[ops->n++];
+    memset(o, 0, sizeof(*o));
+    o->kind = kind;
+    snprintf(o->method, sizeof(o->method), "%s", method);
+    o->path = path;
+    o->body = body;
+    o->table = table ? d2g_strdup(table) : NULL;
+    return o;
+}
+
+void d2g_ops_clear(d2g_ops_t *ops) {
+    for (size_t i = 0; i < ops->n; i++) {
+        free(ops->v[i].path);
+        free(ops->v[i].body);
+        free(ops->v[i].table);
+        json_decref(ops->v[i].keep);
+        json_decref(ops->v[i].change);
+    }
+    free(ops->v);
+    memset(ops, 0, sizeof(*ops));
+}
+
+/* --- schema needs ------------------------------------------------------------- */
+
+d2g_need_t *d2g_plan_need(d2g_mapped_t *const *mapped, size_t n) {
+    d2g_need_t *need = d2g_need_new();
+    for (size_t i = 0; i < n; i++) {
+        const d2g_mapped_t *m = mapped[i];
+        if (!m)
+            continue;
+        for (size_t t = 0; t < m->n_tables; t++) {
+            d2g_need_table(need, m->tables[t].id);
+            for (size_t c = 0; c < m->tables[t].n_columns; c++)
+                d2g_need_column(need, m->tables[t].id, &m->tables[t].columns[c]);
+        }
+        for (size_t r = 0; r < m->n_records; r++) {
+            const char *cid;
+            json_t *val;
+            json_object_foreach(m->records[r].fields, cid, val)
+                d2g_need_cell(need, m->records[r].table, cid, val);
+        }
+    }
+    return need;
+}
+
+/* --- upserts ---------------------------------------------------------------------- */
+
+/* A table's body being filled: {"records":[r1,r2,...]}. */
+typedef struct body {
+    char *table;
+    char *text;
+    size_t len, cap, rows;
+} body_t;
+
+static void body_flush(body_t *b, d2g_ops_t *ops) {
+    if (!b->rows)
+        return;
+    memcpy(b->text + b->len, "]}", 3);
+    d2g_op_t *o = d2g_ops_add(ops, D2G_OP_PUT, "PUT", path_of(b->table, "/records?noparse=1"),
+                              d2g_strndup(b->text, b->len + 2), b->table);
+    o->rows = b->rows;
+    b->len = 0;
+    b->rows = 0;
+}
+
+static void body_add(body_t *b, const char *rec, size_t n, size_t batch_bytes, d2g_ops_t *ops) {
+    if (b->rows > 0 && b->len + n + 16 > batch_bytes)
+        body_flush(b, ops);
+    if (b->len + n + 16 > b->cap) {
+        b->cap = (b->len + n + 16) * 2;
+        b->text = d2g_realloc(b->text, b->cap);
+    }
+    if (b->rows == 0) {
+        memcpy(b->text, "{\"records\":[", 12);
+        b->len = 12;
+    } else {
+        b->text[b->len++] = ',';
+    }
+    memcpy(b->text + b->len, rec, n);
+    b->len += n;
+    b->rows++;
+}
+
+void d2g_plan_puts(d2g_mapped_t *const *mapped, size_t n, size_t batch_bytes, d2g_ops_t *ops,
+                   int *too_big) {
+    json_t *index = json_object(); /* table -> body index */
+    body_t *bodies = NULL;
+    size_t n_bodies = 0;
+    for (size_t i = 0; i < n; i++) {
+        const d2g_mapped_t *m = mapped[i];
+        too_big[i] = 0;
+        if (!m)
+            continue;
+        /* Serialise the dossier's records first: one that cannot fit refuses it whole. */
+        char **texts = d2g_calloc(m->n_records + 1, sizeof(char *));
+        for (size_t r = 0; r < m->n_records && !too_big[i]; r++) {
+            json_t *rec = json_pack("{s:O, s:O}", "require", m->records[r].require, "fields",
+                                    m->records[r].fields);
+            texts[r] = json_dumps(rec, JSON_COMPACT);
+            json_decref(rec);
+            if (!texts[r] || strlen(texts[r]) + 32 > batch_bytes)
+                too_big[i] = 1;
+        }
+        for (size_t r = 0; r < m->n_records && !too_big[i]; r++) {
+            const char *table = m->records[r].table;
+            json_t *slot = json_object_get(index, table);
+            size_t k;
+            if (slot) {
+                k = (size_t)json_integer_value(slot);
+            } else {
+                bodies = d2g_realloc(bodies, (n_bodies + 1) * sizeof(body_t));
+                memset(&bodies[n_bodies], 0, sizeof(body_t));
+                bodies[n_bodies].table = d2g_strdup(table);
+                json_object_set_new(index, table, json_integer((json_int_t)n_bodies));
+                k = n_bodies++;
+            }
+            body_add(&bodies[k], texts[r], strlen(texts[r]), batch_bytes, ops);
+        }
+        for (size_t r = 0; r < m->n_records; r++)
+            free(texts[r]);
+        free(texts);
+    }
+    for (size_t k = 0; k < n_bodies; k++) {
+        body_flush(&bodies[k], ops);
+        free(bodies[k].text);
+        free(bodies[k].table);
+    }
+    free(bodies);
+    json_decref(index);
+}
+
+/* --- rows that are gone ---------------------------------------------------------------- */
+
+/* GETs of table's rows whose column is one of values, the lists cut so that
+ * no URL exceeds the limit. keep (may be NULL) is split along. */
+static void plan_find(d2g_ops_t *ops, const char *table, const char *column, json_t *values,
+                      json_t *keep) {
+    size_t i = 0, total = json_array_size(values);
+    while (i < total) {
+        json_t *chunk = json_array(), *chunk_keep = keep ? json_object() : NULL;
+        size_t len = 0;
+        for (; i < total && (json_array_size(chunk) == 0 || len + 24 < D2G_PLAN_FIND_URL_MAX); i++) {
+            json_t *v = json_array_get(values, i);
+            json_array_append(chunk, v);
+            len += 20 + 3; /* a 64-bit number and its escaped comma (%2C) */
+            if (keep) {
+                char num[24];
+                snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+                json_object_set(chunk_keep, num, json_object_get(keep, num));
+            }
+        }
+        json_t *filter = json_pack("{s:O}", column, chunk);
+        char *fs = json_dumps(filter, JSON_COMPACT), *fesc = escape(fs);
+        size_t rl = strlen(fesc) + 32;
+        char *rest = d2g_malloc(rl);
+        snprintf(rest, rl, "/records?filter=%s", fesc);
+        d2g_op_t *o = d2g_ops_add(ops, D2G_OP_FIND, "GET", path_of(table, rest), NULL, table);
+        free(rest);
+        o->keep = chunk_keep;
+        free(fs);
+        free(fesc);
+        json_decref(filter);
+        json_decref(chunk);
+    }
+}
+
+void d2g_plan_finds(d2g_mapped_t *const *mapped, size_t n, d2g_ops_t *ops) {
+    json_t *child = json_object();   /* table -> {"nums": [...], "keep": {dossier: {id: true}}} */
+    json_t *removal = json_object(); /* "table\ncol" -> [values] */
+    for (size_t i = 0; i < n; i++) {
+        const d2g_mapped_t *m = mapped[i];
+        if (!m)
+            continue;
+        for (size_t r = 0; r < m->n_rowsets; r++) {
+            const d2g_rowset_t *rs = &m->rowsets[r];
+            json_t *t = json_object_get(child, rs->table);
+            if (!t) {
+                t = json_pack("{s:[], s:{}}", "nums", "keep");
+                json_object_set_new(child, rs->table, t);
+            }
+            char num[24];
+            snprintf(num, sizeof(num), "%" PRId64, rs->dossier);
+            json_t *ids = json_object();
+            size_t k;
+            json_t *v;
+            json_array_foreach(rs->row_ids, k, v) {
+                if (json_is_string(v))
+                    json_object_set_new(ids, json_string_value(v), json_true());
+            }
+            if (!json_object_get(json_object_get(t, "keep"), num))
+                json_array_append_new(json_object_get(t, "nums"), json_integer(rs->dossier));
+            json_object_set_new(json_object_get(t, "keep"), num, ids);
+        }
+        for (size_t r = 0; r < m->n_removals; r++) {
+            size_t len = strlen(m->removals[r].table) + strlen(m->removals[r].column) + 2;
+            char *k = d2g_malloc(len);
+            snprintf(k, len, "%s\n%s", m->removals[r].table, m->removals[r].column);
+            json_t *vals = json_object_get(removal, k);
+            if (!vals) {
+                vals = json_array();
+                json_object_set_new(removal, k, vals);
+            }
+            json_array_append_new(vals, json_integer(m->removals[r].value));
+            free(k);
+        }
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(child, key, v)
+        plan_find(ops, key, "dossier", json_object_get(v, "nums"), json_object_get(v, "keep"));
+    json_object_foreach(removal, key, v) {
+        const char *nl = strchr(key, '\n');
+        char *table = d2g_strndup(key, (size_t)(nl - key));
+        plan_find(ops, table, nl + 1, v, NULL);
+        free(table);
+    }
+    json_decref(child);
+    json_decref(removal);
+}
+
+int d2g_plan_deletes(const d2g_op_t *find, json_t *answer, d2g_ops_t *ops) {
+    json_t *recs = json_object_get(answer, "records");
+    if (!json_is_array(recs))
+        return -1;
+    json_t *ids = json_array();
+    size_t i;
+    json_t *rec;
+    json_array_foreach(recs, i, rec) {
+        json_t *fields = json_object_get(rec, "fields");
+        int drop = 1;
+        if (find->keep) {
+            char num[24];
+            snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+                     json_integer_value(json_object_get(fields, "dossier")));
+            json_t *keep = json_object_get(find->keep, num);
+            const char *rid = json_string_value(json_object_get(fields, "ds_row_id"));
+            /* Rows of a dossier this batch did not list, or listed as kept, stay. */
+            drop = keep && !(rid && json_object_get(keep, rid));
+        }
+        if (drop && json_is_integer(json_object_get(rec, "id")))
+            json_array_append(ids, json_object_get(rec, "id"));
+    }
+    if (json_array_size(ids)) {
+        d2g_op_t *o = d2g_ops_add(ops, D2G_OP_DELETE, "POST", path_of(find->table, "/data/delete"),
+                                  json_dumps(ids, JSON_COMPACT), find->table);
+        o->rows = json_array_size(ids);
+    }
+    json_decref(ids);
+    return 0;
+}

@@ -1,0 +1,78 @@
+/*
+ * plan.h - a batch of mapped dossiers becomes Grist requests: what the
+ * schema must hold (schema.h), the PUT upserts, and the look-ups and deletes
+ * of rows that are gone.
+ *
+ * Pure: no I/O. The flush (flush.h) sends what is planned here, in order:
+ *   PUT    /tables/T/records?noparse=1   one body per table, chunked under
+ *                                        batch_bytes; each record serialised
+ *                                        once, its text sized and copied in
+ *   GET    /tables/T/records?filter=...  rows of dossiers whose repetition
+ *                                        rows may have gone, and of removed
+ *                                        dossiers; the dossier lists are cut
+ *                                        so that no URL exceeds FIND_URL_MAX
+ *   POST   /tables/T/data/delete         the row ids those answers show gone
+ * A record whose text alone exceeds batch_bytes can never be sent: its
+ * dossier is refused here, before any schema is created for it.
+ */
+#ifndef D2G_PLAN_H
+#define D2G_PLAN_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "mapping.h"
+#include "schema.h"
+
+/* A URL's filter stays under this (servers and proxies refuse ~8 KB URLs: 414). */
+#define D2G_PLAN_FIND_URL_MAX 4000
+
+typedef enum {
+    D2G_OP_PROBE = 0, /* GET /tables: a parked lane asks whether the document answers */
+    D2G_OP_TABLES,    /* GET /tables */
+    D2G_OP_COLUMNS,   /* GET /tables/T/columns */
+    D2G_OP_CHANGE,    /* POST /tables, POST or PATCH /tables/T/columns */
+    D2G_OP_PUT,       /* PUT /tables/T/records */
+    D2G_OP_FIND,      /* GET /tables/T/records?filter= */
+    D2G_OP_DELETE,    /* POST /tables/T/data/delete */
+} d2g_op_kind_t;
+
+/* One request; everything owned. */
+typedef struct d2g_op {
+    d2g_op_kind_t kind;
+    char method[8];
+    char *path;      /* after /api/docs/<doc> */
+    char *body;      /* JSON or NULL */
+    char *table;     /* the table it reads or writes (not for PROBE/TABLES) */
+    size_t rows;     /* records carried (PUT) or row ids (DELETE) */
+    json_t *keep;    /* FIND of child rows: {"<dossier>": {ds_row_id: true}} to keep; NULL: delete all found */
+    json_t *change;  /* CHANGE: the schema change (schema.h) */
+} d2g_op_t;
+
+typedef struct d2g_ops {
+    d2g_op_t *v;
+    size_t n, cap;
+} d2g_ops_t;
+
+d2g_op_t *d2g_ops_add(d2g_ops_t *ops, d2g_op_kind_t kind, const char *method, char *path, char *body,
+                      const char *table);
+void d2g_ops_clear(d2g_ops_t *ops);
+
+/* The schema needs of n mapped dossiers (NULL entries skipped): every table,
+ * column and cell choice. Caller frees. */
+d2g_need_t *d2g_plan_need(d2g_mapped_t *const *mapped, size_t n);
+
+/* PUT requests for n mapped dossiers (NULL entries skipped). too_big[i] is
+ * set to 1 for a dossier one of whose records alone exceeds batch_bytes: its
+ * records are not planned (refuse it). */
+void d2g_plan_puts(d2g_mapped_t *const *mapped, size_t n, size_t batch_bytes, d2g_ops_t *ops,
+                   int *too_big);
+
+/* Look-ups of rows to delete: repetition rows no longer in DS, removed dossiers. */
+void d2g_plan_finds(d2g_mapped_t *const *mapped, size_t n, d2g_ops_t *ops);
+
+/* The delete a FIND's answer calls for (appended to ops), if any. -1 if the
+ * answer is not a records list. */
+int d2g_plan_deletes(const d2g_op_t *find, json_t *answer, d2g_ops_t *ops);
+
+#endif
