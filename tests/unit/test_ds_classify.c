@@ -65,6 +65,7 @@ static void test_answers(void **state) {
         strcat(body, "\"}],\"data\":null}");
         classify(0, 200, "", body, &r);
         assert_true(d2g_text_valid_utf8(r.error, strlen(r.error)));
+        d2g_ds_result_clear(&r);
     }
     assert_int_equal(classify(0, 401, "", "{\"errors\":[{\"message\":\"Token expired\"}],\"data\":null}", &r), D2G_DS_AUTH);
     assert_non_null(strstr(r.error, "Token expired"));
