@@ -36,9 +36,12 @@ static const char *const stage_names[] = {"prepare", "schema", "schema", "schema
                                           "find", "delete", "done", "probe"};
 
 struct d2g_flush {
+    d2g_lane_t *lane;
+    json_t *keys;       /* the dossiers' keys */
     d2g_item_t **items; /* NULL entries: left the batch */
     size_t n;
     d2g_mapped_t *mapped; /* per item */
+    d2g_version_t *versions; /* per item: what the version guard knew */
     d2g_need_t *need;
     stage_t stage;
     d2g_ops_t ops; /* the stage's requests */
@@ -55,11 +58,16 @@ struct d2g_flush {
     char holder[200];
 };
 
-d2g_flush_t *d2g_flush_new(d2g_item_t **items, size_t n) {
+d2g_flush_t *d2g_flush_new(d2g_lane_t *lane, d2g_item_t **items, size_t n) {
     d2g_flush_t *f = d2g_calloc(1, sizeof(*f));
+    f->lane = lane;
+    f->keys = json_object();
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(f->keys, items[i]->key, json_true());
     f->items = items;
     f->n = n;
     f->mapped = d2g_calloc(n + 1, sizeof(d2g_mapped_t));
+    f->versions = d2g_calloc(n + 1, sizeof(d2g_version_t));
     f->stage = n ? S_PREPARE : S_PROBE;
     return f;
 }
@@ -73,7 +81,11 @@ void d2g_flush_free(d2g_flush_t *f, int free_items) {
             d2g_item_free(f->items[i]);
     }
     free(f->mapped);
+    free(f->versions);
     free(f->items);
+    json_decref(f->keys);
+    if (f->lane->schema_owner == f)
+        f->lane->schema_owner = NULL;
     d2g_need_free(f->need);
     d2g_ops_clear(&f->ops);
     d2g_ops_clear(&f->deletes);
@@ -88,6 +100,10 @@ size_t d2g_flush_items(const d2g_flush_t *f) {
 }
 
 int d2g_flush_waiting(const d2g_flush_t *f) { return f->waiting; }
+
+d2g_lane_t *d2g_flush_lane(const d2g_flush_t *f) { return f->lane; }
+
+const json_t *d2g_flush_keys(const d2g_flush_t *f) { return f->keys; }
 
 const char *d2g_flush_holder(const d2g_flush_t *f) { return f->holder; }
 
@@ -122,6 +138,8 @@ static void release_lock(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f) {
     char err[D2G_ERRLEN];
     if (f->locked && d2g_lease_release(w->redis, l->lock_key, w->worker_id, err, sizeof(err)))
         d2g_lane_log(l, D2G_LOG_WARN, "schema", "redis_error", err, "schema lock not released; it expires");
+    if (l->schema_owner == f)
+        l->schema_owner = NULL;
     f->locked = f->fresh = 0;
 }
 
@@ -175,15 +193,13 @@ static void plan_need(d2g_flush_t *f) {
 static int prepare(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
     char err[D2G_ERRLEN];
     /* Versions Grist already holds newer are done without a write. */
-    int *stale = d2g_calloc(f->n + 1, sizeof(int));
-    if (d2g_versions_check(w->redis, l->versions_key, f->items, f->n, stale, err, sizeof(err))) {
-        free(stale);
+    if (d2g_versions_check(w->redis, l->versions_key, f->items, f->n, f->versions, err, sizeof(err))) {
         d2g_lane_failed(l, now, D2G_GRIST_RETRY, D2G_LANE_REDIS, -1, err, &w->rng);
         d2g_lane_log(l, D2G_LOG_WARN, "prepare", "redis_error", err, "version guard unavailable; the batch waits");
         return 1;
     }
     for (size_t i = 0; i < f->n; i++) {
-        if (!stale[i])
+        if (!f->items[i] || !f->versions[i].stale)
             continue;
         d2g_log(D2G_LOG_DEBUG, "dossier_superseded", f->items[i]->proc->number, l->doc.label,
                 "[prepare] dossier %" PRId64 ": Grist holds a newer version", f->items[i]->env.number);
@@ -191,7 +207,6 @@ static int prepare(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) 
         d2g_metric_inc(w->m_superseded, NULL, 1);
         d2g_writer_finish(w, &f->items[i], 1, NULL);
     }
-    free(stale);
     if (map_all(w, l, f, now))
         return 1;
     /* A dossier one of whose rows cannot fit in a request is refused before
@@ -248,6 +263,12 @@ static int plan_schema(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t n
         f->stage = S_PUT;
         return 0;
     }
+    if (!f->locked && l->schema_owner && l->schema_owner != f) {
+        /* The lane's other batch is changing the schema: this one waits. */
+        json_decref(changes);
+        l->next_try = now + PERMIT_RETRY_MS;
+        return 1;
+    }
     if (!f->locked) {
         int got = 0;
         if (d2g_lease_acquire(w->redis, l->lock_key, w->worker_id, SCHEMA_LOCK_MS, &got, err, sizeof(err))) {
@@ -274,6 +295,7 @@ static int plan_schema(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t n
         f->locked = 1;
         f->fresh = 0;
         f->lock_wait_since = 0;
+        l->schema_owner = f;
     }
     json_decref(changes);
     if (dirty) {
@@ -328,12 +350,76 @@ static void plan_puts(d2g_writer_t *w, d2g_flush_t *f) {
     d2g_plan_puts(v, f->n, (size_t)w->cfg->worker.batch_bytes, &f->ops, too_big);
     free(too_big); /* refused in prepare already */
     free(v);
+    /* How big the bodies came out for the messages taken: the next batch is
+     * sized on it. */
+    size_t messages = 0, largest = 0;
+    for (size_t i = 0; i < f->n; i++)
+        messages += f->items[i] ? f->items[i]->bytes : 0;
+    json_t *by_table = json_object();
+    for (size_t k = 0; k < f->ops.n; k++) {
+        json_t *t = json_object_get(by_table, f->ops.v[k].table);
+        size_t sum = (t ? (size_t)json_integer_value(t) : 0) + strlen(f->ops.v[k].body);
+        json_object_set_new(by_table, f->ops.v[k].table, json_integer((json_int_t)sum));
+        largest = sum > largest ? sum : largest;
+    }
+    json_decref(by_table);
+    if (!f->replan)
+        d2g_lane_measured(f->lane, messages, largest);
+    w->stats.put_body_bytes += largest;
 }
 
-static void plan_finds(d2g_lane_t *l, d2g_flush_t *f) {
+/* Which dossiers have no row to delete: their row ids are those last
+ * written, or they were never written into child tables this project
+ * created (versions.h). When unsure, they are looked up. */
+static int *no_find(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f) {
+    char err[D2G_ERRLEN];
+    int *skip = d2g_calloc(f->n + 1, sizeof(int));
+    json_t *tables = json_object();
+    for (size_t i = 0; i < f->n; i++) {
+        const d2g_mapped_t *m = &f->mapped[i];
+        if (!f->items[i] || !m->n_rowsets)
+            continue;
+        const d2g_version_t *v = &f->versions[i];
+        if (v->known) {
+            skip[i] = v->digest != 0 && v->digest == d2g_plan_rowsets_digest(m);
+            continue;
+        }
+        for (size_t r = 0; r < m->n_rowsets; r++)
+            json_object_set_new(tables, m->rowsets[r].table, json_false());
+    }
+    size_t nt = json_object_size(tables);
+    if (nt) {
+        const char **names = d2g_malloc(nt * sizeof(char *));
+        int *fresh = d2g_calloc(nt, sizeof(int));
+        size_t k = 0;
+        const char *t;
+        json_t *val;
+        json_object_foreach(tables, t, val) names[k++] = t;
+        if (d2g_versions_fresh_tables(w->redis, l->versions_key, names, nt, fresh, err, sizeof(err)) == 0)
+            for (k = 0; k < nt; k++)
+                json_object_set_new(tables, names[k], json_boolean(fresh[k]));
+        free(names);
+        free(fresh);
+        for (size_t i = 0; i < f->n; i++) {
+            const d2g_mapped_t *m = &f->mapped[i];
+            if (!f->items[i] || !m->n_rowsets || f->versions[i].known)
+                continue;
+            int all = 1;
+            for (size_t r = 0; r < m->n_rowsets; r++)
+                all &= json_is_true(json_object_get(tables, m->rowsets[r].table));
+            skip[i] = all;
+        }
+    }
+    json_decref(tables);
+    return skip;
+}
+
+static void plan_finds(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f) {
     d2g_mapped_t **v = alive(f);
     d2g_ops_t all = {0};
-    d2g_plan_finds(v, f->n, &all);
+    int *skip = no_find(w, l, f);
+    d2g_plan_finds(v, f->n, skip, &all);
+    free(skip);
     free(v);
     /* A table the document does not have holds no row to delete. */
     for (size_t i = 0; i < all.n; i++) {
@@ -399,7 +485,7 @@ static int enter(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
             f->planned = 1;
             continue;
         case S_FIND:
-            plan_finds(l, f);
+            plan_finds(w, l, f);
             f->planned = 1;
             continue;
         case S_DELETE:
@@ -457,7 +543,7 @@ static void send_op(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now)
     d2g_metric_observe(w->m_permit_wait, NULL, (double)waited / 1000.0);
     l->permit_wait_start = 0;
     if (d2g_grist_send(w->http, w->redis, &l->doc, f->holder, o->method, o->path, o->body,
-                       w->cfg->grist.timeout_s, l, err, sizeof(err))) {
+                       w->cfg->grist.timeout_s, f, err, sizeof(err))) {
         d2g_lane_failed(l, now, D2G_GRIST_RETRY, D2G_LANE_UNAVAILABLE, -1, err, &w->rng);
         d2g_lane_log(l, D2G_LOG_WARN, stage_names[f->stage], "http_error", err, "request not started");
         return;
@@ -465,15 +551,20 @@ static void send_op(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now)
     f->waiting = 1;
 }
 
-int d2g_flush_step(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
-    d2g_flush_t *f = l->flush;
+int d2g_flush_step(d2g_writer_t *w, d2g_flush_t *f, int64_t now) {
+    d2g_lane_t *l = f->lane;
     if (f->waiting || l->next_try > now)
         return 0;
     if (enter(w, l, f, now))
         return 0;
     if (f->stage == S_DONE) {
         char err[D2G_ERRLEN];
-        if (d2g_versions_record(w->redis, l->versions_key, f->items, f->n, err, sizeof(err)))
+        uint64_t *digests = d2g_calloc(f->n + 1, sizeof(uint64_t));
+        for (size_t i = 0; i < f->n; i++)
+            digests[i] = f->items[i] ? d2g_plan_rowsets_digest(&f->mapped[i]) : 0;
+        int vrc = d2g_versions_record(w->redis, l->versions_key, f->items, f->n, digests, err, sizeof(err));
+        free(digests);
+        if (vrc)
             d2g_lane_log(l, D2G_LOG_WARN, "done", "redis_error", err,
                          "versions not recorded: the guard is behind Grist until the next write");
         w->stats.batches++;
@@ -565,8 +656,22 @@ static void lane_failure(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, d2g_op_
         release_lock(w, l, f);
 }
 
-void d2g_flush_answer(d2g_writer_t *w, d2g_lane_t *l, const d2g_http_response_t *resp) {
-    d2g_flush_t *f = l->flush;
+/* Items left the batch (their partition was revoked) while it was writing:
+ * write the rest again from the upserts, without them (upserts make it
+ * harmless). Before the writes, nothing is planned for them anyway. */
+static void replan_writes(d2g_flush_t *f) {
+    if (!f->replan || !(f->stage == S_PUT || f->stage == S_FIND || f->stage == S_DELETE))
+        return;
+    d2g_ops_clear(&f->ops);
+    d2g_ops_clear(&f->deletes);
+    f->cur = 0;
+    f->planned = 0;
+    f->replan = 0;
+    f->stage = S_PUT;
+}
+
+void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t *resp) {
+    d2g_lane_t *l = f->lane;
     f->waiting = 0;
     d2g_op_t *o = &f->ops.v[f->cur];
     int outcome = (int)d2g_grist_classify(resp);
@@ -625,8 +730,9 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_lane_t *l, const d2g_http_response_t 
     case D2G_OP_CHANGE:
         if (!strcmp(o->path, "/tables")) {
             json_t *req = json_loads(o->body, 0, NULL);
-            size_t i;
+            size_t i, n_made = 0;
             json_t *t;
+            const char **made = d2g_calloc(json_array_size(json_object_get(req, "tables")) + 1, sizeof(char *));
             json_array_foreach(json_object_get(req, "tables"), i, t) {
                 const char *want = json_string_value(json_object_get(t, "id"));
                 const char *got = json_string_value(
@@ -634,7 +740,13 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_lane_t *l, const d2g_http_response_t 
                 if (want && got && strcmp(want, got))
                     d2g_lane_log(l, D2G_LOG_ERROR, "schema", "table_renamed_by_grist", NULL,
                                  "asked for table %s, Grist created %s", want, got);
+                else if (want)
+                    made[n_made++] = want; /* new and empty: every row in it will be ours */
             }
+            char err[D2G_ERRLEN];
+            if (d2g_versions_mark_tables(w->redis, l->versions_key, made, n_made, err, sizeof(err)))
+                d2g_lane_log(l, D2G_LOG_WARN, "schema", "redis_error", err, "new tables not recorded: their rows are looked up");
+            free(made);
             json_decref(req);
         }
         d2g_schema_applied(l->schema, o->change, body);
@@ -656,16 +768,7 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_lane_t *l, const d2g_http_response_t 
         return;
     }
     f->cur++;
-    if (f->replan && (f->stage == S_PUT || f->stage == S_FIND || f->stage == S_DELETE)) {
-        /* Items left the batch (their partition was revoked): write the rest
-         * again from the upserts, without them. Upserts make it harmless. */
-        d2g_ops_clear(&f->ops);
-        d2g_ops_clear(&f->deletes);
-        f->cur = 0;
-        f->planned = 0;
-        f->replan = 0;
-        f->stage = S_PUT;
-    }
+    replan_writes(f);
 }
 
 void d2g_flush_abandon(d2g_flush_t *f, uint8_t topic, int32_t partition) {
@@ -677,13 +780,6 @@ void d2g_flush_abandon(d2g_flush_t *f, uint8_t topic, int32_t partition) {
             f->replan = 1;
         }
     }
-    if (f->replan && !f->waiting &&
-        (f->stage == S_PUT || f->stage == S_FIND || f->stage == S_DELETE)) {
-        d2g_ops_clear(&f->ops);
-        d2g_ops_clear(&f->deletes);
-        f->cur = 0;
-        f->planned = 0;
-        f->replan = 0;
-        f->stage = S_PUT;
-    }
+    if (!f->waiting)
+        replan_writes(f);
 }

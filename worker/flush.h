@@ -33,8 +33,11 @@
 
 typedef struct d2g_flush d2g_flush_t;
 
-/* A batch of n items (ownership taken; items array too); n = 0: a probe. */
-d2g_flush_t *d2g_flush_new(d2g_item_t **items, size_t n);
+/* A batch of lane's n items (ownership taken; items array too); n = 0: a probe. */
+d2g_flush_t *d2g_flush_new(d2g_lane_t *lane, d2g_item_t **items, size_t n);
+d2g_lane_t *d2g_flush_lane(const d2g_flush_t *f);
+/* The keys of its dossiers ({key: true}), borrowed. */
+const json_t *d2g_flush_keys(const d2g_flush_t *f);
 /* Frees the flush; with free_items its items too (no hooks). */
 void d2g_flush_free(d2g_flush_t *f, int free_items);
 /* Items still in the batch. */
@@ -47,12 +50,11 @@ const char *d2g_flush_holder(const d2g_flush_t *f);
 /* 1 while one of its requests is in flight. */
 int d2g_flush_waiting(const d2g_flush_t *f);
 
-/* Moves the lane's flush forward: runs what runs here, or starts its next
- * request when a permit allows. Returns 1 when the flush is over (the lane
- * may take its next batch), 0 otherwise. */
-int d2g_flush_step(d2g_writer_t *w, d2g_lane_t *l, int64_t now);
-/* The answer to the lane's request in flight. */
-void d2g_flush_answer(d2g_writer_t *w, d2g_lane_t *l, const d2g_http_response_t *resp);
+/* Moves the flush forward: runs what runs here, or starts its next request
+ * when a permit allows. Returns 1 when the flush is over, 0 otherwise. */
+int d2g_flush_step(d2g_writer_t *w, d2g_flush_t *f, int64_t now);
+/* The answer to the flush's request in flight. */
+void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t *resp);
 /* Items of that partition leave the batch (freed without hooks): what is
  * still to be sent is planned again without them. */
 void d2g_flush_abandon(d2g_flush_t *f, uint8_t topic, int32_t partition);

@@ -77,8 +77,8 @@ void d2g_lane_free(d2g_lane_t *l) {
         free(g->items);
         free(g);
     }
-    if (l->flush)
-        d2g_flush_free(l->flush, 1);
+    for (size_t i = 0; i < l->n_flights; i++)
+        d2g_flush_free(l->flights[i], 1);
     d2g_schema_free(l->schema);
     d2g_colmap_free(l->colmap);
     json_decref(l->index);
@@ -141,7 +141,24 @@ static d2g_item_t *pop(d2g_lane_t *l) {
     return it;
 }
 
-d2g_item_t **d2g_lane_take(d2g_lane_t *l, size_t batch_bytes, size_t *n) {
+size_t d2g_lane_batch_target(const d2g_lane_t *l, size_t batch_bytes) {
+    if (l->body_ratio <= 0)
+        return batch_bytes;
+    double t = (double)batch_bytes / l->body_ratio;
+    /* Bounded: a batch never holds more than 16 full bodies' worth of messages. */
+    if (t > 16.0 * (double)batch_bytes)
+        t = 16.0 * (double)batch_bytes;
+    return t < (double)batch_bytes / 4 ? batch_bytes / 4 : (size_t)t;
+}
+
+void d2g_lane_measured(d2g_lane_t *l, size_t message_bytes, size_t largest_table_bytes) {
+    if (!message_bytes || !largest_table_bytes)
+        return;
+    double r = (double)largest_table_bytes / (double)message_bytes;
+    l->body_ratio = l->body_ratio > 0 ? 0.5 * l->body_ratio + 0.5 * r : r;
+}
+
+d2g_item_t **d2g_lane_take(d2g_lane_t *l, size_t batch_bytes, const json_t *busy, size_t *n) {
     *n = 0;
     if (l->groups) {
         d2g_group_t *g = l->groups;
@@ -153,13 +170,27 @@ d2g_item_t **d2g_lane_take(d2g_lane_t *l, size_t batch_bytes, size_t *n) {
     }
     if (!l->head)
         return NULL;
-    size_t cap = 64, bytes = 0;
+    size_t cap = 64, bytes = 0, target = d2g_lane_batch_target(l, batch_bytes);
     d2g_item_t **items = d2g_malloc(cap * sizeof(*items));
-    while (l->head && (*n == 0 || bytes + l->head->bytes <= batch_bytes)) {
+    d2g_item_t **pp = &l->head, *prev = NULL;
+    while (*pp && (*n == 0 || bytes + (*pp)->bytes <= target)) {
+        d2g_item_t *it = *pp;
+        if (busy && json_object_get(busy, it->key)) {
+            /* An older version is being written: this one waits for it. */
+            prev = it;
+            pp = &it->next;
+            continue;
+        }
+        *pp = it->next;
+        if (l->tail == it)
+            l->tail = prev;
+        l->n_queued--;
+        json_object_del(l->index, it->key);
+        it->next = NULL;
         if (*n == cap)
             items = d2g_realloc(items, (cap *= 2) * sizeof(*items));
-        bytes += l->head->bytes;
-        items[(*n)++] = pop(l);
+        bytes += it->bytes;
+        items[(*n)++] = it;
     }
     return items;
 }
@@ -187,8 +218,8 @@ size_t d2g_lane_held(const d2g_lane_t *l) {
     size_t n = l->n_queued;
     for (const d2g_group_t *g = l->groups; g; g = g->next)
         n += g->n;
-    if (l->flush)
-        n += d2g_flush_items(l->flush);
+    for (size_t i = 0; i < l->n_flights; i++)
+        n += d2g_flush_items(l->flights[i]);
     return n;
 }
 

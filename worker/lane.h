@@ -53,6 +53,8 @@ typedef enum { D2G_LANE_ACTIVE = 0, D2G_LANE_BACKOFF, D2G_LANE_PARKED, D2G_LANE_
 #define D2G_LANE_REDIS "redis"         /* Redis did not answer */
 
 struct d2g_flush;
+/* Batches of one lane in flight at once. */
+#define D2G_LANE_FLIGHTS 2
 struct d2g_schema;
 
 /* A batch split after a refusal: written before the queue. */
@@ -72,7 +74,12 @@ typedef struct d2g_lane {
     size_t n_queued;
     json_t *index; /* item key -> item pointer (integer) of the queued items */
     d2g_group_t *groups;
-    struct d2g_flush *flush; /* the batch being written, or NULL */
+    /* The batches being written: up to D2G_LANE_FLIGHTS at once (while Grist
+     * applies one, the next is already sent and parsed), never two versions
+     * of one dossier at the same time. */
+    struct d2g_flush *flights[2];
+    size_t n_flights;
+    struct d2g_flush *schema_owner; /* the flight holding the schema lock, or NULL */
 
     /* state */
     d2g_lane_state_t state;
@@ -82,6 +89,11 @@ typedef struct d2g_lane {
     int64_t next_try;   /* mono ms: nothing starts before */
     int failures;       /* consecutive, reset by a batch without failure */
     int64_t permit_wait_start;
+    /* Bytes of the largest table's PUT bodies per byte of Kafka message, as
+     * last measured: a batch is filled until the bodies it will make fill
+     * worker.batch_bytes, not until the messages do (a DS dossier's JSON is
+     * several times its row). 0: not measured yet. */
+    double body_ratio;
     d2g_lane_state_t pub_state; /* as last published in Redis */
     const char *pub_reason;
 
@@ -105,8 +117,14 @@ void d2g_lane_free(d2g_lane_t *l);
 /* Takes ownership of item; see the collapse rules above. */
 void d2g_lane_add(d2g_lane_t *l, d2g_item_t *item);
 /* Takes the next batch: a split group first, else queued items whose
- * messages fit in batch_bytes (at least one). *n gets the count (0: nothing). */
-d2g_item_t **d2g_lane_take(d2g_lane_t *l, size_t batch_bytes, size_t *n);
+ * messages fit in d2g_lane_batch_target (at least one), leaving queued those
+ * whose key is in busy (a JSON object: dossiers of a batch in flight; may be
+ * NULL). *n gets the count (0: nothing). */
+d2g_item_t **d2g_lane_take(d2g_lane_t *l, size_t batch_bytes, const json_t *busy, size_t *n);
+/* How many bytes of messages make a full batch, from body_ratio. */
+size_t d2g_lane_batch_target(const d2g_lane_t *l, size_t batch_bytes);
+/* A batch of message_bytes made PUT bodies of largest_table_bytes for its largest table. */
+void d2g_lane_measured(d2g_lane_t *l, size_t message_bytes, size_t largest_table_bytes);
 /* Takes every queued item (to shed a parked lane). */
 d2g_item_t **d2g_lane_take_all(d2g_lane_t *l, size_t *n);
 /* Items held: queued, in groups, in the batch being written. */

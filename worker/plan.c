@@ -198,14 +198,41 @@ static void plan_find(d2g_ops_t *ops, const char *table, const char *column, jso
     }
 }
 
-void d2g_plan_finds(d2g_mapped_t *const *mapped, size_t n, d2g_ops_t *ops) {
+static uint64_t fnv(uint64_t h, const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+uint64_t d2g_plan_rowsets_digest(const d2g_mapped_t *m) {
+    if (!m->n_rowsets)
+        return 0;
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t r = 0; r < m->n_rowsets; r++) {
+        const d2g_rowset_t *rs = &m->rowsets[r];
+        h = fnv(h, rs->table, strlen(rs->table) + 1);
+        size_t k;
+        json_t *v;
+        json_array_foreach(rs->row_ids, k, v) {
+            const char *id = json_string_value(v);
+            if (id)
+                h = fnv(h, id, strlen(id) + 1);
+        }
+        h = fnv(h, "\n", 1);
+    }
+    return h ? h : 1;
+}
+
+void d2g_plan_finds(d2g_mapped_t *const *mapped, size_t n, const int *skip, d2g_ops_t *ops) {
     json_t *child = json_object();   /* table -> {"nums": [...], "keep": {dossier: {id: true}}} */
     json_t *removal = json_object(); /* "table\ncol" -> [values] */
     for (size_t i = 0; i < n; i++) {
         const d2g_mapped_t *m = mapped[i];
         if (!m)
             continue;
-        for (size_t r = 0; r < m->n_rowsets; r++) {
+        for (size_t r = 0; r < m->n_rowsets && !(skip && skip[i]); r++) {
             const d2g_rowset_t *rs = &m->rowsets[r];
             json_t *t = json_object_get(child, rs->table);
             if (!t) {

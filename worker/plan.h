@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mapping.h"
 #include "schema.h"
@@ -68,8 +69,12 @@ d2g_need_t *d2g_plan_need(d2g_mapped_t *const *mapped, size_t n);
 void d2g_plan_puts(d2g_mapped_t *const *mapped, size_t n, size_t batch_bytes, d2g_ops_t *ops,
                    int *too_big);
 
-/* Look-ups of rows to delete: repetition rows no longer in DS, removed dossiers. */
-void d2g_plan_finds(d2g_mapped_t *const *mapped, size_t n, d2g_ops_t *ops);
+/* Look-ups of rows to delete: repetition rows no longer in DS (except for the
+ * dossiers with skip[i] set: known to have none to delete; skip may be
+ * NULL), and removed dossiers. */
+void d2g_plan_finds(d2g_mapped_t *const *mapped, size_t n, const int *skip, d2g_ops_t *ops);
+/* A digest of a mapped dossier's repetition row ids (0 if it has no rowset). */
+uint64_t d2g_plan_rowsets_digest(const d2g_mapped_t *m);
 
 /* The delete a FIND's answer calls for (appended to ops), if any. -1 if the
  * answer is not a records list. */

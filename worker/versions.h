@@ -16,6 +16,14 @@
  * acknowledged it (one HSET): a crash in between leaves the guard behind
  * Grist, never ahead of it, and at worst lets the same version be written
  * again.
+ *
+ * The same hash spares the look-up of rows to delete in steady state: each
+ * version carries a digest of the dossier's repetition row ids ("u<ms>:<hex>"),
+ * and a field "t:<table>" marks a child table this project created (so every
+ * row in it was written with its version recorded). A dossier whose row ids
+ * are those last written, or that was never written into a table we created,
+ * has no row to delete there: no GET is needed. When unsure (Redis lost the
+ * hash, a table made by someone else), the rows are looked up as always.
  */
 #ifndef D2G_VERSIONS_H
 #define D2G_VERSIONS_H
@@ -27,12 +35,26 @@
 
 /* The version of an envelope in ms since the epoch, or -1 if its date is unreadable. */
 int64_t d2g_versions_of(const d2g_envelope_t *env);
-/* For each of the n items (NULL entries skipped), stale[i] = 1 if Grist
- * already holds a newer version of its dossier. -1 if Redis failed (err). */
+/* What the guard knows of one dossier. */
+typedef struct d2g_version {
+    int stale;        /* Grist already holds a newer version */
+    int known;        /* a version of it was recorded */
+    uint64_t digest;  /* of its repetition row ids when recorded (0: none) */
+} d2g_version_t;
+
+/* For each of the n items (NULL entries skipped), what the guard knows.
+ * -1 if Redis failed (err). */
 int d2g_versions_check(d2g_redis_t *r, const char *key, d2g_item_t *const *items, size_t n,
-                       int *stale, char *err, size_t errlen);
-/* Records the versions of the n items (NULL entries skipped) as written. */
+                       d2g_version_t *out, char *err, size_t errlen);
+/* Records the versions of the n items (NULL entries skipped) as written,
+ * with the digests of their row ids (digests may be NULL). */
 int d2g_versions_record(d2g_redis_t *r, const char *key, d2g_item_t *const *items, size_t n,
-                        char *err, size_t errlen);
+                        const uint64_t *digests, char *err, size_t errlen);
+/* Which of the n tables (strings) this project created: fresh[i] = 1. */
+int d2g_versions_fresh_tables(d2g_redis_t *r, const char *key, const char *const *tables, size_t n,
+                              int *fresh, char *err, size_t errlen);
+/* Marks tables as created by this project (after POST /tables succeeded). */
+int d2g_versions_mark_tables(d2g_redis_t *r, const char *key, const char *const *tables, size_t n,
+                             char *err, size_t errlen);
 
 #endif

@@ -115,17 +115,26 @@ int d2g_writer_parked(d2g_writer_t *w, const d2g_procedure_t *proc, int64_t *not
     return 1;
 }
 
-/* A parked lane holds nothing: its batch (unless a request of it is in
+static void remove_flight(d2g_lane_t *l, size_t k) {
+    memmove(l->flights + k, l->flights + k + 1, (l->n_flights - k - 1) * sizeof(l->flights[0]));
+    l->n_flights--;
+}
+
+/* A parked lane holds nothing: its batches (unless a request of theirs is in
  * flight) and its queue go to the retry topic; a probe stands in. */
 static void shed_lane(d2g_writer_t *w, d2g_lane_t *l) {
-    if (l->flush && !d2g_flush_waiting(l->flush) && d2g_flush_items(l->flush)) {
-        d2g_flush_t *f = l->flush;
-        l->flush = NULL;
+    for (size_t k = 0; k < l->n_flights;) {
+        d2g_flush_t *f = l->flights[k];
+        if (d2g_flush_waiting(f) || !d2g_flush_items(f)) {
+            k++;
+            continue;
+        }
         size_t n = 0;
         d2g_item_t **items = d2g_flush_take_items(f, &n);
         d2g_writer_shed_items(w, l, items, n);
         free(items);
         d2g_flush_free(f, 1);
+        remove_flight(l, k);
     }
     size_t n = 0;
     d2g_item_t **items = d2g_lane_take_all(l, &n);
@@ -141,41 +150,76 @@ static int lane_due(const d2g_writer_t *w, const d2g_lane_t *l, int64_t now) {
     if (l->head->enqueued_ms + w->cfg->worker.linger_ms <= now)
         return 1;
     /* Fill the batch a little longer, unless it is already full. */
-    size_t bytes = 0;
-    for (const d2g_item_t *it = l->head; it && bytes < (size_t)w->cfg->worker.batch_bytes; it = it->next)
+    size_t bytes = 0, target = d2g_lane_batch_target(l, (size_t)w->cfg->worker.batch_bytes);
+    for (const d2g_item_t *it = l->head; it && bytes < target; it = it->next)
         bytes += it->bytes;
-    return bytes >= (size_t)w->cfg->worker.batch_bytes;
+    return bytes >= target;
+}
+
+/* How many batches the lane may have in flight: two when its document's
+ * limit allows (Grist parses the next while it applies one), one while it is
+ * not healthy. */
+static size_t max_flights(const d2g_lane_t *l) {
+    if (l->state != D2G_LANE_ACTIVE || l->doc.permits < 2)
+        return 1;
+    return D2G_LANE_FLIGHTS;
+}
+
+/* Starts a batch if the lane has room for one and something due. */
+static int lane_start(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
+    if (l->n_flights >= max_flights(l) || (!l->head && !l->groups) || l->next_try > now ||
+        !lane_due(w, l, now))
+        return 0;
+    json_t *busy = NULL;
+    if (l->n_flights) {
+        busy = json_object();
+        for (size_t k = 0; k < l->n_flights; k++)
+            json_object_update(busy, (json_t *)d2g_flush_keys(l->flights[k]));
+    }
+    size_t n = 0;
+    d2g_item_t **items = d2g_lane_take(l, (size_t)w->cfg->worker.batch_bytes, busy, &n);
+    json_decref(busy);
+    if (!n) {
+        free(items);
+        return 0;
+    }
+    l->flights[l->n_flights++] = d2g_flush_new(l, items, n);
+    return 1;
 }
 
 static void lane_step(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
     for (int guard = 0; guard < 16; guard++) {
+        int progressed = 0;
         /* Without a retry topic (no shed hook) a parked lane keeps what it
-         * holds and its batch retries itself at the lane's backoff. */
+         * holds and its batches retry themselves at the lane's backoff. */
         if (l->state == D2G_LANE_PARKED && w->hooks.shed) {
             shed_lane(w, l);
-            if (!l->flush && l->next_try <= now)
-                l->flush = d2g_flush_new(NULL, 0); /* a probe */
+            if (!l->n_flights && l->next_try <= now)
+                l->flights[l->n_flights++] = d2g_flush_new(l, NULL, 0); /* a probe */
         }
-        if (!l->flush) {
-            if ((!l->head && !l->groups) || l->next_try > now || !lane_due(w, l, now))
-                break;
-            size_t n = 0;
-            d2g_item_t **items = d2g_lane_take(l, (size_t)w->cfg->worker.batch_bytes, &n);
-            l->flush = d2g_flush_new(items, n);
+        for (size_t k = 0; k < l->n_flights;) {
+            d2g_flush_t *f = l->flights[k];
+            if (d2g_flush_waiting(f) || !d2g_flush_step(w, f, now)) {
+                k++;
+                continue;
+            }
+            d2g_flush_free(f, 1);
+            remove_flight(l, k);
+            progressed = 1;
         }
-        int done = d2g_flush_step(w, l, now);
-        if (done) {
-            d2g_flush_free(l->flush, 1);
-            l->flush = NULL;
-            publish(w, l);
-            continue;
+        if (l->state == D2G_LANE_PARKED && w->hooks.shed) {
+            int held = 0;
+            for (size_t k = 0; k < l->n_flights; k++)
+                held |= !d2g_flush_waiting(l->flights[k]) && d2g_flush_items(l->flights[k]);
+            if (held)
+                continue; /* shed what they hold */
         }
-        if (l->state == D2G_LANE_PARKED && w->hooks.shed && l->flush && !d2g_flush_waiting(l->flush) &&
-            d2g_flush_items(l->flush))
-            continue; /* shed what it held */
-        break;
+        if (l->state != D2G_LANE_PARKED || !w->hooks.shed)
+            progressed |= lane_start(w, l, now);
+        publish(w, l);
+        if (!progressed)
+            break;
     }
-    publish(w, l);
 }
 
 void d2g_writer_step(d2g_writer_t *w, int64_t now) {
@@ -209,8 +253,9 @@ static void note_429(d2g_writer_t *w, d2g_lane_t *l, const char *holder) {
 
 static void on_answer(void *opaque, const d2g_http_response_t *resp, void *ud) {
     d2g_writer_t *w = ud;
-    d2g_lane_t *l = opaque;
-    const char *holder = d2g_flush_holder(l->flush);
+    d2g_flush_t *f = opaque;
+    d2g_lane_t *l = d2g_flush_lane(f);
+    const char *holder = d2g_flush_holder(f);
     d2g_grist_end(w->redis, &l->doc, holder, resp);
     w->stats.requests++;
     char status[16];
@@ -233,7 +278,7 @@ static void on_answer(void *opaque, const d2g_http_response_t *resp, void *ud) {
         w->stats.retries++;
         d2g_metric_inc(w->m_retries, dl, 1);
     }
-    d2g_flush_answer(w, l, resp);
+    d2g_flush_answer(w, f, resp);
 }
 
 void d2g_writer_poll(d2g_writer_t *w, int timeout_ms) {
@@ -245,16 +290,17 @@ int64_t d2g_writer_next_due(const d2g_writer_t *w) {
     for (size_t i = 0; i < w->n_lanes; i++) {
         const d2g_lane_t *l = w->lanes[i];
         int64_t t = INT64_MAX;
-        if (l->flush) {
-            if (!d2g_flush_waiting(l->flush))
+        for (size_t k = 0; k < l->n_flights; k++)
+            if (!d2g_flush_waiting(l->flights[k]))
                 t = l->next_try; /* a retry, a permit, the lock, a probe */
-        } else if (l->state == D2G_LANE_PARKED) {
+        if (l->state == D2G_LANE_PARKED && !l->n_flights) {
             t = l->next_try;
-        } else if (l->groups || (l->head && w->flush_all)) {
-            t = l->next_try;
-        } else if (l->head) {
-            int64_t ready = l->head->enqueued_ms + w->cfg->worker.linger_ms;
-            t = l->next_try > ready ? l->next_try : ready;
+        } else if (l->n_flights < max_flights(l) && (l->groups || l->head)) {
+            int64_t ready = l->groups || w->flush_all ? l->next_try : l->head->enqueued_ms + w->cfg->worker.linger_ms;
+            if (ready < l->next_try)
+                ready = l->next_try;
+            if (ready < t)
+                t = ready;
         }
         if (t < due)
             due = t;
@@ -282,10 +328,11 @@ size_t d2g_writer_partition(d2g_writer_t *w, uint8_t topic, int32_t partition, i
     for (size_t i = 0; i < w->n_lanes; i++) {
         d2g_lane_t *l = w->lanes[i];
         n += d2g_lane_drop_partition(l, topic, partition, drop);
-        if (l->flush && d2g_flush_has_partition(l->flush, topic, partition)) {
-            n++;
-            busy++;
-        }
+        for (size_t k = 0; k < l->n_flights; k++)
+            if (d2g_flush_has_partition(l->flights[k], topic, partition)) {
+                n++;
+                busy++;
+            }
     }
     if (in_flight)
         *in_flight = busy;
@@ -294,8 +341,8 @@ size_t d2g_writer_partition(d2g_writer_t *w, uint8_t topic, int32_t partition, i
 
 void d2g_writer_abandon_partition(d2g_writer_t *w, uint8_t topic, int32_t partition) {
     for (size_t i = 0; i < w->n_lanes; i++)
-        if (w->lanes[i]->flush)
-            d2g_flush_abandon(w->lanes[i]->flush, topic, partition);
+        for (size_t k = 0; k < w->lanes[i]->n_flights; k++)
+            d2g_flush_abandon(w->lanes[i]->flights[k], topic, partition);
 }
 
 size_t d2g_writer_max_queued(const d2g_writer_t *w) {

@@ -73,6 +73,7 @@ typedef struct d2g_writer_stats {
     uint64_t failed_items;   /* items handed back as failed */
     uint64_t shed_items;     /* items sent to the retry topic (parked lanes) */
     uint64_t superseded;     /* items Grist already held in a newer version */
+    uint64_t put_body_bytes; /* bytes of the largest table's PUT bodies, summed over batches */
 } d2g_writer_stats_t;
 
 typedef struct d2g_writer d2g_writer_t;

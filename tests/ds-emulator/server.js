@@ -405,7 +405,7 @@ class Emulator {
         if (url.searchParams.get('summary')) return ok({ generated: S.procedures.size, lazy: S.lazyCount() });
         return ok([...S.procedures.values()].map((p) => ({ number: p.number, title: p.title, dossiers: p.dossiers.size, deleted: p.deleted.length, revisions: p.revisions.length })));
       case 'POST /procedures': {
-        const p = S.createProcedure({ number: body.number, dossiers: body.dossiers ?? 0, title: body.title, deleted: body.deleted ?? 0 });
+        const p = S.createProcedure({ number: body.number, dossiers: body.dossiers ?? 0, title: body.title, deleted: body.deleted ?? 0, champs: body.champs });
         return ok({ number: p.number, id: p.id, dossiers: p.dossiers.size }, 201);
       }
       case 'GET /procedures/:/dossiers': {

@@ -3,10 +3,13 @@
 // Grist REST API emulator for ds2grist tests. See README.md.
 //
 // node server.js [--host 127.0.0.1] [--port 0] [--port-file PATH] [--config PATH]
-//                [--doc ID --key KEY]... [--cap 10] [--write-fixed-ms 12]
-//                [--write-per-row-ms 0.2] [--write-per-updated-row-ms 0.1]
-//                [--read-fixed-ms 2] [--reject-cost-ms 0] [--reject-delay-ms 0]
-//                [--body-limit BYTES] [--reads-wait-for-writes] [--grist-congestion]
+//                [--doc ID --key KEY]... [--cap 10] [--write-fixed-ms 8]
+//                [--write-per-row-ms 0.02] [--write-per-cell-ms 0.0044]
+//                [--write-per-updated-row-ms 0.01] [--write-per-updated-cell-ms 0.0022]
+//                [--write-per-unchanged-cell-ms 0.0011] [--write-per-column-ms 1]
+//                [--parse-ms-per-mb 10] [--read-fixed-ms 2] [--reject-cost-ms 0]
+//                [--reject-delay-ms 0] [--body-limit BYTES] [--max-url-bytes 0]
+//                [--reads-wait-for-writes] [--grist-congestion]
 
 const fs = require('fs');
 const http = require('http');
@@ -18,14 +21,22 @@ const { sendJson } = require('./lib/http');
 
 const USAGE = `usage: node server.js [--host 127.0.0.1] [--port 0] [--port-file PATH] [--config PATH]
        [--doc ID --key KEY]... [--cap N] [--write-fixed-ms MS] [--write-per-row-ms MS]
-       [--write-per-updated-row-ms MS] [--read-fixed-ms MS] [--reject-cost-ms MS] [--reject-delay-ms MS]
-       [--body-limit BYTES] [--reads-wait-for-writes] [--grist-congestion]`;
+       [--write-per-cell-ms MS] [--write-per-updated-row-ms MS] [--write-per-updated-cell-ms MS]
+       [--write-per-unchanged-cell-ms MS] [--write-per-column-ms MS] [--parse-ms-per-mb MS]
+       [--read-fixed-ms MS] [--reject-cost-ms MS] [--reject-delay-ms MS]
+       [--body-limit BYTES] [--max-url-bytes N] [--reads-wait-for-writes] [--grist-congestion]`;
 
 const NUMERIC_FLAGS = {
   '--cap': 'maxParallelPerDoc',
   '--write-fixed-ms': 'writeFixedMs',
   '--write-per-row-ms': 'writePerRowMs',
+  '--write-per-cell-ms': 'writePerCellMs',
   '--write-per-updated-row-ms': 'writePerUpdatedRowMs',
+  '--write-per-updated-cell-ms': 'writePerUpdatedCellMs',
+  '--write-per-unchanged-cell-ms': 'writePerUnchangedCellMs',
+  '--write-per-column-ms': 'writePerColumnMs',
+  '--parse-ms-per-mb': 'parseMsPerMB',
+  '--max-url-bytes': 'maxUrlBytes',
   '--read-fixed-ms': 'readFixedMs',
   '--reject-cost-ms': 'rejectCostMs',
   '--reject-delay-ms': 'rejectDelayMs',

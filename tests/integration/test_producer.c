@@ -66,7 +66,7 @@ static int teardown(void **state) {
 
 /* The emulator with the given procedures ({number, dossiers}...) and one token. */
 static void start_ds(d2g_testenv_t *env, const char *procedures_json, int rate_per_minute) {
-    char cfg[4096];
+    char cfg[8192];
     snprintf(cfg, sizeof(cfg),
              "{\"seed\": 11, \"procedures\": %s, \"rateLimitPerMinute\": %d,"
              " \"tokens\": [{\"name\": \"main\", \"secret\": \"" TOKEN "\", \"procedures\": \"*\"}]}",

@@ -427,6 +427,13 @@ json_t *d2g_test_json(const char *method, const char *url, const char *body) {
     return j;
 }
 
+json_t *d2g_testenv_grist_admin(d2g_testenv_t *env, const char *method, const char *path,
+                                const char *body) {
+    char url[1024];
+    snprintf(url, sizeof(url), "%s/admin%s", env->grist_url, path);
+    return d2g_test_json(method, url, body);
+}
+
 int d2g_test_write_config(d2g_testenv_t *env, const char *name, const char *procedures_json,
                           int ds_budget, int grist_permits, const char *extra, char *path,
                           size_t pathlen) {

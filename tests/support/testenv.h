@@ -99,6 +99,12 @@ void d2g_test_msgs_free(d2g_test_msgs_t *m);
 struct json_t;
 struct json_t *d2g_test_json(const char *method, const char *url, const char *body);
 
+/* The Grist emulator's admin API (tests/grist-emulator/README.md): a path under /admin, e.g.
+ * d2g_testenv_grist_admin(env, "POST", "/docs/docA/mode", "{\"mode\": \"revoked\"}"),
+ * "/faults", "/stats". Same contract as d2g_test_json. */
+struct json_t *d2g_testenv_grist_admin(d2g_testenv_t *env, const char *method, const char *path,
+                                       const char *body);
+
 /* ---- the ds2grist configuration for a test stack ---- */
 
 /*

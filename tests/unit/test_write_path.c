@@ -144,7 +144,7 @@ static void test_find_urls(void **state) {
         v[i] = &ms[i];
     }
     d2g_ops_t ops = {0};
-    d2g_plan_finds(v, N, &ops);
+    d2g_plan_finds(v, N, NULL, &ops);
     assert_true(ops.n > 1);
     json_t *seen = json_object();
     size_t longest = 0;

@@ -97,6 +97,16 @@ const INSTRUCTEURS = ['chloe.lefebvre', 'mathieu.moreau', 'ines.garcia', 'jerome
 const STATES = [['en_construction', 0.3], ['en_instruction', 0.25], ['accepte', 0.25], ['refuse', 0.1], ['sans_suite', 0.1]];
 const REASONS = ['user_request', 'expired', 'instructeur_request', 'manager_request', 'user_removed'];
 
+function formSpecs(champs) {
+  if (champs === undefined || champs === null) return FORM;
+  const n = Number(champs);
+  if (!Number.isInteger(n) || n < 0) throw Object.assign(new Error('champs must be an integer >= 0'), { status: 400 });
+  const data = FORM.filter(([t]) => !/^(HeaderSection|Explication|Repetition)ChampDescriptor$/.test(t));
+  const out = data.slice(0, n);
+  for (let i = out.length; i < n; i++) out.push(['TextChampDescriptor', 'text', `Champ texte ${i + 1}`]);
+  return out;
+}
+
 class Store {
   constructor(seed = 1) {
     this.seed = seed;
@@ -136,7 +146,10 @@ class Store {
     return { stableId, id: typedId('Champ', stableId), __typename: typename, type, label, description: null, required: false, ...(extra || {}) };
   }
 
-  createProcedure({ number, dossiers = 0, title, deleted = 0 } = {}) {
+  // champs (optional): a form of that many data champs instead of the full one (the first
+  // ones of FORM without sections, explications or the repetition, Text champs when more are
+  // asked), for benchmarks of narrow tables.
+  createProcedure({ number, dossiers = 0, title, deleted = 0, champs } = {}) {
     if (number == null) number = Math.max(1000, ...this.procedures.keys(), ...this.lazy.map((r) => r.first + r.count - 1)) + 1;
     if (this.procedures.has(number)) throw Object.assign(new Error(`procedure ${number} exists`), { status: 409 });
     const r = rng(hash(this.seed, 'procedure', number));
@@ -153,9 +166,10 @@ class Store {
     proc.groupes = GROUPES.map((label, i) => ({ id: typedId('GroupeInstructeur', number * 10 + i), number: number * 10 + i, label, closed: false, instructeurs: proc.instructeurs.filter((_, k) => k % GROUPES.length === i || k === 0) }));
     proc.labels = LABELS.map(([name, color], i) => ({ id: typedId('Label', number * 10 + i), name, color }));
     // first revision: the whole form, 2-4 repetition sub-champs, 2-3 annotations
-    const champDescriptors = FORM.map((s) => this.makeDescriptor(s, proc));
+    const champDescriptors = formSpecs(champs).map((s) => this.makeDescriptor(s, proc));
     const rep = champDescriptors.find((d) => d.__typename === 'RepetitionChampDescriptor');
-    rep.champDescriptors = REPETITION_SUB.slice(0, r.int(2, 4)).map((s) => this.makeDescriptor(s, proc));
+    const nSub = r.int(2, 4);
+    if (rep) rep.champDescriptors = REPETITION_SUB.slice(0, nSub).map((s) => this.makeDescriptor(s, proc));
     const annotationDescriptors = ANNOTATIONS.slice(0, r.int(2, 3)).map((s) => this.makeDescriptor(s, proc));
     for (const d of champDescriptors) d.required = d.__typename !== 'HeaderSectionChampDescriptor' && d.__typename !== 'ExplicationChampDescriptor' && r.chance(0.5);
     this.addRevision(proc, champDescriptors, annotationDescriptors, created);

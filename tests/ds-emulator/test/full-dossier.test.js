@@ -194,3 +194,14 @@ test("the producer's own query: a full page with every typed value", async () =>
   has('PieceJustificativeChamp', (c) => Array.isArray(c.files) && c.files.length > 0);
   has('RepetitionChamp', (c) => c.rows.length > 0 && c.rows[0].champs.length > 0);
 });
+
+test('narrow form: POST /admin/procedures with champs: N gives N data champs and no repetition', async () => {
+  const r = await s.admin('POST', '/procedures', { number: 1900, dossiers: 3, champs: 30 });
+  assert.strictEqual(r.status, 201);
+  const rev = await s.gql('{ demarche(number: 1900) { activeRevision { champDescriptors { __typename label } } dossiers(first: 3) { nodes { champs { __typename } } } } }');
+  const descs = rev.json.data.demarche.activeRevision.champDescriptors;
+  assert.strictEqual(descs.length, 30);
+  assert.ok(!descs.some((d) => /Repetition|HeaderSection|Explication/.test(d.__typename)));
+  assert.strictEqual(descs[29].label, 'Champ texte 30', 'Text champs beyond the form');
+  for (const n of rev.json.data.demarche.dossiers.nodes) assert.strictEqual(n.champs.length, 30);
+});

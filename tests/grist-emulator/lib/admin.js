@@ -39,6 +39,50 @@ function dump(doc, tableId, query) {
   return { tableId: table.tableId, columns: ['id', ...cols.map((c) => c.colId)], rows };
 }
 
+const BODY_KINDS = ['json', 'html', 'html-echo'];
+
+// A fault from POST /admin/faults (README "Faults").
+function parseFault(f) {
+  if (f === null || typeof f !== 'object') { throw new ApiError(400, 'a fault is an object'); }
+  const apply = Boolean(f.apply);
+  const status = f.status === undefined && apply ? 200 : Number(f.status);
+  if (!Number.isInteger(status) || status < 100 || status > 599) { throw new ApiError(400, 'fault needs an HTTP status'); }
+  const count = f.count === undefined ? 1 : Number(f.count);
+  if (!(Number.isInteger(count) && (count >= 1 || count === -1))) { throw new ApiError(400, 'fault count must be >= 1, or -1 for every request'); }
+  const body = f.body || 'json';
+  if (!BODY_KINDS.includes(body)) { throw new ApiError(400, `fault body must be one of ${BODY_KINDS.join(', ')}`); }
+  if (f.pattern) {
+    try { new RegExp(f.pattern); } catch (e) { throw new ApiError(400, `bad fault pattern: ${e.message}`); }
+  }
+  return {
+    doc: f.doc || null, status, count, path: f.path || null, pattern: f.pattern || null,
+    method: f.method ? String(f.method).toUpperCase() : null, error: f.error || null,
+    delayMs: Number(f.delayMs) || 0, apply, body,
+    retryAfter: f.retryAfter === undefined ? null : f.retryAfter,
+  };
+}
+
+const MODES = ['normal', 'revoked', 'deleted', 'alternate', 'slow'];
+
+// A document's mode from POST /admin/docs/{doc}/mode (README "Document modes").
+function parseMode(b) {
+  const mode = b.mode || 'normal';
+  if (!MODES.includes(mode)) { throw new ApiError(400, `mode must be one of ${MODES.join(', ')}`); }
+  const out = { mode };
+  if (mode === 'alternate') {
+    out.status = b.status === undefined ? 502 : Number(b.status);
+    if (!Number.isInteger(out.status) || out.status < 100 || out.status > 599) { throw new ApiError(400, 'bad status'); }
+    out.body = b.body || 'html';
+    if (!BODY_KINDS.includes(out.body)) { throw new ApiError(400, `body must be one of ${BODY_KINDS.join(', ')}`); }
+  }
+  if (mode === 'slow') {
+    out.slowMs = Number(b.slowMs);
+    if (!Number.isFinite(out.slowMs) || out.slowMs < 0) { throw new ApiError(400, 'slow mode needs slowMs >= 0'); }
+  }
+  out.since = new Date().toISOString();
+  return out;
+}
+
 async function handleAdmin(state, req, res, url) {
   const p = url.pathname.replace(/\/+$/, '').split('/').slice(2).map(decodeURIComponent);   // after /admin
   const m = req.method;
@@ -67,15 +111,7 @@ async function handleAdmin(state, req, res, url) {
       if (m === 'POST') {
         const b = await jsonBody(req);
         const list = Array.isArray(b) ? b : [b];
-        for (const f of list) {
-          const status = Number(f.status);
-          if (!Number.isInteger(status) || status < 100 || status > 599) { throw new ApiError(400, 'fault needs an HTTP status'); }
-          state.faults.push({
-            doc: f.doc || null, status, count: f.count === undefined ? 1 : Number(f.count),
-            path: f.path || null, method: f.method || null, error: f.error || null,
-            delayMs: Number(f.delayMs) || 0,
-          });
-        }
+        for (const f of list) { state.faults.push(parseFault(f)); }
         return sendJson(res, 200, { faults: state.faults });
       }
     }
@@ -105,6 +141,15 @@ async function handleAdmin(state, req, res, url) {
       if (p.length === 3 && p[2] === 'clear' && m === 'POST') {
         doc.tables.clear(); doc.attachments.clear(); doc.nextAttachmentId = 1;
         return sendJson(res, 200, { ok: true });
+      }
+      // GET/POST /admin/docs/{doc}/mode {mode, status?, body?, slowMs?}
+      if (p.length === 3 && p[2] === 'mode') {
+        if (m === 'GET') { return sendJson(res, 200, doc.mode); }
+        if (m === 'POST') {
+          doc.mode = parseMode(await jsonBody(req));
+          doc.modeRequests = 0;
+          return sendJson(res, 200, doc.mode);
+        }
       }
       // POST /admin/docs/{doc}/occupy {slots, ms}: hold in-flight slots like other API users
       if (p.length === 3 && p[2] === 'occupy' && m === 'POST') {

@@ -11,7 +11,7 @@ const Busboy = require('busboy');
 const types = require('./types');
 const { Tx } = require('./store');
 const { ApiError } = require('./errors');
-const { sendJson, sendError, readJsonRequest, isMultipart, drain } = require('./http');
+const { sendJson, sendHtml, sendError, readJsonRequest, isMultipart, drain } = require('./http');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 const now = () => performance.now();
@@ -443,7 +443,12 @@ function upsert({ doc, body, params, query, parse }, tx) {
     groups.get(key).push(rec);
   }
 
-  for (const recs of groups.values()) {
+  // TableOperationsImpl.upsert: groups applied in the order of their keys; the answer maps
+  // each record to its row ids.
+  const result = { recordIds: [], addRecordIds: [], updateRecordIds: [] };
+  const indexOf = new Map(body.records.map((r, i) => [r, i]));
+  const ordered = [...groups.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, g]) => g);
+  for (const recs of ordered) {
     const reqKeys = Object.keys(recs[0].require);
     const fieldKeys = Object.keys(recs[0].fields || {});
     if (!reqKeys.length && !allowEmptyRequire) {
@@ -475,7 +480,9 @@ function upsert({ doc, body, params, query, parse }, tx) {
     for (const c of fieldKeys) { if (c !== 'id') { updVals[c] = []; } }
 
     const allIds = reqKeys.length ? null : table.sortedRowIds();
+    const newIndexes = [];
     recs.forEach((rec, i) => {
+      result.recordIds[indexOf.get(rec)] = [];
       let matches = reqKeys.length ? table.lookup(reqKeys, lookupVals[i]) : allIds;
       if (!matches.length && add) {
         const values = {};
@@ -487,6 +494,7 @@ function upsert({ doc, body, params, query, parse }, tx) {
         if (fieldKeys.includes('id')) { rowId = rec.fields.id; }
         addIds.push(rowId === undefined ? null : rowId);
         for (const c of addCols) { addVals[c].push(values[c]); }
+        newIndexes.push(indexOf.get(rec));
       }
       if (matches.length && update) {
         if (matches.length > 1) {
@@ -498,12 +506,18 @@ function upsert({ doc, body, params, query, parse }, tx) {
             if (k !== 'id') { updVals[k].push(types.prepareCell(fieldCols[j], rec.fields[k], parse, ctx)); }
           });
         }
+        result.recordIds[indexOf.get(rec)] = [...matches];
+        result.updateRecordIds.push([...matches]);
       }
     });
-    if (addIds.length) { table.addRows(addIds, addVals, tx); }
+    if (addIds.length) {
+      const newIds = table.addRows(addIds, addVals, tx);
+      newIds.forEach((id, k) => { result.recordIds[newIndexes[k]] = [id]; result.addRecordIds.push(id); });
+    }
     if (updIds.length) { table.updateRows(updIds, updVals, tx); }
   }
-  return null;
+  for (let i = 0; i < body.records.length; i++) { if (!result.recordIds[i]) { result.recordIds[i] = []; } }
+  return result;
 }
 
 function matchRoute(method, rest) {
@@ -527,11 +541,21 @@ function kindOf(rest) {
 }
 
 // ---- write queue ---------------------------------------------------------------------------
-// Writes to one document are applied one at a time, in arrival order. Each occupies the
-// document for writeFixedMs + writePerRowMs x added rows + writePerUpdatedRowMs x updated rows.
-// A virtual clock (start = max(arrival, end of previous write)) keeps timer lateness from
-// accumulating. Changes are applied when the write's turn comes; the response is sent when its
-// time has elapsed. A failing write is rolled back and costs writeFixedMs.
+// Writes to one document are applied one at a time, in arrival order (Grist's data engine
+// applies one bundle of user actions at a time). Each occupies the document for writeCost(tx)
+// ms, a cost per row and per cell (see state.js). A virtual clock (start = max(arrival, end of
+// the previous write)) keeps timer lateness from accumulating and absorbs the emulator's own
+// work. Changes are applied when the write's turn comes; the response is sent when its time has
+// elapsed. A failing write is rolled back and costs writeFixedMs.
+
+function writeCost(s, tx) {
+  return s.writeFixedMs +
+    s.writePerRowMs * tx.added + s.writePerCellMs * tx.addedCells +
+    s.writePerUpdatedRowMs * (tx.updated + tx.removed) +
+    s.writePerUpdatedCellMs * (tx.updatedCells + tx.removedCells) +
+    s.writePerUnchangedCellMs * tx.unchangedCells +
+    s.writePerColumnMs * tx.columnsAdded;
+}
 
 function enqueue(state, doc, item) {
   return new Promise((resolve, reject) => {
@@ -554,8 +578,18 @@ async function pump(state, doc) {
       } else {
         const tx = new Tx();
         try { result = item.apply(tx); } catch (e) { error = e; tx.rollback(); }
-        cost = s.writeFixedMs + (error ? 0 : s.writePerRowMs * tx.added + s.writePerUpdatedRowMs * tx.updated);
-        doc.stats.writes++; doc.stats.rowsAdded += error ? 0 : tx.added; doc.stats.rowsUpdated += error ? 0 : tx.updated;
+        cost = error ? s.writeFixedMs : writeCost(s, tx);
+        const st = doc.stats;
+        st.writes++;
+        if (!error) {
+          st.rowsAdded += tx.added; st.rowsUpdated += tx.updated; st.rowsRemoved += tx.removed;
+          st.cellsAdded += tx.addedCells; st.cellsUpdated += tx.updatedCells;
+          st.cellsUnchanged += tx.unchangedCells; st.columnsAdded += tx.columnsAdded;
+        }
+        // A document in "slow" mode takes slowMs more per write.
+        if (doc.mode.mode === 'slow') { cost += doc.mode.slowMs || 0; }
+        st.busyMs += cost;
+        if (item.path) { doc.pathEntry(item.path).busyMs += cost; }
       }
       cost += doc.penaltyMs; doc.penaltyMs = 0;
       doc.busyUntil = start + cost;
@@ -568,14 +602,33 @@ async function pump(state, doc) {
   }
 }
 
+// JSON bodies are parsed by express.json() on Node's one thread, before the key, the document
+// and the throttle are looked at: parseMsPerMB per MB, one body at a time for the whole server,
+// on a virtual clock from the moment the body was received. A request parsed while another
+// of its document's writes is applied overlaps with it: why 2 requests in flight beat 1.
+async function parseDelay(state, req) {
+  const bytes = req._bodyBytes || 0;
+  const perMB = state.settings.parseMsPerMB;
+  if (!bytes || !(perMB > 0)) { return; }
+  const cost = perMB * bytes / (1024 * 1024);
+  const start = Math.max(req._bodyEnd || now(), state.parserBusyUntil);
+  state.parserBusyUntil = start + cost;
+  state.stats.parseMs += cost;
+  const wait = state.parserBusyUntil - now();
+  if (wait >= 1) { await sleep(wait); }   // below a timer's resolution: admitted at once
+}
+
 // ---- multipart ------------------------------------------------------------------------------
 
+// The files of the form field `upload` (uploads.ts handleOptionalUpload reads formFiles.upload
+// only); other fields and files are read and ignored.
 function readMultipart(req) {
   return new Promise((resolve, reject) => {
     let bb;
     try { bb = Busboy({ headers: req.headers }); } catch (e) { reject(new ApiError(400, e.message)); return; }
     const files = [];
     bb.on('file', (name, stream, info) => {
+      if (name !== 'upload') { stream.resume(); return; }
       const chunks = [];
       stream.on('data', (c) => chunks.push(c));
       stream.on('end', () => {
@@ -610,6 +663,7 @@ async function handleApi(state, req, res, url) {
   let doc = null;
   let status = 500;
   let kind = `${req.method} other`;
+  let pathLabel = null;
   let bodyPending = true;
   try {
     try {
@@ -619,19 +673,39 @@ async function handleApi(state, req, res, url) {
       throw new ApiError(400, 'malformed URL');
     }
     if (rest.length && rest[rest.length - 1] === '') { rest.pop(); }
+    pathLabel = `${req.method} /${rest.join('/')}`;
     const m = matchRoute(req.method, rest);
     kind = `${req.method} ${m ? m.route.kind : kindOf(rest)}`;
     const route = m && m.route;
+
+    // What a proxy in front of Grist answers without asking it: a URL over its limit, a
+    // document in "alternate" mode (every other request fails).
+    const known = state.docs.get(docId) || null;
+    if (state.settings.maxUrlBytes > 0 && req.url.length > state.settings.maxUrlBytes) {
+      doc = known;
+      throw proxyError(414, 'html');
+    }
+    if (known && known.mode.mode === 'alternate') {
+      known.modeRequests++;
+      if (known.modeRequests % 2 === 0) {
+        doc = known;
+        throw proxyError(known.mode.status || 502, known.mode.body || 'html');
+      }
+    }
 
     let body = {};
     if (!(route && route.multipart && isMultipart(req))) {
       body = await readJsonRequest(req, state.settings.bodyLimitBytes);
       bodyPending = false;
+      await parseDelay(state, req);
     }
 
     const key = authenticate(state, req);
     doc = state.docs.get(docId) || null;
     if (!doc) { throw new ApiError(404, 'document not found'); }
+    // Per-document modes (admin.js): a key revoked for this document, a deleted document.
+    if (doc.mode.mode === 'revoked' && key) { throw new ApiError(401, 'Bad request: invalid API key'); }
+    if (doc.mode.mode === 'deleted') { throw new ApiError(404, 'document not found'); }
     if (!route) { throw new ApiError(404, `not found: ${url.pathname}`); }
     const access = key ? state.access(key, docId) : null;
     if (!access) { throw new ApiError(403, 'No view access'); }
@@ -639,7 +713,7 @@ async function handleApi(state, req, res, url) {
 
     const ctx = {
       state, req, res, doc, docId, access, body, params: m.params, query: url.searchParams,
-      parse: !isAffirmative(url.searchParams.get('noparse')),
+      parse: !isAffirmative(url.searchParams.get('noparse')), restPath: `/${rest.join('/')}`,
     };
     if (route.validate) { route.validate(ctx); }
 
@@ -647,7 +721,8 @@ async function handleApi(state, req, res, url) {
     if (route.unthrottled) {
       result = route.read(ctx);
     } else {
-      // Per-document throttle (DocApi._apiThrottle): the count is raised first, then checked.
+      // Per-document throttle (DocApiUsageTracker.acquire): the count is raised first, then
+      // checked; released when the handler is done.
       doc.inFlight++;
       try {
         const cap = state.settings.maxParallelPerDoc;
@@ -665,13 +740,7 @@ async function handleApi(state, req, res, url) {
           bodyPending = false;
           status = 200;
           if (result && result.__raw) {
-            const a = result.__raw;
-            res.writeHead(200, {
-              'Content-Type': a.fileType || 'application/octet-stream',
-              'Content-Length': a.data.length,
-              'Content-Disposition': `attachment; filename="${a.fileName.replace(/"/g, '')}"`,
-            });
-            res.end(a.data);
+            sendAttachment(res, result.__raw, url.searchParams);
           } else {
             sendJson(res, 200, result);
           }
@@ -691,22 +760,84 @@ async function handleApi(state, req, res, url) {
     // Optional congestion model: a rejected request still costs the server time before its
     // 429 goes out (it no longer holds a slot then). 0 by default: answered at once.
     if (err.throttled && state.settings.rejectDelayMs > 0) { await sleep(state.settings.rejectDelayMs); }
-    sendError(res, err);
+    if (err.bodyKind === 'html' || err.bodyKind === 'html-echo') {
+      sendHtml(res, status, req, err.bodyKind === 'html-echo');
+    } else {
+      sendError(res, err, err.headers);
+    }
     if (bodyPending) { drain(req); }
   } finally {
-    state.record(kind, status, doc);
+    state.record(kind, status, doc, pathLabel, req._bodyBytes || 0);
   }
+}
+
+function proxyError(status, bodyKind) {
+  const e = new ApiError(status, `proxy ${status}`);
+  e.bodyKind = bodyKind;
+  return e;
+}
+
+// GET attachments/{id}/download, as DocApi.ts: type from the stored file's extension,
+// Content-Disposition attachment (inline with ?inline=1, except html), ?name= overrides the name.
+function sendAttachment(res, a, query) {
+  const ext = (a.fileIdent.match(/\.[^./\\]*$/) || [''])[0];
+  const base = a.fileName.replace(/\.[^./\\]*$/, '');
+  const fileName = query.get('name') || (ext ? base + ext : a.fileName);
+    let inline = isAffirmative(query.get('inline'));
+  if (ext.toLowerCase() === '.html' || ext.toLowerCase() === '.htm') { inline = false; }
+  const ascii = fileName.replace(/[^\x20-\x7e]|"/g, '?');
+  const disp = `${inline ? 'inline' : 'attachment'}; filename="${ascii}"` +
+    (ascii !== fileName ? `; filename*=UTF-8''${encodeURIComponent(fileName)}` : '');
+  res.writeHead(200, {
+    'Content-Type': mimeOf(ext),
+    'Content-Length': a.data.length,
+    'Content-Disposition': disp,
+    'Cache-Control': 'private, max-age=3600',
+    'Content-Security-Policy': "sandbox; default-src 'none'",
+  });
+  res.end(a.data);
+}
+
+const MIME = {
+  '.txt': 'text/plain; charset=utf-8', '.html': 'text/html; charset=utf-8', '.htm': 'text/html; charset=utf-8',
+  '.csv': 'text/csv; charset=utf-8', '.json': 'application/json; charset=utf-8', '.pdf': 'application/pdf',
+  '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.gif': 'image/gif', '.svg': 'image/svg+xml',
+  '.zip': 'application/zip', '.doc': 'application/msword', '.xml': 'application/xml; charset=utf-8',
+  '.odt': 'application/vnd.oasis.opendocument.text',
+  '.docx': 'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
+  '.xlsx': 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+};
+// express's res.type(ext): the type of the extension, application/octet-stream when unknown.
+function mimeOf(ext) {
+  return MIME[String(ext).toLowerCase()] || 'application/octet-stream';
+}
+
+function faultError(fault, docId) {
+  const e = new ApiError(fault.status, fault.error || defaultFaultMessage(fault.status, docId));
+  e.bodyKind = fault.body || 'json';
+  if (fault.retryAfter !== null && fault.retryAfter !== undefined) { e.headers = { 'Retry-After': String(fault.retryAfter) }; }
+  return e;
 }
 
 async function runAdmitted(state, route, ctx, url) {
   const { doc } = ctx;
-  const fault = state.takeFault(ctx.docId, ctx.req.method, url.pathname + url.search);
-  if (fault) {
+  const fault = state.takeFault(ctx.docId, ctx.req.method, url.pathname + url.search, ctx.restPath);
+  if (fault && !fault.apply) {
     if (route.multipart) { await drain(ctx.req); }
     if (fault.delayMs) { await sleep(fault.delayMs); }
-    const msg = fault.error || defaultFaultMessage(fault.status, ctx.docId);
-    throw new ApiError(fault.status, msg);
+    throw faultError(fault, ctx.docId);
   }
+  const result = await runRoute(state, route, ctx, doc);
+  if (fault) {
+    // Applied; answered late (after the client's timeout), holding its slot meanwhile, with
+    // the real answer or the fault's status.
+    if (fault.delayMs) { await sleep(fault.delayMs); }
+    if (fault.status && fault.status !== 200) { throw faultError(fault, ctx.docId); }
+  }
+  return result;
+}
+
+async function runRoute(state, route, ctx, doc) {
   if (route.read) {
     if (state.settings.readsWaitForWrites) {
       return enqueue(state, doc, { read: () => route.read(ctx) });
@@ -715,13 +846,13 @@ async function runAdmitted(state, route, ctx, url) {
     return route.read(ctx);
   }
   if (route.multipart) {
-    if (!isMultipart(ctx.req)) { throw new ApiError(400, 'Upload failed: expected multipart/form-data'); }
+    if (!isMultipart(ctx.req)) { throw new ApiError(400, 'missing payload'); }
     ctx.files = await readMultipart(ctx.req);
-    if (!ctx.files.length) { throw new ApiError(400, 'Upload failed: no files'); }
+    if (!ctx.files.length) { throw new ApiError(400, 'missing payload'); }
   }
   if (route.precheck) { route.precheck(ctx); }
   if (route.noop && route.noop(ctx)) { return null; }
-  return enqueue(state, doc, { apply: route.write(ctx) });
+  return enqueue(state, doc, { apply: route.write(ctx), path: `${ctx.req.method} ${ctx.restPath}` });
 }
 
 function defaultFaultMessage(status, docId) {

@@ -15,11 +15,39 @@ function sendJson(res, status, obj, headers = {}) {
   res.end(body);
 }
 
-function sendError(res, err) {
+function escapeHtml(t) {
+  return String(t).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+}
+
+const REASONS = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 413: 'Request Entity Too Large',
+  414: 'Request-URI Too Large', 429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway',
+  503: 'Service Unavailable', 504: 'Gateway Timeout' };
+
+// A text/html answer as a proxy in front of Grist gives (nginx's page); with echoHeaders the
+// request's headers are copied into it, Authorization included, as a misconfigured proxy's
+// debug page does.
+function sendHtml(res, status, req, echoHeaders = false) {
+  if (res.headersSent || res.writableEnded) { return; }
+  const title = `${status} ${REASONS[status] || 'Error'}`;
+  let html = `<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n`;
+  if (echoHeaders) {
+    html += '<pre>\r\n' + escapeHtml(`${req.method} ${req.url} HTTP/${req.httpVersion}`) + '\r\n';
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      html += escapeHtml(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`) + '\r\n';
+    }
+    html += '</pre>\r\n';
+  }
+  html += '<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n';
+  const body = Buffer.from(html);
+  res.writeHead(status, { 'Content-Type': 'text/html', 'Content-Length': body.length });
+  res.end(body);
+}
+
+function sendError(res, err, headers = {}) {
   const status = err.status || 500;
   const body = { error: err.message || 'internal error' };
   if (err.details !== undefined) { body.details = err.details; }
-  sendJson(res, status, body);
+  sendJson(res, status, body, headers || {});
 }
 
 function isJsonType(req) {
@@ -83,7 +111,12 @@ function readBody(req, limit) {
       }
       chunks.push(c);
     });
-    stream.on('end', () => { if (!failed) { resolve(Buffer.concat(chunks)); } });
+    stream.on('end', () => {
+      if (failed) { return; }
+      req._bodyBytes = size;          // for the parse cost model (api.js parseDelay)
+      req._bodyEnd = performance.now();
+      resolve(Buffer.concat(chunks));
+    });
     stream.on('error', (e) => {
       if (!failed) { failed = true; reject(new ApiError(400, e.message || 'request aborted')); }
     });
@@ -113,4 +146,4 @@ async function readJsonRequest(req, limit) {
   return parseJsonBody(await readBody(req, limit));
 }
 
-module.exports = { sendJson, sendError, readBody, readJsonRequest, parseJsonBody, isMultipart, drain, hasBody };
+module.exports = { sendJson, sendHtml, sendError, readBody, readJsonRequest, parseJsonBody, isMultipart, drain, hasBody };

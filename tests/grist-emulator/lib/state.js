@@ -4,12 +4,20 @@
 const { Doc } = require('./store');
 
 // Defaults reproduce grist-core 1.7.x measured on this kind of machine (see README).
+// The write cost is per cell (grist-core 1.7.17, /work/shared/notes/grist-api.md):
+// 8 ms + 0.02 ms per new row + 0.0044 ms per new cell; updates about half.
 const DEFAULT_SETTINGS = {
   maxParallelPerDoc: 10,          // GRIST_MAX_PARALLEL_REQUESTS_PER_DOC; 0 = unlimited
-  writeFixedMs: 12,               // cost of any write action bundle
-  writePerRowMs: 0.2,             // + per added row (records, attachments)
-  writePerUpdatedRowMs: 0.1,      // + per updated or removed row
+  writeFixedMs: 8,                // cost of any write action bundle
+  writePerRowMs: 0.02,            // + per added row (records, attachments)
+  writePerCellMs: 0.0044,         // + per cell of an added row (fields and require values sent)
+  writePerUpdatedRowMs: 0.01,     // + per updated or removed row
+  writePerUpdatedCellMs: 0.0022,  // + per cell whose value an update changes, per cell of a removed row
+  writePerUnchangedCellMs: 0.0011, // + per cell an update sends with the value it already has (trimmed by Grist)
+  writePerColumnMs: 1,            // + per column created (POST/PUT columns, POST tables): not measured
+  parseMsPerMB: 10,               // JSON body parsing, one request at a time server-wide, before admission
   readFixedMs: 2,                 // cost of a read (GET)
+  maxUrlBytes: 0,                 // > 0: a proxy in front answers 414 text/html above this URL length
   readsWaitForWrites: false,      // reads do not queue behind writes (Grist reads from SQLite)
   rejectCostMs: 0,                // congestion model: ms each 429 adds to the doc's write pipeline
   rejectDelayMs: 0,               // congestion model: ms before a 429 is sent (0 = at once, as Grist)
@@ -24,6 +32,7 @@ class State {
     this.docs = new Map();
     this.keys = new Map();          // key -> Map(docId or '*' -> access)
     this.faults = [];
+    this.parserBusyUntil = 0;       // virtual clock of the JSON parser (Node's one thread)
     this.resetStats();
   }
 
@@ -84,14 +93,12 @@ class State {
   }
 
   resetStats() {
-    this.stats = { total: 0, byKind: {}, byStatus: {}, sent429: 0 };
-    for (const doc of (this.docs || new Map()).values()) {
-      doc.requests = 0; doc.sent429 = 0; doc.maxInFlight = doc.inFlight; doc.maxApiInFlight = doc.apiInFlight;
-      doc.stats = { writes: 0, rowsAdded: 0, rowsUpdated: 0 };
-    }
+    this.stats = { total: 0, byKind: {}, byStatus: {}, sent429: 0, parseMs: 0 };
+    for (const doc of (this.docs || new Map()).values()) { doc.resetStats(); }
   }
 
-  record(kind, status, doc) {
+  // One answered request. pathLabel: "METHOD /rest/of/path" under /api/docs/{doc}.
+  record(kind, status, doc, pathLabel, bytes = 0) {
     this.stats.total++;
     this.stats.byKind[kind] = (this.stats.byKind[kind] || 0) + 1;
     this.stats.byStatus[status] = (this.stats.byStatus[status] || 0) + 1;
@@ -99,19 +106,29 @@ class State {
     if (doc) {
       doc.requests++;
       if (status === 429) { doc.sent429++; }
+      doc.byStatus[status] = (doc.byStatus[status] || 0) + 1;
+      if (pathLabel) {
+        const p = doc.pathEntry(pathLabel);
+        p.requests++;
+        p.bytes += bytes;
+        p.byStatus[status] = (p.byStatus[status] || 0) + 1;
+      }
     }
   }
 
   // First fault matching this request, consumed; or null.
-  takeFault(docId, method, pathAndQuery) {
+  takeFault(docId, method, pathAndQuery, restPath) {
     for (let i = 0; i < this.faults.length; i++) {
       const f = this.faults[i];
       if (f.doc && f.doc !== docId) { continue; }
       if (f.method && f.method.toUpperCase() !== method) { continue; }
       if (f.path && !pathAndQuery.includes(f.path)) { continue; }
-      f.count--;
+      if (f.pattern && !new RegExp(f.pattern).test(restPath)) { continue; }
       f.used = (f.used || 0) + 1;
-      if (f.count <= 0) { this.faults.splice(i, 1); }
+      if (f.count > 0) {                 // count -1: every matching request, until deleted
+        f.count--;
+        if (f.count === 0) { this.faults.splice(i, 1); }
+      }
       return f;
     }
     return null;
@@ -133,6 +150,15 @@ class State {
         writes: d.stats.writes,
         rowsAdded: d.stats.rowsAdded,
         rowsUpdated: d.stats.rowsUpdated,
+        rowsRemoved: d.stats.rowsRemoved,
+        cellsAdded: d.stats.cellsAdded,
+        cellsUpdated: d.stats.cellsUpdated,
+        cellsUnchanged: d.stats.cellsUnchanged,
+        columnsAdded: d.stats.columnsAdded,
+        busyMs: Math.round(d.stats.busyMs * 1000) / 1000,
+        byStatus: d.byStatus,
+        paths: d.paths,
+        mode: d.mode,
         attachments: d.attachments.size,
         tables,
       };
@@ -140,6 +166,7 @@ class State {
     return {
       requests: { total: this.stats.total, byKind: this.stats.byKind, byStatus: this.stats.byStatus },
       sent429: this.stats.sent429,
+      parseMs: Math.round(this.stats.parseMs * 1000) / 1000,
       settings: this.settings,
       faults: this.faults.map((f) => ({ ...f })),
       docs,

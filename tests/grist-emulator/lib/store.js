@@ -10,7 +10,15 @@ const types = require('./types');
 const { ApiError } = require('./errors');
 
 class Tx {
-  constructor() { this.undo = []; this.added = 0; this.updated = 0; }
+  constructor() {
+    this.undo = [];
+    // What the cost model charges (api.js writeCost).
+    this.added = 0; this.addedCells = 0;            // new rows, cells written into them
+    this.updated = 0; this.updatedCells = 0;        // updated rows, cells whose value changed
+    this.unchangedCells = 0;                        // cells an update sent with their current value
+    this.removed = 0; this.removedCells = 0;        // removed rows, their cells
+    this.columnsAdded = 0;
+  }
   push(fn) { this.undo.push(fn); }
   rollback() { while (this.undo.length) { this.undo.pop()(); } }
 }
@@ -133,6 +141,7 @@ class Table {
       tx.push(() => this._deleteRow(id));
     }
     tx.added += out.length;
+    tx.addedCells += out.length * Object.keys(colValues).length;
     return out;
   }
 
@@ -162,7 +171,12 @@ class Table {
       const row = this.rows.get(id);
       for (const idx of touched) { this._indexRemove(idx, id, row); }
       const old = {};
-      for (const c of colIds) { old[c] = row[c]; row[c] = colValues[c][i]; }
+      for (const c of colIds) {
+        old[c] = row[c];
+        // Grist trims an update's unchanged values (engine.trim_update_action).
+        if (sameValue(old[c], colValues[c][i])) { tx.unchangedCells++; } else { tx.updatedCells++; }
+        row[c] = colValues[c][i];
+      }
       for (const idx of touched) { this._indexAdd(idx, id, row); }
       tx.push(() => {
         for (const idx of touched) { this._indexRemove(idx, id, row); }
@@ -182,8 +196,9 @@ class Table {
       if (!row) { continue; }   // repeated id in the same request
       this._deleteRow(id);
       tx.push(() => this._restoreRow(id, row));
+      tx.removed++;
+      tx.removedCells += this.userColumns(false).length;
     }
-    tx.updated += rowIds.length;
     // References to removed rows are cleared in other tables, as Grist does.
     this.doc.clearReferencesTo(this.tableId, new Set(rowIds), tx);
   }
@@ -194,6 +209,7 @@ class Table {
     const finalId = pickedId || ids.pickColIdent(colId === undefined || colId === null || colId === '' ?
       (fields.label || null) : colId, [...this.colById.keys(), 'id']);
     const col = makeColumn(this.doc, this, finalId, fields);
+    tx.columnsAdded++;
     this.columns.push(col);
     this.colById.set(finalId, col);
     const dflt = types.defaultValue(col.type);
@@ -326,13 +342,33 @@ class Doc {
     this.maxInFlight = 0;
     this.maxApiInFlight = 0;
     this.penaltyMs = 0;         // rejectCostMs accumulated by 429s, charged to the next write
-    this.stats = { writes: 0, rowsAdded: 0, rowsUpdated: 0 };
-    this.requests = 0;
-    this.sent429 = 0;
+    this.mode = { mode: 'normal' };   // POST /admin/docs/{doc}/mode
+    this.modeRequests = 0;
+    this.resetStats();
     // Write queue: writes to a document are applied one at a time.
     this.writeQueue = [];
     this.writing = false;
     this.busyUntil = 0;         // virtual clock of the write pipeline (ms, performance.now())
+  }
+
+  resetStats() {
+    this.stats = {
+      writes: 0, rowsAdded: 0, rowsUpdated: 0, rowsRemoved: 0, cellsAdded: 0, cellsUpdated: 0,
+      cellsUnchanged: 0, columnsAdded: 0, busyMs: 0,
+    };
+    this.requests = 0;
+    this.sent429 = 0;
+    this.byStatus = {};
+    this.paths = {};              // "METHOD /path" -> {requests, bytes, byStatus}
+    this.maxInFlight = this.inFlight;
+    this.maxApiInFlight = this.apiInFlight;
+  }
+
+  // Counters of one "METHOD /path" (state.record, api.js pump).
+  pathEntry(label) {
+    let p = this.paths[label];
+    if (!p) { p = { requests: 0, bytes: 0, busyMs: 0, byStatus: {} }; this.paths[label] = p; }
+    return p;
   }
 
   table(tableId) {
@@ -354,6 +390,7 @@ class Doc {
     const cols = [{ fields: { type: 'ManualSortPos' } }, ...columns];
     for (let i = 0; i < cols.length; i++) {
       const col = makeColumn(this, table, colIds[i], cols[i].fields || {});
+      tx.columnsAdded++;
       table.columns.push(col);
       table.colById.set(col.colId, col);
     }
@@ -391,9 +428,9 @@ class Doc {
           }
         }
         if (upd.length) {
-          const before = tx.updated;
+          const before = [tx.updated, tx.updatedCells, tx.unchangedCells];
           t.updateRows(upd, { [c.colId]: vals }, tx);
-          tx.updated = before;   // indirect updates are not charged
+          [tx.updated, tx.updatedCells, tx.unchangedCells] = before;   // indirect updates are not charged
         }
       }
     }
@@ -417,6 +454,16 @@ class Doc {
     tx.added += 1;
     return id;
   }
+}
+
+// Python's == on decoded cell values, enough to tell an unchanged cell (1 == 1.0, True == 1).
+function sameValue(a, b) {
+  if (a === b) { return true; }
+  if (typeof a === 'boolean') { a = a ? 1 : 0; }
+  if (typeof b === 'boolean') { b = b ? 1 : 0; }
+  if (a === b) { return true; }
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') { return false; }
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 module.exports = { Doc, Table, Tx, valueKey, SETTABLE_COLUMN_FIELDS };

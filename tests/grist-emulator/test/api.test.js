@@ -166,12 +166,13 @@ test('records: PUT upsert with require, onmany, noadd, noupdate, allow_empty_req
     { require: { numero: 1 }, fields: { etat: 'a' } },
     { require: { numero: 2 }, fields: { etat: 'b' } },
   ] });
-  assert.deepEqual([r.status, r.json], [200, null]);
+  // grist-core 1.7.17 answers with the row ids (TableOperationsImpl.upsert).
+  assert.deepEqual([r.status, r.json], [200, { recordIds: [[1], [2]], addRecordIds: [1, 2], updateRecordIds: [] }]);
   r = await srv.api('PUT', `/tables/${t}/records`, { records: [
     { require: { numero: 2 }, fields: { etat: 'B' } },
     { require: { numero: 3 }, fields: { etat: 'c' } },
   ] });
-  assert.equal(r.status, 200);
+  assert.deepEqual([r.status, r.json], [200, { recordIds: [[2], [3]], addRecordIds: [3], updateRecordIds: [[2]] }]);
   let rows = (await srv.api('GET', `/tables/${t}/records`)).json.records;
   assert.deepEqual(rows.map((x) => [x.id, x.fields.numero, x.fields.etat]), [[1, 1, 'a'], [2, 2, 'B'], [3, 3, 'c']]);
 
@@ -341,6 +342,23 @@ test('attachments: multipart upload returns ids; metadata; download', async () =
   assert.deepEqual(r.json.records.map((x) => [x.id, x.fields.fileName, x.fields.fileSize]), [[1, 'hello.txt', 5], [2, 'piece jointe.pdf', 3], [3, 'x.txt', 1]]);
   r = await srv.api('GET', '/attachments/1/download');
   assert.equal(r.text, 'hello');
+  // DocApi.ts: type from the extension, attachment disposition, private cache, sandbox CSP.
+  assert.equal(r.headers.get('content-type'), 'text/plain; charset=utf-8');
+  assert.equal(r.headers.get('content-disposition'), 'attachment; filename="hello.txt"');
+  assert.equal(r.headers.get('cache-control'), 'private, max-age=3600');
+  assert.equal(r.headers.get('content-security-policy'), "sandbox; default-src 'none'");
+  r = await srv.api('GET', '/attachments/2/download?inline=1');
+  assert.equal(r.headers.get('content-type'), 'application/pdf');
+  assert.equal(r.headers.get('content-disposition'), 'inline; filename="piece jointe.pdf"');
+  r = await srv.api('GET', '/attachments/2');
+  assert.deepEqual(Object.keys(r.json), ['fileName', 'fileSize', 'timeUploaded']);
+  r = await srv.api('GET', '/attachments/99/download');
+  assert.equal(r.status, 404);
+  // Only the files of the field `upload` are taken (uploads.ts); none -> 400 missing payload.
+  const fd3 = new FormData();
+  fd3.append('file', new Blob(['y']), 'y.txt');
+  res = await fetch(`${srv.base}/api/docs/docA/attachments`, { method: 'POST', headers: { Authorization: 'Bearer keyA' }, body: fd3 });
+  assert.deepEqual([res.status, await res.json()], [400, { error: 'missing payload' }]);
   // Written into an Attachments cell as ["L", id, ...].
   const t = await makeTable('Att', [{ id: 'pj', fields: { type: 'Attachments' } }]);
   await srv.api('POST', `/tables/${t}/records`, { records: [{ fields: { pj: ['L', 1, 2] } }] });

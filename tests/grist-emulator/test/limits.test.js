@@ -17,6 +17,9 @@ test.after(async () => { await srv.stop(); });
 const put = (n) => srv.api('PUT', '/tables/T/records', { records: [{ require: { n }, fields: {} }] });
 
 test('cap: 30 parallel writes at a cap of 10 while writes are slow -> 10 successes, 20 x 429', async () => {
+  // Writes slow enough that all 30 requests arrive before the first is answered, even on a
+  // loaded machine.
+  await srv.admin('POST', '/config', { writeFixedMs: 800 });
   await srv.admin('POST', '/stats/reset');
   const t0 = Date.now();
   const results = await Promise.all(Array.from({ length: 30 }, (_, i) => put(i + 1)));
@@ -38,6 +41,7 @@ test('cap: 30 parallel writes at a cap of 10 while writes are slow -> 10 success
   assert.equal(s.requests.byKind['PUT records'], 30);
   assert.equal(s.requests.byStatus['429'], 20);
   assert.equal(s.docs.docA.tables.T, 10, 'only the admitted writes were applied');
+  await srv.admin('POST', '/config', { writeFixedMs: 300 });
 });
 
 test('writes are serialized: two concurrent writes take about twice as long as one', async () => {
