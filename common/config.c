@@ -10,6 +10,7 @@
 #include "ds2grist/err.h"
 #include "ds2grist/log.h"
 #include "ds2grist/secret.h"
+#include "ds2grist/text.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -582,7 +583,20 @@ typedef struct sources {
 
 /* Environment overrides of connection settings, each replacing one value. */
 static int apply_env(d2g_config_t *cfg, sources_t *src, char *err, size_t errlen) {
+    static const char *const vars[] = {"DS2GRIST_REDIS_URL", "DS2GRIST_REDIS_NAMESPACE",
+                                       "DS2GRIST_DS_ENDPOINT", "DS2GRIST_LOG_LEVEL",
+                                       "DS2GRIST_HTTP_PORT", "DS2GRIST_KAFKA_BOOTSTRAP_SERVERS", NULL};
     const char *v;
+    /* Values that are printed and logged: UTF-8 text without control characters. */
+    for (int i = 0; vars[i]; i++)
+        if ((v = getenv(vars[i])) && *v) {
+            if (!d2g_text_valid_utf8(v, strlen(v)))
+                return d2g_err_set(err, errlen, "%s: must be valid UTF-8", vars[i]);
+            for (const char *c = v; *c; c++)
+                if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                    return d2g_err_set(err, errlen, "%s: must not contain control characters",
+                                       vars[i]);
+        }
     if ((v = getenv("DS2GRIST_REDIS_URL")) && *v) {
         free(cfg->redis.url);
         cfg->redis.url = d2g_strdup(v);

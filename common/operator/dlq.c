@@ -715,14 +715,14 @@ int d2g_op_dlq_replay(const d2g_config_t *cfg, int argc, char **argv) {
                                                          : st == ST_SUPERSEDED ? "superseded"
                                                                                : "failed"));
             if (c.v[i].e->reason)
-                json_object_set_new(j, "reason", json_string(c.v[i].e->reason));
+                json_object_set_new(j, "reason", js(c.v[i].e->reason));
             json_object_del(j, "replayed");
             json_array_append_new(arr, j);
         }
         d2g_op_print_json(json_pack("{s:s, s:s, s:b, s:b, s:o, s:I, s:I, s:I, s:I, s:I, s:o}",
                                     "from", cfg->kafka.dlq_topic, "to", cfg->kafka.topic, "dry_run",
                                     dry, "force", c.force, "key",
-                                    c.key ? json_string(c.key) : json_null(), "replayed",
+                                    js(c.key), "replayed",
                                     (json_int_t)(dry ? 0 : sent), "superseded",
                                     (json_int_t)c.n_superseded, "failed", (json_int_t)failed,
                                     "already_replayed", (json_int_t)c.n_already, "other_keys",

@@ -226,7 +226,7 @@ static json_t *build_json(const d2g_procedure_t *const *procs, size_t n, const d
         int64_t poll_ms = field_ms(cur, 4), ok_ms = field_ms(st, 0), err_ms = field_ms(st, 2);
         json_t *lease = json_null();
         if (le && le->type == REDIS_REPLY_STRING)
-            lease = json_pack("{s:s, s:I}", "holder", le->str, "ttl_ms",
+            lease = json_pack("{s:o, s:I}", "holder", json_str(le->str), "ttl_ms",
                               (json_int_t)(ttl && ttl->type == REDIS_REPLY_INTEGER ? ttl->integer : -1));
         json_t *cursor = json_pack("{s:o, s:b, s:o, s:o, s:o, s:o}",
                                    "updated_since", json_str(field(cur, 0)),
@@ -398,7 +398,7 @@ int d2g_op_status(const d2g_config_t *cfg, int argc, char **argv) {
                 json_decref(one);
                 continue;
             }
-            json_object_set_new(one, "worker", json_string(hl->element[k]->str));
+            json_object_set_new(one, "worker", json_str(hl->element[k]->str));
             json_array_append_new(lanes[i], one);
         }
     }

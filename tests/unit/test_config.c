@@ -402,6 +402,8 @@ static void test_env_errors_name_the_variable(void **state) {
         {"DS2GRIST_HTTP_PORT", "70000", "DS2GRIST_HTTP_PORT: must be a port number"},
         {"DS2GRIST_KAFKA_BOOTSTRAP_SERVERS", "u:p@k:1", "DS2GRIST_KAFKA_BOOTSTRAP_SERVERS: must not hold credentials"},
         {"DS2GRIST_KAFKA_BOOTSTRAP_SERVERS", ":1", "DS2GRIST_KAFKA_BOOTSTRAP_SERVERS: must be host:port"},
+        {"DS2GRIST_REDIS_URL", "redis://h\xff:1", "DS2GRIST_REDIS_URL: must be valid UTF-8"},
+        {"DS2GRIST_DS_ENDPOINT", "https://h/\napi", "DS2GRIST_DS_ENDPOINT: must not contain control characters"},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         setenv(rows[i].var, rows[i].value, 1);
