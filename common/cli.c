@@ -65,6 +65,11 @@ int d2g_cli_start(int argc, char **argv, const char *service, const char *usage,
         return 2;
     }
     d2g_log_init(service, (d2g_log_level_t)d2g_log_level_parse((*cfg)->log_level));
+    {
+        size_t n_secrets = 0;
+        const char *const *secrets = d2g_config_secrets(*cfg, &n_secrets);
+        d2g_log_set_secrets(secrets, n_secrets);
+    }
     d2g_log(D2G_LOG_INFO, "config_loaded", 0, NULL,
             "%zu procedures, %zu DS tokens, %zu Grist servers", (*cfg)->n_procedures,
             (*cfg)->ds.n_tokens, (*cfg)->grist.n_servers);

@@ -10,10 +10,12 @@
 #include "ds2grist/err.h"
 #include "ds2grist/log.h"
 #include "ds2grist/secret.h"
+#include "ds2grist/text.h"
 
 #include <ctype.h>
 #include <jansson.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,8 +122,141 @@ static int valid_table_id(const char *s) {
     return 1;
 }
 
-static int valid_http_url(const char *s) {
-    return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+/* Names that end up in Redis keys, metric labels and logs. */
+static int valid_name(const char *s, size_t max) {
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-' && *s != '.')
+            return 0;
+    return 1;
+}
+
+/* host[:port] of a URL's authority: a DNS name or IPv4 address, or [IPv6]. */
+static int valid_host_port(const char *h, size_t n) {
+    const char *colon = NULL;
+    size_t hl = n;
+    if (n > 0 && h[0] == '[') {
+        const char *close = memchr(h, ']', n);
+        if (!close || close == h + 1)
+            return 0;
+        for (const char *c = h + 1; c < close; c++)
+            if (!isxdigit((unsigned char)*c) && *c != ':' && *c != '.')
+                return 0;
+        hl = (size_t)(close - h) + 1;
+        if (hl < n && h[hl] != ':')
+            return 0;
+        colon = hl < n ? h + hl : NULL;
+    } else {
+        colon = memchr(h, ':', n);
+        hl = colon ? (size_t)(colon - h) : n;
+        if (hl == 0 || hl > 253)
+            return 0;
+        for (size_t i = 0; i < hl; i++)
+            if (!isalnum((unsigned char)h[i]) && h[i] != '-' && h[i] != '.' && h[i] != '_')
+                return 0;
+    }
+    if (colon) {
+        size_t pl = n - (size_t)(colon - h) - 1;
+        if (pl == 0 || pl > 5)
+            return 0;
+        long port = 0;
+        for (size_t i = 0; i < pl; i++) {
+            if (!isdigit((unsigned char)colon[1 + i]))
+                return 0;
+            port = port * 10 + (colon[1 + i] - '0');
+        }
+        if (port < 1 || port > 65535)
+            return 0;
+    }
+    return 1;
+}
+
+/*
+ * An http(s) URL with a host, and without credentials, query or fragment:
+ * secrets never go in URLs (they end up in logs, proxies and `config check`).
+ * Returns 0, or -1 with "<what>: <cause>" in err (what: the key or variable).
+ */
+static int check_http_url(const char *s, const char *what, const char *secret_hint, char *err,
+                          size_t errlen) {
+    const char *rest;
+    if (strncmp(s, "http://", 7) == 0)
+        rest = s + 7;
+    else if (strncmp(s, "https://", 8) == 0)
+        rest = s + 8;
+    else
+        return d2g_err_set(err, errlen, "%s: must start with http:// or https://", what);
+    size_t auth = strcspn(rest, "/?#");
+    if (memchr(rest, '@', auth))
+        return d2g_err_set(err, errlen, "%s: must not hold credentials (user:password@); %s", what,
+                           secret_hint);
+    if (strchr(rest, '?') || strchr(rest, '#'))
+        return d2g_err_set(err, errlen, "%s: must not have a query string or fragment (a token "
+                           "there would be printed and logged); %s", what, secret_hint);
+    if (!valid_host_port(rest, auth))
+        return d2g_err_set(err, errlen, "%s: needs a valid host (and port 1-65535 if given)", what);
+    for (const char *c = rest; *c; c++)
+        if ((unsigned char)*c <= ' ' || *c == 0x7f)
+            return d2g_err_set(err, errlen, "%s: must not contain spaces or control characters",
+                               what);
+    return 0;
+}
+
+/* redis://host[:port][/db] or unix:///path, no credentials. */
+static int check_redis_url(const char *s, const char *what, char *err, size_t errlen) {
+    if (strncmp(s, "unix://", 7) == 0) {
+        if (s[7] != '/' || strlen(s) < 9)
+            return d2g_err_set(err, errlen, "%s: unix:// needs an absolute socket path", what);
+        return 0;
+    }
+    if (strncmp(s, "redis://", 8) != 0)
+        return d2g_err_set(err, errlen, "%s: must start with redis:// or unix://", what);
+    const char *rest = s + 8;
+    size_t auth = strcspn(rest, "/");
+    if (memchr(rest, '@', auth))
+        return d2g_err_set(err, errlen, "%s: must not hold credentials; "
+                           "use redis.username and redis.password", what);
+    if (!valid_host_port(rest, auth))
+        return d2g_err_set(err, errlen, "%s: needs a valid host (and port 1-65535 if given)", what);
+    if (rest[auth] == '/' && rest[auth + 1]) {
+        const char *db = rest + auth + 1;
+        if (strspn(db, "0123456789") != strlen(db) || strlen(db) > 4)
+            return d2g_err_set(err, errlen, "%s: the database must be a number from 0 to 9999", what);
+    }
+    return 0;
+}
+
+/* librdkafka properties whose values are credentials: only in secret_properties. */
+static int secret_property(const char *key) {
+    static const char *const exact[] = {"ssl.key.pem", "ssl_key", "sasl.oauthbearer.config",
+                                        "ssl.keystore.password", "ssl.key.password",
+                                        "sasl.password", NULL};
+    for (int i = 0; exact[i]; i++)
+        if (strcmp(key, exact[i]) == 0)
+            return 1;
+    return strstr(key, "password") || strstr(key, "secret");
+}
+
+/* A number setting: its key, default and allowed range (the error says it). */
+typedef struct int_setting {
+    const char *key;
+    int *field;
+    long long def, min, max;
+} int_setting_t;
+
+static int get_ints(json_t *obj, const char *path, const int_setting_t *table, char *err,
+                    size_t errlen);
+
+static int get_ints(json_t *obj, const char *path, const int_setting_t *table, char *err,
+                    size_t errlen) {
+    for (const int_setting_t *t = table; t->key; t++) {
+        long long v = 0;
+        if (get_int(obj, t->key, path, 0, t->def, t->min, t->max, &v, err, errlen))
+            return -1;
+        *t->field = (int)v;
+    }
+    return 0;
 }
 
 /* --- sections ------------------------------------------------------------ */
@@ -152,9 +287,12 @@ static int parse_kafka(d2g_config_t *cfg, json_t *root, char *err, size_t errlen
             if (!json_is_string(v))
                 return d2g_err_set(err, errlen, "kafka.properties.%s: must be a string "
                                    "(librdkafka properties are strings)", key);
-            if (strstr(key, "password") || strstr(key, "secret"))
-                return d2g_err_set(err, errlen, "kafka.properties.%s: put credentials in "
-                                   "kafka.secret_properties (env or file)", key);
+            if (secret_property(key))
+                return d2g_err_set(err, errlen, "kafka.properties.%s: a credential; put it in "
+                                   "kafka.secret_properties.%s as {\"env\": \"NAME\"} or "
+                                   "{\"file\": \"/path\"}", key, key);
+            if (json_string_length(v) == 0)
+                return d2g_err_set(err, errlen, "kafka.properties.%s: must not be empty", key);
             d2g_kv_t *kv = &cfg->kafka.properties[cfg->kafka.n_properties++];
             kv->key = d2g_strdup(key);
             kv->value = d2g_strdup(json_string_value(v));
@@ -174,6 +312,12 @@ static int parse_kafka(d2g_config_t *cfg, json_t *root, char *err, size_t errlen
         get_string(k, "consumer_group", "kafka", "ds2grist-worker", &cfg->kafka.consumer_group,
                    err, errlen))
         return -1;
+    if (!valid_name(cfg->kafka.topic, 249))
+        return d2g_err_set(err, errlen, "kafka.topic: 1 to 249 letters, digits, '.', '_' or '-'");
+    if (!valid_name(cfg->kafka.dlq_topic, 249))
+        return d2g_err_set(err, errlen, "kafka.dlq_topic: 1 to 249 letters, digits, '.', '_' or '-'");
+    if (!valid_name(cfg->kafka.consumer_group, 255))
+        return d2g_err_set(err, errlen, "kafka.consumer_group: 1 to 255 letters, digits, '.', '_' or '-'");
     if (strcmp(cfg->kafka.topic, cfg->kafka.dlq_topic) == 0)
         return d2g_err_set(err, errlen, "kafka.dlq_topic: must differ from kafka.topic");
     return 0;
@@ -224,6 +368,9 @@ static int parse_ds(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
         d2g_ds_token_t *tok = &cfg->ds.tokens[cfg->ds.n_tokens++];
         snprintf(path, sizeof(path), "ds.tokens.%s", name);
         tok->name = d2g_strdup(name);
+        if (!valid_name(name, 64))
+            return d2g_err_set(err, errlen, "%s: a token name is 1 to 64 letters, digits, '.', '_' "
+                               "or '-'", path);
         if (expect_object(t, path, err, errlen) || check_keys(t, path, tkeys, err, errlen) ||
             get_secret(t, "secret", path, 1, &tok->secret, err, errlen) ||
             get_int(t, "requests_per_minute", path, 0, 400, 1, 1000000, &n, err, errlen))
@@ -258,22 +405,31 @@ static int parse_grist(d2g_config_t *cfg, json_t *root, char *err, size_t errlen
         d2g_grist_server_t *srv = &cfg->grist.servers[cfg->grist.n_servers++];
         snprintf(path, sizeof(path), "grist.servers.%s", name);
         srv->name = d2g_strdup(name);
+        if (!valid_name(name, 64))
+            return d2g_err_set(err, errlen, "%s: a server name is 1 to 64 letters, digits, '.', "
+                               "'_' or '-'", path);
         if (expect_object(s, path, err, errlen) || check_keys(s, path, skeys, err, errlen) ||
             get_string(s, "url", path, NULL, &srv->url, err, errlen) ||
             get_secret(s, "api_key", path, 1, &srv->api_key, err, errlen) ||
             get_int(s, "permits_per_document", path, 0, 8, 1, 1000, &n, err, errlen))
             return -1;
         srv->permits_per_document = (int)n;
-        if (!valid_http_url(srv->url))
-            return d2g_err_set(err, errlen, "%s.url: must start with http:// or https://", path);
+        char what[PATHLEN + 8], hint[PATHLEN + 80];
+        snprintf(what, sizeof(what), "%s.url", path);
+        snprintf(hint, sizeof(hint), "the API key goes in %s.api_key as {\"env\": \"NAME\"} or "
+                 "{\"file\": \"/path\"}", path);
+        if (check_http_url(srv->url, what, hint, err, errlen))
+            return -1;
         size_t ul = strlen(srv->url);
         while (ul > 0 && srv->url[ul - 1] == '/')
             srv->url[--ul] = '\0';
 
         json_t *rps = json_object_get(s, "requests_per_second");
-        if (rps && (!json_is_number(rps) || json_number_value(rps) < 0))
-            return d2g_err_set(err, errlen, "%s.requests_per_second: must be a number >= 0 "
-                               "(0 = no limit)", path);
+        double rv = rps && json_is_number(rps) ? json_number_value(rps) : 0;
+        if (rps && (!json_is_number(rps) || !isfinite(rv) || rv < 0 || (rv > 0 && rv < 0.01) ||
+                    rv > 10000))
+            return d2g_err_set(err, errlen, "%s.requests_per_second: must be 0 (no limit) or a "
+                               "number from 0.01 to 10000", path);
         srv->requests_per_second = rps ? json_number_value(rps) : 0;
 
         json_t *docs = json_object_get(s, "documents");
@@ -288,6 +444,9 @@ static int parse_grist(d2g_config_t *cfg, json_t *root, char *err, size_t errlen
                 d2g_grist_doc_limit_t *dl = &srv->doc_limits[srv->n_doc_limits++];
                 snprintf(dpath, sizeof(dpath), "%s.documents.%s", path, doc);
                 dl->document = d2g_strdup(doc);
+                if (!valid_name(doc, 200))
+                    return d2g_err_set(err, errlen, "%s: a document id is 1 to 200 letters, "
+                                       "digits, '.', '_' or '-'", dpath);
                 if (expect_object(dv, dpath, err, errlen) ||
                     check_keys(dv, dpath, dkeys, err, errlen) ||
                     get_int(dv, "permits", dpath, 1, 0, 1, 1000, &n, err, errlen))
@@ -379,6 +538,9 @@ static int parse_procedures(d2g_config_t *cfg, json_t *root, char *err, size_t e
         free(srv);
         if (rc || get_string(p, "document", path, NULL, &proc->document, err, errlen))
             return -1;
+        if (!valid_name(proc->document, 200))
+            return d2g_err_set(err, errlen, "%s.document: a Grist document id is 1 to 200 letters, "
+                               "digits, '.', '_' or '-'", path);
         if (json_object_get(p, "table_prefix")) {
             if (get_string(p, "table_prefix", path, NULL, &proc->table_prefix, err, errlen))
                 return -1;
@@ -387,9 +549,11 @@ static int parse_procedures(d2g_config_t *cfg, json_t *root, char *err, size_t e
             snprintf(def, sizeof(def), "D%lld", (long long)proc->number);
             proc->table_prefix = d2g_strdup(def);
         }
-        if (!valid_table_id(proc->table_prefix))
+        if (!valid_table_id(proc->table_prefix) || strlen(proc->table_prefix) > D2G_TABLE_PREFIX_MAX)
             return d2g_err_set(err, errlen, "%s.table_prefix: must start with an upper-case "
-                               "letter and hold only letters, digits and underscores", path);
+                               "letter, hold only letters, digits and underscores, and have at "
+                               "most %d characters (child tables add their own suffix)", path,
+                               D2G_TABLE_PREFIX_MAX);
         proc->poll_interval_s = def_poll;
         proc->poll_interval_max_s = def_poll_max;
         proc->deleted_mode = def_deleted;
@@ -411,24 +575,47 @@ static int parse_procedures(d2g_config_t *cfg, json_t *root, char *err, size_t e
     return 0;
 }
 
+/* Where each overridable value came from: its JSON key, or the environment
+ * variable that replaced it (errors name what the operator actually wrote). */
+typedef struct sources {
+    const char *redis_url, *redis_namespace, *ds_endpoint, *log_level, *bootstrap;
+} sources_t;
+
 /* Environment overrides of connection settings, each replacing one value. */
-static int apply_env(d2g_config_t *cfg, char *err, size_t errlen) {
+static int apply_env(d2g_config_t *cfg, sources_t *src, char *err, size_t errlen) {
+    static const char *const vars[] = {"DS2GRIST_REDIS_URL", "DS2GRIST_REDIS_NAMESPACE",
+                                       "DS2GRIST_DS_ENDPOINT", "DS2GRIST_LOG_LEVEL",
+                                       "DS2GRIST_HTTP_PORT", "DS2GRIST_KAFKA_BOOTSTRAP_SERVERS", NULL};
     const char *v;
+    /* Values that are printed and logged: UTF-8 text without control characters. */
+    for (int i = 0; vars[i]; i++)
+        if ((v = getenv(vars[i])) && *v) {
+            if (!d2g_text_valid_utf8(v, strlen(v)))
+                return d2g_err_set(err, errlen, "%s: must be valid UTF-8", vars[i]);
+            for (const char *c = v; *c; c++)
+                if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                    return d2g_err_set(err, errlen, "%s: must not contain control characters",
+                                       vars[i]);
+        }
     if ((v = getenv("DS2GRIST_REDIS_URL")) && *v) {
         free(cfg->redis.url);
         cfg->redis.url = d2g_strdup(v);
+        src->redis_url = "DS2GRIST_REDIS_URL";
     }
     if ((v = getenv("DS2GRIST_REDIS_NAMESPACE")) && *v) {
         free(cfg->redis.namespace);
         cfg->redis.namespace = d2g_strdup(v);
+        src->redis_namespace = "DS2GRIST_REDIS_NAMESPACE";
     }
     if ((v = getenv("DS2GRIST_DS_ENDPOINT")) && *v) {
         free(cfg->ds.endpoint);
         cfg->ds.endpoint = d2g_strdup(v);
+        src->ds_endpoint = "DS2GRIST_DS_ENDPOINT";
     }
     if ((v = getenv("DS2GRIST_LOG_LEVEL")) && *v) {
         free(cfg->log_level);
         cfg->log_level = d2g_strdup(v);
+        src->log_level = "DS2GRIST_LOG_LEVEL";
     }
     if ((v = getenv("DS2GRIST_HTTP_PORT")) && *v) {
         char *end;
@@ -449,66 +636,91 @@ static int apply_env(d2g_config_t *cfg, char *err, size_t errlen) {
         }
         free(kv->value);
         kv->value = d2g_strdup(v);
+        src->bootstrap = "DS2GRIST_KAFKA_BOOTSTRAP_SERVERS";
     }
     return 0;
 }
 
-static int validate(d2g_config_t *cfg, char *err, size_t errlen) {
-    int has_bootstrap = 0;
+static int validate(d2g_config_t *cfg, const sources_t *src, char *err, size_t errlen) {
+    const char *bootstrap = NULL;
     for (size_t i = 0; i < cfg->kafka.n_properties; i++)
         if (strcmp(cfg->kafka.properties[i].key, "bootstrap.servers") == 0)
-            has_bootstrap = 1;
-    if (!has_bootstrap)
+            bootstrap = cfg->kafka.properties[i].value;
+    if (!bootstrap)
         return d2g_err_set(err, errlen, "kafka.properties.bootstrap.servers: is required "
                            "(or set DS2GRIST_KAFKA_BOOTSTRAP_SERVERS)");
-    if (strncmp(cfg->redis.url, "redis://", 8) != 0 && strncmp(cfg->redis.url, "unix://", 7) != 0)
-        return d2g_err_set(err, errlen, "redis.url: must start with redis:// or unix://");
-    if (strchr(cfg->redis.url, '@'))
-        return d2g_err_set(err, errlen, "redis.url: must not hold credentials; "
-                           "use redis.username and redis.password");
-    if (!valid_http_url(cfg->ds.endpoint))
-        return d2g_err_set(err, errlen, "ds.endpoint: must start with http:// or https://");
+    /* host:port[,host:port...]; librdkafka also accepts a scheme prefix */
+    for (const char *b = bootstrap; *b;) {
+        size_t n = strcspn(b, ",");
+        const char *h = b, *scheme = NULL;
+        for (const char *c = b; c + 3 <= b + n; c++)
+            if (!strncmp(c, "://", 3)) {
+                scheme = c + 3;
+                break;
+            }
+        if (scheme)
+            h = scheme;
+        size_t hl = n - (size_t)(h - b);
+        if (memchr(h, '@', hl))
+            return d2g_err_set(err, errlen, "%s: must not hold credentials; put them in "
+                               "kafka.secret_properties (sasl.password as {\"env\": \"NAME\"})",
+                               src->bootstrap);
+        if (hl == 0 || !valid_host_port(h, hl))
+            return d2g_err_set(err, errlen, "%s: must be host:port[,host:port...]", src->bootstrap);
+        b += n;
+        if (*b == ',')
+            b++;
+    }
+    if (check_redis_url(cfg->redis.url, src->redis_url, err, errlen))
+        return -1;
+    if (!valid_name(cfg->redis.namespace, 64))
+        return d2g_err_set(err, errlen, "%s: 1 to 64 letters, digits, '.', '_' or '-' (it "
+                           "prefixes every Redis key)", src->redis_namespace);
+    if (check_http_url(cfg->ds.endpoint, src->ds_endpoint,
+                       "DS tokens go in ds.tokens.<name>.secret as {\"env\": \"NAME\"} or "
+                       "{\"file\": \"/path\"}", err, errlen))
+        return -1;
     if (d2g_log_level_parse(cfg->log_level) < 0)
-        return d2g_err_set(err, errlen, "log_level: must be debug, info, warn or error");
+        return d2g_err_set(err, errlen, "%s: must be debug, info, warn or error", src->log_level);
     return 0;
 }
 
 static int parse_producer(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
     static const char *const keys[] = {"concurrency", "lease_s", "labels_interval_s", "page_size",
-                                       "page_size_min", "shutdown_grace_s", "check_batch_size", NULL};
+                                       "page_size_min", "shutdown_grace_s", "deleted_lookback_s",
+                                       "check_batch_size", NULL};
     json_t *p = json_object_get(root, "producer");
     json_t *empty = json_object();
-    long long v[7] = {0};
     int rc = -1;
+    /* Every number of the section: key, default, allowed range. */
+    const int_setting_t table[] = {
+        {"concurrency", &cfg->producer.concurrency, 4, 1, 256},
+        {"lease_s", &cfg->producer.lease_s, 120, 5, 3600},
+        {"labels_interval_s", &cfg->producer.labels_interval_s, 900, 0, 604800},
+        {"page_size", &cfg->producer.page_size, 100, 1, 100},
+        {"page_size_min", &cfg->producer.page_size_min, 5, 1, 100},
+        {"shutdown_grace_s", &cfg->producer.shutdown_grace_s, 25, 1, 3600},
+        {"deleted_lookback_s", &cfg->producer.deleted_lookback_s, 2592000, 0, 31622400},
+        {"check_batch_size", &cfg->producer.check_batch_size, 50, 1, 500},
+        {NULL, NULL, 0, 0, 0},
+    };
     if (p && (expect_object(p, "producer", err, errlen) ||
               check_keys(p, "producer", keys, err, errlen)))
         goto out;
     if (!p)
         p = empty;
-    if (get_int(p, "concurrency", "producer", 0, 4, 1, 256, &v[0], err, errlen) ||
-        get_int(p, "lease_s", "producer", 0, 120, 5, 3600, &v[1], err, errlen) ||
-        get_int(p, "labels_interval_s", "producer", 0, 900, 0, 604800, &v[2], err, errlen) ||
-        get_int(p, "page_size", "producer", 0, 100, 1, 100, &v[3], err, errlen) ||
-        get_int(p, "page_size_min", "producer", 0, 5, 1, 100, &v[4], err, errlen) ||
-        get_int(p, "shutdown_grace_s", "producer", 0, 25, 1, 3600, &v[5], err, errlen) ||
-        get_int(p, "check_batch_size", "producer", 0, 50, 1, 500, &v[6], err, errlen))
+    if (get_ints(p, "producer", table, err, errlen))
         goto out;
-    if (v[4] > v[3]) {
-        d2g_err_set(err, errlen, "producer.page_size_min: must not exceed producer.page_size");
+    if (cfg->producer.page_size_min > cfg->producer.page_size) {
+        d2g_err_set(err, errlen, "producer.page_size_min: must not exceed producer.page_size (%d)",
+                    cfg->producer.page_size);
         goto out;
     }
-    if (v[1] <= cfg->ds.timeout_s) {
+    if (cfg->producer.lease_s <= cfg->ds.timeout_s) {
         d2g_err_set(err, errlen, "producer.lease_s: must exceed ds.timeout_s (%d), or a slow "
                     "request could outlive its lease", cfg->ds.timeout_s);
         goto out;
     }
-    cfg->producer.concurrency = (int)v[0];
-    cfg->producer.lease_s = (int)v[1];
-    cfg->producer.labels_interval_s = (int)v[2];
-    cfg->producer.page_size = (int)v[3];
-    cfg->producer.page_size_min = (int)v[4];
-    cfg->producer.shutdown_grace_s = (int)v[5];
-    cfg->producer.check_batch_size = (int)v[6];
     rc = 0;
 out:
     json_decref(empty);
@@ -520,30 +732,26 @@ static int parse_worker(d2g_config_t *cfg, json_t *root, char *err, size_t errle
                                        "max_buffered_total", "ds_base_url", "shutdown_grace_s", NULL};
     json_t *w = json_object_get(root, "worker");
     json_t *empty = json_object();
-    long long v[5] = {0};
     int rc = -1;
+    /* Grist refuses bodies over 1 MiB: a batch stays under it with room for the envelope. */
+    const int_setting_t table[] = {
+        {"linger_ms", &cfg->worker.linger_ms, 250, 0, 60000},
+        {"batch_bytes", &cfg->worker.batch_bytes, 900000, 1000, 1000000},
+        {"max_buffered", &cfg->worker.max_buffered, 1000, 10, 1000000},
+        {"max_buffered_total", &cfg->worker.max_buffered_total, 2000, 10, 10000000},
+        {"shutdown_grace_s", &cfg->worker.shutdown_grace_s, 25, 1, 3600},
+        {NULL, NULL, 0, 0, 0},
+    };
     if (w && (expect_object(w, "worker", err, errlen) || check_keys(w, "worker", keys, err, errlen)))
         goto out;
     if (!w)
         w = empty;
-    /* Grist refuses bodies over 1 MiB: a batch stays under it with room for the envelope. */
-    if (get_int(w, "linger_ms", "worker", 0, 250, 0, 60000, &v[0], err, errlen) ||
-        get_int(w, "batch_bytes", "worker", 0, 900000, 1000, 1000000, &v[1], err, errlen) ||
-        get_int(w, "max_buffered", "worker", 0, 1000, 10, 1000000, &v[2], err, errlen) ||
-        get_int(w, "max_buffered_total", "worker", 0, 2000, 10, 10000000, &v[4], err, errlen) ||
-        get_int(w, "shutdown_grace_s", "worker", 0, 25, 1, 3600, &v[3], err, errlen) ||
+    if (get_ints(w, "worker", table, err, errlen) ||
         get_string(w, "ds_base_url", "worker", "https://www.demarches-simplifiees.fr",
-                   &cfg->worker.ds_base_url, err, errlen))
+                   &cfg->worker.ds_base_url, err, errlen) ||
+        check_http_url(cfg->worker.ds_base_url, "worker.ds_base_url",
+                       "it is only the site dossiers link to", err, errlen))
         goto out;
-    if (!valid_http_url(cfg->worker.ds_base_url)) {
-        d2g_err_set(err, errlen, "worker.ds_base_url: must start with http:// or https://");
-        goto out;
-    }
-    cfg->worker.linger_ms = (int)v[0];
-    cfg->worker.batch_bytes = (int)v[1];
-    cfg->worker.max_buffered = (int)v[2];
-    cfg->worker.max_buffered_total = (int)v[4];
-    cfg->worker.shutdown_grace_s = (int)v[3];
     rc = 0;
 out:
     json_decref(empty);
@@ -595,7 +803,9 @@ static int load_root(json_t *root, d2g_config_t **out, char *err, size_t errlen)
             goto out;
         cfg->http.port = (int)n;
     }
-    if (apply_env(cfg, err, errlen) || validate(cfg, err, errlen))
+    sources_t src = {"redis.url", "redis.namespace", "ds.endpoint", "log_level",
+                     "kafka.properties.bootstrap.servers"};
+    if (apply_env(cfg, &src, err, errlen) || validate(cfg, &src, err, errlen))
         goto out;
     collect_secrets(cfg);
     rc = 0;
@@ -648,6 +858,7 @@ void d2g_config_free(d2g_config_t *cfg) {
         else
             free(cfg->kafka.properties[i].value);
     }
+    d2g_log_forget_secrets((const char *const *)cfg->secrets);
     free(cfg->secrets);
     free(cfg->kafka.properties);
     free(cfg->kafka.topic);

@@ -45,6 +45,11 @@ int d2g_cursor_load(d2g_redis_t *r, int64_t procedure, d2g_cursor_t *c, char *er
         c->last_poll_ms = strtoll(rep->element[5]->str, NULL, 10);
     if (rep->element[6]->type == REDIS_REPLY_STRING)
         c->labels_at_ms = strtoll(rep->element[6]->str, NULL, 10);
+    /* Found: a position is there (a hash holding only last_poll_ms, written by a
+     * check racing a Redis loss, is no cursor). */
+    for (size_t i = 0; i < 4; i++)
+        if (rep->element[i]->type == REDIS_REPLY_STRING)
+            c->found = 1;
     freeReplyObject(rep);
     if (!c->updated_since)
         c->updated_since = d2g_strdup(D2G_CURSOR_EPOCH);
@@ -68,6 +73,58 @@ int d2g_cursor_set(d2g_redis_t *r, int64_t procedure, const char *const *pairs, 
         return -1;
     freeReplyObject(rep);
     return 0;
+}
+
+/* KEYS cursor, lease, fence; ARGV token, ttl_ms, field, value, ... 1 written, 0 refused. */
+static const d2g_redis_script_t fenced_set_script = {
+    "cursor_set_fenced",
+    "if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end\n"
+    "local v = redis.call('GET', KEYS[2])\n"
+    "if v == false then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])\n"
+    "elseif v ~= ARGV[1] then return 0 end\n"
+    "redis.call('HSET', KEYS[1], unpack(ARGV, 3))\n"
+    "return 1\n",
+};
+
+int d2g_cursor_set_fenced(d2g_redis_t *r, int64_t procedure, const char *token, int64_t ttl_ms,
+                          const char *const *pairs, int *written, char *err, size_t errlen) {
+    char kc[256], kl[256], kf[256], ttl[24];
+    const char *args[26];
+    int nargs = 0;
+    *written = 0;
+    key(r, kc, sizeof(kc), procedure, "cursor");
+    key(r, kl, sizeof(kl), procedure, "lease");
+    key(r, kf, sizeof(kf), procedure, "fence");
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
+    args[nargs++] = token;
+    args[nargs++] = ttl;
+    for (int i = 0; pairs[i] && nargs < 24; i += 2) {
+        args[nargs++] = pairs[i];
+        args[nargs++] = pairs[i + 1];
+    }
+    if (nargs == 2)
+        return d2g_err_set(err, errlen, "cursor_set_fenced: nothing to write");
+    const char *keys[] = {kc, kl, kf};
+    redisReply *rep = d2g_redis_eval_idempotent(r, &fenced_set_script, 3, keys, nargs, args, err, errlen);
+    if (!rep)
+        return -1;
+    *written = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+    freeReplyObject(rep);
+    return 0;
+}
+
+static char *dup_or_null(const char *s) { return s ? d2g_strdup(s) : NULL; }
+
+void d2g_cursor_copy(d2g_cursor_t *dst, const d2g_cursor_t *src) {
+    d2g_cursor_clear(dst);
+    dst->updated_since = dup_or_null(src->updated_since);
+    dst->after = dup_or_null(src->after);
+    dst->deleted_since = dup_or_null(src->deleted_since);
+    dst->deleted_after = dup_or_null(src->deleted_after);
+    dst->max_modified = dup_or_null(src->max_modified);
+    dst->last_poll_ms = src->last_poll_ms;
+    dst->labels_at_ms = src->labels_at_ms;
+    dst->found = src->found;
 }
 
 int d2g_cursor_reset(d2g_redis_t *r, int64_t procedure, const char *since, char *err,

@@ -58,10 +58,19 @@ int d2g_envelope_decode(const char *buf, size_t len, d2g_envelope_t *env, char *
                         size_t errlen) {
     json_error_t jerr;
     memset(env, 0, sizeof(*env));
-    json_t *root = json_loadb(buf, len, 0, &jerr);
-    if (!root)
+    /* Duplicate keys are refused: a message with two "procedure" fields must
+     * not be read as whichever comes last. */
+    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        if (json_error_code(&jerr) == json_error_duplicate_key)
+            return d2g_err_set(err, errlen, "duplicate key in the message: %s (position %d)",
+                               jerr.text, jerr.position);
+        if (json_error_code(&jerr) == json_error_numeric_overflow)
+            return d2g_err_set(err, errlen, "a number does not fit in 64 bits: %s (position %d)",
+                               jerr.text, jerr.position);
         return d2g_err_set(err, errlen, "message is not JSON: %s (position %d)", jerr.text,
                            jerr.position);
+    }
     json_t *v = json_object_get(root, "v"), *kind = json_object_get(root, "kind");
     json_t *proc = json_object_get(root, "procedure"), *num = json_object_get(root, "number");
     json_t *mod = json_object_get(root, "modified"), *fetched = json_object_get(root, "fetched_at");

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 
 /* A ceiling for one answer's body: a DS page of 100 full dossiers is a few MB. */
@@ -204,3 +205,52 @@ int d2g_http_poll(d2g_http_t *h, int timeout_ms, d2g_http_done_cb done, void *ud
 }
 
 int d2g_http_in_flight(const d2g_http_t *h) { return h->in_flight; }
+
+int64_t d2g_http_retry_after_ms(const char *value, int64_t now_wall_ms, int64_t default_ms,
+                                int64_t cap_ms, int *parsed) {
+    int ok = 0;
+    int64_t ms = default_ms;
+    if (parsed)
+        *parsed = 0;
+    if (!value)
+        return default_ms < cap_ms ? default_ms : cap_ms;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    size_t n = strlen(value);
+    while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+        n--;
+    if (n > 0 && strspn(value, "0123456789") == n) {
+        /* delay-seconds: digits only; more than the cap is the cap */
+        int64_t s = 0;
+        for (size_t i = 0; i < n && s <= cap_ms / 1000 + 1; i++)
+            s = s * 10 + (value[i] - '0');
+        ms = s > cap_ms / 1000 ? cap_ms : s * 1000;
+        ok = 1;
+    } else if (n > 0 && n < 64) {
+        /* IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT" */
+        static const char *const months = "JanFebMarAprMayJunJulAugSepOctNovDec";
+        char buf[64], wd[4], mon[4];
+        int d, y, hh, mm, ss, used = 0;
+        struct tm tm;
+        memcpy(buf, value, n);
+        buf[n] = '\0';
+        memset(&tm, 0, sizeof(tm));
+        const char *mp = NULL;
+        if (sscanf(buf, "%3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d GMT%n", wd, &d, mon, &y, &hh,
+                   &mm, &ss, &used) == 7 && used == (int)n && strlen(mon) == 3 &&
+            (mp = strstr(months, mon)) != NULL && (mp - months) % 3 == 0 && d >= 1 && d <= 31 &&
+            y >= 1970 && y <= 9999 && hh <= 23 && mm <= 59 && ss <= 60) {
+            tm.tm_mday = d, tm.tm_mon = (int)((mp - months) / 3), tm.tm_year = y - 1900;
+            tm.tm_hour = hh, tm.tm_min = mm, tm.tm_sec = ss;
+            int64_t at = (int64_t)timegm(&tm) * 1000;
+            int64_t delta = at - now_wall_ms;
+            ms = delta < 0 ? 0 : delta > cap_ms ? cap_ms : delta;
+            ok = 1;
+        }
+    }
+    if (parsed)
+        *parsed = ok;
+    if (ms > cap_ms)
+        ms = cap_ms;
+    return ms < 0 ? 0 : ms;
+}

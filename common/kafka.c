@@ -44,3 +44,11 @@ fail:
     rd_kafka_conf_destroy(conf);
     return NULL;
 }
+
+int d2g_kafka_probe(rd_kafka_t *rk, int timeout_ms) {
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    return e == RD_KAFKA_RESP_ERR_NO_ERROR;
+}

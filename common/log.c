@@ -1,6 +1,7 @@
 /* log.c - structured JSON logs, see include/ds2grist/log.h. */
 #include "ds2grist/log.h"
 #include "ds2grist/clock.h"
+#include "ds2grist/text.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -14,7 +15,34 @@ static const char *level_names[] = {"debug", "info", "warn", "error"};
 static struct {
     char service[32];
     d2g_log_level_t level;
-} log_cfg = {"ds2grist", D2G_LOG_INFO};
+    const char *const *secrets; /* scrubbed from every line; borrowed */
+    size_t n_secrets;
+} log_cfg = {"ds2grist", D2G_LOG_INFO, NULL, 0};
+
+void d2g_log_set_secrets(const char *const *secrets, size_t n) {
+    log_cfg.secrets = secrets;
+    log_cfg.n_secrets = n;
+}
+
+void d2g_log_forget_secrets(const char *const *secrets) {
+    if (log_cfg.secrets == secrets) {
+        log_cfg.secrets = NULL;
+        log_cfg.n_secrets = 0;
+    }
+}
+
+/* A field's value: UTF-8-clean, controls replaced, secrets scrubbed. */
+static json_t *field(const char *s) {
+    size_t n = strlen(s);
+    char *clean = malloc(n + 1);
+    if (!clean)
+        return json_string("");
+    d2g_text_copy(clean, n + 1, s, n);
+    d2g_text_scrub(clean, log_cfg.secrets, log_cfg.n_secrets);
+    json_t *j = json_string(clean);
+    free(clean);
+    return j ? j : json_string("");
+}
 
 void d2g_log_init(const char *service, d2g_log_level_t level) {
     snprintf(log_cfg.service, sizeof(log_cfg.service), "%s", service);
@@ -48,11 +76,11 @@ static void log_emit(d2g_log_level_t level, const char *event, int64_t procedure
     if (procedure > 0)
         json_object_set_new(o, "procedure", json_integer(procedure));
     if (document)
-        json_object_set_new(o, "document", json_string(document));
+        json_object_set_new(o, "document", field(document));
     if (msg[0])
-        json_object_set_new(o, "msg", json_string(msg));
+        json_object_set_new(o, "msg", field(msg));
     if (error)
-        json_object_set_new(o, "error", json_string(error));
+        json_object_set_new(o, "error", field(error));
     char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (line) {
         /* One fputs per line: stdio's stream lock keeps lines whole. */

@@ -5,6 +5,7 @@
 #include "ds2grist/keys.h"
 #include "ds2grist/secret.h"
 
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,8 @@ struct d2g_redis {
     char *password;
     char *namespace;
     int timeout_ms;
+    int unknown; /* the last failure left a command's outcome unknown */
+    char run_id[48]; /* the server's run_id when last connected ("" = never) */
     /* SHA1 of each script this connection has loaded (scripts are few). */
     struct {
         const d2g_redis_script_t *script;
@@ -70,6 +73,41 @@ static int parse_url(d2g_redis_t *r, const char *url, char *err, size_t errlen) 
     return r->host && *r->host ? 0 : d2g_err_set(err, errlen, "redis url: no host");
 }
 
+/* Remembers the server's run_id; when it changed since the last connection
+ * (the server restarted, maybe empty), leaves a mark in the new server,
+ * "<ns>:redis_restarted_ms" (Redis TIME, kept an hour), that tells every
+ * process that state held in Redis may have been lost (permits.h). */
+static void note_run_id(d2g_redis_t *r) {
+    redisReply *rep = redisCommand(r->c, "INFO server");
+    if (!rep || rep->type != REDIS_REPLY_STRING) {
+        if (rep)
+            freeReplyObject(rep);
+        return;
+    }
+    const char *p = strstr(rep->str, "run_id:");
+    char id[48] = "";
+    if (p) {
+        p += 7;
+        size_t n = strcspn(p, "\r\n");
+        snprintf(id, sizeof(id), "%.*s", (int)(n < sizeof(id) - 1 ? n : sizeof(id) - 1), p);
+    }
+    freeReplyObject(rep);
+    if (r->run_id[0] && id[0] && strcmp(r->run_id, id) != 0) {
+        char key[300];
+        snprintf(key, sizeof(key), "%s:redis_restarted_ms", r->namespace);
+        rep = redisCommand(r->c,
+                           "EVAL %s 1 %s",
+                           "local t = redis.call('TIME') "
+                           "redis.call('SET', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000), "
+                           "'NX', 'PX', 3600000) return 1",
+                           key);
+        if (rep)
+            freeReplyObject(rep);
+    }
+    if (id[0])
+        snprintf(r->run_id, sizeof(r->run_id), "%s", id);
+}
+
 /* Connects, authenticates and selects the database. */
 static int do_connect(d2g_redis_t *r, char *err, size_t errlen) {
     struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
@@ -94,6 +132,7 @@ static int do_connect(d2g_redis_t *r, char *err, size_t errlen) {
         }
         freeReplyObject(rep);
     }
+    note_run_id(r);
     if (r->db) {
         rep = redisCommand(r->c, "SELECT %d", r->db);
         if (!rep || rep->type == REDIS_REPLY_ERROR) {
@@ -173,40 +212,115 @@ static redisReply *check(redisReply *rep, d2g_redis_t *r, char *err, size_t errl
     return rep;
 }
 
+/* Commands that give the same result when run twice: only these are sent
+ * again after a connection lost with the command possibly executed. */
+static int idempotent_command(const char *name, size_t len) {
+    static const char *const names[] = {
+        "GET",   "MGET",    "HGET",  "HMGET", "HGETALL", "HEXISTS", "HLEN",   "EXISTS", "TTL",
+        "PTTL",  "TYPE",    "ZCARD", "ZCOUNT", "ZSCORE", "ZRANGE",  "SCAN",   "HSCAN",  "ZSCAN",
+        "PING",  "TIME",    "INFO",  "SET",   "HSET",    "HMSET",   "HDEL",   "DEL",    "UNLINK",
+        "ZREM",  "PEXPIRE", "EXPIRE", "SCRIPT", "SELECT", "AUTH",   "XRANGE", NULL};
+    for (int i = 0; names[i]; i++)
+        if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* An idle connection has nothing to read (no pub/sub here): if the socket is
+ * readable or hung up, the server closed it (a restart, a timeout), and a
+ * command sent on it would be lost. Reconnect first: nothing was sent yet. */
+static void drop_if_dead(d2g_redis_t *r) {
+    if (!r->c || r->c->fd < 0)
+        return;
+    struct pollfd pfd = {.fd = r->c->fd, .events = POLLIN};
+    if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
+        redisFree(r->c);
+        r->c = NULL;
+    }
+}
+
+/* Sends one command; a connection lost after sending it is retried once
+ * only if may_resend (an idempotent command), else reported as unknown. */
+static redisReply *run_argv(d2g_redis_t *r, int argc, const char **argv, const size_t *argvlen,
+                            int may_resend, char *err, size_t errlen) {
+    r->unknown = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        drop_if_dead(r);
+        if (!r->c && do_connect(r, err, errlen))
+            return NULL; /* nothing sent */
+        redisReply *rep = redisCommandArgv(r->c, argc, argv, argvlen);
+        if (rep)
+            return check(rep, r, err, errlen);
+        char cause[128];
+        snprintf(cause, sizeof(cause), "%s", r->c->err ? r->c->errstr : "no reply");
+        redisFree(r->c);
+        r->c = NULL;
+        if (!may_resend || attempt == 1) {
+            r->unknown = 1;
+            size_t nl = argvlen ? argvlen[0] : strlen(argv[0]);
+            return d2g_err_set(err, errlen, "redis: outcome unknown, %.*s not sent again (%s)",
+                               (int)(nl > 32 ? 32 : nl), argv[0], cause),
+                   NULL;
+        }
+    }
+    return NULL;
+}
+
 redisReply *d2g_redis_argv(d2g_redis_t *r, int argc, const char **argv, const size_t *argvlen,
                            char *err, size_t errlen) {
-    /* Try, and on a broken connection (not an error reply) reconnect once. */
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (!r->c && do_connect(r, err, errlen))
-            return NULL;
-        redisReply *rep = redisCommandArgv(r->c, argc, argv, argvlen);
-        if (rep || attempt == 1)
-            return check(rep, r, err, errlen);
-        redisFree(r->c);
-        r->c = NULL;
-    }
-    return NULL;
+    size_t nl = argvlen ? argvlen[0] : strlen(argv[0]);
+    return run_argv(r, argc, argv, argvlen, idempotent_command(argv[0], nl), err, errlen);
 }
+
+int d2g_redis_outcome_unknown(const d2g_redis_t *r) { return r->unknown; }
 
 redisReply *d2g_redis_cmd(d2g_redis_t *r, char *err, size_t errlen, const char *fmt, ...) {
+    /* Formatted by hiredis, then sent like d2g_redis_argv (same resend rule). */
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        return d2g_err_set(err, errlen, "redis: bad command format"), NULL;
+    /* The command name is the first bulk string: "*N\r\n$L\r\nNAME\r\n". */
+    const char *p = strchr(cmd, '$'), *name = p ? strstr(p, "\r\n") : NULL;
+    size_t nl = 0;
+    if (name) {
+        name += 2;
+        nl = strcspn(name, "\r");
+    }
+    int may_resend = name && idempotent_command(name, nl);
+    redisReply *rep = NULL;
+    r->unknown = 0;
     for (int attempt = 0; attempt < 2; attempt++) {
+        drop_if_dead(r);
         if (!r->c && do_connect(r, err, errlen))
-            return NULL;
-        va_list ap;
-        va_start(ap, fmt);
-        redisReply *rep = redisvCommand(r->c, fmt, ap);
-        va_end(ap);
-        if (rep || attempt == 1)
-            return check(rep, r, err, errlen);
+            break;
+        void *raw = NULL;
+        if (redisAppendFormattedCommand(r->c, cmd, (size_t)len) == REDIS_OK &&
+            redisGetReply(r->c, &raw) == REDIS_OK) {
+            rep = check(raw, r, err, errlen);
+            break;
+        }
+        char cause[128];
+        snprintf(cause, sizeof(cause), "%s", r->c->err ? r->c->errstr : "no reply");
         redisFree(r->c);
         r->c = NULL;
+        if (!may_resend || attempt == 1) {
+            r->unknown = 1;
+            d2g_err_set(err, errlen, "redis: outcome unknown, %.*s not sent again (%s)",
+                        (int)(nl > 32 ? 32 : nl), name ? name : "?", cause);
+            break;
+        }
     }
-    return NULL;
+    redisFreeCommand(cmd);
+    return rep;
 }
 
-redisReply *d2g_redis_eval(d2g_redis_t *r, const d2g_redis_script_t *script, int nkeys,
-                           const char **keys, int nargs, const char **args, char *err,
-                           size_t errlen) {
+static redisReply *eval(d2g_redis_t *r, const d2g_redis_script_t *script, int idempotent,
+                        int nkeys, const char **keys, int nargs, const char **args, char *err,
+                        size_t errlen) {
     enum { MAXARGS = 32 };
     const char *argv[MAXARGS];
     char nk[16];
@@ -244,7 +358,7 @@ redisReply *d2g_redis_eval(d2g_redis_t *r, const d2g_redis_script_t *script, int
         for (int i = 0; i < nargs; i++)
             argv[argc++] = args[i];
         char cause[D2G_ERRLEN];
-        redisReply *rep = d2g_redis_argv(r, argc, argv, NULL, cause, sizeof(cause));
+        redisReply *rep = run_argv(r, argc, argv, NULL, idempotent, cause, sizeof(cause));
         if (rep)
             return rep;
         if (strstr(cause, "NOSCRIPT") && attempt == 0) {
@@ -258,3 +372,15 @@ redisReply *d2g_redis_eval(d2g_redis_t *r, const d2g_redis_script_t *script, int
 }
 
 const char *d2g_redis_namespace(const d2g_redis_t *r) { return r->namespace; }
+
+redisReply *d2g_redis_eval(d2g_redis_t *r, const d2g_redis_script_t *script, int nkeys,
+                           const char **keys, int nargs, const char **args, char *err,
+                           size_t errlen) {
+    return eval(r, script, 0, nkeys, keys, nargs, args, err, errlen);
+}
+
+redisReply *d2g_redis_eval_idempotent(d2g_redis_t *r, const d2g_redis_script_t *script, int nkeys,
+                                      const char **keys, int nargs, const char **args, char *err,
+                                      size_t errlen) {
+    return eval(r, script, 1, nkeys, keys, nargs, args, err, errlen);
+}

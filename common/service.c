@@ -1,6 +1,7 @@
 /* service.c - metrics, health and readiness of a ds2grist service, see service.h. */
 #include "ds2grist/service.h"
 #include "ds2grist/err.h"
+#include "ds2grist/kafka.h"
 #include "ds2grist/log.h"
 
 #include <stdio.h>
@@ -57,6 +58,14 @@ void d2g_service_redis(d2g_service_t *s, int ok, const char *reason) {
         d2g_log_err(D2G_LOG_WARN, "redis_unreachable", 0, NULL, reason ? reason : "", "not ready");
     else if (!was && ok)
         d2g_log(D2G_LOG_INFO, "redis_reachable", 0, NULL, "ready again");
+}
+
+void d2g_service_kafka_recheck(d2g_service_t *s, struct rd_kafka_s *rk, int64_t now_mono_ms) {
+    if (atomic_load(&s->kafka_ok) || !rk || now_mono_ms - s->kafka_probed_ms < D2G_SERVICE_PROBE_MS)
+        return;
+    s->kafka_probed_ms = now_mono_ms;
+    if (d2g_kafka_probe(rk, 500))
+        d2g_service_kafka(s, 1);
 }
 
 void d2g_service_kafka(d2g_service_t *s, int ok) {

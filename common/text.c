@@ -1,6 +1,8 @@
 /* text.c - UTF-8-safe bounded copies and secret scrubbing, see text.h. */
 #include "ds2grist/text.h"
 
+#include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Length of the valid UTF-8 sequence at s (n bytes available), 0 if invalid. */
@@ -105,4 +107,17 @@ void d2g_text_scrub(char *s, const char *const *secrets, size_t n_secrets) {
             p += 3;
         }
     }
+}
+
+json_t *d2g_text_json(const char *s) {
+    if (!s)
+        return json_null();
+    size_t n = strlen(s);
+    char *clean = malloc(n + 1);
+    if (!clean)
+        return json_string("");
+    d2g_text_copy(clean, n + 1, s, n);
+    json_t *j = json_string(clean);
+    free(clean);
+    return j ? j : json_string("");
 }

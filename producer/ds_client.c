@@ -1,5 +1,7 @@
 /* ds_client.c - DS GraphQL over the shared HTTP client, see ds_client.h. */
 #include "ds_client.h"
+#include "ds2grist/clock.h"
+#include "ds2grist/text.h"
 #include "ds2grist/alloc.h"
 #include "ds2grist/err.h"
 #include "ds2grist/http.h"
@@ -79,11 +81,21 @@ void d2g_ds_classify(int curl_code, long http_status, const char *retry_after,
         return;
     }
     if (http_status == 429) {
-        long s = retry_after && *retry_after ? strtol(retry_after, NULL, 10) : 0;
+        /* Bounded: a huge or far-future Retry-After must not pause a token for a year. */
+        int parsed = 0;
+        char shown[40];
+        int64_t ms = d2g_http_retry_after_ms(retry_after && *retry_after ? retry_after : NULL,
+                                             d2g_clock_wall_ms(), 60000, D2G_RETRY_AFTER_CAP_MS,
+                                             &parsed);
+        if (ms < 1000)
+            ms = 1000; /* DS said wait: at least a second */
+        d2g_text_copy(shown, sizeof(shown), retry_after && *retry_after ? retry_after : "none",
+                      (size_t)-1);
         res->status = D2G_DS_RATE_LIMITED;
-        res->retry_after_ms = (s > 0 ? s : 60) * 1000;
-        snprintf(res->error, sizeof(res->error), "HTTP 429: rate limited, retry after %ld s",
-                 s > 0 ? s : 60);
+        res->retry_after_ms = ms;
+        snprintf(res->error, sizeof(res->error),
+                 "HTTP 429: rate limited, waiting %lld s (Retry-After: %s%s)", (long long)(ms / 1000),
+                 shown, parsed ? "" : ", not understood: default 60 s");
         return;
     }
     json_t *root = body ? json_loadb(body, body_len, 0, NULL) : NULL;
@@ -128,6 +140,8 @@ void d2g_ds_classify(int curl_code, long http_status, const char *retry_after,
         res->data = json_incref(json_object_get(root, "data"));
     }
     json_decref(root);
+    /* DS's messages were cut by snprintf: clean the cut (UTF-8 boundary, no controls). */
+    d2g_text_copy(res->error, sizeof(res->error), res->error, (size_t)-1);
 }
 
 /* Classifies each finished exchange for the caller's callback. */

@@ -13,19 +13,34 @@
 struct d2g_emitter {
     rd_kafka_t *rk;
     rd_kafka_topic_t *topic;
+    d2g_service_t *svc;
+    int fatal;            /* librdkafka raised a fatal error: this producer is done */
+    char fatal_reason[512];
 };
 
 static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *ud) {
-    (void)rk;
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && ud)
-        d2g_service_kafka(ud, 0);
+    d2g_emitter_t *em = ud;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && em->svc)
+        d2g_service_kafka(em->svc, 0);
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        /* The idempotent producer cannot go on without risking duplicates or
+         * reordering: the real cause is in rd_kafka_fatal_error. */
+        char cause[400];
+        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, cause, sizeof(cause));
+        snprintf(em->fatal_reason, sizeof(em->fatal_reason), "%s: %s", rd_kafka_err2name(orig),
+                 cause);
+        em->fatal = 1;
+        d2g_log(D2G_LOG_ERROR, "kafka_fatal", 0, NULL, "%s", em->fatal_reason);
+        return;
+    }
     d2g_log(D2G_LOG_WARN, "kafka_error", 0, NULL, "%s", reason);
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *ud) {
     (void)rk;
-    if (ud && !m->err)
-        d2g_service_kafka(ud, 1);
+    d2g_emitter_t *em = ud;
+    if (em->svc && !m->err)
+        d2g_service_kafka(em->svc, 1);
     d2g_delivery_t *dv = m->_private;
     if (!dv)
         return;
@@ -60,7 +75,8 @@ d2g_emitter_t *d2g_emitter_new(const d2g_config_t *cfg, d2g_service_t *svc, char
     }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_kafka_error);
-    rd_kafka_conf_set_opaque(conf, svc);
+    em->svc = svc;
+    rd_kafka_conf_set_opaque(conf, em);
     em->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, cause, sizeof(cause));
     if (!em->rk) {
         rd_kafka_conf_destroy(conf);
@@ -82,7 +98,8 @@ d2g_emitter_t *d2g_emitter_new(const d2g_config_t *cfg, d2g_service_t *svc, char
 void d2g_emitter_free(d2g_emitter_t *em, int timeout_ms) {
     if (!em)
         return;
-    rd_kafka_flush(em->rk, timeout_ms);
+    if (!em->fatal) /* after a fatal error nothing more will be delivered */
+        rd_kafka_flush(em->rk, timeout_ms);
     rd_kafka_topic_destroy(em->topic);
     rd_kafka_destroy(em->rk);
     free(em);
@@ -110,4 +127,8 @@ int d2g_emitter_send(d2g_emitter_t *em, const char *key, size_t keylen, char *va
 
 void d2g_emitter_poll(d2g_emitter_t *em, int timeout_ms) { rd_kafka_poll(em->rk, timeout_ms); }
 
+const char *d2g_emitter_fatal(const d2g_emitter_t *em) { return em->fatal ? em->fatal_reason : NULL; }
+
 int d2g_emitter_outstanding(d2g_emitter_t *em) { return rd_kafka_outq_len(em->rk); }
+
+struct rd_kafka_s *d2g_emitter_handle(d2g_emitter_t *em) { return em->rk; }

@@ -38,6 +38,12 @@ int d2g_emitter_send(d2g_emitter_t *em, const char *key, size_t keylen, char *va
                      size_t len, d2g_delivery_t *dv, char *err, size_t errlen);
 /* Serves delivery reports, waiting up to timeout_ms. */
 void d2g_emitter_poll(d2g_emitter_t *em, int timeout_ms);
+/* NULL, or the cause of the fatal error librdkafka raised (e.g. a broker
+ * fencing the idempotent producer's epoch): the producer instance can no
+ * longer deliver, and the process must end (a new instance starts clean). */
+const char *d2g_emitter_fatal(const d2g_emitter_t *em);
+/* The librdkafka handle (borrowed), for the readiness probe. */
+struct rd_kafka_s *d2g_emitter_handle(d2g_emitter_t *em);
 /* Messages not yet acknowledged. */
 int d2g_emitter_outstanding(d2g_emitter_t *em);
 

@@ -101,7 +101,9 @@ int main(int argc, char **argv) {
     rc = d2g_poller_run(p, &stop_requested);
     d2g_poller_free(p);
     d2g_service_stop(&svc);
-    d2g_log(D2G_LOG_INFO, "stopped", 0, NULL, "cursors saved");
+    d2g_log(D2G_LOG_INFO, "stopped", 0, NULL, "%s",
+            rc == 3 ? "ended on a fatal Kafka error (exit 3); no unacknowledged page moved a cursor"
+                    : "cursors saved");
     d2g_config_free(cfg);
     return rc;
 }

@@ -75,6 +75,14 @@ typedef struct proc {
     char *page_revision;
     int page_emitted;
     int64_t last_complete_ms; /* wall ms of the last complete run, 0 = unknown */
+    /* The run's lease token (lease.h): every cursor write is fenced by it. */
+    char run_token[200];
+    int64_t renewed_ms; /* mono ms of the last lease renewal */
+    /* The last cursor this replica wrote, kept across runs: if Redis comes
+     * back empty, the run restores it instead of starting over (see
+     * docs/producer.md, "When Redis loses the cursors"). */
+    d2g_cursor_t known;
+    int has_known;
     char label[24];           /* the procedure number, as a metric label */
     /* Between runs a procedure waits for its check (checker.h, schedule.h). */
     request_t req;     /* opaque of its page requests */
@@ -133,6 +141,44 @@ static void proc_key(d2g_poller_t *p, const proc_t *pr, const char *what, char *
     d2g_keys_proc(d2g_redis_namespace(p->redis), buf, len, pr->cfg->number, what);
 }
 
+static int64_t lease_ms(const d2g_poller_t *p) { return (int64_t)p->cfg->producer.lease_s * 1000; }
+
+/* Takes or renews the run's lease; D2G_LEASE_OTHER on a Redis error too. */
+static d2g_lease_state_t take_lease(d2g_poller_t *p, proc_t *pr, int renew_only, char *err,
+                                    size_t errlen) {
+    char kl[256], kf[256];
+    d2g_lease_state_t st = D2G_LEASE_OTHER;
+    proc_key(p, pr, "lease", kl, sizeof(kl));
+    proc_key(p, pr, "fence", kf, sizeof(kf));
+    if (d2g_lease_take(p->redis, kl, kf, pr->run_token, lease_ms(p), renew_only, &st, err,
+                       errlen))
+        return D2G_LEASE_OTHER;
+    err[0] = '\0';
+    pr->renewed_ms = d2g_clock_mono_ms();
+    return st;
+}
+
+/* A cursor write fenced by the run's lease: 0 written, -1 Redis error (err
+ * set), 1 refused because the lease moved on (err set). On success the
+ * in-memory cursor (already updated by the caller) becomes the known copy. */
+static int cursor_write(d2g_poller_t *p, proc_t *pr, const char *const *pairs, char *err,
+                        size_t errlen) {
+    int written = 0;
+    if (d2g_cursor_set_fenced(p->redis, pr->cfg->number, pr->run_token, lease_ms(p), pairs, &written,
+                              err, errlen))
+        return -1;
+    if (!written) {
+        d2g_err_set(err, errlen, "the lease moved on to another run: cursor not written");
+        return 1;
+    }
+    return 0;
+}
+
+static void remember_cursor(proc_t *pr) {
+    d2g_cursor_copy(&pr->known, &pr->cursor);
+    pr->has_known = 1;
+}
+
 static void page_clear(proc_t *pr) {
     free(pr->page_after);
     free(pr->page_max_modified);
@@ -189,12 +235,12 @@ static void end_run(d2g_poller_t *p, proc_t *pr, int complete, int64_t next_in_m
         pr->last_complete_ms = d2g_clock_wall_ms();
         snprintf(now, sizeof(now), "%" PRId64, pr->last_complete_ms);
         const char *pairs[] = {"last_poll_ms", now, NULL};
-        if (d2g_cursor_set(p->redis, pr->cfg->number, pairs, err, sizeof(err)))
+        if (cursor_write(p, pr, pairs, err, sizeof(err)))
             d2g_log_err(D2G_LOG_WARN, "cursor_save_failed", pr->cfg->number, NULL, err,
                         "could not record the poll time");
     }
     proc_key(p, pr, "lease", k, sizeof(k));
-    if (d2g_lease_release(p->redis, k, p->replica, err, sizeof(err)))
+    if (d2g_lease_release(p->redis, k, pr->run_token, err, sizeof(err)))
         d2g_log_err(D2G_LOG_WARN, "lease_release_failed", pr->cfg->number, NULL, err,
                     "lease will expire by itself");
     d2g_cursor_clear(&pr->cursor);
@@ -207,27 +253,72 @@ static void end_run(d2g_poller_t *p, proc_t *pr, int complete, int64_t next_in_m
     pr->check_due = pr->due; /* what comes next is a check */
 }
 
+/* The cursor hash is missing (Redis restarted empty, or a new procedure):
+ * if this replica wrote one before, put it back (an older position only
+ * re-sends messages, never skips any). Returns 0, or -1 on a Redis error. */
+static int restore_cursor(d2g_poller_t *p, proc_t *pr) {
+    char err[D2G_ERRLEN], la[24];
+    if (!pr->has_known)
+        return 0;
+    const d2g_cursor_t *c = &pr->known;
+    snprintf(la, sizeof(la), "%" PRId64, c->labels_at_ms);
+    const char *pairs[16];
+    int n = 0;
+    pairs[n++] = "updated_since", pairs[n++] = c->updated_since;
+    if (c->after)
+        pairs[n++] = "after", pairs[n++] = c->after;
+    if (c->deleted_since)
+        pairs[n++] = "deleted_since", pairs[n++] = c->deleted_since;
+    if (c->deleted_after)
+        pairs[n++] = "deleted_after", pairs[n++] = c->deleted_after;
+    if (c->max_modified)
+        pairs[n++] = "max_modified", pairs[n++] = c->max_modified;
+    pairs[n++] = "labels_at_ms", pairs[n++] = la;
+    pairs[n] = NULL;
+    /* last_poll_ms is not restored: poll at once, the loss may have hidden changes. */
+    if (cursor_write(p, pr, pairs, err, sizeof(err))) {
+        d2g_log_err(D2G_LOG_WARN, "cursor_restore_failed", pr->cfg->number, NULL, err,
+                    "will try again");
+        return -1;
+    }
+    d2g_cursor_copy(&pr->cursor, c);
+    pr->cursor.last_poll_ms = 0;
+    pr->cursor.found = 1;
+    d2g_log(D2G_LOG_WARN, "cursor_restored", pr->cfg->number, NULL,
+            "the cursor was missing from Redis; restored this replica's last copy "
+            "(dossiers from %s, deletions from %s)", c->updated_since,
+            c->deleted_since ? c->deleted_since : "-");
+    return 0;
+}
+
 /* Begins a run if this replica may: lease, cursor, interval. Returns 1 if the
  * run started, 0 if the procedure was rescheduled. */
 static int begin_run(d2g_poller_t *p, proc_t *pr, int64_t now) {
     char err[D2G_ERRLEN], k[256];
-    int got = 0;
     int64_t interval = (int64_t)pr->cfg->poll_interval_s * 1000;
 
+    /* A new token for every run: a run that lost its lease can never write again. */
+    snprintf(pr->run_token, sizeof(pr->run_token), "%s#%" PRIu64, p->replica, ++p->holder_seq);
     proc_key(p, pr, "lease", k, sizeof(k));
-    if (d2g_lease_acquire(p->redis, k, p->replica, (int64_t)p->cfg->producer.lease_s * 1000, &got,
-                          err, sizeof(err))) {
+    d2g_lease_state_t st = take_lease(p, pr, 0, err, sizeof(err));
+    if (err[0]) {
         d2g_log_err(D2G_LOG_WARN, "redis_error", pr->cfg->number, NULL, err, "cannot take the lease");
         pr->due = now + backoff_ms(p, 3);
         return 0;
     }
-    if (!got) { /* another replica polls it; look again later */
+    if (st == D2G_LEASE_OTHER) { /* another replica polls it; look again later */
         pr->due = now + jitter(p, interval < 15000 ? interval : 15000);
         return 0;
     }
     if (d2g_cursor_load(p->redis, pr->cfg->number, &pr->cursor, err, sizeof(err))) {
         d2g_log_err(D2G_LOG_WARN, "redis_error", pr->cfg->number, NULL, err, "cannot read the cursor");
-        d2g_lease_release(p->redis, k, p->replica, err, sizeof(err));
+        d2g_lease_release(p->redis, k, pr->run_token, err, sizeof(err));
+        pr->due = now + backoff_ms(p, 3);
+        return 0;
+    }
+    if (!pr->cursor.found && restore_cursor(p, pr)) {
+        d2g_cursor_clear(&pr->cursor);
+        d2g_lease_release(p->redis, k, pr->run_token, err, sizeof(err));
         pr->due = now + backoff_ms(p, 3);
         return 0;
     }
@@ -237,19 +328,27 @@ static int begin_run(d2g_poller_t *p, proc_t *pr, int64_t now) {
     /* A run comes after a check that saw a change (or a missing cursor, or a
      * due label pass): it goes on however recently the procedure was looked at. */
     if (!pr->cursor.deleted_since) {
-        /* Deletions matter from the first run on: earlier ones were never synced. */
+        /* No deletion position (a new procedure, or Redis lost it and this
+         * replica has no copy): start producer.deleted_lookback_s back, so
+         * that deletions made before or during a Redis loss are not skipped. */
         char since[D2G_TIME_BUFLEN];
-        d2g_clock_format_ms(wall, since);
+        d2g_clock_format_ms(wall - (int64_t)p->cfg->producer.deleted_lookback_s * 1000, since);
         /* ... and the updatedSince the runs keep, recorded for operators (status). */
         const char *pairs[] = {"deleted_since", since, "updated_since", pr->cursor.updated_since, NULL};
-        if (d2g_cursor_set(p->redis, pr->cfg->number, pairs, err, sizeof(err))) {
+        if (cursor_write(p, pr, pairs, err, sizeof(err))) {
+            d2g_log_err(D2G_LOG_WARN, "cursor_save_failed", pr->cfg->number, NULL, err,
+                        "cannot start the run");
             d2g_cursor_clear(&pr->cursor);
-            d2g_lease_release(p->redis, k, p->replica, err, sizeof(err));
+            d2g_lease_release(p->redis, k, pr->run_token, err, sizeof(err));
             pr->due = now + backoff_ms(p, 3);
             return 0;
         }
         pr->cursor.deleted_since = d2g_strdup(since);
+        d2g_log(D2G_LOG_INFO, "cursor_created", pr->cfg->number, NULL,
+                "no cursor in Redis: dossiers from %s, deletions from %s", pr->cursor.updated_since,
+                since);
     }
+    remember_cursor(pr);
     pr->in_run = 1;
     pr->pass = pr->labels_only && pr->cursor.labels_at_ms > 0 ? PASS_LABELS : PASS_DOSSIERS;
     pr->want_revision = 1;
@@ -262,7 +361,6 @@ static int begin_run(d2g_poller_t *p, proc_t *pr, int64_t now) {
 static void start_request(d2g_poller_t *p, proc_t *pr, int64_t now) {
     char err[D2G_ERRLEN], k[256], holder[160];
     int64_t wait = 0;
-    int got;
 
     if (!pr->in_run && !begin_run(p, pr, now)) {
         pr->want_run = 0; /* not now: back to checks */
@@ -273,11 +371,10 @@ static void start_request(d2g_poller_t *p, proc_t *pr, int64_t now) {
         pr->due = pr->token->blocked_until;
         return;
     }
-    /* Keep the lease while the run goes on. */
-    proc_key(p, pr, "lease", k, sizeof(k));
-    if (d2g_lease_acquire(p->redis, k, p->replica, (int64_t)p->cfg->producer.lease_s * 1000, &got,
-                          err, sizeof(err)) || !got) {
-        d2g_log_err(D2G_LOG_WARN, "lease_lost", pr->cfg->number, NULL, got ? err : "taken over",
+    /* Keep the lease while the run goes on; if another run took it in
+     * between (even one that ended since), what this run knows is stale. */
+    if (take_lease(p, pr, 1, err, sizeof(err)) != D2G_LEASE_KEPT) {
+        d2g_log_err(D2G_LOG_WARN, "lease_lost", pr->cfg->number, NULL, err[0] ? err : "taken over",
                     "lease lost during the run; another replica will go on");
         end_run(p, pr, 0, backoff_ms(p, 3));
         return;
@@ -508,18 +605,26 @@ static void finish_page(d2g_poller_t *p, proc_t *pr) {
                                    pr->page_max_modified ? pr->page_max_modified
                                    : pr->cursor.max_modified ? pr->cursor.max_modified : "",
                                    NULL};
-            rc = d2g_cursor_set(p->redis, pr->cfg->number, pairs, err, sizeof(err));
+            rc = cursor_write(p, pr, pairs, err, sizeof(err));
             free(pr->cursor.after);
             pr->cursor.after = d2g_strdup(pr->page_after);
         } else if (pr->pass == PASS_DELETED) {
             const char *pairs[] = {"deleted_after", pr->page_after, NULL};
-            rc = d2g_cursor_set(p->redis, pr->cfg->number, pairs, err, sizeof(err));
+            rc = cursor_write(p, pr, pairs, err, sizeof(err));
             free(pr->cursor.deleted_after);
             pr->cursor.deleted_after = d2g_strdup(pr->page_after);
         } else {
             free(pr->labels_after);
             pr->labels_after = d2g_strdup(pr->page_after);
         }
+    }
+    if (rc == 1) {
+        /* Fenced: this run was paused past its lease and another took over. */
+        d2g_log_err(D2G_LOG_WARN, "cursor_write_refused", pr->cfg->number, NULL, err,
+                    "this run stops; the replica holding the lease goes on");
+        page_clear(pr);
+        end_run(p, pr, 0, backoff_ms(p, 3));
+        return;
     }
     if (rc) {
         d2g_log_err(D2G_LOG_ERROR, "cursor_save_failed", pr->cfg->number, NULL, err,
@@ -529,6 +634,7 @@ static void finish_page(d2g_poller_t *p, proc_t *pr) {
         end_run(p, pr, 0, backoff_ms(p, pr->backoff));
         return;
     }
+    remember_cursor(pr);
     d2g_cursor_status_ok(p->redis, pr->cfg->number, wall, pr->page_emitted, err, sizeof(err));
     const char *pl[] = {pr->label};
     d2g_metric_set(p->m_failed, pl, 0);
@@ -569,7 +675,10 @@ static void finish_page(d2g_poller_t *p, proc_t *pr) {
             char at[24];
             snprintf(at, sizeof(at), "%" PRId64, wall);
             const char *pairs[] = {"labels_at_ms", at, NULL};
-            d2g_cursor_set(p->redis, pr->cfg->number, pairs, err, sizeof(err));
+            if (cursor_write(p, pr, pairs, err, sizeof(err)) == 0) {
+                pr->cursor.labels_at_ms = wall;
+                remember_cursor(pr);
+            }
         }
         end_run(p, pr, 1, jitter(p, next_check_ms(pr, wall)));
     }
@@ -905,6 +1014,18 @@ static void on_ds_answer(void *opaque, const d2g_ds_result_t *res, void *ud) {
 
 /* --- the loop ------------------------------------------------------------ */
 
+/* Kafka may take long to acknowledge a page (a broker restarting): keep the
+ * lease meanwhile, so another replica does not take over a healthy run. If it
+ * is lost anyway, the fenced cursor write will refuse this page. */
+static void renew_while_waiting(d2g_poller_t *p, proc_t *pr) {
+    char err[D2G_ERRLEN];
+    d2g_lease_state_t st = take_lease(p, pr, 1, err, sizeof(err));
+    if (st != D2G_LEASE_KEPT)
+        d2g_log_err(D2G_LOG_WARN, "lease_lost", pr->cfg->number, NULL, err[0] ? err : "taken over",
+                    "lease lost while waiting for Kafka; this page's cursor will not be written");
+    pr->renewed_ms = d2g_clock_mono_ms(); /* at most one try per third of the lease */
+}
+
 /* Once a second: cursor ages, and whether Redis answers (readiness). */
 static void update_gauges(d2g_poller_t *p, int64_t now) {
     char err[D2G_ERRLEN];
@@ -921,6 +1042,7 @@ static void update_gauges(d2g_poller_t *p, int64_t now) {
     }
     redisReply *rep = d2g_redis_cmd(p->redis, err, sizeof(err), "PING");
     d2g_service_redis(p->svc, rep != NULL, err);
+    d2g_service_kafka_recheck(p->svc, d2g_emitter_handle(p->em), now);
     if (rep)
         freeReplyObject(rep);
 }
@@ -949,6 +1071,22 @@ int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop) {
             d2g_log(D2G_LOG_INFO, "stopping", 0, NULL, "finishing the pages in hand");
         }
         d2g_emitter_poll(p->em, 0);
+        if (d2g_emitter_fatal(p->em)) {
+            /* Nothing in hand is finished: no cursor moves, leases go back, and
+             * the process ends so that a new producer instance starts clean. */
+            int abandoned = 0;
+            for (size_t i = 0; i < p->n_procs; i++) {
+                proc_t *pr = &p->procs[i];
+                abandoned += pr->state != ST_IDLE;
+                page_clear(pr);
+                if (pr->in_run)
+                    end_run(p, pr, 0, 0);
+            }
+            d2g_log_err(D2G_LOG_ERROR, "stopping_on_kafka_fatal", 0, NULL, d2g_emitter_fatal(p->em),
+                        "Kafka producer unusable: exiting without moving any cursor (%d pages "
+                        "abandoned; they will be read again)", abandoned);
+            return 3;
+        }
         d2g_service_heartbeat(p->svc);
         update_gauges(p, now);
         if (!p->stopping)
@@ -959,6 +1097,8 @@ int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop) {
             proc_t *pr = &p->procs[i];
             if (pr->state == ST_ACKS && pr->dv.pending == 0)
                 finish_page(p, pr);
+            else if (pr->state == ST_ACKS && now - pr->renewed_ms >= lease_ms(p) / 3)
+                renew_while_waiting(p, pr);
             if (pr->state != ST_IDLE)
                 busy++;
             else if (p->stopping && pr->in_run)
@@ -1077,6 +1217,7 @@ void d2g_poller_free(d2g_poller_t *p) {
     for (size_t i = 0; i < p->n_procs; i++) {
         page_clear(&p->procs[i]);
         d2g_cursor_clear(&p->procs[i].cursor);
+        d2g_cursor_clear(&p->procs[i].known);
         free(p->procs[i].labels_after);
     }
     d2g_ds_client_free(p->ds);

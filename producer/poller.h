@@ -37,6 +37,9 @@ d2g_poller_t *d2g_poller_new(const d2g_config_t *cfg, d2g_service_t *svc, char *
                              size_t errlen);
 /* Runs until *stop becomes non-zero, then finishes the pages in hand (up to
  * producer.shutdown_grace_s), persists cursors and returns 0. */
+/* Runs until *stop (returns 0 once the pages in hand are finished), or until
+ * librdkafka raises a fatal error (returns 3 at once, no cursor moved for
+ * any page not fully acknowledged). */
 int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop);
 void d2g_poller_free(d2g_poller_t *p);
 

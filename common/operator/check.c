@@ -8,6 +8,7 @@
 
 #include "ds2grist/alloc.h"
 #include "ds2grist/err.h"
+#include "ds2grist/text.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -37,8 +38,14 @@ d2g_op_doc_t *d2g_op_documents(const d2g_procedure_t *const *procs, size_t n, si
 }
 
 static int invalid(const char *path, const char *cause, int json) {
-    if (json)
-        d2g_op_print_json(json_pack("{s:s?, s:b, s:s}", "path", path, "valid", 0, "error", cause));
+    if (json) {
+        /* Built field by field from cleaned texts: always valid JSON, whatever the bytes. */
+        json_t *o = json_object();
+        json_object_set_new(o, "path", d2g_text_json(path));
+        json_object_set_new(o, "valid", json_false());
+        json_object_set_new(o, "error", d2g_text_json(cause));
+        d2g_op_print_json(o);
+    }
     else
         printf("configuration %s: INVALID\n  %s\n", path ? path : "(none)", cause);
     return D2G_OP_USAGE;

@@ -21,6 +21,7 @@
  */
 #include "operator.h"
 
+#include "ds2grist/text.h"
 #include "ds2grist/alloc.h"
 #include "ds2grist/clock.h"
 #include "ds2grist/envelope.h"
@@ -127,9 +128,7 @@ static void entry_clear(entry_t *e) {
     free(e->failed_at);
 }
 
-static json_t *js(const char *s) {
-    return s ? json_string(s) : json_null();
-}
+static json_t *js(const char *s) { return d2g_text_json(s); }
 
 static json_t *entry_json(const entry_t *e) {
     return json_pack("{s:i, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:b}", "partition",
@@ -716,14 +715,14 @@ int d2g_op_dlq_replay(const d2g_config_t *cfg, int argc, char **argv) {
                                                          : st == ST_SUPERSEDED ? "superseded"
                                                                                : "failed"));
             if (c.v[i].e->reason)
-                json_object_set_new(j, "reason", json_string(c.v[i].e->reason));
+                json_object_set_new(j, "reason", js(c.v[i].e->reason));
             json_object_del(j, "replayed");
             json_array_append_new(arr, j);
         }
         d2g_op_print_json(json_pack("{s:s, s:s, s:b, s:b, s:o, s:I, s:I, s:I, s:I, s:I, s:o}",
                                     "from", cfg->kafka.dlq_topic, "to", cfg->kafka.topic, "dry_run",
                                     dry, "force", c.force, "key",
-                                    c.key ? json_string(c.key) : json_null(), "replayed",
+                                    js(c.key), "replayed",
                                     (json_int_t)(dry ? 0 : sent), "superseded",
                                     (json_int_t)c.n_superseded, "failed", (json_int_t)failed,
                                     "already_replayed", (json_int_t)c.n_already, "other_keys",

@@ -11,6 +11,7 @@
  */
 #include "operator.h"
 
+#include "ds2grist/text.h"
 #include "ds2grist/keys.h"
 #include "ds2grist/alloc.h"
 #include "ds2grist/redis.h"
@@ -63,9 +64,7 @@ static json_t *json_time(int64_t ms) {
     return json_string(buf);
 }
 
-static json_t *json_str(const char *s) {
-    return s ? json_string(s) : json_null();
-}
+static json_t *json_str(const char *s) { return d2g_text_json(s); }
 
 /* The workers' lag on the dossier topic: {"topic", "group", "total",
  * "partitions": [...]}, or NULL with err. */
@@ -227,7 +226,7 @@ static json_t *build_json(const d2g_procedure_t *const *procs, size_t n, const d
         int64_t poll_ms = field_ms(cur, 4), ok_ms = field_ms(st, 0), err_ms = field_ms(st, 2);
         json_t *lease = json_null();
         if (le && le->type == REDIS_REPLY_STRING)
-            lease = json_pack("{s:s, s:I}", "holder", le->str, "ttl_ms",
+            lease = json_pack("{s:o, s:I}", "holder", json_str(le->str), "ttl_ms",
                               (json_int_t)(ttl && ttl->type == REDIS_REPLY_INTEGER ? ttl->integer : -1));
         json_t *cursor = json_pack("{s:o, s:b, s:o, s:o, s:o, s:o}",
                                    "updated_since", json_str(field(cur, 0)),
@@ -399,7 +398,7 @@ int d2g_op_status(const d2g_config_t *cfg, int argc, char **argv) {
                 json_decref(one);
                 continue;
             }
-            json_object_set_new(one, "worker", json_string(hl->element[k]->str));
+            json_object_set_new(one, "worker", json_str(hl->element[k]->str));
             json_array_append_new(lanes[i], one);
         }
     }

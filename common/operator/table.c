@@ -110,6 +110,10 @@ void d2g_op_shorten(const char *s, size_t max, char *buf, size_t buflen) {
 }
 
 void d2g_op_print_json(json_t *j) {
+    if (!j) { /* a value could not be encoded: still print valid JSON */
+        puts("{\"error\": \"the output could not be encoded as JSON\"}");
+        return;
+    }
     char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     if (s) {
         puts(s);

@@ -51,6 +51,10 @@ typedef struct d2g_grist_server {
 
 typedef enum { D2G_DELETED_MARK = 0, D2G_DELETED_REMOVE = 1 } d2g_deleted_mode_t;
 
+/* Longest procedures[].table_prefix: child tables append "_<block>" to it, and
+ * Grist table ids must stay short enough for every suffix. */
+#define D2G_TABLE_PREFIX_MAX 64
+
 typedef struct d2g_procedure {
     int64_t number;
     const d2g_ds_token_t *ds_token;         /* points into config.ds.tokens */
@@ -96,6 +100,8 @@ typedef struct d2g_config {
         int page_size;         /* dossiers per page, at most 100 (DS's cap), default 100 */
         int page_size_min;     /* floor when shrinking on timeouts, default 5 */
         int shutdown_grace_s;  /* SIGTERM: time to finish pages in hand, default 25 */
+        int deleted_lookback_s; /* without a cursor, deletions are read from this long ago,
+                                   default 2592000 (30 days) */
         int check_batch_size;  /* procedures checked by one DS request, default 50 (1-500) */
     } producer;
     struct {

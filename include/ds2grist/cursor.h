@@ -34,6 +34,7 @@ typedef struct d2g_cursor {
     char *max_modified;
     int64_t last_poll_ms;
     int64_t labels_at_ms;
+    int found; /* 1: the hash existed in Redis (0: new procedure, or Redis lost it) */
 } d2g_cursor_t;
 
 /* Loads (absent key: a fresh cursor from D2G_CURSOR_EPOCH). Strings owned by
@@ -45,6 +46,19 @@ void d2g_cursor_clear(d2g_cursor_t *cursor);
 /* HSET of field/value pairs (NULL-terminated list) on the cursor hash. */
 int d2g_cursor_set(d2g_redis_t *r, int64_t procedure, const char *const *pairs, char *err,
                    size_t errlen);
+
+/*
+ * The same HSET, done only while token still holds the procedure's lease
+ * generation (lease.h: the fence key names token). If the lease expired and
+ * nobody took it since, it is taken again (for ttl_ms). One Lua script, so no
+ * other run can slip in between the check and the write. *written = 0 when
+ * refused: the lease moved on, and this run must stop without writing.
+ */
+int d2g_cursor_set_fenced(d2g_redis_t *r, int64_t procedure, const char *token, int64_t ttl_ms,
+                          const char *const *pairs, int *written, char *err, size_t errlen);
+
+/* Deep copy (dst cleared first); for the copy a producer keeps in memory. */
+void d2g_cursor_copy(d2g_cursor_t *dst, const d2g_cursor_t *src);
 
 /*
  * resync: the next poll re-emits every dossier modified since `since` (ISO

@@ -14,7 +14,8 @@
 /* A buffer size that fits every message this project writes. */
 #define D2G_ERRLEN 512
 
-/* snprintf into err (if err is not NULL); always returns -1 so that
+/* snprintf into err (if err is not NULL), cut at a UTF-8 boundary, invalid
+ * bytes and control characters replaced (d2g_text_copy); always returns -1 so that
  * `return d2g_err_set(err, errlen, ...);` reads naturally. */
 int d2g_err_set(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -11,6 +11,7 @@
 #define D2G_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct d2g_http d2g_http_t;
 
@@ -45,5 +46,16 @@ int d2g_http_start(d2g_http_t *h, const char *method, const char *url, const cha
  * each finished request. Returns the number still in flight. */
 int d2g_http_poll(d2g_http_t *h, int timeout_ms, d2g_http_done_cb done, void *ud);
 int d2g_http_in_flight(const d2g_http_t *h);
+
+/*
+ * A Retry-After header value (RFC 9110: delay-seconds, or an HTTP-date) as
+ * milliseconds to wait from now_wall_ms, bounded to [0, cap_ms]. Absent or
+ * unparsable (negative, fractional, garbage): default_ms. A huge number or a
+ * far date gives cap_ms, never an overflow. *parsed (may be NULL) = 1 if the
+ * value was understood, so the caller can log what it did with it.
+ */
+#define D2G_RETRY_AFTER_CAP_MS (15 * 60 * 1000)
+int64_t d2g_http_retry_after_ms(const char *value, int64_t now_wall_ms, int64_t default_ms,
+                                int64_t cap_ms, int *parsed);
 
 #endif

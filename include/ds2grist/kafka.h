@@ -20,4 +20,8 @@
 rd_kafka_conf_t *d2g_kafka_conf_new(const d2g_config_t *cfg, const char *const *defaults,
                                     const char *const *overrides, char *err, size_t errlen);
 
+/* 1 if a broker answers a metadata request within timeout_ms (no topic
+ * asked: cheap), else 0. For readiness without traffic (service.h). */
+int d2g_kafka_probe(rd_kafka_t *rk, int timeout_ms);
+
 #endif

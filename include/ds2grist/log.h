@@ -13,6 +13,7 @@
 #ifndef D2G_LOG_H
 #define D2G_LOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum {
@@ -22,6 +23,12 @@ typedef enum {
     D2G_LOG_ERROR,
 } d2g_log_level_t;
 
+/* Every secret in this list (borrowed: d2g_config_secrets, valid as long as
+ * the configuration) is replaced by "***" in every field of every line.
+ * Called once at start-up with the loaded configuration, like d2g_log_init. */
+void d2g_log_set_secrets(const char *const *secrets, size_t n);
+/* Stops using that list (d2g_config_free calls it before freeing it). */
+void d2g_log_forget_secrets(const char *const *secrets);
 /* service: "producer", "worker", ...; copied. */
 void d2g_log_init(const char *service, d2g_log_level_t level);
 /* "debug", "info", "warn", "error" -> level; -1 if unknown. */

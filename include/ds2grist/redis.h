@@ -2,14 +2,20 @@
  * redis.h - one Redis connection, its key namespace, and scripts run by SHA.
  *
  * Redis is the fleet's shared memory. Every key a ds2grist process touches is
- * "<namespace>:<name>" so that several deployments can share one server, and
- * keys that one script touches together share a hash tag ("{proc:12}") so
- * that Redis Cluster keeps them in one slot.
+ * "<namespace>:<name>" so that several deployments can share one server
+ * (names: keys.h). Keys one script touches together share a hash tag
+ * ("{proc:12}"), but Redis Cluster is not supported: a single primary (with
+ * replicas or Sentinel behind one address), Redis 7.0 or later.
  *
- * A d2g_redis_t is used by one thread. Commands that fail on a broken
- * connection reconnect once and try again; a second failure is reported to
- * the caller, who decides (retry later, or not ready). Scripts are sent with
- * EVALSHA and loaded on NOSCRIPT, so a Redis restart costs one round trip.
+ * A d2g_redis_t is used by one thread. Before a command, a connection the
+ * server closed (a restart) is noticed and replaced: nothing was sent on it.
+ * A connection lost after a command was sent (a timeout, a reset) leaves its
+ * outcome unknown: Redis may have run it. Only idempotent commands (reads,
+ * SET, HSET, DEL, ZREM, ..., and scripts run with d2g_redis_eval_idempotent) are then sent
+ * again; the others (HINCRBY, INCR, a budget take) fail with "outcome
+ * unknown" and d2g_redis_outcome_unknown() = 1, and the caller decides (a
+ * budget take counts as taken, a counter may be off by one). Scripts are sent
+ * with EVALSHA and loaded on NOSCRIPT, so a Redis restart costs one round trip.
  */
 #ifndef D2G_REDIS_H
 #define D2G_REDIS_H
@@ -49,6 +55,8 @@ void d2g_redis_key(const d2g_redis_t *r, char *buf, size_t buflen, const char *f
  * with its text in err. */
 redisReply *d2g_redis_argv(d2g_redis_t *r, int argc, const char **argv, const size_t *argvlen,
                            char *err, size_t errlen);
+/* 1 if the last failed command may have been run by Redis (see above). */
+int d2g_redis_outcome_unknown(const d2g_redis_t *r);
 /* printf-style convenience for commands without binary data. */
 redisReply *d2g_redis_cmd(d2g_redis_t *r, char *err, size_t errlen, const char *fmt, ...);
 
@@ -56,5 +64,10 @@ redisReply *d2g_redis_cmd(d2g_redis_t *r, char *err, size_t errlen, const char *
 redisReply *d2g_redis_eval(d2g_redis_t *r, const d2g_redis_script_t *script, int nkeys,
                            const char **keys, int nargs, const char **args, char *err,
                            size_t errlen);
+/* The same for a script that gives the same result when run twice (it may be
+ * re-sent after a lost connection). */
+redisReply *d2g_redis_eval_idempotent(d2g_redis_t *r, const d2g_redis_script_t *script, int nkeys,
+                                      const char **keys, int nargs, const char **args, char *err,
+                                      size_t errlen);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ds2grist/config.h"
 #include "ds2grist/httpd.h"
@@ -26,6 +27,7 @@ typedef struct d2g_service {
     d2g_httpd_t *httpd; /* NULL when http.port is 0 */
     atomic_int redis_ok;
     atomic_int kafka_ok;
+    int64_t kafka_probed_ms; /* loop thread only */
 } d2g_service_t;
 
 /* Creates the registry and, if cfg->http.port > 0, the HTTP server. */
@@ -35,5 +37,18 @@ void d2g_service_heartbeat(d2g_service_t *s);
 /* reason: the cause when ok is 0 (no secret), may be NULL. */
 void d2g_service_redis(d2g_service_t *s, int ok, const char *reason);
 void d2g_service_kafka(d2g_service_t *s, int ok);
+
+/*
+ * The readiness rule both services follow: ready when the service can do its
+ * job now, and ready again after a recovery even with no traffic. Kafka is
+ * marked down by librdkafka's "all brokers down" error and up again by any
+ * success (a delivery, a fetch) or, while down, by this probe: call it every
+ * loop turn; at most every D2G_SERVICE_PROBE_MS it asks a broker for metadata
+ * (timeout 500 ms, only while not ready) and marks Kafka up if one answers.
+ * Redis: PING once a second and report with d2g_service_redis.
+ */
+#define D2G_SERVICE_PROBE_MS 5000
+struct rd_kafka_s;
+void d2g_service_kafka_recheck(d2g_service_t *s, struct rd_kafka_s *rk, int64_t now_mono_ms);
 
 #endif

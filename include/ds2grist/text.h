@@ -35,6 +35,11 @@ int d2g_text_valid_utf8(const char *s, size_t n);
  */
 void d2g_text_scrub(char *s, const char *const *secrets, size_t n_secrets);
 
+/* A JSON string of s cleaned by d2g_text_copy (whole, whatever its length);
+ * NULL s gives JSON null. Never NULL: a field is never silently dropped. */
+struct json_t;
+struct json_t *d2g_text_json(const char *s);
+
 /* The length of the longest prefix of the NUL-terminated s of at most max
  * bytes that ends at a UTF-8 character boundary (for cutting a valid text). */
 size_t d2g_text_prefix(const char *s, size_t max);

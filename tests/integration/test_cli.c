@@ -263,7 +263,9 @@ static void test_status(void **state) {
     assert_int_equal(d2g_cursor_set(r, 1201, pairs, err, sizeof(err)), 0);
     assert_int_equal(d2g_cursor_status_ok(r, 1201, now - 5000, 7, err, sizeof(err)), 0);
     assert_int_equal(d2g_cursor_status_ok(r, 1202, now - 60000, 2, err, sizeof(err)), 0);
-    assert_int_equal(d2g_cursor_status_error(r, 1202, now - 1000, 1, "DS answered 403: token revoked",
+    /* The reason ends in half a UTF-8 character (a cut made elsewhere): status --json still
+     * lists the procedure, with the bad byte replaced. */
+    assert_int_equal(d2g_cursor_status_error(r, 1202, now - 1000, 1, "DS answered 403: token revoked \xc3",
                                              err, sizeof(err)), 0);
     d2g_keys_proc(d2g_redis_namespace(r), lease_key, sizeof(lease_key), 1201, "lease");
     redisReply *rep = d2g_redis_cmd(r, err, sizeof(err), "SET %s %s PX 60000", lease_key,
@@ -305,7 +307,7 @@ static void test_status(void **state) {
                         "producer-7d9f:1:0a1b2c3d");
     assert_true(json_integer_value(json_object_get(json_object_get(p1, "lease"), "ttl_ms")) > 0);
     assert_string_equal(json_string_value(json_object_get(p2, "last_error")),
-                        "DS answered 403: token revoked");
+                        "DS answered 403: token revoked ?");
     assert_int_equal(json_integer_value(json_object_get(p2, "last_error_ms")), now - 1000);
     assert_true(json_is_true(json_object_get(p2, "failed")));
     assert_true(json_is_null(json_object_get(p2, "lease")));

@@ -13,6 +13,12 @@
  *                  Kafka" and "acknowledged" (slow acks): the unacknowledged
  *                  pages are sent again, nothing skipped
  *   shrink         timeouts and complexity errors shrink the page; the run completes
+ *   redis loss     deletions made while Redis is down, then back empty (with the
+ *                  producer running, and with the producer restarted too), all
+ *                  reach Kafka as delete messages
+ *   fencing        a replica paused (SIGSTOP) past its lease while its page waits
+ *                  for Kafka, then resumed after another replica moved on: the
+ *                  cursor never goes back
  *   checks         60 quiet procedures cost one batched check request per 25 of them
  *                  per interval and no page; the changed ones alone are fetched
  *   check fallback DS refuses a batch as too complex: smaller batches, checks go on; a
@@ -25,13 +31,17 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ds2grist/clock.h"
+#include "ds2grist/cursor.h"
+#include "ds2grist/redis.h"
 #include "ds2grist/envelope.h"
 #include "ds2grist/err.h"
 #include "testenv.h"
@@ -470,6 +480,263 @@ static void test_page_shrinks_on_timeouts_and_complexity(void **state) {
     json_decref(c);
 }
 
+/* Deletes dossiers numbers[from..to) of a procedure in the emulator. */
+static void ds_delete(d2g_testenv_t *env, int proc, const int64_t *numbers, int from, int to) {
+    char path[160];
+    for (int i = from; i < to; i++) {
+        snprintf(path, sizeof(path), "/admin/procedures/%d/dossiers/%lld?reason=user_request", proc,
+                 (long long)numbers[i]);
+        json_decref(ds_admin(env, "DELETE", path, NULL));
+    }
+}
+
+static void test_fault_redis_loss_keeps_deletions(void **state) {
+    d2g_testenv_t *env = *state;
+    enum { N = 300 };
+    static int64_t numbers[N];
+    char cfg[512];
+    int proc = 8001;
+    d2g_test_proc_t producer;
+
+    start_ds(env, "[{\"number\": 8001, \"dossiers\": 300}]", 400);
+    assert_int_equal(ds_numbers(env, proc, numbers, N), N);
+    write_config(env, "producer.json", &proc, 1, 1, 400, NULL, cfg, sizeof(cfg));
+    spawn_producer(env, &producer, "producer", cfg);
+    assert_int_equal(wait_covered(env, proc, numbers, N, D2G_ENVELOPE_UPSERT, 60), N);
+    d2g_test_sleep_ms(3000); /* a few complete runs: the deleted pass has a position */
+
+    /* 1. Redis lost while the producer runs: 10 deletions during the outage,
+     *    5 just after Redis came back empty. */
+    d2g_testenv_redis_kill(env);
+    ds_delete(env, proc, numbers, 0, 10);
+    d2g_test_sleep_ms(2000);
+    assert_int_equal(d2g_testenv_redis_restart_empty(env), 0);
+    ds_delete(env, proc, numbers, 10, 15);
+    int got1 = wait_covered(env, proc, numbers, 15, D2G_ENVELOPE_DELETE, 60);
+
+    /* 2. Redis and the producer lost together: nothing remembers the cursor. */
+    d2g_test_proc_kill(&producer);
+    d2g_testenv_redis_kill(env);
+    ds_delete(env, proc, numbers, 15, 25);
+    d2g_test_sleep_ms(1500);
+    assert_int_equal(d2g_testenv_redis_restart_empty(env), 0);
+    spawn_producer(env, &producer, "producer2", cfg);
+    ds_delete(env, proc, numbers, 25, 30);
+    int got2 = wait_covered(env, proc, numbers + 15, 15, D2G_ENVELOPE_DELETE, 60);
+    assert_int_equal(d2g_test_proc_stop(&producer), 0);
+    printf("# redis loss: %d/15 deletions reached Kafka with the producer running, %d/15 with the "
+           "producer restarted too\n", got1, got2);
+    assert_int_equal(got1, 15);
+    assert_int_equal(got2, 15);
+}
+
+/* The emulator's endCursor is base64("<ISO date>;<id>"): its position, comparable. */
+static void cursor_position(const char *after, char *out, size_t outlen) {
+    static const char *b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    unsigned int acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (const char *c = after; *c && *c != '=' && o + 1 < outlen; c++) {
+        const char *q = strchr(b64, *c);
+        if (!q)
+            break;
+        acc = (acc << 6) | (unsigned int)(q - b64);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (char)((acc >> bits) & 0xFF);
+        }
+    }
+    out[o] = '\0';
+    /* "<date>;<id>": pad the id so that positions compare as text. */
+    char *semi = strchr(out, ';');
+    if (semi) {
+        long long id = atoll(semi + 1);
+        snprintf(semi + 1, outlen - (size_t)(semi + 1 - out), "%012lld", id);
+    }
+}
+
+static void read_position(d2g_redis_t *r, int proc, char *out, size_t outlen) {
+    d2g_cursor_t c;
+    char err[D2G_ERRLEN];
+    out[0] = '\0';
+    if (d2g_cursor_load(r, proc, &c, err, sizeof(err)) == 0 && c.after)
+        cursor_position(c.after, out, outlen);
+    d2g_cursor_clear(&c);
+}
+
+static int log_has(d2g_testenv_t *env, const char *name, const char *needle) {
+    char path[400], line[4096];
+    snprintf(path, sizeof(path), "%s/%s.log", env->dir, name);
+    FILE *f = fopen(path, "r");
+    int found = 0;
+    while (f && !found && fgets(line, sizeof(line), f))
+        found = strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+static void test_fault_paused_replica_never_writes_older_cursor(void **state) {
+    d2g_testenv_t *env = *state;
+    enum { N = 3000 };
+    char cfg[512], pos_b[128], pos[128], err[D2G_ERRLEN];
+    int proc = 8101;
+    d2g_test_proc_t a, b;
+    d2g_redis_t *r;
+
+    start_ds(env, "[{\"number\": 8101, \"dossiers\": 3000}]", 400);
+    json_decref(ds_admin(env, "POST", "/admin/faults", "{\"kind\": \"latency\", \"latencyMs\": 300, \"count\": -1}"));
+    write_config(env, "producer.json", &proc, 1, 3600, 400, "{\"lease_s\": 11}", cfg, sizeof(cfg));
+    char url[64];
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", env->redis_port);
+    assert_int_equal(d2g_redis_connect(url, NULL, NULL, "ds2grist", 2000, &r, err, sizeof(err)), 0);
+
+    spawn_producer(env, &a, "producer-a", cfg);
+    size_t ns = 0;
+    for (int64_t end = d2g_clock_mono_ms() + 30000; ns < 300 && d2g_clock_mono_ms() < end;) {
+        seen_t *s;
+        ns = read_messages(env, &s);
+        free_seen(s, ns);
+        d2g_test_sleep_ms(50);
+    }
+    /* A's next page waits for late acknowledgements (3 s): pause A as soon as it is
+     * written. Pages acknowledged before the slow acks began are counted first. */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(d2g_testenv_kafka_slow_acks(env), 0);
+    d2g_test_sleep_ms(500);
+    {
+        seen_t *s;
+        ns = read_messages(env, &s);
+        free_seen(s, ns);
+    }
+    for (int64_t end = d2g_clock_mono_ms() + 30000; d2g_clock_mono_ms() < end;) {
+        seen_t *s;
+        size_t now_n = read_messages(env, &s);
+        free_seen(s, now_n);
+        if (now_n > ns)
+            break;
+        d2g_test_sleep_ms(5);
+    }
+    kill(a.pid, SIGSTOP);
+    char pos_a[128];
+    read_position(r, proc, pos_a, sizeof(pos_a));
+
+    /* B takes over once A's lease expired, and moves well past A. */
+    spawn_producer(env, &b, "producer-b", cfg);
+    pos_b[0] = '\0';
+    for (int64_t end = d2g_clock_mono_ms() + 60000; d2g_clock_mono_ms() < end;) {
+        read_position(r, proc, pos_b, sizeof(pos_b));
+        if (log_has(env, "producer-b", "page_emitted") && strcmp(pos_b, pos_a) > 0 &&
+            d2g_clock_mono_ms() > end - 60000 + 16000)
+            break;
+        d2g_test_sleep_ms(100);
+    }
+    assert_int_equal(d2g_test_proc_stop(&b), 0);
+    read_position(r, proc, pos_b, sizeof(pos_b));
+    assert_true(strcmp(pos_b, pos_a) > 0);
+
+    /* A wakes up with its old page acknowledged: it must not write it. */
+    kill(a.pid, SIGCONT);
+    int went_back = 0;
+    for (int64_t end = d2g_clock_mono_ms() + 6000; d2g_clock_mono_ms() < end;) {
+        read_position(r, proc, pos, sizeof(pos));
+        if (strcmp(pos, pos_b) < 0) {
+            went_back = 1;
+            break;
+        }
+        d2g_test_sleep_ms(20);
+    }
+    int refused = log_has(env, "producer-a", "cursor_write_refused");
+    assert_int_equal(d2g_test_proc_stop(&a), 0);
+    d2g_redis_free(r);
+    printf("# fencing: paused replica at %s, the other moved to %s; after SIGCONT the cursor %s, "
+           "the paused replica's write %s\n", pos_a, pos_b, went_back ? "WENT BACK" : "never went back",
+           refused ? "was refused" : "was not refused");
+    assert_false(went_back);
+    assert_true(refused);
+}
+
+/* The broker fences the idempotent producer (a fatal error for librdkafka):
+ * the producer ends (exit 3, a clear log line) without moving the cursor of
+ * what was not acknowledged; a new one then emits everything. */
+static void test_fault_kafka_fatal_error_ends_cleanly(void **state) {
+    d2g_testenv_t *env = *state;
+    enum { N = 1500 };
+    static int64_t numbers[N];
+    char cfg[512];
+    int proc = 8201;
+    d2g_test_proc_t producer;
+
+    start_ds(env, "[{\"number\": 8201, \"dossiers\": 1500}]", 400);
+    assert_int_equal(ds_numbers(env, proc, numbers, N), N);
+    json_decref(ds_admin(env, "POST", "/admin/faults", "{\"kind\": \"latency\", \"latencyMs\": 200, \"count\": -1}"));
+    /* With the gapless guarantee, a sequence error is fatal for librdkafka. */
+    write_config(env, "producer.json", &proc, 1, 3600, 400, NULL, cfg, sizeof(cfg));
+    {
+        char *text = NULL;
+        FILE *f = fopen(cfg, "r");
+        assert_non_null(f);
+        fseek(f, 0, SEEK_END);
+        long len = ftell(f);
+        rewind(f);
+        text = calloc(1, (size_t)len + 64);
+        assert_int_equal(fread(text, 1, (size_t)len, f), (size_t)len);
+        fclose(f);
+        char *at = strstr(text, "\"session.timeout.ms\"");
+        assert_non_null(at);
+        memmove(at + 36, at, strlen(at) + 1);
+        memcpy(at, "\"enable.gapless.guarantee\": \"true\", ", 36);
+        f = fopen(cfg, "w");
+        fputs(text, f);
+        fclose(f);
+        free(text);
+    }
+    spawn_producer(env, &producer, "producer", cfg);
+    size_t ns = 0;
+    for (int64_t end = d2g_clock_mono_ms() + 30000; ns < 300 && d2g_clock_mono_ms() < end;) {
+        seen_t *s;
+        ns = read_messages(env, &s);
+        free_seen(s, ns);
+        d2g_test_sleep_ms(50);
+    }
+    kill(env->kafka.pid, SIGUSR2);
+    int status = -1;
+    pid_t got = 0;
+    int64_t t0 = d2g_clock_mono_ms();
+    while ((got = waitpid(producer.pid, &status, WNOHANG)) == 0 && d2g_clock_mono_ms() - t0 < 30000)
+        d2g_test_sleep_ms(50);
+    int exited = got == producer.pid;
+    if (exited)
+        producer.pid = 0;
+    else
+        d2g_test_proc_kill(&producer);
+    int fatal_logged = log_has(env, "producer", "stopping_on_kafka_fatal");
+    if (!fatal_logged) { /* show what the producer heard from Kafka */
+        char path[400], line[2048];
+        snprintf(path, sizeof(path), "%s/producer.log", env->dir);
+        FILE *f = fopen(path, "r");
+        int shown = 0;
+        while (f && shown < 20 && fgets(line, sizeof(line), f))
+            if (strstr(line, "kafka") || strstr(line, "page_not_delivered"))
+                fputs(line, stdout), shown++;
+        if (f)
+            fclose(f);
+    }
+    printf("# kafka fatal: producer %s (status %d) %lld ms after the broker fenced it, log %s\n",
+           exited ? "exited" : "DID NOT EXIT", exited && WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+           (long long)(d2g_clock_mono_ms() - t0), fatal_logged ? "says so" : "is silent");
+    assert_true(exited);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 3);
+    assert_true(fatal_logged);
+
+    json_decref(ds_admin(env, "DELETE", "/admin/faults", NULL));
+    spawn_producer(env, &producer, "producer2", cfg);
+    assert_int_equal(wait_covered(env, proc, numbers, N, D2G_ENVELOPE_UPSERT, 120), N);
+    assert_int_equal(d2g_test_proc_stop(&producer), 0);
+}
+
 /* A big backfill does not starve small procedures: each gets a page per turn. */
 static void test_fairness(void **state) {
     d2g_testenv_t *env = *state;
@@ -668,6 +935,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_crash_mid_page_skips_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_page_shrinks_on_timeouts_and_complexity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fairness, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fault_redis_loss_keeps_deletions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fault_paused_replica_never_writes_older_cursor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fault_kafka_fatal_error_ends_cleanly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checks_cost_little_and_find_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_falls_back_to_smaller_batches, setup, teardown),
     };

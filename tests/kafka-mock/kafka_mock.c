@@ -18,6 +18,12 @@
  * kill a producer in the window between "written to Kafka" and "acknowledged",
  * where a cursor must not have moved yet.
  *
+ * SIGUSR2 makes the next produce request of every broker fail with
+ * --fault-error CODE (default 45, OUT_OF_ORDER_SEQUENCE_NUMBER: a fatal error
+ * for an idempotent producer with enable.gapless.guarantee=true; 47,
+ * INVALID_PRODUCER_EPOCH, only fails the batch in librdkafka 2.0.2), to test
+ * how a producer ends on a fatal error.
+ *
  * Defaults: 1 broker, 6 partitions, topics ds2grist.dossiers and ds2grist.dlq.
  * Limits of the mock (librdkafka 2.0.2): no retention or compaction, at most
  * 100,000 message sets or 5 MiB per partition, oldest dropped first.
@@ -55,7 +61,7 @@ static int write_file_atomic(const char *path, const char *text) {
 }
 
 int main(int argc, char **argv) {
-    int brokers = 1, partitions = 6, slow_ms = 2000, slow_count = 4;
+    int brokers = 1, partitions = 6, slow_ms = 2000, slow_count = 4, fault_error = 45;
     const char *bootstrap_file = NULL;
     const char *topics[MAX_TOPICS];
     int n_topics = 0;
@@ -74,6 +80,9 @@ int main(int argc, char **argv) {
             bootstrap_file = v, i++;
         } else if (!strcmp(a, "--slow-acks-ms") && v) {
             slow_ms = atoi(v), i++;
+        } else if (!strcmp(a, "--fault-error") && v) {
+            fault_error = atoi(v);
+            i++;
         } else if (!strcmp(a, "--slow-acks-count") && v) {
             slow_count = atoi(v), i++;
         } else if (!strcmp(a, "--topic") && v && n_topics < MAX_TOPICS) {
@@ -102,6 +111,7 @@ int main(int argc, char **argv) {
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGUSR1);
+    sigaddset(&stop_signals, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -145,7 +155,16 @@ int main(int argc, char **argv) {
     fflush(stdout);
 
     int sig;
-    while (sigwait(&stop_signals, &sig) == 0 && sig == SIGUSR1) {
+    while (sigwait(&stop_signals, &sig) == 0 && (sig == SIGUSR1 || sig == SIGUSR2)) {
+        if (sig == SIGUSR2) {
+            for (int b = 1; b <= brokers; b++)
+                rd_kafka_mock_broker_push_request_error_rtts(mc, b, 0, 1,
+                                                             (rd_kafka_resp_err_t)fault_error, 0);
+            printf("kafka-mock: the next produce request per broker fails with error %d\n",
+                   fault_error);
+            fflush(stdout);
+            continue;
+        }
         /* Produce is ApiKey 0; error 0 with a delay: handled now, answered late. */
         for (int b = 1; b <= brokers; b++)
             for (int k = 0; k < slow_count; k++)

@@ -181,6 +181,34 @@ int d2g_testenv_start_redis(d2g_testenv_t *env) {
     return -1;
 }
 
+void d2g_testenv_redis_kill(d2g_testenv_t *env) { d2g_test_proc_kill(&env->redis); }
+
+int d2g_testenv_redis_restart_empty(d2g_testenv_t *env) {
+    char port[16], dir[300];
+    d2g_test_proc_kill(&env->redis);
+    snprintf(port, sizeof(port), "%d", env->redis_port);
+    snprintf(dir, sizeof(dir), "%s", env->dir);
+    char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no", "--dir", dir, NULL};
+    for (int attempt = 0; attempt < 50; attempt++) { /* the port may linger a moment */
+        if (d2g_test_proc_spawn(env, &env->redis, "redis", argv))
+            return -1;
+        for (int i = 0; i < 200; i++) {
+            if (tcp_accepts(env->redis_port))
+                return 0;
+            int status;
+            if (waitpid(env->redis.pid, &status, WNOHANG) == env->redis.pid) {
+                env->redis.pid = 0;
+                break;
+            }
+            d2g_test_sleep_ms(10);
+        }
+        d2g_test_proc_stop(&env->redis);
+        d2g_test_sleep_ms(100);
+    }
+    return -1;
+}
+
 int d2g_testenv_start_kafka(d2g_testenv_t *env, int partitions) {
     char file[300], parts[16];
     snprintf(file, sizeof(file), "%s/kafka.bootstrap", env->dir);
@@ -196,6 +224,9 @@ void d2g_test_filter_from_env(void) {
     const char *pattern = getenv("D2G_TEST_FILTER");
     if (pattern && *pattern)
         cmocka_set_test_filter(pattern);
+    const char *skip = getenv("D2G_TEST_SKIP");
+    if (skip && *skip)
+        cmocka_set_skip_filter(skip);
 }
 
 int d2g_testenv_kafka_slow_acks(d2g_testenv_t *env) {

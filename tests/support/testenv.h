@@ -33,6 +33,10 @@ typedef struct d2g_testenv {
 
 int d2g_testenv_init(d2g_testenv_t *env);
 int d2g_testenv_start_redis(d2g_testenv_t *env);
+/* Kills redis-server (SIGKILL: nothing saved), and starts a new, empty one on
+ * the same port: a Redis pod lost and rescheduled. */
+void d2g_testenv_redis_kill(d2g_testenv_t *env);
+int d2g_testenv_redis_restart_empty(d2g_testenv_t *env);
 int d2g_testenv_start_kafka(d2g_testenv_t *env, int partitions);
 /* The next 2 produce requests (per broker) are acknowledged 3 s late: messages
  * are readable before their producer hears they are written (SIGUSR1 to the mock). */
@@ -54,7 +58,8 @@ void d2g_test_proc_kill(d2g_test_proc_t *proc);
 void d2g_test_sleep_ms(long ms);
 
 /* Runs only the tests whose name matches $D2G_TEST_FILTER (a cmocka pattern,
- * e.g. "test_crash*"), when it is set. Call first thing in main. */
+ * e.g. "test_crash*"), when it is set, and skips those matching $D2G_TEST_SKIP.
+ * Call first thing in main. */
 void d2g_test_filter_from_env(void);
 
 /* Writes text to <env->dir>/<name>; path receives the full path. */

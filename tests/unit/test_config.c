@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,12 +135,281 @@ static void test_errors_name_the_key(void **state) {
                  " {\"secret\": {\"env\": \"D2G_TEST_UNSET_VAR\"}}}}}",
                  "ds.tokens.t.secret: environment variable D2G_TEST_UNSET_VAR is not set");
     expect_error("{\"kafka\": {\"properties\": {\"sasl.password\": \"p\"}}}",
-                 "kafka.properties.sasl.password: put credentials in kafka.secret_properties");
+                 "kafka.properties.sasl.password: a credential; put it in kafka.secret_properties.sasl.password");
     expect_error("{\"kafka\": {}, \"redis\": {\"url\": \"redis://user:pw@h:1\"}, \"ds\": "
                  "{\"tokens\": {}}, \"grist\": {\"servers\": {\"m\": {\"url\": \"http://g\","
                  " \"api_key\": {\"env\": \"D2G_TEST_GRIST_KEY\"}}}}, \"procedures\": []}",
                  "kafka.properties.bootstrap.servers: is required");
     expect_error(GOOD_HEAD " \"procedures\": [], \"log_level\": \"loud\"}", "log_level");
+}
+
+/* --- the table of bad configurations ---------------------------------------
+ * Each row changes one value of a good configuration (a JSON path, set to a
+ * JSON value, or removed with NULL) and names what the error must say: the
+ * exact key (or environment variable) at fault, and often the allowed range. */
+#define BASE                                                                                   \
+    "{\"kafka\": {\"properties\": {\"bootstrap.servers\": \"127.0.0.1:9092\"}},"              \
+    " \"redis\": {\"url\": \"redis://127.0.0.1:6379/0\"},"                                    \
+    " \"ds\": {\"endpoint\": \"http://127.0.0.1:1/api/v2/graphql\","                          \
+    "          \"tokens\": {\"min-a\": {\"secret\": {\"env\": \"D2G_TEST_DS_TOKEN\"}}}},"      \
+    " \"grist\": {\"servers\": {\"main\": {\"url\": \"http://127.0.0.1:2/\","                  \
+    "          \"api_key\": {\"env\": \"D2G_TEST_GRIST_KEY\"},"                                \
+    "          \"documents\": {\"docB\": {\"permits\": 3}}}}},"                                \
+    " \"procedures\": [{\"number\": 1, \"ds_token\": \"min-a\", \"grist_server\": \"main\","  \
+    "                   \"document\": \"docA\"}]}"
+
+typedef struct bad {
+    const char *path;  /* "a.b.c" or "procedures[0].x"; NULL: value is the whole text */
+    const char *value; /* JSON; NULL: remove the key */
+    const char *want;  /* substring of the error */
+} bad_t;
+
+static const bad_t bad_configs[] = {
+    /* producer: every number with its range */
+    {"producer.concurrency", "0", "producer.concurrency: must be an integer from 1 to 256"},
+    {"producer.concurrency", "257", "producer.concurrency: must be an integer from 1 to 256"},
+    {"producer.concurrency", "\"4\"", "producer.concurrency: must be an integer"},
+    {"producer.concurrency", "4.5", "producer.concurrency: must be an integer"},
+    {"producer.lease_s", "4", "producer.lease_s: must be an integer from 5 to 3600"},
+    {"producer.lease_s", "30", "producer.lease_s: must exceed ds.timeout_s (60)"},
+    {"producer.labels_interval_s", "-1", "producer.labels_interval_s: must be an integer from 0 to 604800"},
+    {"producer.page_size", "101", "producer.page_size: must be an integer from 1 to 100"},
+    {"producer.page_size", "0", "producer.page_size: must be an integer from 1 to 100"},
+    {"producer.page_size_min", "0", "producer.page_size_min: must be an integer from 1 to 100"},
+    {"producer.page_size", "4", "producer.page_size_min: must not exceed producer.page_size (4)"},
+    {"producer.shutdown_grace_s", "0", "producer.shutdown_grace_s: must be an integer from 1 to 3600"},
+    {"producer.deleted_lookback_s", "31622401", "producer.deleted_lookback_s: must be an integer from 0 to 31622400"},
+    {"producer.deleted_lookback_s", "1e300", "producer.deleted_lookback_s: must be an integer"},
+    {"producer.pagesize", "10", "producer.pagesize: unknown key"},
+    {"producer", "[]", "producer: must be an object"},
+    /* worker */
+    {"worker.linger_ms", "60001", "worker.linger_ms: must be an integer from 0 to 60000"},
+    {"worker.batch_bytes", "999", "worker.batch_bytes: must be an integer from 1000 to 1000000"},
+    {"worker.batch_bytes", "1000001", "worker.batch_bytes: must be an integer from 1000 to 1000000"},
+    {"worker.max_buffered", "9", "worker.max_buffered: must be an integer from 10 to 1000000"},
+    {"worker.max_buffered_total", "9", "worker.max_buffered_total: must be an integer from 10 to 10000000"},
+    {"worker.shutdown_grace_s", "3601", "worker.shutdown_grace_s: must be an integer from 1 to 3600"},
+    {"worker.ds_base_url", "\"ftp://x\"", "worker.ds_base_url: must start with http:// or https://"},
+    {"worker.ds_base_url", "\"http://\"", "worker.ds_base_url: needs a valid host"},
+    {"worker.ds_base_url", "\"\"", "worker.ds_base_url: must be a non-empty string"},
+    /* ds */
+    {"ds.timeout_s", "0", "ds.timeout_s: must be an integer from 1 to 600"},
+    {"ds.timeout_s", "601", "ds.timeout_s: must be an integer from 1 to 600"},
+    {"ds.endpoint", "\"http://\"", "ds.endpoint: needs a valid host"},
+    {"ds.endpoint", "\"http:///api\"", "ds.endpoint: needs a valid host"},
+    {"ds.endpoint", "\"https://ds.example:0/api\"", "ds.endpoint: needs a valid host (and port 1-65535"},
+    {"ds.endpoint", "\"https://ds.example:65536/api\"", "ds.endpoint: needs a valid host (and port 1-65535"},
+    {"ds.endpoint", "\"https://ds.example/api?token=abcd\"", "ds.endpoint: must not have a query string"},
+    {"ds.endpoint", "\"https://u:p@ds.example/api\"", "ds.endpoint: must not hold credentials"},
+    {"ds.endpoint", "\"https://ds example/api\"", "ds.endpoint: needs a valid host"},
+    {"ds.endpoint", "\"graphql\"", "ds.endpoint: must start with http:// or https://"},
+    {"ds.tokens.min-a.requests_per_minute", "0", "ds.tokens.min-a.requests_per_minute: must be an integer from 1 to 1000000"},
+    {"ds.tokens.min-a.secret", "\"literal\"", "ds.tokens.min-a.secret: secrets cannot be written in the configuration"},
+    {"ds.tokens.min-a.secret", "{\"env\": \"A\", \"file\": \"/b\"}", "ds.tokens.min-a.secret: needs exactly one of"},
+    {"ds.tokens.min-a.secret", "{\"vault\": \"x\"}", "ds.tokens.min-a.secret.vault: unknown key"},
+    {"ds.tokens.min-a.secret", "{\"env\": \"\"}", "ds.tokens.min-a.secret.env: must be a non-empty string"},
+    {"ds.tokens.min-a.secret", NULL, "ds.tokens.min-a.secret: is required"},
+    {"ds.tokens", NULL, "ds.tokens: is required"},
+    {"ds.tokens.bad name", "{\"secret\": {\"env\": \"D2G_TEST_DS_TOKEN\"}}", "ds.tokens.bad name: a token name is 1 to 64"},
+    /* grist */
+    {"grist.timeout_s", "0", "grist.timeout_s: must be an integer from 1 to 600"},
+    {"grist.servers", "{}", "grist.servers: must be an object naming at least one server"},
+    {"grist.servers.main.url", "\"https://user:pass@grist.example\"", "grist.servers.main.url: must not hold credentials (user:password@); the API key goes in grist.servers.main.api_key"},
+    {"grist.servers.main.url", "\"https://grist.example/?auth=abcd\"", "grist.servers.main.url: must not have a query string"},
+    {"grist.servers.main.url", "\"http://\"", "grist.servers.main.url: needs a valid host"},
+    {"grist.servers.main.url", "\"grist.example\"", "grist.servers.main.url: must start with http:// or https://"},
+    {"grist.servers.main.api_key", "\"key\"", "grist.servers.main.api_key: secrets cannot be written"},
+    {"grist.servers.main.permits_per_document", "0", "grist.servers.main.permits_per_document: must be an integer from 1 to 1000"},
+    {"grist.servers.main.permits_per_document", "1001", "grist.servers.main.permits_per_document: must be an integer from 1 to 1000"},
+    {"grist.servers.main.requests_per_second", "1e300", "grist.servers.main.requests_per_second: must be 0 (no limit) or a number from 0.01 to 10000"},
+    {"grist.servers.main.requests_per_second", "1e-300", "grist.servers.main.requests_per_second: must be 0 (no limit) or a number from 0.01 to 10000"},
+    {"grist.servers.main.requests_per_second", "-1", "grist.servers.main.requests_per_second: must be 0"},
+    {"grist.servers.main.requests_per_second", "\"5\"", "grist.servers.main.requests_per_second: must be 0"},
+    {"grist.servers.main.documents.docB.permits", "0", "grist.servers.main.documents.docB.permits: must be an integer from 1 to 1000"},
+    {"grist.servers.main.documents.docB", "{}", "grist.servers.main.documents.docB.permits: is required"},
+    {"grist.servers.main.documents.d/b", "{\"permits\": 2}", "grist.servers.main.documents.d/b: a document id is 1 to 200"},
+    {"grist.servers.main.extra", "1", "grist.servers.main.extra: unknown key"},
+    /* redis */
+    {"redis.url", "\"redis://::::\"", "redis.url: needs a valid host"},
+    {"redis.url", "\"redis://\"", "redis.url: needs a valid host"},
+    {"redis.url", "\"redis://h:99999\"", "redis.url: needs a valid host (and port 1-65535"},
+    {"redis.url", "\"redis://h:6379/x\"", "redis.url: the database must be a number from 0 to 9999"},
+    {"redis.url", "\"redis://user:pw@h:6379\"", "redis.url: must not hold credentials; use redis.username and redis.password"},
+    {"redis.url", "\"http://h\"", "redis.url: must start with redis:// or unix://"},
+    {"redis.url", "\"unix://relative\"", "redis.url: unix:// needs an absolute socket path"},
+    {"redis.url", NULL, "redis.url: is required"},
+    {"redis.namespace", "\"a:b\"", "redis.namespace: 1 to 64 letters"},
+    {"redis.namespace", "\"{x}\"", "redis.namespace: 1 to 64 letters"},
+    {"redis.password", "\"pw\"", "redis.password: secrets cannot be written in the configuration"},
+    /* kafka */
+    {"kafka.properties.bootstrap.servers", NULL, "kafka.properties.bootstrap.servers: is required"},
+    {"kafka.properties.bootstrap.servers", "\"u:p@k:9092\"", "kafka.properties.bootstrap.servers: must not hold credentials"},
+    {"kafka.properties.bootstrap.servers", "\"k:9092,:1\"", "kafka.properties.bootstrap.servers: must be host:port"},
+    {"kafka.properties.ssl.key.pem", "\"-----BEGIN PRIVATE KEY-----\"", "kafka.properties.ssl.key.pem: a credential; put it in kafka.secret_properties.ssl.key.pem"},
+    {"kafka.properties.sasl.password", "\"pw\"", "kafka.properties.sasl.password: a credential"},
+    {"kafka.properties.sasl.oauthbearer.config", "\"secret=x\"", "kafka.properties.sasl.oauthbearer.config: a credential"},
+    {"kafka.properties.linger.ms", "5", "kafka.properties.linger.ms: must be a string"},
+    {"kafka.properties.linger.ms", "\"\"", "kafka.properties.linger.ms: must not be empty"},
+    {"kafka.secret_properties.sasl.password", "\"pw\"", "kafka.secret_properties.sasl.password: secrets cannot be written"},
+    {"kafka.topic", "\"a topic\"", "kafka.topic: 1 to 249 letters"},
+    {"kafka.dlq_topic", "\"ds2grist.dossiers\"", "kafka.dlq_topic: must differ from kafka.topic"},
+    {"kafka.consumer_group", "\"\"", "kafka.consumer_group: must be a non-empty string"},
+    /* procedures */
+    {"procedures[0].number", "0", "procedures[0].number: must be an integer from 1 to 2147483647"},
+    {"procedures[0].number", "2147483648", "procedures[0].number: must be an integer from 1 to 2147483647"},
+    {"procedures[0].number", "99999999999999999999", "invalid JSON"},
+    {"procedures[0].document", "\"\"", "procedures[0].document: must be a non-empty string"},
+    {"procedures[0].document", "\"a b\"", "procedures[0].document: a Grist document id is 1 to 200"},
+    {"procedures[0].table_prefix", "\"Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"", "procedures[0].table_prefix: must start with an upper-case letter, hold only letters, digits and underscores, and have at most 64 characters"},
+    {"procedures[0].table_prefix", "\"D-1\"", "procedures[0].table_prefix"},
+    {"procedures[0].grist_server", "\"main2\"", "procedures[0].grist_server: unknown server \"main2\""},
+    {"procedures[0].options.poll_interval_s", "0", "procedures[0].options.poll_interval_s: must be an integer from 1 to 86400"},
+    {"procedures[0].options.poll_interval_s", "86401", "procedures[0].options.poll_interval_s: must be an integer from 1 to 86400"},
+    {"procedures[0].options.deleted", "\"purge\"", "procedures[0].options.deleted: must be \"mark\" or \"remove\""},
+    {"procedures", "{}", "procedures: must be an array"},
+    {"defaults.poll_interval_s", "-5", "defaults.poll_interval_s: must be an integer from 1 to 86400"},
+    /* top level */
+    {"log_level", "\"verbose\"", "log_level: must be debug, info, warn or error"},
+    {"http.port", "65536", "http.port: must be an integer from 0 to 65535"},
+    {"http.port", "-1", "http.port: must be an integer from 0 to 65535"},
+    {"extra", "1", "extra: unknown key"},
+    {NULL, "[]", "(top level): must be an object"},
+    {NULL, "{\"kafka\": {}, \"kafka\": {}}", "invalid JSON"},
+};
+
+/* Sets (or removes) the value at a dotted path with [i] indices, creating the
+ * objects on the way; a component is the longest prefix naming an existing key. */
+static void set_path(json_t *root, const char *path, const char *value) {
+    json_t *cur = root;
+    const char *p = path;
+    for (;;) {
+        char key[256];
+        size_t n = strcspn(p, ".[");
+        /* Longest prefix that names an existing object member (keys with dots). */
+        if (json_is_object(cur)) {
+            size_t best = 0, len = strlen(p);
+            for (size_t k = n; k <= len; k++)
+                if ((p[k] == '.' || p[k] == '[' || p[k] == '\0') && k < sizeof(key)) {
+                    memcpy(key, p, k);
+                    key[k] = '\0';
+                    if (json_object_get(cur, key))
+                        best = k;
+                }
+            if (best)
+                n = best;
+        }
+        memcpy(key, p, n);
+        key[n] = '\0';
+        const char *next = p + n;
+        if (json_is_object(cur) && !json_object_get(cur, key) && *next == '.') {
+            /* Not there: is the rest a new dotted key (kafka.properties.ssl.key.pem)? */
+            json_t *sub = json_object();
+            json_object_set_new(cur, key, sub);
+        }
+        if (*next == '\0') {
+            if (!value)
+                json_object_del(cur, key);
+            else {
+                json_error_t e;
+                json_t *v = json_loads(value, JSON_DECODE_ANY, &e);
+                if (!v) { /* numbers beyond jansson's range: splice as text later */
+                    json_object_set_new(cur, key, json_string("\001RAW"));
+                    return;
+                }
+                json_object_set_new(cur, key, v);
+            }
+            return;
+        }
+        cur = *key ? json_object_get(cur, key) : cur;
+        if (*next == '[') {
+            size_t idx = strtoul(next + 1, NULL, 10);
+            cur = json_array_get(cur, idx);
+            next = strchr(next, ']') + 1;
+        }
+        p = *next == '.' ? next + 1 : next;
+    }
+}
+
+static void test_bad_config_table(void **state) {
+    (void)state;
+    size_t n = sizeof(bad_configs) / sizeof(bad_configs[0]);
+    for (size_t i = 0; i < n; i++) {
+        const bad_t *b = &bad_configs[i];
+        char *text;
+        if (!b->path) {
+            text = strdup(b->value);
+        } else {
+            json_t *root = json_loads(BASE, 0, NULL);
+            assert_non_null(root);
+            /* kafka.properties keys hold dots: set them directly. */
+            const char *kp = "kafka.properties.", *ks = "kafka.secret_properties.";
+            if (!strncmp(b->path, kp, strlen(kp)) || !strncmp(b->path, ks, strlen(ks))) {
+                int secret = !strncmp(b->path, ks, strlen(ks));
+                json_t *k = json_object_get(root, "kafka");
+                json_t *props = json_object_get(k, secret ? "secret_properties" : "properties");
+                if (!props) {
+                    props = json_object();
+                    json_object_set_new(k, secret ? "secret_properties" : "properties", props);
+                }
+                const char *key = b->path + strlen(secret ? ks : kp);
+                if (b->value)
+                    json_object_set_new(props, key, json_loads(b->value, JSON_DECODE_ANY, NULL));
+                else
+                    json_object_del(props, key);
+            } else {
+                set_path(root, b->path, b->value);
+            }
+            text = json_dumps(root, JSON_COMPACT);
+            json_decref(root);
+            char *raw = strstr(text, "\"\\u0001RAW\"");
+            if (raw) { /* splice the literal the JSON library cannot hold */
+                size_t need = strlen(text) + strlen(b->value) + 1;
+                char *t2 = malloc(need);
+                size_t pre = (size_t)(raw - text);
+                memcpy(t2, text, pre);
+                strcpy(t2 + pre, b->value);
+                strcat(t2, raw + strlen("\"\\u0001RAW\""));
+                free(text);
+                text = t2;
+            }
+        }
+        d2g_config_t *cfg = (d2g_config_t *)1;
+        char err[D2G_ERRLEN] = "";
+        int rc = d2g_config_load_string(text, &cfg, err, sizeof(err));
+        if (rc != -1 || !strstr(err, b->want))
+            fail_msg("bad config %zu (%s = %s): rc %d, error \"%s\", want \"%s\"\n  %s", i,
+                     b->path ? b->path : "(text)", b->value ? b->value : "(removed)", rc, err,
+                     b->want, text);
+        assert_null(cfg);
+        assert_null(strstr(err, "secret-value"));
+        free(text);
+    }
+    printf("# config: %zu bad configurations, each refused with its key\n", n);
+}
+
+/* Environment overrides are validated like the file, and their errors name the variable. */
+static void test_env_errors_name_the_variable(void **state) {
+    (void)state;
+    static const struct {
+        const char *var, *value, *want;
+    } rows[] = {
+        {"DS2GRIST_REDIS_URL", "redis://::::", "DS2GRIST_REDIS_URL: needs a valid host"},
+        {"DS2GRIST_REDIS_URL", "redis://u:p@h", "DS2GRIST_REDIS_URL: must not hold credentials"},
+        {"DS2GRIST_REDIS_NAMESPACE", "a:b", "DS2GRIST_REDIS_NAMESPACE: 1 to 64"},
+        {"DS2GRIST_DS_ENDPOINT", "http://", "DS2GRIST_DS_ENDPOINT: needs a valid host"},
+        {"DS2GRIST_DS_ENDPOINT", "https://h/api?token=x", "DS2GRIST_DS_ENDPOINT: must not have a query"},
+        {"DS2GRIST_LOG_LEVEL", "loud", "DS2GRIST_LOG_LEVEL: must be debug, info, warn or error"},
+        {"DS2GRIST_HTTP_PORT", "70000", "DS2GRIST_HTTP_PORT: must be a port number"},
+        {"DS2GRIST_KAFKA_BOOTSTRAP_SERVERS", "u:p@k:1", "DS2GRIST_KAFKA_BOOTSTRAP_SERVERS: must not hold credentials"},
+        {"DS2GRIST_KAFKA_BOOTSTRAP_SERVERS", ":1", "DS2GRIST_KAFKA_BOOTSTRAP_SERVERS: must be host:port"},
+        {"DS2GRIST_REDIS_URL", "redis://h\xff:1", "DS2GRIST_REDIS_URL: must be valid UTF-8"},
+        {"DS2GRIST_DS_ENDPOINT", "https://h/\napi", "DS2GRIST_DS_ENDPOINT: must not contain control characters"},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        setenv(rows[i].var, rows[i].value, 1);
+        expect_error(BASE, rows[i].want);
+        unsetenv(rows[i].var);
+    }
 }
 
 static void test_secret_from_file(void **state) {
@@ -203,6 +473,8 @@ int main(void) {
         cmocka_unit_test_setup(test_errors_name_the_key, setup_env),
         cmocka_unit_test_setup(test_secret_from_file, setup_env),
         cmocka_unit_test_setup(test_many_procedures, setup_env),
+        cmocka_unit_test_setup(test_bad_config_table, setup_env),
+        cmocka_unit_test_setup(test_env_errors_name_the_variable, setup_env),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

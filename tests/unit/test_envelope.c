@@ -81,6 +81,17 @@ static void test_malformed(void **state) {
     expect_bad("{\"v\": 1, \"kind\": \"upsert\", \"procedure\": 1, \"number\": 2,"
                " \"modified\": \"x\", \"fetched_at\": \"y\", \"dossier\": []}",
                "\"dossier\" must be an object");
+    /* Two "procedure" fields: refused, not read as the last one. */
+    expect_bad("{\"v\": 1, \"kind\": \"upsert\", \"procedure\": 1, \"procedure\": 2, \"number\": 2,"
+               " \"modified\": \"x\", \"fetched_at\": \"y\", \"dossier\": {\"number\": 2}}",
+               "duplicate key");
+    expect_bad("{\"v\": 1, \"kind\": \"upsert\", \"procedure\": 1, \"number\": 2,"
+               " \"modified\": \"x\", \"fetched_at\": \"y\", \"dossier\": {\"number\": 2, \"a\": 1, \"a\": 2}}",
+               "duplicate key");
+    /* Beyond 64 bits: refused with that reason, never wrapped or rounded. */
+    expect_bad("{\"v\": 1, \"kind\": \"upsert\", \"procedure\": 1, \"number\": 18446744073709551617,"
+               " \"modified\": \"x\", \"fetched_at\": \"y\", \"dossier\": {\"number\": 2}}",
+               "64 bits");
 }
 
 /* A decoded message of dossier 7 of kind, at date (partial: labels only). */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "colid.h"
 #include "ds2grist/err.h"
@@ -1365,6 +1366,38 @@ static void test_geo_avis_messages(void **state) {
     fx_free(&f);
 }
 
+/* The README's mapping figure: how many of the fixture dossier (champs of every
+ * kind, a repetition block, annotations) one core maps per second. Printed, not
+ * asserted (a timed assertion would fail on a loaded machine). */
+static void test_mapping_rate(void **state) {
+    (void)state;
+    fx_t f;
+    fx_init(&f, REVISION);
+    json_t *d = J(DOSSIER);
+    struct timespec t0, t1;
+    long n = 0;
+    double elapsed = 0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        for (int i = 0; i < 200; i++, n++) {
+            d2g_mapped_clear(&f.out);
+            assert_int_equal(d2g_mapping_map_dossier(f.ctx, d, 0, f.map, &f.out, f.err, sizeof(f.err)), 0);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        elapsed = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    } while (elapsed < 1.0);
+    printf("# mapping: %.0f dossiers/s on one core (%ld dossiers of the fixture in %.2f s, %s build)\n",
+           (double)n / elapsed, n, elapsed,
+#ifdef NDEBUG
+           "release"
+#else
+           "debug"
+#endif
+    );
+    json_decref(d);
+    fx_free(&f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_colid_from_label),
@@ -1389,6 +1422,7 @@ int main(void) {
         cmocka_unit_test(test_big_numbers),
         cmocka_unit_test(test_ref_links),
         cmocka_unit_test(test_geo_avis_messages),
+        cmocka_unit_test(test_mapping_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
