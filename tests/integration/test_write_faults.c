@@ -16,6 +16,12 @@
  *   parked_and_back    every request answered 401 (a revoked key): the lane is
  *                      parked, `ds2grist status` shows it with its reason; the key
  *                      restored, it resumes by itself and every dossier arrives
+ *   schema_after_timeout POST /tables and POST .../columns applied by Grist but
+ *                      answered after the client's timeout: no duplicate table
+ *                      (Aides2) or column (x_2), every dossier once
+ *   alternating_proxy  a proxy failing every other request with an HTML page that
+ *                      echoes the key: everything arrives, the backoff grows (few
+ *                      requests), the log stays short and the key appears nowhere
  *   refused_repeatedly a dossier too large for any request, changed 20 times: 20
  *                      dead letters, the others synced, no schema made for it,
  *                      and the worker (ASan build: LeakSanitizer) exits clean
@@ -412,6 +418,105 @@ static void test_parked_and_back(void **state) {
     d2g_test_proc_stop(&worker);
 }
 
+/* A configuration whose Grist timeout is short (the emulator answers later). */
+static void short_timeout_config(d2g_testenv_t *env, char *cfg, size_t len) {
+    char path[512];
+    assert_int_equal(d2g_test_write_config(env, "base.json", PROC, 400, 8, "", path, sizeof(path)), 0);
+    json_t *j = json_load_file(path, 0, NULL);
+    assert_non_null(j);
+    json_object_set_new(json_object_get(j, "grist"), "timeout_s", json_integer(1));
+    char *text = json_dumps(j, 0);
+    assert_int_equal(d2g_testenv_write_file(env, "ds2grist.json", text, cfg, len), 0);
+    free(text);
+    json_decref(j);
+}
+
+static void test_schema_after_timeout(void **state) {
+    d2g_testenv_t *env = *state;
+    char cfg[600];
+    d2g_test_proc_t producer, worker;
+    start_emulators(env, "", "[{\"number\": 1301, \"dossiers\": 80}]");
+    short_timeout_config(env, cfg, sizeof(cfg));
+    /* Grist applies the creations, but answers after the worker gave up. */
+    json_decref(d2g_stack_grist_do(env, "POST", "/admin/faults",
+                                   "[{\"doc\": \"docA\", \"method\": \"POST\", \"pattern\": \"^/tables$\", \"apply\": true,"
+                                   "  \"delayMs\": 2500, \"count\": 2}]"));
+    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    assert_int_equal(d2g_stack_wait_synced(env, "docA", "Aides", 1301, 120), 80);
+    /* A champ added to the form: its column is created under the same kind of fault. */
+    json_decref(d2g_stack_grist_do(env, "POST", "/admin/faults",
+                                   "[{\"doc\": \"docA\", \"method\": \"POST\", \"pattern\": \"/columns$\", \"apply\": true,"
+                                   "  \"delayMs\": 2500, \"count\": 2}]"));
+    json_decref(d2g_stack_ds_do(env, "POST", "/admin/procedures/1301/champ-descriptors",
+                                "{\"type\": \"TextChampDescriptor\", \"label\": \"Avis tardif\"}"));
+    int has = 0;
+    for (int64_t end = d2g_clock_mono_ms() + 90000; !has && d2g_clock_mono_ms() < end; d2g_test_sleep_ms(1000)) {
+        json_decref(d2g_stack_ds_do(env, "PATCH", "/admin/procedures/1301/dossiers/1000001", "{\"state\": \"accepte\"}"));
+        json_t *cl = d2g_stack_grist_do(env, "GET", "/admin/docs/docA/tables/Aides/columns", NULL);
+        char *txt = json_dumps(cl, 0);
+        has = strstr(txt, "avis_tardif") != NULL;
+        free(txt);
+        json_decref(cl);
+    }
+    assert_true(has);
+    d2g_test_sleep_ms(4000); /* any late second attempt would land now */
+    assert_int_equal(d2g_stack_wait_synced(env, "docA", "Aides", 1301, 60), 80);
+    json_t *tables = d2g_stack_grist_do(env, "GET", "/admin/docs/docA/tables", NULL);
+    char *t = json_dumps(tables, JSON_SORT_KEYS);
+    json_t *cols = d2g_stack_grist_do(env, "GET", "/admin/docs/docA/tables/Aides/columns", NULL);
+    char *c = json_dumps(cols, 0);
+    int dup_col = strstr(c, "avis_tardif_2") != NULL || strstr(c, "avis_tardif2") != NULL;
+    json_t *tl = json_object_get(tables, "tables");
+    printf("# creations answered after the timeout: %zu tables (%s), column avis_tardif made once: %s\n",
+           json_object_size(tl), json_object_get(tl, "Aides2") ? "Aides2 too" : "no Aides2", dup_col ? "no" : "yes");
+    assert_null(strstr(t, "Aides2"));
+    assert_false(dup_col);
+    free(t);
+    free(c);
+    json_decref(tables);
+    json_decref(cols);
+    d2g_test_proc_stop(&producer);
+    d2g_test_proc_stop(&worker);
+}
+
+static size_t count_lines(const char *path, const char *needle) {
+    FILE *f = fopen(path, "r");
+    char line[8192];
+    size_t n = 0;
+    while (f && fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static void test_alternating_proxy(void **state) {
+    d2g_testenv_t *env = *state;
+    char cfg[600], log[512];
+    d2g_test_proc_t producer, worker;
+    start_emulators(env, "", "[{\"number\": 1301, \"dossiers\": 400}]");
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC, 400, 8, "", cfg, sizeof(cfg)), 0);
+    json_decref(d2g_stack_grist_do(env, "POST", "/admin/docs/docA/mode",
+                                   "{\"mode\": \"alternate\", \"status\": 502, \"body\": \"html-echo\"}"));
+    int64_t t0 = d2g_clock_mono_ms();
+    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    assert_int_equal(d2g_stack_wait_synced(env, "docA", "Aides", 1301, 240), 400);
+    double took = (double)(d2g_clock_mono_ms() - t0) / 1000.0;
+    json_t *s = d2g_stack_grist_do(env, "GET", "/admin/stats", NULL);
+    long long requests = json_integer_value(json_object_get(json_object_get(json_object_get(s, "docs"), "docA"), "requests"));
+    json_decref(s);
+    d2g_test_proc_stop(&producer);
+    d2g_test_proc_stop(&worker);
+    snprintf(log, sizeof(log), "%s/worker.log", env->dir);
+    size_t retries = count_lines(log, "grist_retry"), all = count_lines(log, "\"level\"");
+    printf("# a proxy failing every other request: 400 dossiers in %.1f s, %lld requests, %zu retry log lines, %zu lines in all\n",
+           took, requests, retries, all);
+    assert_true(retries <= 20);
+    assert_false(file_has(log, GKEY));
+}
+
 int main(void) {
     d2g_test_filter_from_env();
     const struct CMUnitTest tests[] = {
@@ -419,6 +524,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_big_numbers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_in_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parked_and_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_after_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alternating_proxy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_repeatedly, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
