@@ -67,6 +67,8 @@ int d2g_test_proc_spawn(d2g_testenv_t *env, d2g_test_proc_t *proc, const char *n
         _exit(127);
     }
     proc->pid = pid;
+    if (env->n_spawned < (int)(sizeof(env->spawned) / sizeof(env->spawned[0])))
+        env->spawned[env->n_spawned++] = pid;
     return 0;
 }
 
@@ -283,6 +285,16 @@ int d2g_testenv_start_grist(d2g_testenv_t *env, const char *config_json) {
 }
 
 void d2g_testenv_stop(d2g_testenv_t *env) {
+    /* Services a failed test left running (its assertion skipped their stop):
+     * only children not reaped yet, so a reused pid is never touched. */
+    for (int i = 0; i < env->n_spawned; i++) {
+        if (waitpid(env->spawned[i], NULL, WNOHANG) == 0) {
+            kill(-env->spawned[i], SIGKILL);
+            kill(env->spawned[i], SIGKILL);
+            waitpid(env->spawned[i], NULL, 0);
+        }
+    }
+    env->n_spawned = 0;
     d2g_test_proc_stop(&env->grist);
     d2g_test_proc_stop(&env->ds);
     d2g_test_proc_stop(&env->kafka);

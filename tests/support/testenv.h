@@ -29,6 +29,8 @@ typedef struct d2g_testenv {
     int grist_port;
     char ds_url[128];    /* http://127.0.0.1:PORT/api/v2/graphql */
     char grist_url[128]; /* http://127.0.0.1:PORT */
+    pid_t spawned[64];   /* every d2g_test_proc_spawn: stopped with the env if still running */
+    int n_spawned;
 } d2g_testenv_t;
 
 int d2g_testenv_init(d2g_testenv_t *env);
