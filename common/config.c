@@ -263,7 +263,7 @@ static int get_ints(json_t *obj, const char *path, const int_setting_t *table, c
 
 static int parse_kafka(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
     static const char *const keys[] = {"properties", "secret_properties", "topic", "dlq_topic",
-                                       "consumer_group", NULL};
+                                       "retry_topic", "consumer_group", NULL};
     json_t *k = json_object_get(root, "kafka");
     if (!k)
         return d2g_err_set(err, errlen, "kafka: is required");
@@ -309,6 +309,8 @@ static int parse_kafka(d2g_config_t *cfg, json_t *root, char *err, size_t errlen
     }
     if (get_string(k, "topic", "kafka", "ds2grist.dossiers", &cfg->kafka.topic, err, errlen) ||
         get_string(k, "dlq_topic", "kafka", "ds2grist.dlq", &cfg->kafka.dlq_topic, err, errlen) ||
+        get_string(k, "retry_topic", "kafka", "ds2grist.retry", &cfg->kafka.retry_topic, err,
+                   errlen) ||
         get_string(k, "consumer_group", "kafka", "ds2grist-worker", &cfg->kafka.consumer_group,
                    err, errlen))
         return -1;
@@ -316,10 +318,16 @@ static int parse_kafka(d2g_config_t *cfg, json_t *root, char *err, size_t errlen
         return d2g_err_set(err, errlen, "kafka.topic: 1 to 249 letters, digits, '.', '_' or '-'");
     if (!valid_name(cfg->kafka.dlq_topic, 249))
         return d2g_err_set(err, errlen, "kafka.dlq_topic: 1 to 249 letters, digits, '.', '_' or '-'");
+    if (!valid_name(cfg->kafka.retry_topic, 249))
+        return d2g_err_set(err, errlen, "kafka.retry_topic: 1 to 249 letters, digits, '.', '_' or '-'");
     if (!valid_name(cfg->kafka.consumer_group, 255))
         return d2g_err_set(err, errlen, "kafka.consumer_group: 1 to 255 letters, digits, '.', '_' or '-'");
     if (strcmp(cfg->kafka.topic, cfg->kafka.dlq_topic) == 0)
         return d2g_err_set(err, errlen, "kafka.dlq_topic: must differ from kafka.topic");
+    if (strcmp(cfg->kafka.retry_topic, cfg->kafka.topic) == 0 ||
+        strcmp(cfg->kafka.retry_topic, cfg->kafka.dlq_topic) == 0)
+        return d2g_err_set(err, errlen, "kafka.retry_topic: must differ from kafka.topic and "
+                           "kafka.dlq_topic");
     return 0;
 }
 
@@ -729,7 +737,9 @@ out:
 
 static int parse_worker(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
     static const char *const keys[] = {"linger_ms", "batch_bytes", "max_buffered",
-                                       "max_buffered_total", "ds_base_url", "shutdown_grace_s", NULL};
+                                       "max_buffered_total", "ds_base_url", "shutdown_grace_s",
+                                       "revoke_deadline_s", "retry_delay_s", "retry_max_delay_s",
+                                       NULL};
     json_t *w = json_object_get(root, "worker");
     json_t *empty = json_object();
     int rc = -1;
@@ -740,6 +750,9 @@ static int parse_worker(d2g_config_t *cfg, json_t *root, char *err, size_t errle
         {"max_buffered", &cfg->worker.max_buffered, 1000, 10, 1000000},
         {"max_buffered_total", &cfg->worker.max_buffered_total, 2000, 10, 10000000},
         {"shutdown_grace_s", &cfg->worker.shutdown_grace_s, 25, 1, 3600},
+        {"revoke_deadline_s", &cfg->worker.revoke_deadline_s, 20, 1, 3600},
+        {"retry_delay_s", &cfg->worker.retry_delay_s, 5, 1, 86400},
+        {"retry_max_delay_s", &cfg->worker.retry_max_delay_s, 300, 1, 86400},
         {NULL, NULL, 0, 0, 0},
     };
     if (w && (expect_object(w, "worker", err, errlen) || check_keys(w, "worker", keys, err, errlen)))
@@ -752,6 +765,8 @@ static int parse_worker(d2g_config_t *cfg, json_t *root, char *err, size_t errle
         check_http_url(cfg->worker.ds_base_url, "worker.ds_base_url",
                        "it is only the site dossiers link to", err, errlen))
         goto out;
+    if (cfg->worker.retry_max_delay_s < cfg->worker.retry_delay_s)
+        cfg->worker.retry_max_delay_s = cfg->worker.retry_delay_s;
     rc = 0;
 out:
     json_decref(empty);
@@ -863,6 +878,7 @@ void d2g_config_free(d2g_config_t *cfg) {
     free(cfg->kafka.properties);
     free(cfg->kafka.topic);
     free(cfg->kafka.dlq_topic);
+    free(cfg->kafka.retry_topic);
     free(cfg->kafka.consumer_group);
     free(cfg->redis.url);
     free(cfg->redis.namespace);

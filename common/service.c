@@ -17,6 +17,10 @@ static int ready(void *ud, char *reason, size_t reasonlen) {
         snprintf(reason, reasonlen, "kafka: all brokers down");
         return 0;
     }
+    if (!atomic_load(&s->produce_ok)) {
+        snprintf(reason, reasonlen, "kafka: dead letters or retry copies cannot be produced");
+        return 0;
+    }
     return 1;
 }
 
@@ -24,6 +28,7 @@ int d2g_service_start(d2g_service_t *s, const d2g_config_t *cfg, char *err, size
     memset(s, 0, sizeof(*s));
     atomic_store(&s->redis_ok, 1);
     atomic_store(&s->kafka_ok, 1);
+    atomic_store(&s->produce_ok, 1);
     if (!(s->metrics = d2g_metrics_new()))
         return d2g_err_set(err, errlen, "out of memory");
     if (cfg->http.port > 0) {
@@ -73,4 +78,12 @@ void d2g_service_kafka(d2g_service_t *s, int ok) {
     if (was != ok)
         d2g_log(ok ? D2G_LOG_INFO : D2G_LOG_WARN, ok ? "kafka_reachable" : "kafka_unreachable", 0,
                 NULL, ok ? "ready again" : "all brokers down: not ready");
+}
+
+void d2g_service_kafka_produce(d2g_service_t *s, int ok) {
+    int was = atomic_exchange(&s->produce_ok, ok);
+    if (was != ok)
+        d2g_log(ok ? D2G_LOG_INFO : D2G_LOG_WARN, ok ? "kafka_produce_ok" : "kafka_produce_failing",
+                0, NULL, ok ? "every copy produced: ready again"
+                            : "messages to copy are refused and sent again: not ready");
 }

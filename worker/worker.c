@@ -11,6 +11,7 @@
 #include "ds2grist/log.h"
 #include "ds2grist/redis.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
@@ -22,141 +23,299 @@
 #define POLL_BATCH 500
 /* How often congestion (pause/resume) is re-evaluated. */
 #define CONGESTION_EVERY_MS 100
+/* A copy Kafka refused is produced again after 1 s, doubling up to 30 s. */
+#define RESEND_FIRST_MS 1000
+#define RESEND_MAX_MS 30000
+/* While the brokers are down, how often a metadata request checks they are back. */
+#define BROKER_CHECK_MS 2000
+
+#define T_MAIN 0  /* kafka.topic */
+#define T_RETRY 1 /* kafka.retry_topic */
+#define N_TOPICS 2
+
+/* A message of the retry topic received before its not-before time. */
+typedef struct held {
+    rd_kafka_message_t *m;
+    int64_t not_before; /* wall ms */
+    struct held *next;
+} held_t;
 
 typedef struct partition {
     d2g_offsets_t *offsets;
     int assigned;
-    int paused;
+    int congested;     /* a document it feeds is behind (backpressure) */
+    int paused;        /* as librdkafka was told */
+    held_t *held, *held_tail; /* retry topic: waiting for their time, in offset order */
+    size_t n_held;
 } partition_t;
 
-/* What a dead-letter message stands for, until its delivery report. */
-typedef struct dlq_ref {
+typedef enum { OUT_DLQ = 0, OUT_RETRY = 1 } out_kind_t;
+
+/* A copy the worker produces (a dead letter or a retry copy), and the
+ * messages it stands for: they are done once Kafka acknowledged the copy. */
+typedef struct outmsg {
+    out_kind_t kind;
+    /* Held only while waiting to be produced again. */
+    char *key;
+    size_t key_len;
+    char *value;
+    size_t len;
+    rd_kafka_headers_t *headers;
+    int tries;
+    int64_t next_try; /* mono */
+    struct outmsg *next;
     size_t n;
     d2g_msgref_t msgs[];
-} dlq_ref_t;
+} outmsg_t;
 
 struct d2g_worker {
     const d2g_config_t *cfg;
     rd_kafka_t *consumer;
-    rd_kafka_t *dlq;
+    rd_kafka_t *producer; /* dead letters and retry copies */
     d2g_redis_t *redis;
     d2g_writer_t *writer;
-    partition_t *parts;
-    int n_parts;
+    const char *topics[N_TOPICS];
+    partition_t *parts[N_TOPICS];
+    int n_parts[N_TOPICS];
     char id[128];
     int stopping;
+    int64_t stop_deadline; /* mono, once stopping */
     int64_t last_congestion_check;
     int full; /* more than worker.max_buffered_total waiting: limits shrink to fair shares */
-    uint64_t consumed, written, dead_lettered;
+    uint64_t consumed, written, dead_lettered, forwarded;
+    outmsg_t *resend, *resend_tail; /* copies refused, to produce again */
+    size_t n_resend;
+    int brokers_down;
+    int64_t last_broker_check;
+    int freeing; /* purged copies are only freed */
     d2g_service_t *svc;
     d2g_metric_t *m_consumed, *m_dead, *m_lag, *m_buffered, *m_paused;
+    d2g_metric_t *m_forwarded, *m_retry_consumed;
     int64_t last_sample_ms;
 };
 
-static partition_t *part(d2g_worker_t *w, int32_t p) {
-    if (p < 0)
+static partition_t *part(d2g_worker_t *w, int t, int32_t p) {
+    if (p < 0 || t < 0 || t >= N_TOPICS)
         return NULL;
-    if (p >= w->n_parts) {
+    if (p >= w->n_parts[t]) {
         int n = p + 16;
-        partition_t *v = d2g_realloc(w->parts, (size_t)n * sizeof(partition_t));
-        memset(v + w->n_parts, 0, (size_t)(n - w->n_parts) * sizeof(partition_t));
-        w->parts = v;
-        w->n_parts = n;
+        partition_t *v = d2g_realloc(w->parts[t], (size_t)n * sizeof(partition_t));
+        memset(v + w->n_parts[t], 0, (size_t)(n - w->n_parts[t]) * sizeof(partition_t));
+        w->parts[t] = v;
+        w->n_parts[t] = n;
     }
-    partition_t *pt = &w->parts[p];
+    partition_t *pt = &w->parts[t][p];
     if (!pt->offsets)
         pt->offsets = d2g_offsets_new();
     return pt;
 }
 
-/* A message is done (written or dead-lettered): store the offset if the
- * partition's low-water mark moved. */
+static int topic_of(const d2g_worker_t *w, const rd_kafka_topic_partition_t *tp) {
+    return strcmp(tp->topic, w->topics[T_RETRY]) == 0 ? T_RETRY : T_MAIN;
+}
+
+/* A message is done (written, dead-lettered or in the retry topic): store the
+ * offset if the partition's low-water mark moved. */
 static void msg_done(d2g_worker_t *w, const d2g_msgref_t *m) {
-    partition_t *pt = part(w, m->partition);
+    partition_t *pt = part(w, m->topic, m->partition);
     if (!pt || !pt->assigned)
         return;
     int64_t store = d2g_offsets_done(pt->offsets, m->epoch, m->offset);
     if (store < 0)
         return;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, w->cfg->kafka.topic, m->partition)->offset = store;
+    rd_kafka_topic_partition_list_add(l, w->topics[m->topic], m->partition)->offset = store;
     rd_kafka_resp_err_t err = rd_kafka_offsets_store(w->consumer, l);
     if (err)
-        d2g_log(D2G_LOG_WARN, "offset_store_failed", 0, NULL, "partition %d offset %" PRId64 ": %s",
-                (int)m->partition, store, rd_kafka_err2str(err));
+        d2g_log(D2G_LOG_WARN, "offset_store_failed", 0, NULL, "%s [%d] offset %" PRId64 ": %s",
+                w->topics[m->topic], (int)m->partition, store, rd_kafka_err2str(err));
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* --- dead-letter topic ------------------------------------------------------ */
+/* --- copies: dead letters and retry copies ----------------------------------- */
 
-static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *ud) {
+static const char *out_topic(const d2g_worker_t *w, const outmsg_t *o) {
+    return o->kind == OUT_RETRY ? w->cfg->kafka.retry_topic : w->cfg->kafka.dlq_topic;
+}
+
+static void out_free(outmsg_t *o) {
+    free(o->key);
+    free(o->value);
+    if (o->headers)
+        rd_kafka_headers_destroy(o->headers);
+    free(o);
+}
+
+/* Readiness: not ready while some copy waits to be produced again. */
+static void out_readiness(d2g_worker_t *w) {
+    d2g_service_kafka_produce(w->svc, w->n_resend == 0);
+}
+
+/* Keeps o (key, value and headers held) to produce it again after a backoff. */
+static void out_later(d2g_worker_t *w, outmsg_t *o, const char *cause) {
+    int64_t delay = RESEND_FIRST_MS;
+    for (int i = 0; i < o->tries && delay < RESEND_MAX_MS; i++)
+        delay *= 2;
+    if (delay > RESEND_MAX_MS)
+        delay = RESEND_MAX_MS;
+    o->tries++;
+    o->next_try = d2g_clock_mono_ms() + delay;
+    o->next = NULL;
+    if (w->resend_tail)
+        w->resend_tail->next = o;
+    else
+        w->resend = o;
+    w->resend_tail = o;
+    w->n_resend++;
+    d2g_log(D2G_LOG_ERROR, o->kind == OUT_RETRY ? "retry_produce_failed" : "dlq_produce_failed", 0,
+            NULL, "%s (try %d): producing it again in %" PRId64 " ms; the offsets of its %zu "
+            "messages stay behind it meanwhile", cause, o->tries, delay, o->n);
+    out_readiness(w);
+}
+
+/* Produces o from its held key, value and headers (consumed on success). */
+static void out_produce(d2g_worker_t *w, outmsg_t *o) {
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        w->producer, RD_KAFKA_V_TOPIC(out_topic(w, o)), RD_KAFKA_V_KEY(o->key, o->key_len),
+        RD_KAFKA_V_VALUE(o->value, o->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADERS(o->headers), RD_KAFKA_V_OPAQUE(o), RD_KAFKA_V_END);
+    if (err) {
+        out_later(w, o, rd_kafka_err2str(err));
+        return;
+    }
+    o->headers = NULL; /* librdkafka's now */
+    free(o->key);
+    free(o->value);
+    o->key = o->value = NULL;
+}
+
+/* Copies of what was refused, whose time has come. */
+static void out_resend_due(d2g_worker_t *w, int64_t now) {
+    size_t n = w->n_resend;
+    for (size_t i = 0; i < n && w->resend && w->resend->next_try <= now; i++) {
+        outmsg_t *o = w->resend;
+        w->resend = o->next;
+        if (!w->resend)
+            w->resend_tail = NULL;
+        w->n_resend--;
+        out_produce(w, o);
+    }
+    out_readiness(w);
+}
+
+static void *memdup(const void *p, size_t n) {
+    char *c = d2g_malloc(n + 1);
+    if (n)
+        memcpy(c, p, n);
+    c[n] = 0;
+    return c;
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *ud) {
     (void)rk;
     d2g_worker_t *w = ud;
-    dlq_ref_t *ref = m->_private;
-    if (m->err) {
-        /* Send it again (librdkafka has already retried for message.timeout.ms):
-         * the offset stays behind it until the dead-letter topic has it. */
-        d2g_log(D2G_LOG_ERROR, "dlq_delivery_failed", 0, NULL, "%s; sending it again",
-                rd_kafka_err2str(m->err));
-        rd_kafka_headers_t *h = NULL, *copy = NULL;
-        if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR)
-            copy = rd_kafka_headers_copy(h);
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            w->dlq, RD_KAFKA_V_TOPIC(w->cfg->kafka.dlq_topic), RD_KAFKA_V_KEY(m->key, m->key_len),
-            RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADERS(copy), RD_KAFKA_V_OPAQUE(ref), RD_KAFKA_V_END);
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-            return; /* ref travels with the new message */
-        if (copy)
-            rd_kafka_headers_destroy(copy);
-        d2g_log(D2G_LOG_ERROR, "dlq_produce_failed", 0, NULL, "%s: the partition's offset stays"
-                " behind this message until a restart", rd_kafka_err2str(e));
-    } else {
-        const char *none[] = {NULL};
-        w->dead_lettered++;
-        d2g_metric_inc(w->m_dead, none, 1);
-        for (size_t i = 0; i < ref->n; i++)
-            msg_done(w, &ref->msgs[i]);
+    outmsg_t *o = m->_private;
+    if (m->err && w->freeing) {
+        out_free(o);
+        return;
     }
-    free(ref);
+    if (m->err) {
+        /* librdkafka has already retried for message.timeout.ms: keep it and
+         * produce it again later; its offsets stay behind it until then. */
+        rd_kafka_headers_t *h = NULL;
+        o->key = memdup(m->key, m->key_len);
+        o->key_len = m->key_len;
+        o->value = memdup(m->payload, m->len);
+        o->len = m->len;
+        o->headers = rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR
+                         ? rd_kafka_headers_copy(h) : NULL;
+        out_later(w, o, rd_kafka_err2str(m->err));
+        return;
+    }
+    if (o->kind == OUT_RETRY) {
+        w->forwarded++;
+        d2g_metric_inc(w->m_forwarded, NULL, 1);
+    } else {
+        w->dead_lettered++;
+        d2g_metric_inc(w->m_dead, NULL, 1);
+    }
+    for (size_t i = 0; i < o->n; i++)
+        msg_done(w, &o->msgs[i]);
+    out_free(o);
+}
+
+/* Copies key/value to the dead-letter or the retry topic with headers h
+ * (taken); refs are done once that topic has it. */
+static void out_send(d2g_worker_t *w, out_kind_t kind, const char *key, size_t key_len,
+                     const void *value, size_t len, rd_kafka_headers_t *h,
+                     const d2g_msgref_t *refs, size_t n_refs) {
+    outmsg_t *o = d2g_calloc(1, sizeof(outmsg_t) + n_refs * sizeof(d2g_msgref_t));
+    o->kind = kind;
+    o->n = n_refs;
+    memcpy(o->msgs, refs, n_refs * sizeof(d2g_msgref_t));
+    o->key = memdup(key ? key : "", key ? key_len : 0);
+    o->key_len = key ? key_len : 0;
+    o->value = memdup(value, len);
+    o->len = len;
+    o->headers = h;
+    out_produce(w, o);
+}
+
+static void add_source_headers(d2g_worker_t *w, rd_kafka_headers_t *h, int src_topic,
+                               int32_t src_partition, int64_t src_offset) {
+    char part_s[16], off_s[24];
+    snprintf(part_s, sizeof(part_s), "%d", (int)src_partition);
+    snprintf(off_s, sizeof(off_s), "%" PRId64, src_offset);
+    rd_kafka_header_add(h, "d2g-source-topic", -1, w->topics[src_topic], -1);
+    rd_kafka_header_add(h, "d2g-source-partition", -1, part_s, -1);
+    rd_kafka_header_add(h, "d2g-source-offset", -1, off_s, -1);
 }
 
 /* Copies a message to the dead-letter topic with the reason in headers; its
  * offsets (refs) are stored once the dead-letter topic has it. */
 static void dead_letter(d2g_worker_t *w, const char *key, size_t key_len, const void *value,
-                        size_t len, int32_t src_partition, int64_t src_offset,
-                        const d2g_msgref_t *refs, size_t n_refs, const char *reason) {
-    char part_s[16], off_s[24], at[D2G_TIME_BUFLEN];
-    snprintf(part_s, sizeof(part_s), "%d", (int)src_partition);
-    snprintf(off_s, sizeof(off_s), "%" PRId64, src_offset);
+                        size_t len, const d2g_msgref_t *src, const d2g_msgref_t *refs,
+                        size_t n_refs, const char *reason) {
+    char at[D2G_TIME_BUFLEN];
     d2g_clock_format_ms(d2g_clock_wall_ms(), at);
-    dlq_ref_t *ref = d2g_malloc(sizeof(dlq_ref_t) + n_refs * sizeof(d2g_msgref_t));
-    ref->n = n_refs;
-    memcpy(ref->msgs, refs, n_refs * sizeof(d2g_msgref_t));
     rd_kafka_headers_t *h = rd_kafka_headers_new(5);
     rd_kafka_header_add(h, "d2g-error", -1, reason, -1);
-    rd_kafka_header_add(h, "d2g-source-topic", -1, w->cfg->kafka.topic, -1);
-    rd_kafka_header_add(h, "d2g-source-partition", -1, part_s, -1);
-    rd_kafka_header_add(h, "d2g-source-offset", -1, off_s, -1);
+    add_source_headers(w, h, src->topic, src->partition, src->offset);
     rd_kafka_header_add(h, "d2g-failed-at", -1, at, -1);
-    rd_kafka_resp_err_t err;
-    for (;;) {
-        err = rd_kafka_producev(w->dlq, RD_KAFKA_V_TOPIC(w->cfg->kafka.dlq_topic),
-                                RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, len),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-                                RD_KAFKA_V_OPAQUE(ref), RD_KAFKA_V_END);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            break;
-        rd_kafka_poll(w->dlq, 100);
-    }
-    if (err) {
-        d2g_log(D2G_LOG_ERROR, "dlq_produce_failed", 0, NULL, "%s", rd_kafka_err2str(err));
-        rd_kafka_headers_destroy(h);
-        free(ref);
-        return;
-    }
-    d2g_log(D2G_LOG_WARN, "dead_lettered", 0, NULL, "partition %d offset %" PRId64 ": %s",
-            (int)src_partition, src_offset, reason);
+    d2g_log(D2G_LOG_WARN, "dead_lettered", 0, NULL, "%s [%d] offset %" PRId64 ": %s",
+            w->topics[src->topic], (int)src->partition, src->offset, reason);
+    out_send(w, OUT_DLQ, key, key_len, value, len, h, refs, n_refs);
+}
+
+/* When a copy for attempt n may come back: worker.retry_delay_s * 2^(n-1),
+ * at most worker.retry_max_delay_s, and not before the lane's own next try
+ * (hint) when that is sooner than the maximum. */
+static int64_t retry_not_before(const d2g_worker_t *w, int attempt, int64_t hint) {
+    int64_t max = (int64_t)w->cfg->worker.retry_max_delay_s * 1000;
+    int64_t d = (int64_t)w->cfg->worker.retry_delay_s * 1000;
+    for (int i = 1; i < attempt && d < max; i++)
+        d *= 2;
+    if (d > max)
+        d = max;
+    int64_t now = d2g_clock_wall_ms(), nb = now + d;
+    if (hint > nb)
+        nb = hint < now + max ? hint : now + max;
+    return nb;
+}
+
+/* Copies a message of a parked document to the retry topic. */
+static void retry_copy(d2g_worker_t *w, const char *key, size_t key_len, const void *value,
+                       size_t len, const d2g_msgref_t *src, const d2g_msgref_t *refs,
+                       size_t n_refs, int attempt, int64_t hint, const char *reason) {
+    char nb_s[24], att_s[16];
+    snprintf(nb_s, sizeof(nb_s), "%" PRId64, retry_not_before(w, attempt, hint));
+    snprintf(att_s, sizeof(att_s), "%d", attempt);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(6);
+    rd_kafka_header_add(h, "d2g-not-before", -1, nb_s, -1);
+    rd_kafka_header_add(h, "d2g-attempt", -1, att_s, -1);
+    rd_kafka_header_add(h, "d2g-reason", -1, reason ? reason : "parked", -1);
+    add_source_headers(w, h, src->topic, src->partition, src->offset);
+    out_send(w, OUT_RETRY, key, key_len, value, len, h, refs, n_refs);
 }
 
 /* --- writer hooks ------------------------------------------------------------- */
@@ -172,28 +331,82 @@ static void on_failed(void *ud, d2g_item_t *item, const char *reason) {
     d2g_worker_t *w = ud;
     /* The latest version of the dossier stands for the collapsed ones. */
     char *value = json_dumps(item->env.root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    const d2g_msgref_t *last = &item->msgs[item->n_msgs - 1];
     dead_letter(w, item->key, strlen(item->key), value ? value : "", value ? strlen(value) : 0,
-                last->partition, last->offset, item->msgs, item->n_msgs, reason);
+                &item->msgs[item->n_msgs - 1], item->msgs, item->n_msgs, reason);
+    free(value);
+}
+
+static void on_shed(void *ud, d2g_item_t *item, int64_t not_before_wall_ms, const char *reason) {
+    d2g_worker_t *w = ud;
+    char *value = json_dumps(item->env.root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    retry_copy(w, item->key, strlen(item->key), value ? value : "", value ? strlen(value) : 0,
+               &item->msgs[item->n_msgs - 1], item->msgs, item->n_msgs, item->attempt + 1,
+               not_before_wall_ms, reason);
     free(value);
 }
 
 /* --- consuming ------------------------------------------------------------------ */
 
-static void handle_message(d2g_worker_t *w, rd_kafka_message_t *m) {
+/* A header's value as a number (0 if absent or not a number). */
+static int64_t header_int(const rd_kafka_message_t *m, const char *name) {
+    rd_kafka_headers_t *h = NULL;
+    const void *v = NULL;
+    size_t n = 0;
+    char buf[32];
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(h, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR || !v ||
+        n == 0 || n >= sizeof(buf))
+        return 0;
+    memcpy(buf, v, n);
+    buf[n] = 0;
+    char *end;
+    errno = 0;
+    long long x = strtoll(buf, &end, 10);
+    return errno || *end ? 0 : (int64_t)x;
+}
+
+/* The procedure a message's key "<procedure>:<number>" names (both 64-bit),
+ * without decoding the message; NULL if the key is not of that form or the
+ * procedure is not configured. */
+static const d2g_procedure_t *key_procedure(const d2g_worker_t *w, const rd_kafka_message_t *m) {
+    char buf[48];
+    if (!m->key || m->key_len == 0 || m->key_len >= sizeof(buf))
+        return NULL;
+    memcpy(buf, m->key, m->key_len);
+    buf[m->key_len] = 0;
+    char *end;
+    errno = 0;
+    long long proc = strtoll(buf, &end, 10);
+    if (errno || end == buf || *end != ':')
+        return NULL;
+    return d2g_config_find_procedure(w->cfg, (int64_t)proc);
+}
+
+/* A message in turn (its offset recorded): to the retry topic if its
+ * document is parked, else decoded and handed to the writer. */
+static void process_message(d2g_worker_t *w, rd_kafka_message_t *m, int t, partition_t *pt) {
     char err[D2G_ERRLEN];
-    partition_t *pt = part(w, m->partition);
-    if (!pt || !pt->assigned)
-        return;
-    if (d2g_offsets_add(pt->offsets, m->offset)) /* already seen (a re-delivery) */
-        return;
     w->consumed++;
-    d2g_service_kafka(w->svc, 1);
-    d2g_msgref_t ref = {m->partition, m->offset, d2g_offsets_epoch(pt->offsets), 0};
+    d2g_msgref_t ref = {m->partition, m->offset, d2g_offsets_epoch(pt->offsets), (uint8_t)t};
+    int attempt = 0;
+    if (t == T_RETRY) {
+        d2g_metric_inc(w->m_retry_consumed, NULL, 1);
+        int64_t a = header_int(m, "d2g-attempt");
+        attempt = a > 0 && a < 1000000 ? (int)a : 1;
+    }
+    const char *key = m->key ? m->key : "";
+    size_t key_len = m->key ? m->key_len : 0;
+    /* A parked document's messages go on to the retry topic as they are. */
+    const d2g_procedure_t *kp = key_procedure(w, m);
+    int64_t until = 0;
+    const char *why = NULL;
+    if (kp && d2g_writer_parked(w->writer, kp, &until, &why)) {
+        retry_copy(w, key, key_len, m->payload, m->len, &ref, &ref, 1, attempt + 1, until, why);
+        return;
+    }
     d2g_item_t *it = d2g_calloc(1, sizeof(*it));
     if (d2g_envelope_decode(m->payload, m->len, &it->env, err, sizeof(err))) {
-        dead_letter(w, m->key ? m->key : "", m->key_len, m->payload, m->len, m->partition,
-                    m->offset, &ref, 1, err);
+        dead_letter(w, key, key_len, m->payload, m->len, &ref, &ref, 1, err);
         free(it);
         return;
     }
@@ -201,8 +414,7 @@ static void handle_message(d2g_worker_t *w, rd_kafka_message_t *m) {
     if (!it->proc) {
         snprintf(err, sizeof(err), "procedure %" PRId64 " is not configured in this worker",
                  it->env.procedure);
-        dead_letter(w, m->key ? m->key : "", m->key_len, m->payload, m->len, m->partition,
-                    m->offset, &ref, 1, err);
+        dead_letter(w, key, key_len, m->payload, m->len, &ref, &ref, 1, err);
         d2g_item_free(it);
         return;
     }
@@ -214,18 +426,120 @@ static void handle_message(d2g_worker_t *w, rd_kafka_message_t *m) {
     it->msgs[0] = ref;
     it->n_msgs = it->cap_msgs = 1;
     it->bytes = m->len;
+    it->attempt = attempt;
     it->enqueued_ms = d2g_clock_mono_ms();
     d2g_envelope_key(it->env.procedure, it->env.number, it->key, sizeof(it->key));
     d2g_writer_add(w->writer, it);
 }
 
+/* Tells librdkafka to pause or resume (t, p) if that changed: paused while a
+ * document it feeds is behind, while retry messages wait for their time, and
+ * once stopping. */
+static void apply_pause(d2g_worker_t *w, int t, int32_t p) {
+    partition_t *pt = part(w, t, p);
+    if (!pt || !pt->assigned)
+        return;
+    int want = pt->congested || pt->n_held > 0 || w->stopping;
+    if (want == pt->paused)
+        return;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, w->topics[t], p);
+    if (want)
+        rd_kafka_pause_partitions(w->consumer, l);
+    else
+        rd_kafka_resume_partitions(w->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    pt->paused = want;
+}
+
+/* Returns 1 if m was kept (held for later), 0 if the caller destroys it. */
+static int handle_message(d2g_worker_t *w, rd_kafka_message_t *m) {
+    int t = strcmp(rd_kafka_topic_name(m->rkt), w->topics[T_RETRY]) == 0 ? T_RETRY : T_MAIN;
+    partition_t *pt = part(w, t, m->partition);
+    if (!pt || !pt->assigned)
+        return 0;
+    if (d2g_offsets_add(pt->offsets, m->offset)) /* already seen (a re-delivery) */
+        return 0;
+    w->brokers_down = 0;
+    d2g_service_kafka(w->svc, 1);
+    if (t == T_RETRY) {
+        /* Not yet: keep it, and what follows it on the partition, and pause
+         * the partition until then (pausing drops only what is prefetched). */
+        int64_t nb = header_int(m, "d2g-not-before");
+        if (pt->n_held > 0 || nb > d2g_clock_wall_ms()) {
+            held_t *h = d2g_calloc(1, sizeof(*h));
+            h->m = m;
+            h->not_before = nb;
+            if (pt->held_tail)
+                pt->held_tail->next = h;
+            else
+                pt->held = h;
+            pt->held_tail = h;
+            pt->n_held++;
+            apply_pause(w, t, m->partition);
+            return 1;
+        }
+    }
+    process_message(w, m, t, pt);
+    return 0;
+}
+
+/* Retry messages whose time has come, in order; a partition with none left
+ * held resumes. */
+static void release_held(d2g_worker_t *w) {
+    int64_t now = d2g_clock_wall_ms();
+    for (int p = 0; p < w->n_parts[T_RETRY]; p++) {
+        partition_t *pt = &w->parts[T_RETRY][p];
+        if (!pt->assigned || !pt->held)
+            continue;
+        while (pt->held && pt->held->not_before <= now) {
+            held_t *h = pt->held;
+            pt->held = h->next;
+            if (!pt->held)
+                pt->held_tail = NULL;
+            pt->n_held--;
+            process_message(w, h->m, T_RETRY, pt);
+            rd_kafka_message_destroy(h->m);
+            free(h);
+        }
+        apply_pause(w, T_RETRY, p);
+    }
+}
+
+static void drop_held(partition_t *pt) {
+    while (pt->held) {
+        held_t *h = pt->held;
+        pt->held = h->next;
+        rd_kafka_message_destroy(h->m);
+        free(h);
+    }
+    pt->held_tail = NULL;
+    pt->n_held = 0;
+}
+
+/* One turn of waiting inside a revocation or the shutdown: the writer and the
+ * copies go on (up to ms for Grist answers), the heartbeat beats. */
+static void serve(d2g_worker_t *w, int ms) {
+    d2g_writer_step(w->writer, d2g_clock_mono_ms());
+    d2g_writer_poll(w->writer, ms);
+    rd_kafka_poll(w->producer, 0);
+    out_resend_due(w, d2g_clock_mono_ms());
+    d2g_service_heartbeat(w->svc);
+}
+
 /* Commits the stored offsets, waiting at most timeout_ms (a synchronous
- * commit would wait as long as the brokers are unreachable). */
+ * commit would wait as long as the brokers are unreachable), the heartbeat
+ * beating meanwhile. */
 static void commit_bounded(d2g_worker_t *w, int timeout_ms) {
     rd_kafka_queue_t *q = rd_kafka_queue_new(w->consumer);
     rd_kafka_resp_err_t err = rd_kafka_commit_queue(w->consumer, NULL, q, NULL, NULL);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms);
+        rd_kafka_event_t *ev = NULL;
+        int64_t end = d2g_clock_mono_ms() + timeout_ms;
+        while (!ev && d2g_clock_mono_ms() < end) {
+            ev = rd_kafka_queue_poll(q, 100);
+            d2g_service_heartbeat(w->svc);
+        }
         if (!ev)
             d2g_log(D2G_LOG_WARN, "commit_timeout", 0, NULL, "offsets not committed in %d ms; "
                     "the next owner re-reads from the last commit", timeout_ms);
@@ -250,8 +564,10 @@ static void close_bounded(d2g_worker_t *w, int timeout_ms) {
     } else {
         /* Serving the queue runs the rebalance callback for the final revocation. */
         int64_t end = d2g_clock_mono_ms() + timeout_ms;
-        while (!rd_kafka_consumer_closed(w->consumer) && d2g_clock_mono_ms() < end)
+        while (!rd_kafka_consumer_closed(w->consumer) && d2g_clock_mono_ms() < end) {
             rd_kafka_queue_poll_callback(q, 100);
+            d2g_service_heartbeat(w->svc);
+        }
         if (!rd_kafka_consumer_closed(w->consumer))
             d2g_log(D2G_LOG_WARN, "close_timeout", 0, NULL, "left without leaving the group cleanly "
                     "(brokers unreachable); the group rebalances after session.timeout.ms");
@@ -259,35 +575,54 @@ static void close_bounded(d2g_worker_t *w, int timeout_ms) {
     rd_kafka_queue_destroy(q);
 }
 
-/* Before partitions go: drop what was only queued for them (the new owner
- * reads it again), let the batches already being written finish, and if that
- * takes longer than any request can, take their items out of those batches so
- * that no later request of ours carries them past the new owner's writes. */
-static void drain_partitions(d2g_worker_t *w, const rd_kafka_topic_partition_list_t *parts) {
-    int64_t deadline = d2g_clock_mono_ms() + 2 * (int64_t)w->cfg->grist.timeout_s * 1000 + 30000;
-    for (int i = 0; i < parts->cnt; i++)
-        d2g_writer_partition(w->writer, 0, parts->elems[i].partition, 1, NULL);
+/* Before partitions go, within worker.revoke_deadline_s (and the shutdown
+ * deadline when stopping), the heartbeat beating all along: drop what was
+ * only queued or held for them (the new owner reads it again), let the
+ * batches already being written finish, and when the deadline comes take
+ * their items out of those batches (abandoned to the new owner: their
+ * offsets are not stored) so that no later request of ours carries them past
+ * the new owner's writes. Then wait, within the same deadline, for the copies
+ * in flight (dead letters, retry copies) so their offsets can be committed. */
+static int64_t drain_partitions(d2g_worker_t *w, const rd_kafka_topic_partition_list_t *parts) {
+    int64_t start = d2g_clock_mono_ms();
+    int64_t deadline = start + (int64_t)w->cfg->worker.revoke_deadline_s * 1000;
+    if (w->stopping && w->stop_deadline < deadline)
+        deadline = w->stop_deadline;
+    /* Keep a quarter (at most 3 s) of it to commit. */
+    int64_t reserve = (deadline - start) / 4 < 3000 ? (deadline - start) / 4 : 3000;
+    int64_t work_end = deadline - reserve;
+    for (int i = 0; i < parts->cnt; i++) {
+        int t = topic_of(w, &parts->elems[i]);
+        d2g_writer_partition(w->writer, (uint8_t)t, parts->elems[i].partition, 1, NULL);
+        partition_t *pt = part(w, t, parts->elems[i].partition);
+        if (pt)
+            drop_held(pt);
+    }
     for (;;) {
         size_t busy = 0, in_flight;
         for (int i = 0; i < parts->cnt; i++) {
-            d2g_writer_partition(w->writer, 0, parts->elems[i].partition, 0, &in_flight);
+            d2g_writer_partition(w->writer, (uint8_t)topic_of(w, &parts->elems[i]),
+                                 parts->elems[i].partition, 0, &in_flight);
             busy += in_flight;
         }
         if (busy == 0)
             break;
-        if (d2g_clock_mono_ms() > deadline) {
+        if (d2g_clock_mono_ms() >= work_end) {
             d2g_log(D2G_LOG_WARN, "revoke_abandon", 0, NULL,
-                    "%zu dossiers of revoked partitions still being written: left to their new owner", busy);
+                    "%zu dossiers of revoked partitions still being written after %" PRId64
+                    " ms: left to their new owner", busy, d2g_clock_mono_ms() - start);
             for (int i = 0; i < parts->cnt; i++)
-                d2g_writer_abandon_partition(w->writer, 0, parts->elems[i].partition);
+                d2g_writer_abandon_partition(w->writer, (uint8_t)topic_of(w, &parts->elems[i]),
+                                             parts->elems[i].partition);
             break;
         }
-        d2g_writer_step(w->writer, d2g_clock_mono_ms());
-        d2g_writer_poll(w->writer, 10);
-        rd_kafka_poll(w->dlq, 0);
+        serve(w, 10);
     }
-    /* Dead letters of these partitions must be acknowledged before the commit. */
-    rd_kafka_flush(w->dlq, 10000);
+    /* Copies of these partitions must be acknowledged before the commit. */
+    while ((rd_kafka_outq_len(w->producer) > 0 || w->n_resend > 0) &&
+           d2g_clock_mono_ms() < work_end)
+        serve(w, 10);
+    return deadline;
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -295,34 +630,43 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     d2g_worker_t *w = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         for (int i = 0; i < parts->cnt; i++) {
-            partition_t *pt = part(w, parts->elems[i].partition);
+            partition_t *pt = part(w, topic_of(w, &parts->elems[i]), parts->elems[i].partition);
             d2g_offsets_reset(pt->offsets);
+            drop_held(pt);
             pt->assigned = 1;
-            pt->paused = 0;
+            pt->paused = pt->congested = 0;
         }
         rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
         /* librdkafka keeps an application pause across revoke and re-assign:
          * a partition paused before it was revoked must not stay paused. */
         rd_kafka_resume_partitions(rk, parts);
+        if (w->stopping)
+            for (int i = 0; i < parts->cnt; i++)
+                apply_pause(w, topic_of(w, &parts->elems[i]), parts->elems[i].partition);
         d2g_log(D2G_LOG_INFO, "partitions_assigned", 0, NULL, "%d partitions%s%s", parts->cnt,
                 e ? ": " : "", e ? rd_kafka_error_string(e) : "");
         if (e)
             rd_kafka_error_destroy(e);
         return;
     }
+    int64_t start = d2g_clock_mono_ms();
     int lost = rd_kafka_assignment_lost(rk);
-    drain_partitions(w, parts);
-    if (!lost) /* offsets stored for what was done, committed before the partitions go */
-        commit_bounded(w, 10000);
+    int64_t deadline = drain_partitions(w, parts);
+    if (!lost) { /* offsets stored for what was done, committed before the partitions go */
+        int64_t left = deadline - d2g_clock_mono_ms();
+        commit_bounded(w, left < 1000 ? 1000 : (int)left);
+    }
     for (int i = 0; i < parts->cnt; i++) {
-        partition_t *pt = part(w, parts->elems[i].partition);
+        partition_t *pt = part(w, topic_of(w, &parts->elems[i]), parts->elems[i].partition);
         d2g_offsets_reset(pt->offsets);
+        drop_held(pt);
         pt->assigned = 0;
-        pt->paused = 0;
+        pt->paused = pt->congested = 0;
     }
     rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
     d2g_log(D2G_LOG_INFO, lost ? "partitions_lost" : "partitions_revoked", 0, NULL,
-            "%d partitions%s%s", parts->cnt, e ? ": " : "", e ? rd_kafka_error_string(e) : "");
+            "%d partitions in %" PRId64 " ms%s%s", parts->cnt, d2g_clock_mono_ms() - start,
+            e ? ": " : "", e ? rd_kafka_error_string(e) : "");
     if (e)
         rd_kafka_error_destroy(e);
 }
@@ -334,7 +678,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * the limit of every document is also its fair share of that total, so the
  * documents holding the most pause and those with little waiting (a healthy
  * document beside a failing one) go on. What was fetched stays queued in the
- * writer. */
+ * writer. A parked document holds nothing (its messages go to the retry
+ * topic), so it never pauses anything. */
 static void check_congestion(d2g_worker_t *w, int64_t now) {
     if (now - w->last_congestion_check < CONGESTION_EVERY_MS || w->stopping)
         return;
@@ -351,30 +696,40 @@ static void check_congestion(d2g_worker_t *w, int64_t now) {
     d2g_metric_set(w->m_buffered, NULL, (double)pending);
     if (full && docs > 0 && total / docs < limit)
         limit = total / docs > 0 ? total / docs : 1; /* each document's fair share */
-    for (int p = 0; p < w->n_parts; p++) {
-        partition_t *pt = &w->parts[p];
-        if (!pt->assigned)
-            continue;
-        int congested = d2g_writer_partition_congested(w->writer, 0, p, pt->paused ? limit / 2 : limit);
-        if (congested == pt->paused)
-            continue;
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, w->cfg->kafka.topic, p);
-        if (congested)
-            rd_kafka_pause_partitions(w->consumer, l);
-        else
-            rd_kafka_resume_partitions(w->consumer, l);
-        rd_kafka_topic_partition_list_destroy(l);
-        pt->paused = congested;
-        d2g_log(D2G_LOG_INFO, congested ? "partition_paused" : "partition_resumed", 0, NULL,
-                "partition %d: a document it feeds has %s than %zu dossiers waiting%s", p,
-                congested ? "more" : "fewer", congested ? limit : limit / 2,
-                full ? " (the worker is full: the limit is each document's share)" : "");
-    }
     int paused = 0;
-    for (int p = 0; p < w->n_parts; p++)
-        paused += w->parts[p].assigned && w->parts[p].paused;
+    for (int t = 0; t < N_TOPICS; t++)
+        for (int p = 0; p < w->n_parts[t]; p++) {
+            partition_t *pt = &w->parts[t][p];
+            if (!pt->assigned)
+                continue;
+            int congested = d2g_writer_partition_congested(w->writer, (uint8_t)t, p,
+                                                           pt->congested ? limit / 2 : limit);
+            if (congested != pt->congested) {
+                pt->congested = congested;
+                apply_pause(w, t, p);
+                d2g_log(D2G_LOG_INFO, congested ? "partition_paused" : "partition_resumed", 0, NULL,
+                        "%s [%d]: a document it feeds has %s than %zu dossiers waiting%s",
+                        w->topics[t], p, congested ? "more" : "fewer",
+                        congested ? limit : limit / 2,
+                        full ? " (the worker is full: the limit is each document's share)" : "");
+            }
+            paused += pt->congested;
+        }
     d2g_metric_set(w->m_paused, NULL, paused);
+}
+
+/* While the brokers are down, a metadata request every BROKER_CHECK_MS tells
+ * when one answers again: an idle worker consumes nothing that would say so. */
+static void check_brokers(d2g_worker_t *w, int64_t now) {
+    if (!w->brokers_down || now - w->last_broker_check < BROKER_CHECK_MS)
+        return;
+    w->last_broker_check = now;
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(w->consumer, 0, NULL, &md, 500) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_metadata_destroy(md);
+        w->brokers_down = 0;
+        d2g_service_kafka(w->svc, 1);
+    }
 }
 
 /* Every 5 s: consumer lag per partition, permits in use, whether Redis answers. */
@@ -383,8 +738,8 @@ static void sample(d2g_worker_t *w, int64_t now) {
     if (now - w->last_sample_ms < 5000)
         return;
     w->last_sample_ms = now;
-    for (int p = 0; p < w->n_parts; p++) {
-        if (!w->parts[p].assigned)
+    for (int p = 0; p < w->n_parts[T_MAIN]; p++) {
+        if (!w->parts[T_MAIN][p].assigned)
             continue;
         int64_t lo = 0, hi = 0;
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -407,34 +762,54 @@ static void sample(d2g_worker_t *w, int64_t now) {
 }
 
 static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
-    (void)rk;
     d2g_worker_t *w = opaque;
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && rk == w->consumer) {
+        w->brokers_down = 1;
+        w->last_broker_check = d2g_clock_mono_ms();
         d2g_service_kafka(w->svc, 0);
+    }
     d2g_log(D2G_LOG_WARN, "kafka_error", 0, NULL, "%s", reason);
 }
 
-static void pause_all(d2g_worker_t *w) {
-    rd_kafka_topic_partition_list_t *l = NULL;
-    if (rd_kafka_assignment(w->consumer, &l) == RD_KAFKA_RESP_ERR_NO_ERROR && l) {
-        rd_kafka_pause_partitions(w->consumer, l);
-        rd_kafka_topic_partition_list_destroy(l);
-    }
+/* SIGTERM: stop fetching, write what is in hand, have the copies
+ * acknowledged, commit and leave the group, all within
+ * worker.shutdown_grace_s: writing may take the first 60% of it, the
+ * remaining copies the next 10%, the commit and the final revocation the
+ * rest. */
+static void shut_down(d2g_worker_t *w) {
+    int64_t now = d2g_clock_mono_ms();
+    size_t left = d2g_writer_pending(w->writer, NULL);
+    if (left)
+        d2g_log(D2G_LOG_WARN, "stop_deadline", 0, NULL,
+                "%zu dossiers not written; their messages will be read again", left);
+    int64_t grace = w->stop_deadline - now;
+    int64_t copies_end = now + grace / 4;
+    while ((rd_kafka_outq_len(w->producer) > 0 || w->n_resend > 0) &&
+           d2g_clock_mono_ms() < copies_end)
+        serve(w, 10);
+    int64_t rest = w->stop_deadline - d2g_clock_mono_ms();
+    commit_bounded(w, rest / 3 < 1000 ? 1000 : (int)(rest / 3));
+    rest = w->stop_deadline - d2g_clock_mono_ms();
+    close_bounded(w, rest < 1000 ? 1000 : (int)rest);
 }
 
 int d2g_worker_run(d2g_worker_t *w, volatile sig_atomic_t *stop) {
-    int64_t deadline = 0;
+    int64_t write_end = 0;
     for (;;) {
         int64_t now = d2g_clock_mono_ms();
         if (*stop && !w->stopping) {
+            int64_t grace = (int64_t)w->cfg->worker.shutdown_grace_s * 1000;
             w->stopping = 1;
-            deadline = now + (int64_t)w->cfg->worker.shutdown_grace_s * 1000;
+            w->stop_deadline = now + grace;
+            write_end = now + grace * 6 / 10;
             d2g_writer_flush_all(w->writer, 1);
-            pause_all(w);
+            for (int t = 0; t < N_TOPICS; t++)
+                for (int p = 0; p < w->n_parts[t]; p++)
+                    apply_pause(w, t, p);
             d2g_log(D2G_LOG_INFO, "stopping", 0, NULL, "writing the %zu dossiers in hand",
                     d2g_writer_pending(w->writer, NULL));
         }
-        if (w->stopping && (d2g_writer_pending(w->writer, NULL) == 0 || now >= deadline))
+        if (w->stopping && (d2g_writer_pending(w->writer, NULL) == 0 || now >= write_end))
             break;
 
         /* Messages in (the consumer also serves rebalances here). */
@@ -442,14 +817,19 @@ int d2g_worker_run(d2g_worker_t *w, volatile sig_atomic_t *stop) {
             rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, 0);
             if (!m)
                 break;
+            int kept = 0;
             if (!m->err)
-                handle_message(w, m);
+                kept = handle_message(w, m);
             else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 d2g_log(D2G_LOG_WARN, "kafka_error", 0, NULL, "%s", rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
+            if (!kept)
+                rd_kafka_message_destroy(m);
         }
-        rd_kafka_poll(w->dlq, 0);
+        release_held(w);
+        rd_kafka_poll(w->producer, 0);
+        out_resend_due(w, now);
         check_congestion(w, now);
+        check_brokers(w, now);
         d2g_service_heartbeat(w->svc);
         sample(w, now);
 
@@ -459,15 +839,10 @@ int d2g_worker_run(d2g_worker_t *w, volatile sig_atomic_t *stop) {
         int wait = due < 0 ? 0 : due > 20 ? 20 : (int)due;
         d2g_writer_poll(w->writer, wait);
     }
-    size_t left = d2g_writer_pending(w->writer, NULL);
-    if (left)
-        d2g_log(D2G_LOG_WARN, "stop_deadline", 0, NULL,
-                "%zu dossiers not written; their messages will be read again", left);
-    rd_kafka_flush(w->dlq, 10000);
-    commit_bounded(w, 5000);
-    close_bounded(w, 10000);
+    shut_down(w);
     d2g_log(D2G_LOG_INFO, "stopped", 0, NULL, "%" PRIu64 " consumed, %" PRIu64 " written, %" PRIu64
-            " dead-lettered", w->consumed, w->written, w->dead_lettered);
+            " dead-lettered, %" PRIu64 " to the retry topic", w->consumed, w->written,
+            w->dead_lettered, w->forwarded);
     return 0;
 }
 
@@ -490,20 +865,30 @@ d2g_worker_t *d2g_worker_new(const d2g_config_t *cfg, d2g_service_t *svc, char *
         "enable.partition.eof", "false",
         NULL,
     };
-    /* A dead letter is a copy of a message the brokers already accepted: let it be
-     * as large (librdkafka's own default would refuse copies over 1 MB). */
-    static const char *const dlq_defaults[] = {"message.max.bytes", "104857600", NULL};
-    static const char *const dlq_overrides[] = {"enable.idempotence", "true", "acks", "all", NULL};
+    /* A copy is of a message the brokers already accepted: let it be as large
+     * (librdkafka's own default would refuse copies over 1 MB). A retry copy
+     * goes to the partition its key names, as the producer's messages do. */
+    static const char *const out_defaults[] = {"message.max.bytes", "104857600",
+                                               "partitioner", "murmur2_random", NULL};
+    static const char *const out_overrides[] = {"enable.idempotence", "true", "acks", "all", NULL};
     char cause[512], host[64] = "host";
     d2g_worker_t *w = d2g_calloc(1, sizeof(*w));
     w->cfg = cfg;
     w->svc = svc;
+    w->topics[T_MAIN] = cfg->kafka.topic;
+    w->topics[T_RETRY] = cfg->kafka.retry_topic;
     static const char *const by_proc[] = {"procedure"};
     static const char *const by_part[] = {"partition"};
     w->m_consumed = d2g_metrics_counter(svc->metrics, "ds2grist_dossiers_consumed_total",
                                         "Dossier messages consumed, by configured procedure", 1, by_proc);
     w->m_dead = d2g_metrics_counter(svc->metrics, "ds2grist_dead_lettered_total",
                                     "Messages copied to the dead-letter topic", 0, NULL);
+    w->m_forwarded = d2g_metrics_counter(svc->metrics, "ds2grist_retry_forwarded_total",
+                                         "Messages of parked documents copied to the retry topic",
+                                         0, NULL);
+    w->m_retry_consumed = d2g_metrics_counter(svc->metrics, "ds2grist_retry_consumed_total",
+                                              "Messages of the retry topic taken in, once due",
+                                              0, NULL);
     w->m_lag = d2g_metrics_gauge(svc->metrics, "ds2grist_consumer_lag",
                                  "Messages not yet consumed, per assigned partition", 1, by_part);
     w->m_buffered = d2g_metrics_gauge(svc->metrics, "ds2grist_worker_dossiers_buffered",
@@ -518,19 +903,19 @@ d2g_worker_t *d2g_worker_new(const d2g_config_t *cfg, d2g_service_t *svc, char *
     if (d2g_redis_connect(cfg->redis.url, cfg->redis.username, cfg->redis.password,
                           cfg->redis.namespace, 5000, &w->redis, err, errlen))
         goto fail;
-    d2g_writer_hooks_t hooks = {on_written, on_failed, NULL, w}; /* shed: the retry topic (to come) */
+    d2g_writer_hooks_t hooks = {.written = on_written, .failed = on_failed, .shed = on_shed, .ud = w};
     if (!(w->writer = d2g_writer_new(cfg, w->redis, w->id, svc->metrics, hooks, err, errlen)))
         goto fail;
 
-    rd_kafka_conf_t *dconf = d2g_kafka_conf_new(cfg, dlq_defaults, dlq_overrides, err, errlen);
+    rd_kafka_conf_t *dconf = d2g_kafka_conf_new(cfg, out_defaults, out_overrides, err, errlen);
     if (!dconf)
         goto fail;
-    rd_kafka_conf_set_dr_msg_cb(dconf, on_dlq_delivery);
+    rd_kafka_conf_set_dr_msg_cb(dconf, on_delivery);
     rd_kafka_conf_set_error_cb(dconf, on_kafka_error);
     rd_kafka_conf_set_opaque(dconf, w);
-    if (!(w->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, dconf, cause, sizeof(cause)))) {
+    if (!(w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, dconf, cause, sizeof(cause)))) {
         rd_kafka_conf_destroy(dconf);
-        d2g_err_set(err, errlen, "kafka dead-letter producer: %s", cause);
+        d2g_err_set(err, errlen, "kafka producer (dead letters, retry copies): %s", cause);
         goto fail;
     }
 
@@ -546,12 +931,16 @@ d2g_worker_t *d2g_worker_new(const d2g_config_t *cfg, d2g_service_t *svc, char *
         goto fail;
     }
     rd_kafka_poll_set_consumer(w->consumer);
-    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    /* One group for both topics: a worker takes parked documents' messages
+     * back from the retry topic when they are due. */
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
     rd_kafka_topic_partition_list_add(topics, cfg->kafka.topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(topics, cfg->kafka.retry_topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(w->consumer, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (e) {
-        d2g_err_set(err, errlen, "kafka subscribe %s: %s", cfg->kafka.topic, rd_kafka_err2str(e));
+        d2g_err_set(err, errlen, "kafka subscribe %s, %s: %s", cfg->kafka.topic,
+                    cfg->kafka.retry_topic, rd_kafka_err2str(e));
         goto fail;
     }
     return w;
@@ -564,14 +953,31 @@ void d2g_worker_free(d2g_worker_t *w) {
     if (!w)
         return;
     /* Closed (or given up on) by d2g_worker_run; never block on it again here. */
+    for (int t = 0; t < N_TOPICS; t++)
+        for (int p = 0; p < w->n_parts[t]; p++)
+            drop_held(&w->parts[t][p]);
     if (w->consumer)
         rd_kafka_destroy_flags(w->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-    if (w->dlq)
-        rd_kafka_destroy(w->dlq);
+    if (w->producer) {
+        /* Copies still in flight: their delivery reports free them (failed, they
+         * go to the resend list, freed below); their offsets were not stored. */
+        w->freeing = 1;
+        rd_kafka_purge(w->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        for (int i = 0; i < 20 && rd_kafka_outq_len(w->producer) > 0; i++)
+            rd_kafka_poll(w->producer, 50);
+        rd_kafka_destroy(w->producer);
+    }
+    while (w->resend) {
+        outmsg_t *o = w->resend;
+        w->resend = o->next;
+        out_free(o);
+    }
     d2g_writer_free(w->writer);
     d2g_redis_free(w->redis);
-    for (int i = 0; i < w->n_parts; i++)
-        d2g_offsets_free(w->parts[i].offsets);
-    free(w->parts);
+    for (int t = 0; t < N_TOPICS; t++) {
+        for (int p = 0; p < w->n_parts[t]; p++)
+            d2g_offsets_free(w->parts[t][p].offsets);
+        free(w->parts[t]);
+    }
     free(w);
 }

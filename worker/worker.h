@@ -2,21 +2,28 @@
  * worker.h - the worker's loop: Kafka messages in, Grist writes out, offsets
  * stored only for what is safely done.
  *
- * A consumer of the dossier topic in the workers' group (cooperative-sticky
- * assignor). Each message is decoded and handed to the writer (writer.h); a
- * message that cannot be decoded, or whose procedure this worker does not
- * know, goes to the dead-letter topic with the reason. An offset is stored
- * (enable.auto.offset.store=false) only once every earlier message of its
- * partition is written to Grist or acknowledged by the dead-letter topic
- * (offsets.h), and committed by librdkafka's auto-commit.
+ * A consumer of the dossier topic and of the retry topic in the workers'
+ * group (cooperative-sticky assignor). Each message is decoded and handed to
+ * the writer (writer.h); a message that cannot be decoded, or whose
+ * procedure this worker does not know, goes to the dead-letter topic with
+ * the reason. A message for a document whose lane is parked is forwarded to
+ * the retry topic as it is, without decoding (its key names the procedure),
+ * with a not-before time; the writer sheds a parked lane's queue there too.
+ * A retry message is held (its partition paused) until its not-before time,
+ * then handled like any other. An offset is stored (per topic and partition,
+ * enable.auto.offset.store=false) only once every earlier message of its
+ * partition is written to Grist or acknowledged by the dead-letter or retry
+ * topic (offsets.h), and committed by librdkafka's auto-commit. A copy Kafka
+ * refuses is produced again with backoff, the worker not ready meanwhile.
  *
- * When partitions are revoked, the writes in flight for them are finished
- * first (a new owner must not race an older write of the same dossier), what
- * was only queued is dropped (the new owner reads it again), and the stored
- * offsets are committed before the partitions go. A document that falls
- * behind pauses the partitions feeding it, keeping what was fetched.
- * SIGTERM: stop fetching, write what is in hand (up to
- * worker.shutdown_grace_s), commit, leave the group.
+ * When partitions are revoked, what was only queued or held for them is
+ * dropped (the new owner reads it again), the writes in flight for them may
+ * finish until worker.revoke_deadline_s and are then abandoned to the new
+ * owner, and the stored offsets are committed before the partitions go. A
+ * document that falls behind (active, not parked) pauses the partitions
+ * feeding it, keeping what was fetched. SIGTERM: stop fetching, write what
+ * is in hand, commit, leave the group, all within worker.shutdown_grace_s.
+ * The health heartbeat beats through every wait.
  */
 #ifndef D2G_WORKER_H
 #define D2G_WORKER_H

@@ -72,6 +72,7 @@ typedef struct d2g_config {
         size_t n_properties;
         char *topic;          /* default "ds2grist.dossiers" */
         char *dlq_topic;      /* default "ds2grist.dlq" */
+        char *retry_topic;    /* parked documents' messages wait here, default "ds2grist.retry" */
         char *consumer_group; /* default "ds2grist-worker" */
     } kafka;
     struct {
@@ -111,6 +112,9 @@ typedef struct d2g_config {
         int max_buffered_total; /* dossiers waiting in all before documents get fair shares, 2000 */
         char *ds_base_url;    /* for the link to each dossier, default DS's site */
         int shutdown_grace_s; /* SIGTERM: time to finish batches in hand, default 25 */
+        int revoke_deadline_s; /* a revocation waits at most this for writes in flight, default 20 */
+        int retry_delay_s;     /* first delay of a message sent to the retry topic, default 5 */
+        int retry_max_delay_s; /* the delay doubles per attempt up to this, default 300 */
     } worker;
     char *log_level; /* "debug" | "info" | "warn" | "error", default "info" */
     struct {

@@ -28,6 +28,7 @@ typedef struct d2g_service {
     atomic_int redis_ok;
     atomic_int kafka_ok;
     int64_t kafka_probed_ms; /* loop thread only */
+    atomic_int produce_ok; /* the worker's dead letters and retry copies are accepted */
 } d2g_service_t;
 
 /* Creates the registry and, if cfg->http.port > 0, the HTTP server. */
@@ -37,6 +38,9 @@ void d2g_service_heartbeat(d2g_service_t *s);
 /* reason: the cause when ok is 0 (no secret), may be NULL. */
 void d2g_service_redis(d2g_service_t *s, int ok, const char *reason);
 void d2g_service_kafka(d2g_service_t *s, int ok);
+/* 0 while messages the worker must copy (dead letters, retry copies) are refused
+ * by Kafka and wait to be produced again: their partitions cannot move on. */
+void d2g_service_kafka_produce(d2g_service_t *s, int ok);
 
 /*
  * The readiness rule both services follow: ready when the service can do its

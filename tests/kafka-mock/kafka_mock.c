@@ -24,7 +24,13 @@
  * INVALID_PRODUCER_EPOCH, only fails the batch in librdkafka 2.0.2), to test
  * how a producer ends on a fatal error.
  *
- * Defaults: 1 broker, 6 partitions, topics ds2grist.dossiers and ds2grist.dlq.
+ * SIGWINCH takes every broker down (connections closed, new ones refused), the
+ * next SIGWINCH brings them back: a broker blip. SIGHUP makes the next 3
+ * produce requests (any producer) fail with TOPIC_AUTHORIZATION_FAILED, an
+ * error that fails the message without ending the producer.
+ *
+ * Defaults: 1 broker, 6 partitions, topics ds2grist.dossiers, ds2grist.dlq and
+ * ds2grist.retry.
  * Limits of the mock (librdkafka 2.0.2): no retention or compaction, at most
  * 100,000 message sets or 5 MiB per partition, oldest dropped first.
  */
@@ -45,7 +51,10 @@ static void usage(FILE *f) {
                "[--bootstrap-file PATH] [--slow-acks-ms MS] [--slow-acks-count N] "
                "[--topic NAME]...\n"
                "Runs librdkafka's mock Kafka cluster until SIGTERM; prints its bootstrap address.\n"
-               "SIGUSR1: the next N produce requests of each broker are answered MS late.\n");
+               "SIGUSR1: the next N produce requests of each broker are answered MS late.\n"
+               "SIGUSR2: the next produce request of each broker fails with --fault-error.\n"
+               "SIGWINCH: every broker goes down; the next SIGWINCH brings them back up.\n"
+               "SIGHUP: the next 3 produce requests are refused (topic authorization).\n");
 }
 
 /* Write to PATH.tmp then rename, so readers never see a half-written file. */
@@ -102,6 +111,7 @@ int main(int argc, char **argv) {
     if (n_topics == 0) {
         topics[n_topics++] = "ds2grist.dossiers";
         topics[n_topics++] = "ds2grist.dlq";
+        topics[n_topics++] = "ds2grist.retry";
     }
 
     /* Block the stop signals before librdkafka starts its threads (they
@@ -112,6 +122,8 @@ int main(int argc, char **argv) {
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGUSR1);
     sigaddset(&stop_signals, SIGUSR2);
+    sigaddset(&stop_signals, SIGWINCH);
+    sigaddset(&stop_signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -154,8 +166,30 @@ int main(int argc, char **argv) {
            brokers, partitions);
     fflush(stdout);
 
-    int sig;
-    while (sigwait(&stop_signals, &sig) == 0 && (sig == SIGUSR1 || sig == SIGUSR2)) {
+    int sig, down = 0;
+    while (sigwait(&stop_signals, &sig) == 0 &&
+           (sig == SIGUSR1 || sig == SIGUSR2 || sig == SIGWINCH || sig == SIGHUP)) {
+        if (sig == SIGWINCH) {
+            down = !down;
+            for (int b = 1; b <= brokers; b++) {
+                if (down)
+                    rd_kafka_mock_broker_set_down(mc, b);
+                else
+                    rd_kafka_mock_broker_set_up(mc, b);
+            }
+            printf("kafka-mock: brokers %s\n", down ? "down" : "up");
+            fflush(stdout);
+            continue;
+        }
+        if (sig == SIGHUP) {
+            rd_kafka_mock_push_request_errors(mc, 0 /* Produce */, 3,
+                                              RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                                              RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                                              RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+            printf("kafka-mock: the next 3 produce requests are refused\n");
+            fflush(stdout);
+            continue;
+        }
         if (sig == SIGUSR2) {
             for (int b = 1; b <= brokers; b++)
                 rd_kafka_mock_broker_push_request_error_rtts(mc, b, 0, 1,

@@ -238,6 +238,13 @@ int d2g_testenv_kafka_slow_acks(d2g_testenv_t *env) {
     return 0;
 }
 
+int d2g_testenv_kafka_toggle_brokers(d2g_testenv_t *env) {
+    if (!env->kafka.pid || kill(env->kafka.pid, SIGWINCH))
+        return -1;
+    d2g_test_sleep_ms(100);
+    return 0;
+}
+
 int d2g_testenv_write_file(d2g_testenv_t *env, const char *name, const char *text, char *path,
                            size_t pathlen) {
     snprintf(path, pathlen, "%s/%s", env->dir, name);
@@ -369,12 +376,42 @@ static void msgs_push(d2g_test_msgs_t *m, const rd_kafka_message_t *km) {
     t->value = km->payload ? strndup(km->payload, km->len) : strdup("");
     t->partition = km->partition;
     t->offset = (long long)km->offset;
+    t->n_headers = 0;
+    t->header_names = t->header_values = NULL;
+    rd_kafka_headers_t *h = NULL;
+    if (rd_kafka_message_headers(km, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h) {
+        size_t n = rd_kafka_header_cnt(h);
+        t->header_names = calloc(n + 1, sizeof(char *));
+        t->header_values = calloc(n + 1, sizeof(char *));
+        const char *name;
+        const void *v;
+        size_t len;
+        for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &v, &len) == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
+            t->header_names[t->n_headers] = strdup(name);
+            t->header_values[t->n_headers] = v ? strndup(v, len) : strdup("");
+            t->n_headers++;
+        }
+    }
+}
+
+const char *d2g_test_msg_header(const d2g_test_msg_t *m, const char *name) {
+    const char *found = NULL;
+    for (size_t i = 0; i < m->n_headers; i++)
+        if (!strcmp(m->header_names[i], name))
+            found = m->header_values[i];
+    return found;
 }
 
 void d2g_test_msgs_free(d2g_test_msgs_t *m) {
     for (size_t i = 0; i < m->n; i++) {
         free(m->v[i].key);
         free(m->v[i].value);
+        for (size_t k = 0; k < m->v[i].n_headers; k++) {
+            free(m->v[i].header_names[k]);
+            free(m->v[i].header_values[k]);
+        }
+        free(m->v[i].header_names);
+        free(m->v[i].header_values);
     }
     free(m->v);
     memset(m, 0, sizeof(*m));

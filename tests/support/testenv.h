@@ -43,6 +43,9 @@ int d2g_testenv_start_kafka(d2g_testenv_t *env, int partitions);
 /* The next 2 produce requests (per broker) are acknowledged 3 s late: messages
  * are readable before their producer hears they are written (SIGUSR1 to the mock). */
 int d2g_testenv_kafka_slow_acks(d2g_testenv_t *env);
+/* Every broker of the mock goes down (connections closed, new ones refused),
+ * or, called again, comes back up (SIGWINCH to the mock). */
+int d2g_testenv_kafka_toggle_brokers(d2g_testenv_t *env);
 /* config_json: the emulator's configuration (see its README), or NULL. */
 int d2g_testenv_start_ds(d2g_testenv_t *env, const char *config_json);
 int d2g_testenv_start_grist(d2g_testenv_t *env, const char *config_json);
@@ -82,6 +85,8 @@ typedef struct d2g_test_msg {
     char *value;
     int partition;
     long long offset;
+    size_t n_headers;
+    char **header_names, **header_values; /* in order, values NUL-terminated */
 } d2g_test_msg_t;
 
 typedef struct d2g_test_msgs {
@@ -93,6 +98,8 @@ typedef struct d2g_test_msgs {
  * consumer group) into out (appended). Returns 0 or -1. */
 int d2g_test_kafka_read_all(d2g_testenv_t *env, const char *topic, d2g_test_msgs_t *out);
 void d2g_test_msgs_free(d2g_test_msgs_t *m);
+/* The last value of header name in m, or NULL. */
+const char *d2g_test_msg_header(const d2g_test_msg_t *m, const char *name);
 
 /* ---- JSON over HTTP, for the emulators' admin APIs ---- */
 

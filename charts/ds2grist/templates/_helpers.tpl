@@ -169,7 +169,7 @@ accepts are written; secrets become {"env": ...} or {"file": ...} references. */
 {{- end -}}
 {{- $_ := set $kafka "secret_properties" $sp -}}
 {{- end -}}
-{{- range $k := list "topic" "dlq_topic" "consumer_group" -}}
+{{- range $k := list "topic" "dlq_topic" "retry_topic" "consumer_group" -}}
 {{- if index $c.kafka $k -}}
 {{- $_ := set $kafka $k (index $c.kafka $k) -}}
 {{- end -}}
