@@ -245,6 +245,13 @@ int d2g_testenv_kafka_toggle_brokers(d2g_testenv_t *env) {
     return 0;
 }
 
+int d2g_testenv_kafka_refuse_produce(d2g_testenv_t *env) {
+    if (!env->kafka.pid || kill(env->kafka.pid, SIGHUP))
+        return -1;
+    d2g_test_sleep_ms(100);
+    return 0;
+}
+
 int d2g_testenv_write_file(d2g_testenv_t *env, const char *name, const char *text, char *path,
                            size_t pathlen) {
     snprintf(path, pathlen, "%s/%s", env->dir, name);

@@ -46,6 +46,8 @@ int d2g_testenv_kafka_slow_acks(d2g_testenv_t *env);
 /* Every broker of the mock goes down (connections closed, new ones refused),
  * or, called again, comes back up (SIGWINCH to the mock). */
 int d2g_testenv_kafka_toggle_brokers(d2g_testenv_t *env);
+/* The next 3 produce requests to the mock are refused (SIGHUP to the mock). */
+int d2g_testenv_kafka_refuse_produce(d2g_testenv_t *env);
 /* config_json: the emulator's configuration (see its README), or NULL. */
 int d2g_testenv_start_ds(d2g_testenv_t *env, const char *config_json);
 int d2g_testenv_start_grist(d2g_testenv_t *env, const char *config_json);
