@@ -262,7 +262,7 @@ func checkConfig(text string) (obj, []secretRef) {
 	}
 	// kafka
 	k := asMap(cfg, "kafka")
-	if b := onlyKeys(k, "properties", "secret_properties", "topic", "dlq_topic", "consumer_group"); b != nil {
+	if b := onlyKeys(k, "properties", "secret_properties", "topic", "dlq_topic", "retry_topic", "consumer_group"); b != nil {
 		bad("kafka: unknown keys %v", b)
 	}
 	props := asMap(k, "properties")
@@ -280,7 +280,7 @@ func checkConfig(text string) (obj, []secretRef) {
 	for _, p := range keys(asMap(k, "secret_properties")) {
 		secret(asMap(k, "secret_properties")[p], fmt.Sprintf("kafka.secret_properties[%q]", p), true)
 	}
-	for _, t := range []string{"topic", "dlq_topic", "consumer_group"} {
+	for _, t := range []string{"topic", "dlq_topic", "retry_topic", "consumer_group"} {
 		if v, ok := k[t]; ok {
 			if s, _ := v.(string); s == "" {
 				bad("kafka.%s: not a non-empty string", t)
@@ -396,7 +396,8 @@ func checkConfig(text string) (obj, []secretRef) {
 	if b := onlyKeys(asMap(cfg, "producer"), "concurrency", "lease_s", "labels_interval_s", "page_size", "page_size_min", "shutdown_grace_s"); b != nil {
 		bad("producer: unknown keys %v", b)
 	}
-	if b := onlyKeys(asMap(cfg, "worker"), "linger_ms", "batch_bytes", "max_buffered", "max_buffered_total", "ds_base_url", "shutdown_grace_s"); b != nil {
+	if b := onlyKeys(asMap(cfg, "worker"), "linger_ms", "batch_bytes", "max_buffered", "max_buffered_total", "ds_base_url", "shutdown_grace_s",
+		"revoke_deadline_s", "retry_delay_s", "retry_max_delay_s"); b != nil {
 		bad("worker: unknown keys %v", b)
 	}
 	if v, ok := cfg["log_level"]; ok && v != "debug" && v != "info" && v != "warn" && v != "error" {
