@@ -26,8 +26,6 @@
 /* A copy Kafka refused is produced again after 1 s, doubling up to 30 s. */
 #define RESEND_FIRST_MS 1000
 #define RESEND_MAX_MS 30000
-/* While the brokers are down, how often a metadata request checks they are back. */
-#define BROKER_CHECK_MS 2000
 
 #define T_MAIN 0  /* kafka.topic */
 #define T_RETRY 1 /* kafka.retry_topic */
@@ -85,8 +83,6 @@ struct d2g_worker {
     uint64_t consumed, written, dead_lettered, forwarded;
     outmsg_t *resend, *resend_tail; /* copies refused, to produce again */
     size_t n_resend;
-    int brokers_down;
-    int64_t last_broker_check;
     int freeing; /* purged copies are only freed */
     d2g_service_t *svc;
     d2g_metric_t *m_consumed, *m_dead, *m_lag, *m_buffered, *m_paused;
@@ -460,7 +456,6 @@ static int handle_message(d2g_worker_t *w, rd_kafka_message_t *m) {
         return 0;
     if (d2g_offsets_add(pt->offsets, m->offset)) /* already seen (a re-delivery) */
         return 0;
-    w->brokers_down = 0;
     d2g_service_kafka(w->svc, 1);
     if (t == T_RETRY) {
         /* Not yet: keep it, and what follows it on the partition, and pause
@@ -718,20 +713,6 @@ static void check_congestion(d2g_worker_t *w, int64_t now) {
     d2g_metric_set(w->m_paused, NULL, paused);
 }
 
-/* While the brokers are down, a metadata request every BROKER_CHECK_MS tells
- * when one answers again: an idle worker consumes nothing that would say so. */
-static void check_brokers(d2g_worker_t *w, int64_t now) {
-    if (!w->brokers_down || now - w->last_broker_check < BROKER_CHECK_MS)
-        return;
-    w->last_broker_check = now;
-    const struct rd_kafka_metadata *md = NULL;
-    if (rd_kafka_metadata(w->consumer, 0, NULL, &md, 500) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rd_kafka_metadata_destroy(md);
-        w->brokers_down = 0;
-        d2g_service_kafka(w->svc, 1);
-    }
-}
-
 /* Every 5 s: consumer lag per partition, permits in use, whether Redis answers. */
 static void sample(d2g_worker_t *w, int64_t now) {
     char err[D2G_ERRLEN], label[16];
@@ -763,11 +744,8 @@ static void sample(d2g_worker_t *w, int64_t now) {
 
 static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     d2g_worker_t *w = opaque;
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && rk == w->consumer) {
-        w->brokers_down = 1;
-        w->last_broker_check = d2g_clock_mono_ms();
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && rk == w->consumer)
         d2g_service_kafka(w->svc, 0);
-    }
     d2g_log(D2G_LOG_WARN, "kafka_error", 0, NULL, "%s", reason);
 }
 
@@ -829,7 +807,10 @@ int d2g_worker_run(d2g_worker_t *w, volatile sig_atomic_t *stop) {
         rd_kafka_poll(w->producer, 0);
         out_resend_due(w, now);
         check_congestion(w, now);
-        check_brokers(w, now);
+        /* The services' readiness rule (service.h): while the brokers are
+         * down, a metadata request now and then tells when one is back, for
+         * an idle worker consumes nothing that would say so. */
+        d2g_service_kafka_recheck(w->svc, w->consumer, now);
         d2g_service_heartbeat(w->svc);
         sample(w, now);
 
