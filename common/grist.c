@@ -50,8 +50,8 @@ int d2g_grist_begin(d2g_redis_t *r, const d2g_grist_doc_t *d, const char *holder
                     int64_t *wait_ms, char *err, size_t errlen) {
     int64_t wait = 0;
     *wait_ms = 0;
-    if (d2g_permits_acquire(r, d->permit_key, d->permits, d2g_grist_lease_ms(timeout_s), holder,
-                            &wait, err, errlen))
+    if (d2g_permits_take(r, d->permit_key, d->permits, d2g_grist_lease_ms(timeout_s), holder, 0,
+                         &wait, err, errlen))
         return -1;
     if (wait > 0) {
         *wait_ms = wait;
@@ -70,6 +70,13 @@ int d2g_grist_begin(d2g_redis_t *r, const d2g_grist_doc_t *d, const char *holder
         }
     }
     return 0;
+}
+
+int d2g_grist_renew(d2g_redis_t *r, const d2g_grist_doc_t *d, const char *holder, long timeout_s,
+                    char *err, size_t errlen) {
+    int64_t wait = 0;
+    return d2g_permits_take(r, d->permit_key, d->permits, d2g_grist_lease_ms(timeout_s), holder, 1,
+                            &wait, err, errlen);
 }
 
 int d2g_grist_send(d2g_http_t *h, d2g_redis_t *r, const d2g_grist_doc_t *d, const char *holder,

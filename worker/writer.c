@@ -376,6 +376,13 @@ void d2g_writer_sample(d2g_writer_t *w) {
     char err[D2G_ERRLEN];
     for (size_t i = 0; i < w->n_lanes; i++) {
         d2g_lane_t *l = w->lanes[i];
+        /* Requests in flight keep their permits registered (Redis may have
+         * restarted empty meanwhile). */
+        for (size_t k = 0; k < l->n_flights; k++)
+            if (d2g_flush_waiting(l->flights[k]) &&
+                d2g_grist_renew(w->redis, &l->doc, d2g_flush_holder(l->flights[k]), w->cfg->grist.timeout_s,
+                                err, sizeof(err)))
+                d2g_lane_log(l, D2G_LOG_WARN, "flush", "redis_error", err, "permit of a request in flight not renewed");
         int n = d2g_permits_in_use(w->redis, l->doc.permit_key, err, sizeof(err));
         const char *lv[] = {l->doc.label};
         if (n >= 0)

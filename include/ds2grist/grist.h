@@ -57,6 +57,11 @@ int64_t d2g_grist_lease_ms(long timeout_s);
  * held); -1: Redis failed (err; nothing held). */
 int d2g_grist_begin(d2g_redis_t *r, const d2g_grist_doc_t *d, const char *holder, long timeout_s,
                     int64_t *wait_ms, char *err, size_t errlen);
+/* The request of holder is still running: its permit is renewed, and
+ * registered again if Redis lost it (a restart), so that the permits of
+ * requests in flight keep counting (permits.h). Call every few seconds. */
+int d2g_grist_renew(d2g_redis_t *r, const d2g_grist_doc_t *d, const char *holder, long timeout_s,
+                    char *err, size_t errlen);
 /* Starts method path (after the document's base; body may be NULL, copied)
  * under the permit holder took with begin. On failure the permit is given
  * back and -1 returned. */
