@@ -83,6 +83,10 @@ int d2g_test_proc_stop(d2g_test_proc_t *proc) {
             proc->pid = 0;
             return status;
         }
+        if (r < 0) { /* not our child any more: reaped elsewhere */
+            proc->pid = 0;
+            return -1;
+        }
         d2g_test_sleep_ms(10);
     }
     kill(-proc->pid, SIGKILL);
@@ -299,8 +303,13 @@ int d2g_testenv_start_grist(d2g_testenv_t *env, const char *config_json) {
 }
 
 void d2g_testenv_stop(d2g_testenv_t *env) {
-    /* Services a failed test left running (its assertion skipped their stop):
-     * only children not reaped yet, so a reused pid is never touched. */
+    d2g_test_proc_stop(&env->grist);
+    d2g_test_proc_stop(&env->ds);
+    d2g_test_proc_stop(&env->kafka);
+    d2g_test_proc_stop(&env->redis);
+    /* Then the services a failed test left running (its assertion skipped
+     * their stop): only children not reaped yet, so a reused pid is never
+     * touched (the servers above are reaped already). */
     for (int i = 0; i < env->n_spawned; i++) {
         if (waitpid(env->spawned[i], NULL, WNOHANG) == 0) {
             kill(-env->spawned[i], SIGKILL);
@@ -309,10 +318,6 @@ void d2g_testenv_stop(d2g_testenv_t *env) {
         }
     }
     env->n_spawned = 0;
-    d2g_test_proc_stop(&env->grist);
-    d2g_test_proc_stop(&env->ds);
-    d2g_test_proc_stop(&env->kafka);
-    d2g_test_proc_stop(&env->redis);
     if (env->dir[0] && !getenv("D2G_KEEP_TEST_DIR")) {
         char cmd[400];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", env->dir);
