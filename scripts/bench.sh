@@ -65,5 +65,7 @@ done
   echo
   echo "1,000 documents x 20 dossiers, $(field workers "$line") workers: $(field rows_s "$line") rows/s," \
        "model max $(field max_rows_s "$line") (ratio $(field ratio "$line")); schema creation per document:" \
-       "$(field schema_requests_per_doc "$line") requests, $(field schema_ms_per_doc "$line") ms of Grist time"
+       "$(field schema_requests_per_doc "$line") writes and $(field schema_reads_per_doc "$line") reads," \
+       "$(field schema_ms_per_doc "$line") ms of Grist time; peak RSS $(field rss_MB "$line") MB," \
+       "CPU $(field cpu_ms_per_dossier "$line") ms per dossier, $(field requests "$line") requests"
 done

@@ -341,7 +341,7 @@ int main(int argc, char **argv) {
     if (limit <= 0)
         limit = 1048576;
     long long rows = 0, writes = 0, requests = 0, sent429 = 0, cells = 0, max_in_flight = 0;
-    long long schema_requests = 0;
+    long long schema_requests = 0, schema_reads = 0;
     double schema_ms = 0, schema_ms_max = 0, ideal_max = 0, busy_total = 0;
     put_totals_t dtab = {0}, ctab = {0}; /* Dossiers tables, child tables */
     for (int d = 0; d < documents; d++) {
@@ -361,9 +361,12 @@ int main(int argc, char **argv) {
                 t->bytes += jint(n, "bytes");
                 t->busy_ms += jnum(n, "busyMs");
                 ideal_fixed += fixed * ceil((double)jint(n, "bytes") / limit);
-            } else if (!strcmp(key, "POST /tables") || strstr(key, "/columns")) {
+            } else if (!strcmp(key, "POST /tables") ||
+                       (strstr(key, "/columns") && strncmp(key, "GET ", 4))) {
                 schema_requests += jint(n, "requests");
                 doc_schema += jnum(n, "busyMs");
+            } else if (!strncmp(key, "GET ", 4) && (!strcmp(key, "GET /tables") || strstr(key, "/columns"))) {
+                schema_reads += jint(n, "requests");
             }
         }
         double busy = jnum(o, "busyMs");
@@ -395,9 +398,11 @@ int main(int argc, char **argv) {
     printf("# Dossiers tables: %lld PUTs, mean body %.1f kB; child tables: %lld PUTs, mean body %.1f kB\n",
            dtab.requests, dtab.requests ? (double)dtab.bytes / (double)dtab.requests / 1000.0 : 0.0,
            ctab.requests, ctab.requests ? (double)ctab.bytes / (double)ctab.requests / 1000.0 : 0.0);
-    printf("# schema: %lld requests (POST tables, columns), per document %.1f requests and %.1f ms of "
-           "Grist time (max %.1f ms), %.1f%% of Grist's time\n",
-           schema_requests, (double)schema_requests / documents, schema_ms / documents, schema_ms_max,
+    printf("# schema: %lld writes (POST tables, POST/PATCH/PUT columns) and %lld reads (GET tables, "
+           "columns); per document %.1f writes, %.1f reads and %.1f ms of Grist time (max %.1f ms), %.1f%% "
+           "of Grist's time\n",
+           schema_requests, schema_reads, (double)schema_requests / documents,
+           (double)schema_reads / documents, schema_ms / documents, schema_ms_max,
            busy_total > 0 ? 100.0 * schema_ms / busy_total : 0.0);
     printf("# workers: peak memory %.1f MB (the largest), CPU %.1f s in all (%.3f ms per dossier)\n",
            (double)rss / 1024.0, cpu, 1000.0 * cpu / dossiers);
@@ -405,13 +410,13 @@ int main(int argc, char **argv) {
     printf("RESULT shape=%s documents=%d workers=%d dossiers=%d rows=%lld startup_s=%.2f seconds=%.2f rows_s=%.0f "
            "max_rows_s=%.0f ratio=%.2f requests=%lld dossiers_body_kB=%.1f child_body_kB=%.1f "
            "r429=%lld rss_MB=%.1f cpu_ms_per_dossier=%.3f schema_ms_per_doc=%.1f "
-           "schema_requests_per_doc=%.1f many=%d\n",
+           "schema_requests_per_doc=%.1f schema_reads_per_doc=%.1f many=%d\n",
            shape, documents, workers, dossiers, rows, startup, elapsed, rows_s, max_rows_s,
            max_rows_s > 0 ? rows_s / max_rows_s : 0, requests,
            dtab.requests ? (double)dtab.bytes / (double)dtab.requests / 1000.0 : 0.0,
            ctab.requests ? (double)ctab.bytes / (double)ctab.requests / 1000.0 : 0.0, sent429,
            (double)rss / 1024.0, 1000.0 * cpu / dossiers, schema_ms / documents,
-           (double)schema_requests / documents, many);
+           (double)schema_requests / documents, (double)schema_reads / documents, many);
     json_decref(st);
     for (int i = 0; i < workers; i++)
         d2g_test_proc_stop(&w[i]);
