@@ -52,17 +52,20 @@ fi
 
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 echo
-echo "| data set | documents | workers | rows | rows/s | model max rows/s | ratio | requests | mean Dossiers body | mean child body | 429s | peak RSS | CPU per dossier |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-grep '^RESULT' "$results" | grep 'many=0' | while read -r line; do
+echo "| data set | documents | workers | rows | start-up | seconds | rows/s | model max rows/s | ratio | requests | mean Dossiers body | mean child body | 429s | peak RSS | CPU per dossier |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+{ grep '^RESULT' "$results" || true; } | { grep 'many=0' || true; } | while read -r line; do
   echo "| $(field shape "$line") | $(field documents "$line") | $(field workers "$line") | $(field rows "$line") |" \
+       "$(field startup_s "$line") s | $(field seconds "$line") s |" \
        "$(field rows_s "$line") | $(field max_rows_s "$line") | $(field ratio "$line") | $(field requests "$line") |" \
        "$(field dossiers_body_kB "$line") kB | $(field child_body_kB "$line") kB | $(field r429 "$line") |" \
        "$(field rss_MB "$line") MB | $(field cpu_ms_per_dossier "$line") ms |"
 done
-grep '^RESULT' "$results" | grep 'many=1' | while read -r line; do
+{ grep '^RESULT' "$results" || true; } | { grep 'many=1' || true; } | while read -r line; do
   echo
   echo "1,000 documents x 20 dossiers, $(field workers "$line") workers: $(field rows_s "$line") rows/s," \
        "model max $(field max_rows_s "$line") (ratio $(field ratio "$line")); schema creation per document:" \
-       "$(field schema_requests_per_doc "$line") requests, $(field schema_ms_per_doc "$line") ms of Grist time"
+       "$(field schema_requests_per_doc "$line") writes and $(field schema_reads_per_doc "$line") reads," \
+       "$(field schema_ms_per_doc "$line") ms of Grist time; peak RSS $(field rss_MB "$line") MB," \
+       "CPU $(field cpu_ms_per_dossier "$line") ms per dossier, $(field requests "$line") requests"
 done
