@@ -160,6 +160,23 @@ static int checked_since(d2g_redis_t *r, int n, int64_t since_ms) {
     return ok;
 }
 
+/* The procedures a replica checks, from the last "replicas_changed" line of its log, or -1. */
+static long owned_from_log(const d2g_testenv_t *env, int i) {
+    char path[512], line[4096];
+    snprintf(path, sizeof(path), "%s/producer-%d.log", env->dir, i);
+    FILE *f = fopen(path, "r");
+    long owned = -1;
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f)) {
+        const char *at = strstr(line, "this one checks ");
+        if (strstr(line, "replicas_changed") && at)
+            owned = atol(at + strlen("this one checks "));
+    }
+    fclose(f);
+    return owned;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -240,7 +257,7 @@ int main(int argc, char **argv) {
                             " \"api_key\": {\"env\": \"BENCH_GRIST_KEY\"}}}},"
                             " \"producer\": {\"lease_s\": %d, \"check_batch_size\": %d},"
                             " \"defaults\": {\"poll_interval_s\": %d, \"poll_interval_max_s\": %d},"
-                            " \"log_level\": \"warn\", \"procedures\": [",
+                            " \"log_level\": \"info\", \"procedures\": [",
                             lease, batch, interval, interval);
     for (int i = 0; i < procedures; i++)
         len += (size_t)snprintf(cfg + len, pcap - len,
@@ -272,6 +289,12 @@ int main(int argc, char **argv) {
     }
     /* Settle: every replica sees the others, every procedure checked once. */
     d2g_test_sleep_ms((interval + 8) * 1000L);
+
+    for (int i = 0; i < nrep; i++) {
+        long o = owned_from_log(&env, i);
+        printf("share: replica %d checks %ld procedures (%.1f%% of an even share)\n", i, o,
+               100.0 * (double)o * nrep / procedures);
+    }
 
     /* ---- idle ---- */
     json_decref(ds_json(&env, "POST", "/admin/counters/reset", NULL));
