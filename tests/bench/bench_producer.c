@@ -160,18 +160,28 @@ static int checked_since(d2g_redis_t *r, int n, int64_t since_ms) {
     return ok;
 }
 
-/* The procedures a replica checks, from the last "replicas_changed" line of its log, or -1. */
-static long owned_from_log(const d2g_testenv_t *env, int i) {
+/* The procedures a replica checks, from the last "replicas_changed" line of its log, or -1;
+ * *at_ms (if not NULL) gets that line's time (wall ms), 0 if none. */
+static long owned_from_log(const d2g_testenv_t *env, int i, int64_t *at_ms) {
     char path[512], line[4096];
     snprintf(path, sizeof(path), "%s/producer-%d.log", env->dir, i);
     FILE *f = fopen(path, "r");
     long owned = -1;
+    if (at_ms)
+        *at_ms = 0;
     if (!f)
         return -1;
     while (fgets(line, sizeof(line), f)) {
         const char *at = strstr(line, "this one checks ");
-        if (strstr(line, "replicas_changed") && at)
+        if (strstr(line, "replicas_changed") && at) {
             owned = atol(at + strlen("this one checks "));
+            json_t *j = json_loads(line, 0, NULL);
+            double t;
+            int is_int;
+            if (at_ms && j && d2g_clock_parse_iso(json_string_value(json_object_get(j, "time")), &t, &is_int) == 0)
+                *at_ms = (int64_t)(t * 1000);
+            json_decref(j);
+        }
     }
     fclose(f);
     return owned;
@@ -291,7 +301,7 @@ int main(int argc, char **argv) {
     d2g_test_sleep_ms((interval + 8) * 1000L);
 
     for (int i = 0; i < nrep; i++) {
-        long o = owned_from_log(&env, i);
+        long o = owned_from_log(&env, i, NULL);
         printf("share: replica %d checks %ld procedures (%.1f%% of an even share)\n", i, o,
                100.0 * (double)o * nrep / procedures);
     }
@@ -403,9 +413,12 @@ int main(int argc, char **argv) {
                 break;
             d2g_test_sleep_ms(500);
         }
-        printf("take-over: replica 0 SIGKILLed; %d/%d procedures checked again within %.1f s"
-               " (lease %d s, interval %d s)\n", done, procedures,
-               (double)(d2g_clock_mono_ms() - t0) / 1000.0, lease, interval);
+        int64_t moved = 0;
+        long owned = owned_from_log(&env, 1, &moved);
+        printf("take-over: replica 0 SIGKILLed; replica 1 took its procedures over after %.1f s"
+               " (now checks %ld); %d/%d procedures checked again within %.1f s (lease %d s,"
+               " interval %d s)\n", moved > killed ? (double)(moved - killed) / 1000.0 : -1.0, owned,
+               done, procedures, (double)(d2g_clock_mono_ms() - t0) / 1000.0, lease, interval);
     }
     for (int i = 0; i < nrep; i++)
         if (replicas[i].pid && d2g_test_proc_stop(&replicas[i]) != 0)
