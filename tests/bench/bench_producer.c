@@ -6,7 +6,9 @@
  *
  * The procedures start in steady state: their cursors are seeded in Redis as
  * if a first run had just ended (the initial backfill is test_producer's
- * subject), so what is measured is the cost of keeping them fresh. Phases:
+ * subject), so what is measured is the cost of keeping them fresh, label
+ * passes included (the last ones spread over the past labels_interval_s, the
+ * default 900 s). Phases:
  *
  *   idle       every procedure quiet for 2 intervals: DS requests per
  *              procedure per interval, per token per minute; each replica's
@@ -113,10 +115,12 @@ static long long redis_commands(d2g_redis_t *r) {
     return n;
 }
 
-/* Cursors as a first run leaves them: nothing after "now". */
+/* Cursors as a first run leaves them: nothing after "now"; the last label passes spread
+ * over the past 15 minutes (labels_interval_s), so that they fall due all along the run. */
 static void seed_cursors(d2g_redis_t *r, int n) {
-    char err[D2G_ERRLEN], k[128], since[D2G_TIME_BUFLEN], now[24];
+    char err[D2G_ERRLEN], k[128], since[D2G_TIME_BUFLEN], now[24], labels_at[24];
     int64_t wall = d2g_clock_wall_ms();
+    unsigned seed = 11;
     d2g_clock_format_ms(wall, since);
     snprintf(now, sizeof(now), "%lld", (long long)wall);
     redisContext *c = d2g_redis_context(r);
@@ -124,8 +128,9 @@ static void seed_cursors(d2g_redis_t *r, int n) {
         die("redis not connected");
     for (int i = 0; i < n; i++) {
         d2g_redis_key(r, k, sizeof(k), "{proc:%d}:cursor", FIRST + i);
+        snprintf(labels_at, sizeof(labels_at), "%lld", (long long)(wall - rand_r(&seed) % 900000));
         const char *argv[] = {"HSET", k, "updated_since", since, "deleted_since", since,
-                              "labels_at_ms", now, "last_poll_ms", now};
+                              "labels_at_ms", labels_at, "last_poll_ms", now};
         redisAppendCommandArgv(c, 10, argv, NULL);
     }
     for (int i = 0; i < n; i++) {
