@@ -653,7 +653,7 @@ static void finish_page(d2g_poller_t *p, proc_t *pr) {
                 remember_cursor(pr);
             }
         }
-        end_run(p, pr, 1, jitter(p, next_check_ms(pr, wall)));
+        end_run(p, pr, 1, d2g_sched_spread(&p->rng, next_check_ms(pr, wall)));
     }
 }
 
@@ -920,7 +920,7 @@ static void on_check_done(d2g_poller_t *p, check_batch_t *b, const d2g_ds_result
             } else if (out[i] == D2G_CHECK_UNKNOWN) {
                 pr->check_due = now; /* again at once, without the failed ones */
             } else {
-                pr->check_due = now + jitter(p, next_check_ms(pr, wall));
+                pr->check_due = now + d2g_sched_spread(&p->rng, next_check_ms(pr, wall));
                 pr->last_complete_ms = wall;
                 quiet[nq++] = pr->cfg->number;
             }
