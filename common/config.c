@@ -484,7 +484,7 @@ static int parse_options(json_t *o, const char *path, int *poll_interval_s,
         get_int(o, "poll_interval_max_s", path, 0, *poll_interval_max_s, 1, 86400, &mx, err,
                 errlen))
         return -1;
-    if (json_object_get(o, "poll_interval_s") && json_object_get(o, "poll_interval_max_s") && mx < n)
+    if (json_object_get(o, "poll_interval_max_s") && mx < n) /* n: given here or inherited */
         return d2g_err_set(err, errlen, "%s.poll_interval_max_s: must be at least "
                            "poll_interval_s (%lld)", path, n);
     *poll_interval_s = (int)n;

@@ -15,20 +15,27 @@
     "  p%zu: demarche(number: $n%zu) {\n"                                                      \
     "    number\n"                                                                             \
     "    dossiers(first: 1, after: $a%zu, updatedSince: $u%zu) { nodes { number } }\n"       \
-    "    deletedDossiers(first: 1, after: $b%zu, deletedSince: $d%zu) { nodes { number } }\n" \
-    "  }\n"
+    "    deletedDossiers(first: 1, after: $b%zu, deletedSince: $d%zu) { nodes { number } }\n"
 #define VARS_FMT "$n%zu: Int!, $a%zu: String, $u%zu: ISO8601DateTime, $b%zu: String, " \
                  "$d%zu: ISO8601DateTime"
 
-char *d2g_checker_query(size_t n) {
-    size_t cap = 64 + n * (sizeof(ALIAS_FMT) + sizeof(VARS_FMT) + 64), len = 0;
+/* The label page, for a procedure whose label pass is due. */
+#define LABELS_FIELD \
+    "    labels: dossiers(first: 100) { pageInfo { hasNextPage } nodes { number labels { id } } }\n"
+
+char *d2g_checker_query(const int *with_labels, size_t n) {
+    size_t cap = 64 + n * (sizeof(ALIAS_FMT) + sizeof(VARS_FMT) + sizeof(LABELS_FIELD) + 64), len = 0;
     char *q = d2g_malloc(cap);
     len += (size_t)snprintf(q + len, cap - len, "query " D2G_CHECK_OPERATION "(");
     for (size_t i = 0; i < n; i++)
         len += (size_t)snprintf(q + len, cap - len, "%s" VARS_FMT, i ? ", " : "", i, i, i, i, i);
     len += (size_t)snprintf(q + len, cap - len, ") {\n");
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         len += (size_t)snprintf(q + len, cap - len, ALIAS_FMT, i, i, i, i, i, i);
+        if (with_labels && with_labels[i])
+            len += (size_t)snprintf(q + len, cap - len, LABELS_FIELD);
+        len += (size_t)snprintf(q + len, cap - len, "  }\n");
+    }
     snprintf(q + len, cap - len, "}\n");
     return q;
 }
@@ -104,6 +111,98 @@ int d2g_checker_parse(json_t *data, json_t *errors, size_t n, d2g_check_outcome_
     return 0;
 }
 
+json_t *d2g_checker_label_page(json_t *data, size_t i) {
+    char k[24];
+    snprintf(k, sizeof(k), "p%zu", i);
+    json_t *conn = json_object_get(json_object_get(data, k), "labels");
+    json_t *nodes = json_object_get(conn, "nodes");
+    json_t *info = json_object_get(conn, "pageInfo");
+    if (!json_is_array(nodes) || !json_is_false(json_object_get(info, "hasNextPage")))
+        return NULL;
+    return nodes;
+}
+
+char *d2g_checker_label_digest(json_t *labels) {
+    size_t n = json_array_size(labels), len = 1;
+    const char **ids = d2g_calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = json_string_value(json_object_get(json_array_get(labels, i), "id"));
+        if (!ids[i])
+            ids[i] = "?";
+        len += strlen(ids[i]) + 1;
+    }
+    for (size_t i = 1; i < n; i++) /* insertion sort: a dossier has few labels */
+        for (size_t j = i; j > 0 && strcmp(ids[j - 1], ids[j]) > 0; j--) {
+            const char *t = ids[j];
+            ids[j] = ids[j - 1];
+            ids[j - 1] = t;
+        }
+    char *s = d2g_malloc(len);
+    s[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            strcat(s, ",");
+        strcat(s, ids[i]);
+    }
+    free(ids);
+    return s;
+}
+
+int d2g_checker_labels_same(d2g_redis_t *r, const int64_t *numbers, json_t *const *pages, size_t n,
+                            int *same, char *err, size_t errlen) {
+    redisContext *c = d2g_redis_context(r);
+    char k[D2G_KEYLEN];
+    if (!c)
+        return d2g_err_set(err, errlen, "redis: not connected");
+    size_t sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t m = json_array_size(pages[i]);
+        same[i] = 1;
+        if (m == 0)
+            continue; /* no dossier: nothing to compare */
+        const char **argv = d2g_calloc(m + 2, sizeof(char *));
+        char (*nums)[24] = d2g_calloc(m, 24);
+        d2g_keys_proc(d2g_redis_namespace(r), k, sizeof(k), numbers[i], "labels");
+        argv[0] = "HMGET";
+        argv[1] = k;
+        for (size_t j = 0; j < m; j++) {
+            snprintf(nums[j], 24, "%" JSON_INTEGER_FORMAT,
+                     json_integer_value(json_object_get(json_array_get(pages[i], j), "number")));
+            argv[j + 2] = nums[j];
+        }
+        redisAppendCommandArgv(c, (int)m + 2, argv, NULL);
+        sent++;
+        free(argv);
+        free(nums);
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t m = json_array_size(pages[i]);
+        if (m == 0)
+            continue;
+        void *v = NULL;
+        if (redisGetReply(c, &v) != REDIS_OK)
+            return d2g_err_set(err, errlen, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
+        redisReply *rep = v;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != m) {
+            same[i] = 0; /* unreadable: the full label pass decides */
+            if (rep->type == REDIS_REPLY_ERROR && !rc)
+                rc = d2g_err_set(err, errlen, "redis: %s", rep->str);
+        } else {
+            for (size_t j = 0; j < m && same[i]; j++) {
+                char *d = d2g_checker_label_digest(
+                    json_object_get(json_array_get(pages[i], j), "labels"));
+                redisReply *old = rep->element[j];
+                same[i] = old->type == REDIS_REPLY_STRING && strcmp(old->str, d) == 0;
+                free(d);
+            }
+        }
+        freeReplyObject(rep);
+    }
+    (void)sent;
+    return rc;
+}
+
 int d2g_checker_load_cursors(d2g_redis_t *r, const int64_t *numbers, size_t n,
                              d2g_cursor_t *cursors, char *err, size_t errlen) {
     redisContext *c = d2g_redis_context(r);
@@ -161,8 +260,8 @@ int d2g_checker_load_cursors(d2g_redis_t *r, const int64_t *numbers, size_t n,
     return rc;
 }
 
-int d2g_checker_mark_polled(d2g_redis_t *r, const int64_t *numbers, size_t n, int64_t now_ms,
-                            char *err, size_t errlen) {
+int d2g_checker_mark_polled(d2g_redis_t *r, const int64_t *numbers, const int *labels_done,
+                            size_t n, int64_t now_ms, char *err, size_t errlen) {
     redisContext *c = d2g_redis_context(r);
     char k[D2G_KEYLEN], now[24];
     if (!c)
@@ -170,8 +269,8 @@ int d2g_checker_mark_polled(d2g_redis_t *r, const int64_t *numbers, size_t n, in
     snprintf(now, sizeof(now), "%" PRId64, now_ms);
     for (size_t i = 0; i < n; i++) {
         d2g_keys_proc(d2g_redis_namespace(r), k, sizeof(k), numbers[i], "cursor");
-        const char *argv[] = {"HSET", k, "last_poll_ms", now};
-        redisAppendCommandArgv(c, 4, argv, NULL);
+        const char *argv[] = {"HSET", k, "last_poll_ms", now, "labels_at_ms", now};
+        redisAppendCommandArgv(c, labels_done && labels_done[i] ? 6 : 4, argv, NULL);
     }
     int rc = 0;
     for (size_t i = 0; i < n; i++) {

@@ -13,8 +13,17 @@
  * bounded by DS's 30 s timeout and by prudence, not by complexity (see
  * docs/producer.md).
  *
- * Pure: builds the query and its variables, reads the answer. The poller
- * sends it and reacts (smaller batches when DS refuses one).
+ * The label pass rides along: labels do not move dateDerniereModification,
+ * so every labels_interval_s each procedure's labels are read again. For a
+ * procedure whose pass is due, its alias also asks for its first 100 dossiers'
+ * numbers and label ids (labels: dossiers(first: 100), ≈400 in complexity);
+ * when that is all of them and none differs from what was last emitted, the
+ * pass is done at no extra request. Otherwise the poller runs the label pass
+ * as before.
+ *
+ * Builds the query and its variables, reads the answer; reads and writes the
+ * cursors of a batch in one Redis round trip. The poller sends it and reacts
+ * (smaller batches when DS refuses one).
  */
 #ifndef D2G_CHECKER_H
 #define D2G_CHECKER_H
@@ -47,8 +56,9 @@ typedef struct d2g_check_item {
 
 #define D2G_CHECK_OPERATION "checkProcedures"
 
-/* The query text for n procedures (owned by the caller, free()). */
-char *d2g_checker_query(size_t n);
+/* The query text for n procedures (owned by the caller, free()); with_labels
+ * (NULL: none) flags those whose label page is asked for too. */
+char *d2g_checker_query(const int *with_labels, size_t n);
 /* The variables of that query for items[0..n) (new reference). */
 json_t *d2g_checker_variables(const d2g_check_item_t *items, size_t n);
 
@@ -62,6 +72,22 @@ json_t *d2g_checker_variables(const d2g_check_item_t *items, size_t n);
 int d2g_checker_parse(json_t *data, json_t *errors, size_t n, d2g_check_outcome_t *out,
                       char *err, size_t errlen);
 
+/* The label page of procedure i of the answer, if it holds every dossier of
+ * the procedure (no next page): its nodes (borrowed from data), else NULL. */
+json_t *d2g_checker_label_page(json_t *data, size_t i);
+
+/* The labels of a dossier as one comparable string (sorted label ids;
+ * caller frees): what the label pass stores per dossier. */
+char *d2g_checker_label_digest(json_t *labels);
+
+/*
+ * For n procedures and their label pages: *same[i] = 1 if every dossier's
+ * digest equals the one stored in "<ns>:{proc:N}:labels" (one round trip).
+ * -1 with err on a Redis failure.
+ */
+int d2g_checker_labels_same(d2g_redis_t *r, const int64_t *numbers, json_t *const *pages, size_t n,
+                            int *same, char *err, size_t errlen);
+
 /*
  * The cursors of n procedures in one Redis round trip (pipelined HMGETs,
  * same fields and defaults as d2g_cursor_load). cursors[i] is filled (clear
@@ -72,8 +98,10 @@ int d2g_checker_load_cursors(d2g_redis_t *r, const int64_t *numbers, size_t n,
                              d2g_cursor_t *cursors, char *err, size_t errlen);
 
 /* Records last_poll_ms = now_ms in the cursors of n quiet procedures (one
- * round trip): `ds2grist status` shows when each was last looked at. */
-int d2g_checker_mark_polled(d2g_redis_t *r, const int64_t *numbers, size_t n, int64_t now_ms,
-                            char *err, size_t errlen);
+ * round trip): `ds2grist status` shows when each was last looked at; and
+ * labels_at_ms = now_ms for those whose label pass the check did
+ * (labels_done[i], NULL: none). */
+int d2g_checker_mark_polled(d2g_redis_t *r, const int64_t *numbers, const int *labels_done,
+                            size_t n, int64_t now_ms, char *err, size_t errlen);
 
 #endif

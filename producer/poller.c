@@ -191,33 +191,6 @@ static void page_clear(proc_t *pr) {
     memset(&pr->dv, 0, sizeof(pr->dv));
 }
 
-/* The labels of a dossier as one comparable string: sorted ids. */
-static char *label_digest(json_t *labels) {
-    size_t n = json_array_size(labels), len = 1;
-    const char **ids = d2g_calloc(n + 1, sizeof(char *));
-    for (size_t i = 0; i < n; i++) {
-        ids[i] = json_string_value(json_object_get(json_array_get(labels, i), "id"));
-        if (!ids[i])
-            ids[i] = "?";
-        len += strlen(ids[i]) + 1;
-    }
-    for (size_t i = 1; i < n; i++) /* insertion sort: a dossier has few labels */
-        for (size_t j = i; j > 0 && strcmp(ids[j - 1], ids[j]) > 0; j--) {
-            const char *t = ids[j];
-            ids[j] = ids[j - 1];
-            ids[j - 1] = t;
-        }
-    char *s = d2g_malloc(len);
-    s[0] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            strcat(s, ",");
-        strcat(s, ids[i]);
-    }
-    free(ids);
-    return s;
-}
-
 /* When a procedure is checked next (schedule.h): sooner the more recently it changed. */
 static int64_t next_check_ms(const proc_t *pr, int64_t wall) {
     return d2g_sched_interval_ms((int64_t)pr->cfg->poll_interval_s * 1000,
@@ -490,7 +463,7 @@ static void emit_label_changes(d2g_poller_t *p, proc_t *pr, json_t *nodes, int64
     } else {
         for (size_t i = 0; i < n; i++) {
             json_t *node = json_array_get(nodes, i);
-            char *digest = label_digest(json_object_get(node, "labels"));
+            char *digest = d2g_checker_label_digest(json_object_get(node, "labels"));
             redisReply *old = rep->element[i];
             int changed = old->type != REDIS_REPLY_STRING || strcmp(old->str, digest) != 0;
             if (changed && emit(p, pr, D2G_ENVELOPE_UPSERT, D2G_ENVELOPE_PARTIAL, node, fetched) == 0)
@@ -540,7 +513,7 @@ static void handle_page(d2g_poller_t *p, proc_t *pr, json_t *data) {
                 const char *mod = json_string_value(json_object_get(node, "dateDerniereModification"));
                 snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
                          json_integer_value(json_object_get(node, "number")));
-                char *digest = label_digest(json_object_get(node, "labels"));
+                char *digest = d2g_checker_label_digest(json_object_get(node, "labels"));
                 json_object_set_new(pr->page_labels, num, json_string(digest));
                 free(digest);
                 if (mod && (!pr->page_max_modified || strcmp(mod, pr->page_max_modified) > 0)) {
@@ -680,7 +653,7 @@ static void finish_page(d2g_poller_t *p, proc_t *pr) {
                 remember_cursor(pr);
             }
         }
-        end_run(p, pr, 1, jitter(p, next_check_ms(pr, wall)));
+        end_run(p, pr, 1, d2g_sched_spread(&p->rng, next_check_ms(pr, wall)));
     }
 }
 
@@ -850,7 +823,7 @@ static int start_check(d2g_poller_t *p, int64_t now) {
             tok->blocked_until = now + wait; /* the procedures wait with their token */
     }
     if (b->n > 0 && !rc && wait == 0) {
-        char *query = d2g_checker_query(b->n);
+        char *query = d2g_checker_query(b->labels_due, b->n);
         json_t *vars = d2g_checker_variables(items, b->n);
         rc = d2g_ds_client_start(p->ds, tok->cfg->secret, D2G_CHECK_OPERATION, query, vars, &b->req,
                                  err, sizeof(err));
@@ -909,9 +882,36 @@ static void on_check_done(d2g_poller_t *p, check_batch_t *b, const d2g_ds_result
                   res->http_status == 414 || (res->status == D2G_DS_GRAPHQL && parsed != 0);
     if (parsed == 0) {
         int64_t *quiet = d2g_calloc(b->n + 1, sizeof(int64_t));
+        int *labels_done = d2g_calloc(b->n + 1, sizeof(int));
         size_t nq = 0;
+        /* Quiet procedures whose label pass is due: done here if their label page
+         * was complete and equal to what was last emitted. */
+        json_t *data = res->status == D2G_DS_OK ? res->data : res->partial;
+        json_t **pages = d2g_calloc(b->n + 1, sizeof(json_t *));
+        int64_t *lnum = d2g_calloc(b->n + 1, sizeof(int64_t));
+        int *same = d2g_calloc(b->n + 1, sizeof(int)), *lat = d2g_calloc(b->n + 1, sizeof(int));
+        size_t nl = 0;
+        for (size_t i = 0; i < b->n; i++)
+            if (out[i] == D2G_CHECK_QUIET && b->labels_due[i] &&
+                (pages[nl] = d2g_checker_label_page(data, i))) {
+                lnum[nl] = b->procs[i]->cfg->number;
+                lat[i] = (int)nl + 1;
+                nl++;
+            }
+        if (nl && d2g_checker_labels_same(p->redis, lnum, pages, nl, same, err, sizeof(err))) {
+            d2g_log_err(D2G_LOG_WARN, "redis_error", 0, NULL, err, "cannot compare labels");
+            memset(same, 0, (nl + 1) * sizeof(int));
+        }
         for (size_t i = 0; i < b->n; i++) {
             proc_t *pr = b->procs[i];
+            if (out[i] == D2G_CHECK_QUIET && b->labels_due[i]) {
+                if (lat[i] && same[lat[i] - 1])
+                    labels_done[nq] = 1; /* the label pass is done: quiet */
+                else {
+                    want_run(pr, now, 1);
+                    continue;
+                }
+            }
             if (out[i] == D2G_CHECK_CHANGED || out[i] == D2G_CHECK_DELETED) {
                 pr->active_ms = wall;
                 want_run(pr, now, 0);
@@ -919,19 +919,22 @@ static void on_check_done(d2g_poller_t *p, check_batch_t *b, const d2g_ds_result
                 want_run(pr, now, 0); /* its run meets the error and reports it */
             } else if (out[i] == D2G_CHECK_UNKNOWN) {
                 pr->check_due = now; /* again at once, without the failed ones */
-            } else if (b->labels_due[i]) {
-                want_run(pr, now, 1);
             } else {
-                pr->check_due = now + jitter(p, next_check_ms(pr, wall));
+                pr->check_due = now + d2g_sched_spread(&p->rng, next_check_ms(pr, wall));
                 pr->last_complete_ms = wall;
                 quiet[nq++] = pr->cfg->number;
             }
         }
-        if (nq && d2g_checker_mark_polled(p->redis, quiet, nq, wall, err, sizeof(err)))
+        if (nq && d2g_checker_mark_polled(p->redis, quiet, labels_done, nq, wall, err, sizeof(err)))
             d2g_log_err(D2G_LOG_WARN, "cursor_save_failed", 0, NULL, err, "could not record check times");
         const char *cl[] = {tok->cfg->name};
         d2g_metric_inc(p->m_checked, cl, (double)b->n);
         free(quiet);
+        free(labels_done);
+        free(pages);
+        free(lnum);
+        free(same);
+        free(lat);
         tok->batch = d2g_sched_batch_after(tok->batch, p->cfg->producer.check_batch_size, 0,
                                            &tok->batch_streak);
     } else if (refused && b->n > 1) {

@@ -4,10 +4,15 @@
  *
  * One thread, one loop: DS requests of several procedures in flight at once
  * (libcurl multi, producer.concurrency), Kafka delivery reports served in the
- * same loop, Redis for what replicas share. Per procedure, a run is:
+ * same loop, Redis for what replicas share.
  *
- *   1. take the procedure's lease in Redis (else another replica has it);
- *      skip the run if another replica completed one less than an interval ago
+ * Between runs, procedures are checked in batches (checker.h): one request
+ * asks whether any of up to producer.check_batch_size procedures of a token
+ * changed since its cursor; only those that did get a run. Each procedure is
+ * checked again after its adaptive interval (schedule.h), by the replica the
+ * procedures' split gives it (members.h). Per procedure, a run is:
+ *
+ *   1. take the procedure's lease in Redis (else another replica has it)
  *   2. dossiers(updatedSince fixed, after = stored cursor, first = page size),
  *      page by page; each page's messages are sent, and the cursor moves only
  *      once Kafka acknowledged all of them
@@ -16,10 +21,11 @@
  *      an upsert for each dossier whose labels differ from those last emitted
  *   5. record the poll time, release the lease, come back after the interval
  *
- * Fairness: a procedure gets one page per turn, then waits behind every
- * procedure that became due before it, so a 100,000-dossier backfill does not
- * starve the others. Every DS request first takes one unit of its token's
- * budget (ratelimit.h, shared by all replicas).
+ * Fairness: checks go before pages, and a procedure gets one page per turn,
+ * then waits behind every procedure that became due before it, so a
+ * 100,000-dossier backfill starves neither the others' checks nor their
+ * pages. Every DS request first takes one unit of its token's budget
+ * (ratelimit.h, shared by all replicas).
  */
 #ifndef D2G_POLLER_H
 #define D2G_POLLER_H

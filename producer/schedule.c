@@ -12,6 +12,11 @@ int64_t d2g_sched_interval_ms(int64_t min_ms, int64_t max_ms, int64_t quiet_ms) 
     return v < min_ms ? min_ms : v > max_ms ? max_ms : v;
 }
 
+int64_t d2g_sched_spread(unsigned *rng, int64_t interval_ms) {
+    int64_t j = interval_ms / 10;
+    return j > 0 ? interval_ms - (int64_t)(rand_r(rng) % (unsigned)(j + 1)) : interval_ms;
+}
+
 static int before(const d2g_sched_item_t *a, const d2g_sched_item_t *b) {
     return a->due < b->due || (a->due == b->due && a->index < b->index);
 }

@@ -29,6 +29,11 @@
  * treated as long quiet), within [min_ms, max_ms] (max below min means min). */
 int64_t d2g_sched_interval_ms(int64_t min_ms, int64_t max_ms, int64_t quiet_ms);
 
+/* When, within [0.9, 1] x interval_ms from now, the next check goes: a little
+ * spread so that replicas and tokens do not beat in step, never later than the
+ * interval (a change is seen within one interval). rng: rand_r state. */
+int64_t d2g_sched_spread(unsigned *rng, int64_t interval_ms);
+
 /* A candidate for a check: when it is due and who it is. */
 typedef struct d2g_sched_item {
     int64_t due;

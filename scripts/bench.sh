@@ -12,8 +12,20 @@
 #
 #   scripts/bench.sh [--dossiers N] [--shapes "wide narrow"] [--workers "1 2 4"]
 #                    [--documents "1 4"] [--no-many] [-- extra bench_worker arguments]
+#
+#   scripts/bench.sh producer [ARGS]     the producer at scale instead (tests/bench/bench_producer.c):
+#                                        10,000 procedures over 20 tokens, 2 replicas, one killed;
+#                                        ARGS e.g. --procedures 2000 --interval 60
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [[ "${1:-}" == producer ]]; then
+  shift
+  ./scripts/setup.sh >/dev/null
+  cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build/release -j"$(nproc)" --target bench_producer ds2grist-producer ds2grist-kafka-mock >/dev/null
+  exec build/release/tests/bench_producer "$@"
+fi
 
 dossiers=8000 shapes="wide narrow" workers="1 2 4" documents="1 4" many=1 extra=()
 while [ $# -gt 0 ]; do

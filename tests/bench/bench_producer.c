@@ -6,7 +6,9 @@
  *
  * The procedures start in steady state: their cursors are seeded in Redis as
  * if a first run had just ended (the initial backfill is test_producer's
- * subject), so what is measured is the cost of keeping them fresh. Phases:
+ * subject), so what is measured is the cost of keeping them fresh, label
+ * passes included (the last ones spread over the past labels_interval_s, the
+ * default 900 s). Phases:
  *
  *   idle       every procedure quiet for 2 intervals: DS requests per
  *              procedure per interval, per token per minute; each replica's
@@ -113,10 +115,12 @@ static long long redis_commands(d2g_redis_t *r) {
     return n;
 }
 
-/* Cursors as a first run leaves them: nothing after "now". */
+/* Cursors as a first run leaves them: nothing after "now"; the last label passes spread
+ * over the past 15 minutes (labels_interval_s), so that they fall due all along the run. */
 static void seed_cursors(d2g_redis_t *r, int n) {
-    char err[D2G_ERRLEN], k[128], since[D2G_TIME_BUFLEN], now[24];
+    char err[D2G_ERRLEN], k[128], since[D2G_TIME_BUFLEN], now[24], labels_at[24];
     int64_t wall = d2g_clock_wall_ms();
+    unsigned seed = 11;
     d2g_clock_format_ms(wall, since);
     snprintf(now, sizeof(now), "%lld", (long long)wall);
     redisContext *c = d2g_redis_context(r);
@@ -124,8 +128,9 @@ static void seed_cursors(d2g_redis_t *r, int n) {
         die("redis not connected");
     for (int i = 0; i < n; i++) {
         d2g_redis_key(r, k, sizeof(k), "{proc:%d}:cursor", FIRST + i);
+        snprintf(labels_at, sizeof(labels_at), "%lld", (long long)(wall - rand_r(&seed) % 900000));
         const char *argv[] = {"HSET", k, "updated_since", since, "deleted_since", since,
-                              "labels_at_ms", now, "last_poll_ms", now};
+                              "labels_at_ms", labels_at, "last_poll_ms", now};
         redisAppendCommandArgv(c, 10, argv, NULL);
     }
     for (int i = 0; i < n; i++) {
@@ -158,6 +163,33 @@ static int checked_since(d2g_redis_t *r, int n, int64_t since_ms) {
         freeReplyObject(rep);
     }
     return ok;
+}
+
+/* The procedures a replica checks, from the last "replicas_changed" line of its log, or -1;
+ * *at_ms (if not NULL) gets that line's time (wall ms), 0 if none. */
+static long owned_from_log(const d2g_testenv_t *env, int i, int64_t *at_ms) {
+    char path[512], line[4096];
+    snprintf(path, sizeof(path), "%s/producer-%d.log", env->dir, i);
+    FILE *f = fopen(path, "r");
+    long owned = -1;
+    if (at_ms)
+        *at_ms = 0;
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f)) {
+        const char *at = strstr(line, "this one checks ");
+        if (strstr(line, "replicas_changed") && at) {
+            owned = atol(at + strlen("this one checks "));
+            json_t *j = json_loads(line, 0, NULL);
+            double t;
+            int is_int;
+            if (at_ms && j && d2g_clock_parse_iso(json_string_value(json_object_get(j, "time")), &t, &is_int) == 0)
+                *at_ms = (int64_t)(t * 1000);
+            json_decref(j);
+        }
+    }
+    fclose(f);
+    return owned;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -240,7 +272,7 @@ int main(int argc, char **argv) {
                             " \"api_key\": {\"env\": \"BENCH_GRIST_KEY\"}}}},"
                             " \"producer\": {\"lease_s\": %d, \"check_batch_size\": %d},"
                             " \"defaults\": {\"poll_interval_s\": %d, \"poll_interval_max_s\": %d},"
-                            " \"log_level\": \"warn\", \"procedures\": [",
+                            " \"log_level\": \"info\", \"procedures\": [",
                             lease, batch, interval, interval);
     for (int i = 0; i < procedures; i++)
         len += (size_t)snprintf(cfg + len, pcap - len,
@@ -272,6 +304,12 @@ int main(int argc, char **argv) {
     }
     /* Settle: every replica sees the others, every procedure checked once. */
     d2g_test_sleep_ms((interval + 8) * 1000L);
+
+    for (int i = 0; i < nrep; i++) {
+        long o = owned_from_log(&env, i, NULL);
+        printf("share: replica %d checks %ld procedures (%.1f%% of an even share)\n", i, o,
+               100.0 * (double)o * nrep / procedures);
+    }
 
     /* ---- idle ---- */
     json_decref(ds_json(&env, "POST", "/admin/counters/reset", NULL));
@@ -380,9 +418,12 @@ int main(int argc, char **argv) {
                 break;
             d2g_test_sleep_ms(500);
         }
-        printf("take-over: replica 0 SIGKILLed; %d/%d procedures checked again within %.1f s"
-               " (lease %d s, interval %d s)\n", done, procedures,
-               (double)(d2g_clock_mono_ms() - t0) / 1000.0, lease, interval);
+        int64_t moved = 0;
+        long owned = owned_from_log(&env, 1, &moved);
+        printf("take-over: replica 0 SIGKILLed; replica 1 took its procedures over after %.1f s"
+               " (now checks %ld); %d/%d procedures checked again within %.1f s (lease %d s,"
+               " interval %d s)\n", moved > killed ? (double)(moved - killed) / 1000.0 : -1.0, owned,
+               done, procedures, (double)(d2g_clock_mono_ms() - t0) / 1000.0, lease, interval);
     }
     for (int i = 0; i < nrep; i++)
         if (replicas[i].pid && d2g_test_proc_stop(&replicas[i]) != 0)

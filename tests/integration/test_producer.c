@@ -23,6 +23,8 @@
  *                  per interval and no page; the changed ones alone are fetched
  *   check fallback DS refuses a batch as too complex: smaller batches, checks go on; a
  *                  procedure the token may no longer see fails alone
+ *   labels in checks the label pass of small quiet procedures rides on their checks (no
+ *                  label request); a label change still arrives
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -925,6 +927,49 @@ static void test_check_falls_back_to_smaller_batches(void **state) {
     assert_true(ds_op(env, "checkProcedures") > 0);
 }
 
+static void test_label_pass_rides_on_checks(void **state) {
+    d2g_testenv_t *env = *state;
+    enum { P = 30 };
+    int procs[P];
+    int64_t numbers[10];
+    char cfg[512], list[4096], path[128];
+    d2g_test_proc_t producer;
+
+    procedures_json(8201, P, 3, procs, list, sizeof(list));
+    start_ds(env, list, 400);
+    write_config_defaults(env, "producer.json", procs, P,
+                          "{\"poll_interval_s\": 2, \"poll_interval_max_s\": 2}", 400,
+                          "{\"check_batch_size\": 30, \"labels_interval_s\": 3}", cfg, sizeof(cfg));
+    spawn_producer(env, &producer, "producer", cfg);
+    wait_first_runs(env, P, 90);
+    d2g_test_sleep_ms(3000);
+    json_decref(ds_admin(env, "POST", "/admin/counters/reset", NULL));
+    d2g_test_sleep_ms(10000); /* three label periods */
+    int64_t labels = ds_op(env, "getLabels"), pages = ds_op(env, "getDossiers"),
+            checks = ds_op(env, "checkProcedures");
+    printf("# labels in checks: %d procedures, label pass every 3 s, 10 s: %lld checks, %lld label"
+           " requests, %lld pages\n", P, (long long)checks, (long long)labels, (long long)pages);
+    assert_int_equal(labels, 0);
+    assert_int_equal(pages, 0);
+    /* A label-only change: seen by the next check that carries the label page. */
+    assert_int_equal(ds_numbers(env, procs[5], numbers, 10), 3);
+    snprintf(path, sizeof(path), "/admin/procedures/%d/dossiers/%lld", procs[5], (long long)numbers[1]);
+    json_decref(ds_admin(env, "PATCH", path, "{\"labels\": [\"Urgent\", \"Pièces manquantes\"]}"));
+    int found = 0;
+    for (int64_t end = d2g_clock_mono_ms() + 30000; !found && d2g_clock_mono_ms() < end;) {
+        seen_t *s;
+        size_t ns = read_messages(env, &s);
+        for (size_t i = 0; i < ns; i++)
+            found |= s[i].number == numbers[1] && s[i].partial && json_array_size(s[i].labels) == 2;
+        free_seen(s, ns);
+        if (!found)
+            d2g_test_sleep_ms(300);
+    }
+    assert_true(found);
+    assert_true(ds_op(env, "getLabels") >= 1); /* that procedure's own label pass emitted it */
+    assert_int_equal(d2g_test_proc_stop(&producer), 0);
+}
+
 int main(void) {
     d2g_test_filter_from_env();
     const struct CMUnitTest tests[] = {
@@ -940,6 +985,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_fault_kafka_fatal_error_ends_cleanly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checks_cost_little_and_find_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_falls_back_to_smaller_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_label_pass_rides_on_checks, setup, teardown),
     };
     return cmocka_run_group_tests_name("producer", tests, NULL, NULL);
 }

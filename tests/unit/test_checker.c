@@ -19,11 +19,17 @@
 
 static void test_query_and_variables(void **state) {
     (void)state;
-    char *q = d2g_checker_query(3);
+    int with_labels[] = {0, 1, 0};
+    char *q = d2g_checker_query(with_labels, 3);
     assert_non_null(strstr(q, "query checkProcedures("));
     assert_non_null(strstr(q, "p0: demarche(number: $n0)"));
     assert_non_null(strstr(q, "p2: demarche(number: $n2)"));
     assert_null(strstr(q, "p3:"));
+    /* The label page, for p1 alone. */
+    const char *l = strstr(q, "labels: dossiers(first: 100)");
+    assert_non_null(l);
+    assert_true(l > strstr(q, "p1:") && l < strstr(q, "p2:"));
+    assert_null(strstr(l + 1, "labels: dossiers"));
     assert_non_null(strstr(q, "dossiers(first: 1, after: $a1, updatedSince: $u1)"));
     assert_non_null(strstr(q, "deletedDossiers(first: 1, after: $b2, deletedSince: $d2)"));
     free(q);
@@ -80,6 +86,20 @@ static void test_answers(void **state) {
     assert_int_equal(d2g_checker_parse(data, errors, 4, out, err, sizeof(err)), -1);
     json_decref(errors);
     assert_int_equal(d2g_checker_parse(NULL, NULL, 1, out, err, sizeof(err)), -1);
+    /* Label pages: complete (no next page) or not. */
+    json_t *lab = json_loads(
+        "{\"p0\": {\"labels\": {\"pageInfo\": {\"hasNextPage\": true}, \"nodes\": []}},"
+        " \"p1\": {\"labels\": {\"pageInfo\": {\"hasNextPage\": false}, \"nodes\":"
+        "   [{\"number\": 7, \"labels\": [{\"id\": \"TGFiZWwtMg\"}, {\"id\": \"TGFiZWwtMQ\"}]}]}},"
+        " \"p2\": {\"dossiers\": {\"nodes\": []}}}", 0, NULL);
+    assert_null(d2g_checker_label_page(lab, 0));
+    json_t *page = d2g_checker_label_page(lab, 1);
+    assert_int_equal(json_array_size(page), 1);
+    char *digest = d2g_checker_label_digest(json_object_get(json_array_get(page, 0), "labels"));
+    assert_string_equal(digest, "TGFiZWwtMQ,TGFiZWwtMg"); /* sorted ids */
+    free(digest);
+    assert_null(d2g_checker_label_page(lab, 2));
+    json_decref(lab);
     /* demarche is non-null in DS's schema: one hidden procedure nulls all the data. Only it
      * failed; the others were not answered. */
     errors = json_loads("[{\"message\": \"An object of type Demarche was hidden due to permissions\","
@@ -95,7 +115,12 @@ static void test_answers(void **state) {
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "--print")) {
         FILE *f = fopen(argv[3], "w");
-        char *q = d2g_checker_query((size_t)atoi(argv[2]));
+        size_t n = (size_t)atoi(argv[2]);
+        int *with_labels = calloc(n + 1, sizeof(int));
+        for (size_t i = 0; i < n; i += 2)
+            with_labels[i] = 1; /* both shapes of an alias */
+        char *q = d2g_checker_query(with_labels, n);
+        free(with_labels);
         int ok = f && fputs(q, f) >= 0;
         free(q);
         if (f)

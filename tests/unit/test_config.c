@@ -70,10 +70,13 @@ static void test_good_config(void **state) {
     assert_non_null(p);
     assert_string_equal(p->table_prefix, "D300");
     assert_int_equal(p->poll_interval_s, 30);
+    assert_int_equal(p->poll_interval_max_s, 150); /* 5 x the minimum by default */
     assert_int_equal(p->deleted_mode, D2G_DELETED_MARK);
     p = d2g_config_find_procedure(cfg, 100);
     assert_string_equal(p->table_prefix, "Subventions");
     assert_int_equal(p->poll_interval_s, 5);
+    assert_int_equal(p->poll_interval_max_s, 25);
+    assert_int_equal(cfg->producer.check_batch_size, 50);
     assert_int_equal(p->deleted_mode, D2G_DELETED_REMOVE);
     assert_ptr_equal(p->ds_token, &cfg->ds.tokens[0]);
     assert_null(d2g_config_find_procedure(cfg, 200));
@@ -268,6 +271,12 @@ static const bad_t bad_configs[] = {
     {"procedures[0].options.deleted", "\"purge\"", "procedures[0].options.deleted: must be \"mark\" or \"remove\""},
     {"procedures", "{}", "procedures: must be an array"},
     {"defaults.poll_interval_s", "-5", "defaults.poll_interval_s: must be an integer from 1 to 86400"},
+    {"defaults.poll_interval_max_s", "10", "defaults.poll_interval_max_s: must be at least poll_interval_s (60)"},
+    {"defaults.poll_interval_max_s", "86401", "defaults.poll_interval_max_s: must be an integer from 1 to 86400"},
+    {"procedures[0].options.poll_interval_max_s", "0", "procedures[0].options.poll_interval_max_s: must be an integer from 1 to 86400"},
+    {"procedures[0].options.poll_interval_max_s", "4", "procedures[0].options.poll_interval_max_s: must be at least poll_interval_s (60)"},
+    {"producer.check_batch_size", "0", "producer.check_batch_size: must be an integer from 1 to 500"},
+    {"producer.check_batch_size", "501", "producer.check_batch_size: must be an integer from 1 to 500"},
     /* top level */
     {"log_level", "\"verbose\"", "log_level: must be debug, info, warn or error"},
     {"http.port", "65536", "http.port: must be an integer from 0 to 65535"},

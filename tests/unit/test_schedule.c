@@ -27,6 +27,20 @@ static void test_interval_follows_activity(void **state) {
     }
 }
 
+static void test_spread_never_late(void **state) {
+    (void)state;
+    unsigned rng = 42;
+    int64_t lo = INT64_MAX, hi = 0;
+    for (int i = 0; i < 10000; i++) {
+        int64_t v = d2g_sched_spread(&rng, 60000);
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    assert_true(lo >= 54000 && hi <= 60000); /* within 10% before, never after */
+    assert_true(hi - lo > 5000);             /* and spread */
+    assert_int_equal(d2g_sched_spread(&rng, 5), 5);
+}
+
 static void test_pick_earliest_first(void **state) {
     (void)state;
     d2g_sched_item_t items[] = {{50, 0}, {10, 1}, {99, 2}, {10, 3}, {5, 4}, {200, 5}, {30, 6}};
@@ -120,6 +134,7 @@ static void test_owner_even_and_stable(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_interval_follows_activity),
+        cmocka_unit_test(test_spread_never_late),
         cmocka_unit_test(test_pick_earliest_first),
         cmocka_unit_test(test_pick_rotates),
         cmocka_unit_test(test_batch_size),
