@@ -30,7 +30,7 @@
 #include <string.h>
 
 #include "ds2grist/clock.h"
-#include "testenv.h"
+#include "stack.h"
 
 #define TOKEN "ds-test-token"
 #define GKEY "grist-test-key"
@@ -95,37 +95,14 @@ static void post(const char *base, const char *path, const char *body) {
     json_decref(j);
 }
 
-static json_t *ds_list(d2g_testenv_t *env, long long procedure) {
-    char url[320];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/admin/procedures/%lld/dossiers", env->ds_port,
-             procedure);
-    json_t *j = d2g_test_json("GET", url, NULL);
-    assert_non_null(j);
-    return j;
-}
+static json_t *ds_list(d2g_testenv_t *env, long long procedure) { return d2g_stack_ds_get(env, procedure, 0); }
 
 /* Every row of a Grist table (admin dump); NULL if the table does not exist yet. */
 static json_t *grist_rows(d2g_testenv_t *env, const char *doc, const char *table) {
-    char url[320], *resp = NULL;
-    snprintf(url, sizeof(url), "%s/admin/docs/%s/tables/%s/dump?format=json", env->grist_url, doc, table);
-    int st = d2g_test_http("GET", url, NULL, NULL, &resp);
-    json_t *j = st == 200 ? json_loads(resp, 0, NULL) : NULL;
-    free(resp);
-    if (json_is_object(j)) {
-        json_t *r = json_object_get(j, "records");
-        if (!r)
-            r = json_object_get(j, "rows");
-        json_incref(r);
-        json_decref(j);
-        j = r;
-    }
-    return j;
+    return d2g_stack_grist_rows(env, doc, table);
 }
 
-static json_t *field(json_t *row, const char *name) {
-    json_t *f = json_object_get(row, "fields");
-    return json_object_get(f ? f : row, name);
-}
+static json_t *field(json_t *row, const char *name) { return d2g_stack_field(row, name); }
 
 /* 1 if the table holds exactly the dossiers DS has, each once; *rows gets
  * how many rows it has. */

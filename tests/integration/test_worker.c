@@ -28,7 +28,7 @@
 #include <time.h>
 
 #include "ds2grist/clock.h"
-#include "testenv.h"
+#include "stack.h"
 
 #define TOKEN "ds-test-token"
 #define GKEY "grist-test-key"
@@ -70,42 +70,16 @@ static void spawn(d2g_testenv_t *env, d2g_test_proc_t *p, const char *bin, const
 
 /* GET /admin/procedures/<procedure>/dossiers[/<number>] (number 0: the list). */
 static json_t *ds_get(d2g_testenv_t *env, long long procedure, long long number) {
-    char url[320];
-    if (number)
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d/admin/procedures/%lld/dossiers/%lld",
-                 env->ds_port, procedure, number);
-    else
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d/admin/procedures/%lld/dossiers",
-                 env->ds_port, procedure);
-    json_t *j = d2g_test_json("GET", url, NULL);
-    assert_non_null(j);
-    return j;
+    return d2g_stack_ds_get(env, procedure, number);
 }
 
 static json_t *ds_do(d2g_testenv_t *env, const char *method, const char *path, const char *body) {
-    char url[320];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", env->ds_port, path);
-    json_t *j = d2g_test_json(method, url, body);
-    assert_non_null(j);
-    return j;
+    return d2g_stack_ds_do(env, method, path, body);
 }
 
 /* Every row of a Grist table (admin dump); NULL if the table does not exist yet. */
 static json_t *grist_rows(d2g_testenv_t *env, const char *doc, const char *table) {
-    char url[320], *resp = NULL;
-    snprintf(url, sizeof(url), "%s/admin/docs/%s/tables/%s/dump?format=json", env->grist_url, doc, table);
-    int st = d2g_test_http("GET", url, NULL, NULL, &resp);
-    json_t *j = st == 200 ? json_loads(resp, 0, NULL) : NULL;
-    free(resp);
-    if (json_is_object(j)) { /* {"records": [...]} or {"rows": [...]} */
-        json_t *r = json_object_get(j, "records");
-        if (!r)
-            r = json_object_get(j, "rows");
-        json_incref(r);
-        json_decref(j);
-        j = r;
-    }
-    return j;
+    return d2g_stack_grist_rows(env, doc, table);
 }
 
 static json_t *grist_stats(d2g_testenv_t *env) {
@@ -117,10 +91,7 @@ static json_t *grist_stats(d2g_testenv_t *env) {
 }
 
 /* A row's field (dump rows are {id, fields} or flat). */
-static json_t *field(json_t *row, const char *name) {
-    json_t *f = json_object_get(row, "fields");
-    return json_object_get(f ? f : row, name);
-}
+static json_t *field(json_t *row, const char *name) { return d2g_stack_field(row, name); }
 
 /* Waits until the table holds exactly the numbers DS has (each once); returns
  * the number of rows then (or what it had at the time limit). */

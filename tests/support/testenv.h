@@ -78,8 +78,6 @@ int d2g_testenv_write_file(d2g_testenv_t *env, const char *name, const char *tex
 int d2g_test_http(const char *method, const char *url, const char *bearer, const char *body,
                   char **resp);
 
-#endif
-
 /* ---- Kafka: read back what was produced ---- */
 
 typedef struct d2g_test_msg {
@@ -127,3 +125,5 @@ struct json_t *d2g_testenv_grist_admin(d2g_testenv_t *env, const char *method, c
 int d2g_test_write_config(d2g_testenv_t *env, const char *name, const char *procedures_json,
                           int ds_budget, int grist_permits, const char *extra, char *path,
                           size_t pathlen);
+
+#endif
