@@ -32,24 +32,8 @@
 #include "ds2grist/clock.h"
 #include "stack.h"
 
-#define TOKEN "ds-test-token"
-#define GKEY "grist-test-key"
-
-static int setup(void **state) {
-    d2g_testenv_t *env = calloc(1, sizeof(*env));
-    *state = env;
-    setenv("D2G_TEST_DS_TOKEN", TOKEN, 1);
-    setenv("D2G_TEST_GRIST_KEY", GKEY, 1);
-    if (d2g_testenv_init(env) || d2g_testenv_start_redis(env) || d2g_testenv_start_kafka(env, 8))
-        return -1;
-    return 0;
-}
-
-static int teardown(void **state) {
-    d2g_testenv_stop(*state);
-    free(*state);
-    return 0;
-}
+#define TOKEN D2G_STACK_DS_TOKEN
+#define GKEY D2G_STACK_GRIST_KEY
 
 static void start_emulators(d2g_testenv_t *env, const char *ds_procedures) {
     char cfg[4096];
@@ -63,19 +47,13 @@ static void start_emulators(d2g_testenv_t *env, const char *ds_procedures) {
         " {\"id\": \"docC\", \"keys\": [\"" GKEY "\"]}]}"), 0);
 }
 
-static void spawn(d2g_testenv_t *env, d2g_test_proc_t *p, const char *bin, const char *name,
-                  const char *cfg) {
-    char *argv[] = {(char *)bin, "--config", (char *)cfg, NULL};
-    assert_int_equal(d2g_test_proc_spawn(env, p, name, argv), 0);
-}
-
 /* A worker serving /healthz and /readyz on port. */
 static void spawn_worker_http(d2g_testenv_t *env, d2g_test_proc_t *p, const char *name,
                               const char *cfg, int port) {
     char s[16];
     snprintf(s, sizeof(s), "%d", port);
     setenv("DS2GRIST_HTTP_PORT", s, 1);
-    spawn(env, p, D2G_WORKER_BIN, name, cfg);
+    d2g_stack_spawn(env, p, D2G_WORKER_BIN, name, cfg);
     unsetenv("DS2GRIST_HTTP_PORT");
 }
 
@@ -210,14 +188,14 @@ static void test_parked_document_does_not_delay_another(void **state) {
     for (int i = 0; i < 2; i++) {
         char name[16];
         snprintf(name, sizeof(name), "worker-%d", i);
-        spawn(env, &workers[i], D2G_WORKER_BIN, name, wcfg);
+        d2g_stack_spawn(env, &workers[i], D2G_WORKER_BIN, name, wcfg);
     }
     d2g_test_sleep_ms(5000); /* the group forms */
 
     /* docC alone: its time is the reference. */
     assert_int_equal(d2g_test_write_config(env, "producer-c.json", PROCS_C, 400, 8,
                                            "\"defaults\": {\"poll_interval_s\": 1}", pcfg, sizeof(pcfg)), 0);
-    spawn(env, &producer, D2G_PRODUCER_BIN, "producer-c", pcfg);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer-c", pcfg);
     int64_t alone = wait_synced(env, "docC", "Bourses", 1104, 120, 0, NULL);
     assert_true(alone >= 0);
     assert_int_equal(d2g_test_proc_stop(&producer), 0);
@@ -227,7 +205,7 @@ static void test_parked_document_does_not_delay_another(void **state) {
          "{\"doc\": \"docA\", \"status\": 401, \"count\": 100000000, \"error\": \"invalid API key\"}");
     assert_int_equal(d2g_test_write_config(env, "producer-ac.json", PROCS_AC, 400, 8,
                                            "\"defaults\": {\"poll_interval_s\": 1}", pcfg, sizeof(pcfg)), 0);
-    spawn(env, &producer, D2G_PRODUCER_BIN, "producer-ac", pcfg);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer-ac", pcfg);
     size_t in_kafka = 0;
     for (int64_t end = d2g_clock_mono_ms() + 120000; d2g_clock_mono_ms() < end; d2g_test_sleep_ms(1000))
         if ((in_kafka = topic_count(env, "ds2grist.dossiers")) >= 1900)
@@ -239,7 +217,7 @@ static void test_parked_document_does_not_delay_another(void **state) {
     /* docB's procedure is added while docA fails. */
     assert_int_equal(d2g_test_write_config(env, "producer-abc.json", PROCS_ABC, 400, 8,
                                            "\"defaults\": {\"poll_interval_s\": 1}", pcfg, sizeof(pcfg)), 0);
-    spawn(env, &producer, D2G_PRODUCER_BIN, "producer-abc", pcfg);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer-abc", pcfg);
     int64_t b_time = wait_synced(env, "docB", "Agrements", 1103, 90, 0, NULL);
     size_t a_rows = 0;
     int a_done = synced(env, "docA", "Subventions", 1101, &a_rows);
@@ -282,7 +260,7 @@ static void test_revoke_and_stop_with_a_stuck_batch(void **state) {
                                            cfg, sizeof(cfg)), 0);
     int port1 = free_port(1), port2 = free_port(2), unhealthy = 0;
     spawn_worker_http(env, &w1, "worker-1", cfg, port1);
-    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
     /* Once worker-1 has writes in flight, worker-2 joins: worker-1 gives up
      * partitions whose batches are stuck. */
     int stuck = 0;
@@ -327,7 +305,7 @@ static void test_revoke_and_stop_with_a_stuck_batch(void **state) {
 
     /* docA is fast again: a restarted worker delivers every dossier once. */
     post(env->grist_url, "/admin/config", "{\"writeFixedMs\": 0}");
-    spawn(env, &w3, D2G_WORKER_BIN, "worker-3", cfg);
+    d2g_stack_spawn(env, &w3, D2G_WORKER_BIN, "worker-3", cfg);
     int64_t took = wait_synced(env, "docA", "Subventions", 1101, 180, 0, NULL);
     printf("# restart after the stuck batches: 300 dossiers, each once, in %lld ms\n", (long long)took);
     assert_true(took >= 0);
@@ -387,7 +365,7 @@ static void test_refused_dead_letter_is_produced_again(void **state) {
     /* The offset moved past it: a worker of the same group finds nothing to do. */
     assert_int_equal(d2g_test_proc_stop(&worker), 0);
     d2g_test_proc_t again;
-    spawn(env, &again, D2G_WORKER_BIN, "worker-again", cfg);
+    d2g_stack_spawn(env, &again, D2G_WORKER_BIN, "worker-again", cfg);
     d2g_test_sleep_ms(12000);
     assert_int_equal(d2g_test_proc_stop(&again), 0);
     assert_int_equal(topic_count(env, "ds2grist.dlq"), 1);
@@ -403,7 +381,7 @@ static void test_ready_again_after_a_broker_blip(void **state) {
     assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC_A, 400, 8, "", cfg, sizeof(cfg)), 0);
     int port = free_port(3);
     spawn_worker_http(env, &worker, "worker", cfg, port);
-    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
     assert_true(wait_synced(env, "docA", "Subventions", 1101, 90, 0, NULL) >= 0);
     assert_int_equal(d2g_test_proc_stop(&producer), 0); /* no traffic from now on */
     assert_int_equal(http_status(port, "/readyz"), 200);
@@ -436,10 +414,10 @@ static void test_ready_again_after_a_broker_blip(void **state) {
 int main(void) {
     d2g_test_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_parked_document_does_not_delay_another, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_revoke_and_stop_with_a_stuck_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ready_again_after_a_broker_blip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refused_dead_letter_is_produced_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parked_document_does_not_delay_another, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_revoke_and_stop_with_a_stuck_batch, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_ready_again_after_a_broker_blip, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_refused_dead_letter_is_produced_again, d2g_stack_setup_kafka, d2g_stack_teardown),
     };
     return cmocka_run_group_tests_name("lanes", tests, NULL, NULL);
 }

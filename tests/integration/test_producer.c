@@ -46,25 +46,9 @@
 #include "ds2grist/redis.h"
 #include "ds2grist/envelope.h"
 #include "ds2grist/err.h"
-#include "testenv.h"
+#include "stack.h"
 
-#define TOKEN "ds-test-token"
-
-static int setup(void **state) {
-    d2g_testenv_t *env = calloc(1, sizeof(*env));
-    *state = env;
-    setenv("D2G_TEST_DS_TOKEN", TOKEN, 1);
-    setenv("D2G_TEST_GRIST_KEY", "unused", 1);
-    if (d2g_testenv_init(env) || d2g_testenv_start_redis(env) || d2g_testenv_start_kafka(env, 8))
-        return -1;
-    return 0;
-}
-
-static int teardown(void **state) {
-    d2g_testenv_stop(*state);
-    free(*state);
-    return 0;
-}
+#define TOKEN D2G_STACK_DS_TOKEN
 
 /* The emulator with the given procedures ({number, dossiers}...) and one token. */
 static void start_ds(d2g_testenv_t *env, const char *procedures_json, int rate_per_minute) {
@@ -973,19 +957,19 @@ static void test_label_pass_rides_on_checks(void **state) {
 int main(void) {
     d2g_test_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_backfill, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_incremental_and_labels, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_two_replicas_share_procedures, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_two_replicas_share_the_budget, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_crash_mid_page_skips_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_page_shrinks_on_timeouts_and_complexity, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fairness, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fault_redis_loss_keeps_deletions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fault_paused_replica_never_writes_older_cursor, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fault_kafka_fatal_error_ends_cleanly, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_checks_cost_little_and_find_changes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_falls_back_to_smaller_batches, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_label_pass_rides_on_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backfill, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_incremental_and_labels, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_two_replicas_share_procedures, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_two_replicas_share_the_budget, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_crash_mid_page_skips_nothing, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_page_shrinks_on_timeouts_and_complexity, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_fairness, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_fault_redis_loss_keeps_deletions, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_fault_paused_replica_never_writes_older_cursor, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_fault_kafka_fatal_error_ends_cleanly, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_checks_cost_little_and_find_changes, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_check_falls_back_to_smaller_batches, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_label_pass_rides_on_checks, d2g_stack_setup_kafka, d2g_stack_teardown),
     };
     return cmocka_run_group_tests_name("producer", tests, NULL, NULL);
 }

@@ -28,7 +28,7 @@
 #include "ds2grist/permits.h"
 #include "ds2grist/ratelimit.h"
 #include "ds2grist/redis.h"
-#include "testenv.h"
+#include "stack.h"
 
 static d2g_redis_t *connect_env(d2g_testenv_t *env) {
     char url[64], err[D2G_ERRLEN];
@@ -37,20 +37,6 @@ static d2g_redis_t *connect_env(d2g_testenv_t *env) {
     if (d2g_redis_connect(url, NULL, NULL, "t", 2000, &r, err, sizeof(err)))
         fail_msg("connect: %s", err);
     return r;
-}
-
-static int setup(void **state) {
-    d2g_testenv_t *env = calloc(1, sizeof(*env));
-    *state = env;
-    if (d2g_testenv_init(env) || d2g_testenv_start_redis(env))
-        return -1;
-    return 0;
-}
-
-static int teardown(void **state) {
-    d2g_testenv_stop(*state);
-    free(*state);
-    return 0;
 }
 
 static int cmp_i64(const void *a, const void *b) {
@@ -361,15 +347,15 @@ static void test_fenced_lease(void **state) {
 int main(void) {
     d2g_test_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_ratelimit_across_processes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_permits_cap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_permit_of_crashed_holder_expires, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_script_reloaded_after_flush, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ratelimit_across_processes, d2g_stack_setup_redis, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_permits_cap, d2g_stack_setup_redis, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_permit_of_crashed_holder_expires, d2g_stack_setup_redis, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_lease, d2g_stack_setup_redis, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_script_reloaded_after_flush, d2g_stack_setup_redis, d2g_stack_teardown),
         cmocka_unit_test(test_rate_per_second),
-        cmocka_unit_test_setup_teardown(test_no_resend_after_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fenced_lease, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_permits_cap_across_redis_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_resend_after_timeout, d2g_stack_setup_redis, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_fenced_lease, d2g_stack_setup_redis, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_permits_cap_across_redis_restart, d2g_stack_setup_redis, d2g_stack_teardown),
     };
     return cmocka_run_group_tests_name("redis_budgets", tests, NULL, NULL);
 }

@@ -30,24 +30,8 @@
 #include "ds2grist/clock.h"
 #include "stack.h"
 
-#define TOKEN "ds-test-token"
-#define GKEY "grist-test-key"
-
-static int setup(void **state) {
-    d2g_testenv_t *env = calloc(1, sizeof(*env));
-    *state = env;
-    setenv("D2G_TEST_DS_TOKEN", TOKEN, 1);
-    setenv("D2G_TEST_GRIST_KEY", GKEY, 1);
-    if (d2g_testenv_init(env) || d2g_testenv_start_redis(env) || d2g_testenv_start_kafka(env, 8))
-        return -1;
-    return 0;
-}
-
-static int teardown(void **state) {
-    d2g_testenv_stop(*state);
-    free(*state);
-    return 0;
-}
+#define TOKEN D2G_STACK_DS_TOKEN
+#define GKEY D2G_STACK_GRIST_KEY
 
 static void start_emulators(d2g_testenv_t *env, const char *ds_procedures, const char *grist_extra) {
     char cfg[4096];
@@ -60,12 +44,6 @@ static void start_emulators(d2g_testenv_t *env, const char *ds_procedures, const
              "{\"docs\": [{\"id\": \"docA\", \"keys\": [\"" GKEY "\"]}, {\"id\": \"docB\", \"keys\": [\"" GKEY "\"]}]%s}",
              grist_extra ? grist_extra : "");
     assert_int_equal(d2g_testenv_start_grist(env, cfg), 0);
-}
-
-static void spawn(d2g_testenv_t *env, d2g_test_proc_t *p, const char *bin, const char *name,
-                  const char *cfg) {
-    char *argv[] = {(char *)bin, "--config", (char *)cfg, NULL};
-    assert_int_equal(d2g_test_proc_spawn(env, p, name, argv), 0);
 }
 
 /* GET /admin/procedures/<procedure>/dossiers[/<number>] (number 0: the list). */
@@ -192,7 +170,7 @@ static void test_end_to_end(void **state) {
     assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROCS3, 400, 8,
                                            "\"defaults\": {\"poll_interval_s\": 2}", cfg, sizeof(cfg)), 0);
     int64_t t0 = d2g_clock_mono_ms();
-    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
     /* worker-0 serves /healthz, /readyz and /metrics (DS2GRIST_HTTP_PORT). */
     char port[16];
     int http_port = 20000 + (int)(d2g_clock_wall_ms() % 20000);
@@ -202,7 +180,7 @@ static void test_end_to_end(void **state) {
         snprintf(name, sizeof(name), "worker-%d", i);
         if (i == 0)
             setenv("DS2GRIST_HTTP_PORT", port, 1);
-        spawn(env, &workers[i], D2G_WORKER_BIN, name, cfg);
+        d2g_stack_spawn(env, &workers[i], D2G_WORKER_BIN, name, cfg);
         unsetenv("DS2GRIST_HTTP_PORT");
     }
     assert_int_equal(wait_synced(env, "docA", "Subventions", 1101, 120), 600);
@@ -276,8 +254,8 @@ static void test_form_changes_and_deletions(void **state) {
     start_emulators(env, "[{\"number\": 1201, \"dossiers\": 120}]", NULL);
     assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC1, 400, 8,
                                            "\"defaults\": {\"poll_interval_s\": 1}", cfg, sizeof(cfg)), 0);
-    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
-    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_stack_spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
     assert_int_equal(wait_synced(env, "docA", "Aides", 1201, 90), 120);
     json_t *before = grist_columns(env, "docA", "Aides");
 
@@ -414,10 +392,10 @@ static void test_cap_with_eight_workers(void **state) {
     for (int i = 0; i < 8; i++) {
         char name[16];
         snprintf(name, sizeof(name), "worker-%d", i);
-        spawn(env, &workers[i], D2G_WORKER_BIN, name, cfg);
+        d2g_stack_spawn(env, &workers[i], D2G_WORKER_BIN, name, cfg);
     }
     d2g_test_sleep_ms(4000); /* let the group form so all eight take part */
-    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
     assert_int_equal(wait_synced(env, "docA", "Dossiers", 1301, 180), 2500);
     json_t *st = grist_stats(env);
     json_t *doc = json_object_get(json_object_get(st, "docs"), "docA");
@@ -445,9 +423,9 @@ static void test_worker_killed_mid_batch(void **state) {
                     ", \"writeFixedMs\": 60, \"writePerRowMs\": 1");
     assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROCS3, 400, 8,
                                            "\"worker\": {\"batch_bytes\": 200000}", cfg, sizeof(cfg)), 0);
-    spawn(env, &a, D2G_WORKER_BIN, "worker-a", cfg);
-    spawn(env, &b, D2G_WORKER_BIN, "worker-b", cfg);
-    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_stack_spawn(env, &a, D2G_WORKER_BIN, "worker-a", cfg);
+    d2g_stack_spawn(env, &b, D2G_WORKER_BIN, "worker-b", cfg);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
     /* Once rows are arriving, one worker joins and another dies. */
     for (int64_t end = d2g_clock_mono_ms() + 60000; d2g_clock_mono_ms() < end; d2g_test_sleep_ms(200)) {
         json_t *rows = grist_rows(env, "docA", "Subventions");
@@ -456,7 +434,7 @@ static void test_worker_killed_mid_batch(void **state) {
         if (n >= 300)
             break;
     }
-    spawn(env, &c, D2G_WORKER_BIN, "worker-c", cfg);
+    d2g_stack_spawn(env, &c, D2G_WORKER_BIN, "worker-c", cfg);
     d2g_test_sleep_ms(500);
     d2g_test_proc_kill(&a);
     assert_int_equal(wait_synced(env, "docA", "Subventions", 1101, 180), 1500);
@@ -491,7 +469,7 @@ static void test_poison_to_dead_letters(void **state) {
     d2g_test_proc_t producer, worker;
     start_emulators(env, "[{\"number\": 1201, \"dossiers\": 200}]", NULL);
     assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC1, 400, 8, "", cfg, sizeof(cfg)), 0);
-    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    d2g_stack_spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
     /* 1: not JSON. 2: a procedure nobody configured. 3: a dossier whose champs
      * are not a list. 4: a dossier too big for any Grist request (1.2 MB). */
     produce_raw(env, "1201:1", "this is not json");
@@ -514,7 +492,7 @@ static void test_poison_to_dead_letters(void **state) {
     snprintf(huge + off + big, 64, "\"}]}}");
     produce_raw(env, "1201:8888888", huge);
     free(huge);
-    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
     assert_int_equal(wait_synced(env, "docA", "Aides", 1201, 120), 200); /* the rest syncs */
 
     /* The four are in the dead-letter topic, unchanged keys, with their reason. */
@@ -572,8 +550,8 @@ static void slow_document(d2g_testenv_t *env, const char *worker_json, const cha
         " {\"number\": 1103, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docB\", \"table_prefix\": \"Agrements\"}]";
     snprintf(extra, sizeof(extra), "\"worker\": {%s, \"batch_bytes\": 100000}", worker_json);
     assert_int_equal(d2g_test_write_config(env, "ds2grist.json", procs, 400, 8, extra, cfg, sizeof(cfg)), 0);
-    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
-    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_stack_spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
     int64_t t0 = d2g_clock_mono_ms();
     assert_int_equal(wait_synced(env, "docB", "Agrements", 1103, 120), 200);
     int64_t b_done = d2g_clock_mono_ms() - t0;
@@ -618,8 +596,8 @@ static void test_stop_without_kafka(void **state) {
     d2g_test_proc_t producer, worker;
     start_emulators(env, "[{\"number\": 1201, \"dossiers\": 100}]", NULL);
     assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC1, 400, 8, "", cfg, sizeof(cfg)), 0);
-    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
-    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_stack_spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
     assert_int_equal(wait_synced(env, "docA", "Aides", 1201, 90), 100);
     d2g_test_proc_kill(&env->kafka); /* the brokers vanish */
     int64_t t0 = d2g_clock_mono_ms();
@@ -637,14 +615,14 @@ static void test_stop_without_kafka(void **state) {
 int main(void) {
     d2g_test_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_end_to_end, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_form_changes_and_deletions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cap_with_eight_workers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_worker_killed_mid_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_poison_to_dead_letters, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_slow_document_does_not_stall_others, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_full_worker_pauses_the_slow_document_only, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stop_without_kafka, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_end_to_end, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_form_changes_and_deletions, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_cap_with_eight_workers, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_worker_killed_mid_batch, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_poison_to_dead_letters, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_slow_document_does_not_stall_others, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_full_worker_pauses_the_slow_document_only, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_stop_without_kafka, d2g_stack_setup_kafka, d2g_stack_teardown),
     };
     return cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);
 }

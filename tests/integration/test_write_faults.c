@@ -42,24 +42,8 @@
 #include "ds2grist/clock.h"
 #include "stack.h"
 
-#define TOKEN "ds-test-token"
-#define GKEY "grist-test-key-5f3c9a"
-
-static int setup(void **state) {
-    d2g_testenv_t *env = calloc(1, sizeof(*env));
-    *state = env;
-    setenv("D2G_TEST_DS_TOKEN", TOKEN, 1);
-    setenv("D2G_TEST_GRIST_KEY", GKEY, 1);
-    if (d2g_testenv_init(env) || d2g_testenv_start_redis(env) || d2g_testenv_start_kafka(env, 8))
-        return -1;
-    return 0;
-}
-
-static int teardown(void **state) {
-    d2g_testenv_stop(*state);
-    free(*state);
-    return 0;
-}
+#define TOKEN D2G_STACK_DS_TOKEN
+#define GKEY D2G_STACK_GRIST_KEY
 
 static void start_emulators(d2g_testenv_t *env, const char *ds_extra, const char *procedures) {
     char cfg[2048];
@@ -69,12 +53,6 @@ static void start_emulators(d2g_testenv_t *env, const char *ds_extra, const char
              ds_extra, procedures);
     assert_int_equal(d2g_testenv_start_ds(env, cfg), 0);
     assert_int_equal(d2g_testenv_start_grist(env, "{\"docs\": [{\"id\": \"docA\", \"keys\": [\"" GKEY "\"]}]}"), 0);
-}
-
-static void spawn(d2g_testenv_t *env, d2g_test_proc_t *p, const char *bin, const char *name,
-                  const char *cfg) {
-    char *argv[] = {(char *)bin, "--config", (char *)cfg, NULL};
-    assert_int_equal(d2g_test_proc_spawn(env, p, name, argv), 0);
 }
 
 static const char *PROC_REMOVE =
@@ -118,8 +96,8 @@ static void test_remove_new_block(void **state) {
     start_emulators(env, "", "[{\"number\": 1301, \"dossiers\": 60}]");
     assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC_REMOVE, 400, 8,
                                            "\"defaults\": {\"poll_interval_s\": 1}", cfg, sizeof(cfg)), 0);
-    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
-    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_stack_spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
     assert_int_equal(d2g_stack_wait_synced(env, "docA", "Aides", 1301, 90), 60);
 
     /* A repetition block added to the form: its child table does not exist
@@ -204,7 +182,7 @@ static void test_big_numbers(void **state) {
             produce_raw(env, key, e);
             free(e);
         }
-    spawn(env, &w1, D2G_WORKER_BIN, "worker1", cfg);
+    d2g_stack_spawn(env, &w1, D2G_WORKER_BIN, "worker1", cfg);
     int64_t end = d2g_clock_mono_ms() + 60000;
     size_t n = 0;
     while (d2g_clock_mono_ms() < end) {
@@ -216,7 +194,7 @@ static void test_big_numbers(void **state) {
         d2g_test_sleep_ms(500);
     }
     /* A second worker, the first killed: what was not committed is read again. */
-    spawn(env, &w2, D2G_WORKER_BIN, "worker2", cfg);
+    d2g_stack_spawn(env, &w2, D2G_WORKER_BIN, "worker2", cfg);
     d2g_test_sleep_ms(4000);
     d2g_test_proc_kill(&w1);
     for (int i = 0; i < N; i++) {
@@ -279,8 +257,8 @@ static void test_secret_in_error(void **state) {
     json_decref(d2g_stack_grist_do(env, "POST", "/admin/faults",
                                    "{\"doc\": \"docA\", \"status\": 400, \"method\": \"PUT\", \"count\": 1000,"
                                    " \"error\": \"Authorization: Bearer " GKEY " is not allowed here\"}"));
-    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
-    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_stack_spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
     d2g_test_msgs_t dlq = {0};
     for (int64_t end = d2g_clock_mono_ms() + 90000; d2g_clock_mono_ms() < end; d2g_test_sleep_ms(1000)) {
         d2g_test_msgs_free(&dlq);
@@ -329,7 +307,7 @@ static void test_refused_repeatedly(void **state) {
     d2g_test_proc_t producer, worker;
     start_emulators(env, "", "[{\"number\": 1301, \"dossiers\": 50}]");
     assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC, 400, 8, "", cfg, sizeof(cfg)), 0);
-    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    d2g_stack_spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
     /* A dossier of 1.5 MB (one text champ of its own), 20 versions of it. */
     enum { VERSIONS = 20 };
     size_t big = 1500 * 1000;
@@ -347,7 +325,7 @@ static void test_refused_repeatedly(void **state) {
         d2g_test_sleep_ms(300); /* separate batches */
     }
     free(huge);
-    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
     assert_int_equal(d2g_stack_wait_synced(env, "docA", "Aides", 1301, 120), 50);
     d2g_test_msgs_t dlq = {0};
     for (int64_t end = d2g_clock_mono_ms() + 30000; d2g_clock_mono_ms() < end; d2g_test_sleep_ms(500)) {
@@ -381,8 +359,8 @@ static void test_parked_and_back(void **state) {
     json_decref(d2g_stack_grist_do(env, "POST", "/admin/faults",
                                    "{\"doc\": \"docA\", \"status\": 401, \"count\": 100000,"
                                    " \"error\": \"invalid API key\"}"));
-    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
-    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_stack_spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
     snprintf(out, sizeof(out), "%s/status.json", env->dir);
     snprintf(cmd, sizeof(cmd), "%s --config %s status --json --no-lag > %s 2>/dev/null", D2G_CLI_BIN, cfg, out);
     json_t *lane = NULL;
@@ -455,8 +433,8 @@ static void test_schema_after_timeout(void **state) {
     json_decref(d2g_stack_grist_do(env, "POST", "/admin/faults",
                                    "[{\"doc\": \"docA\", \"method\": \"POST\", \"pattern\": \"^/tables$\", \"apply\": true,"
                                    "  \"delayMs\": 2500, \"count\": 2}]"));
-    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
-    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_stack_spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
     assert_int_equal(d2g_stack_wait_synced(env, "docA", "Aides", 1301, 120), 80);
     /* A champ added to the form: its column is created under the same kind of fault. */
     json_decref(d2g_stack_grist_do(env, "POST", "/admin/faults",
@@ -516,8 +494,8 @@ static void test_alternating_proxy(void **state) {
     json_decref(d2g_stack_grist_do(env, "POST", "/admin/docs/docA/mode",
                                    "{\"mode\": \"alternate\", \"status\": 502, \"body\": \"html-echo\"}"));
     int64_t t0 = d2g_clock_mono_ms();
-    spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
-    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_stack_spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
     assert_int_equal(d2g_stack_wait_synced(env, "docA", "Aides", 1301, 240), 400);
     double took = (double)(d2g_clock_mono_ms() - t0) / 1000.0;
     json_t *s = d2g_stack_grist_do(env, "GET", "/admin/stats", NULL);
@@ -536,13 +514,13 @@ static void test_alternating_proxy(void **state) {
 int main(void) {
     d2g_test_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_remove_new_block, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_big_numbers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_secret_in_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_parked_and_back, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_schema_after_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alternating_proxy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refused_repeatedly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_new_block, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_big_numbers, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_secret_in_error, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_parked_and_back, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_schema_after_timeout, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_alternating_proxy, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_refused_repeatedly, d2g_stack_setup_kafka, d2g_stack_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,36 @@
 
 #include "ds2grist/clock.h"
 
+int d2g_stack_setup_redis(void **state) {
+    d2g_testenv_t *env = calloc(1, sizeof(*env));
+    *state = env;
+    if (!env)
+        return -1;
+    setenv("D2G_TEST_DS_TOKEN", D2G_STACK_DS_TOKEN, 1);
+    setenv("D2G_TEST_GRIST_KEY", D2G_STACK_GRIST_KEY, 1);
+    return d2g_testenv_init(env) || d2g_testenv_start_redis(env) ? -1 : 0;
+}
+
+int d2g_stack_setup_kafka(void **state) {
+    if (d2g_stack_setup_redis(state))
+        return -1;
+    return d2g_testenv_start_kafka(*state, 8) ? -1 : 0;
+}
+
+int d2g_stack_teardown(void **state) {
+    if (*state)
+        d2g_testenv_stop(*state);
+    free(*state);
+    *state = NULL;
+    return 0;
+}
+
+void d2g_stack_spawn(d2g_testenv_t *env, d2g_test_proc_t *p, const char *bin, const char *name,
+                     const char *cfg) {
+    char *argv[] = {(char *)bin, "--config", (char *)cfg, NULL};
+    assert_int_equal(d2g_test_proc_spawn(env, p, name, argv), 0);
+}
+
 json_t *d2g_stack_ds_get(d2g_testenv_t *env, long long procedure, long long number) {
     char url[320];
     if (number)

@@ -11,6 +11,23 @@
 
 #include "testenv.h"
 
+/* The secrets the spawned services read (D2G_TEST_DS_TOKEN, D2G_TEST_GRIST_KEY):
+ * distinctive, so that a test can search every output for them. */
+#define D2G_STACK_DS_TOKEN "ds-test-token"
+#define D2G_STACK_GRIST_KEY "grist-test-key-5f3c9a"
+
+/* cmocka group setups: a d2g_testenv_t in *state, the two secrets exported,
+ * a real redis-server, and (setup_kafka) the Kafka mock with 8 partitions.
+ * teardown stops all of it and frees the env. */
+int d2g_stack_setup_redis(void **state);
+int d2g_stack_setup_kafka(void **state);
+int d2g_stack_teardown(void **state);
+
+/* Spawns `bin --config cfg` as name (log in <env->dir>/<name>.log); fails the
+ * test if it cannot. */
+void d2g_stack_spawn(d2g_testenv_t *env, d2g_test_proc_t *p, const char *bin, const char *name,
+                     const char *cfg);
+
 /* GET /admin/procedures/<procedure>/dossiers[/<number>] (number 0: the list). */
 json_t *d2g_stack_ds_get(d2g_testenv_t *env, long long procedure, long long number);
 /* method path [body] on the DS emulator; fails the test on a non-2xx. */
