@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # binary can be installed here; see docs/helm.md).
 PACKAGES=(build-essential cmake pkg-config git
           librdkafka-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev
-          libcmocka-dev redis-server kcat curl ca-certificates
+          libsodium-dev libcmocka-dev redis-server kcat curl ca-certificates
           golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev golang-gopkg-yaml.v2-dev
           golang-github-xeipuuv-gojsonschema-dev)
 

@@ -115,6 +115,20 @@ async function handleAdmin(state, req, res, url) {
         return sendJson(res, 200, { faults: state.faults });
       }
     }
+    // POST /admin/access-token {doc, key, readOnly?, ttlMs?}: what the plugin API's
+    // getAccessToken answers for the user holding API key `key` (tokens.js).
+    if (p[0] === 'access-token' && p.length === 1 && m === 'POST') {
+      const b = await jsonBody(req);
+      const doc = getDoc(state, b.doc);
+      const access = typeof b.key === 'string' ? state.access(b.key, doc.id) : null;
+      if (!access) { throw new ApiError(403, 'No view access'); }
+      const ttlMs = b.ttlMs === undefined ? 15 * 60 * 1000 : Number(b.ttlMs);
+      if (!Number.isInteger(ttlMs) || ttlMs > 86400000 || ttlMs < -86400000) { throw new ApiError(400, 'ttlMs must be an integer of at most a day'); }
+      // As ActiveDoc.getAccessToken: a viewer's token is read-only whatever was asked.
+      const readOnly = Boolean(b.readOnly) || access === 'viewers';
+      const token = state.tokens.sign(doc.id, b.key, readOnly, ttlMs);
+      return sendJson(res, 200, { token, baseUrl: `http://${req.headers.host}/api/docs/${doc.id}`, ttlMsecs: ttlMs });
+    }
     // POST /admin/keys {key, docs: ["docA" | {id, access}], access?}
     if (p[0] === 'keys' && p.length === 1 && m === 'POST') {
       const b = await jsonBody(req);

@@ -239,6 +239,11 @@ const ROUTES = [
     }),
   },
   {
+    // DocApi.ts: canEdit, flushes the open document to disk; no effect on its content.
+    method: 'POST', path: ['flush'], kind: 'flush', role: 'editors', unthrottled: true,
+    read: () => true,
+  },
+  {
     method: 'GET', path: ['tables'], kind: 'tables', role: 'viewers',
     read: ({ doc }) => ({ tables: [...doc.tables.values()].map(tableRecord) }),
   },
@@ -700,14 +705,28 @@ async function handleApi(state, req, res, url) {
       await parseDelay(state, req);
     }
 
-    const key = authenticate(state, req);
+    // ?auth=<access token> first, as Authorizer.ts's getRequestIdentity; else the API key.
+    const auth = url.searchParams.get('auth');
+    const tok = auth ? state.tokens.verify(auth) : null;
+    const key = tok ? tok.key : authenticate(state, req);
+    // Not explicit credentials: mutating requests need a header a cross-site form cannot set.
+    if (tok && !['GET', 'HEAD', 'OPTIONS'].includes(req.method) &&
+        !(String(req.headers['content-type'] || '').split(';')[0] === 'application/json' ||
+          req.headers['x-requested-with'] === 'XMLHttpRequest')) {
+      throw new ApiError(401, "Unauthenticated requests require one of the headers'Content-Type: application/json' or 'X-Requested-With: XMLHttpRequest'");
+    }
     doc = state.docs.get(docId) || null;
     if (!doc) { throw new ApiError(404, 'document not found'); }
     // Per-document modes (admin.js): a key revoked for this document, a deleted document.
     if (doc.mode.mode === 'revoked' && key) { throw new ApiError(401, 'Bad request: invalid API key'); }
     if (doc.mode.mode === 'deleted') { throw new ApiError(404, 'document not found'); }
     if (!route) { throw new ApiError(404, `not found: ${url.pathname}`); }
-    const access = key ? state.access(key, docId) : null;
+    let access = key ? state.access(key, docId) : null;
+    if (tok) {
+      // AccessTokenCredential.docAuth: the token's document only, at most viewer if read-only.
+      if (tok.docId !== docId) { throw new ApiError(403, 'Document access denied'); }
+      if (tok.readOnly && access) { access = 'viewers'; }
+    }
     if (!access) { throw new ApiError(403, 'No view access'); }
     if (route.role === 'editors' && access === 'viewers') { throw new ApiError(403, 'No write access'); }
 

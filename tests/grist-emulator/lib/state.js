@@ -2,6 +2,7 @@
 // Server-wide state: settings, documents, API keys, counters, injected faults.
 
 const { Doc } = require('./store');
+const { AccessTokens } = require('./tokens');
 
 // Defaults reproduce grist-core 1.7.x measured on this kind of machine (see README).
 // The write cost is per cell (grist-core 1.7.17, /work/shared/notes/grist-api.md):
@@ -32,6 +33,7 @@ class State {
     this.docs = new Map();
     this.keys = new Map();          // key -> Map(docId or '*' -> access)
     this.faults = [];
+    this.tokens = new AccessTokens(); // document access tokens (?auth=), tokens.js
     this.parserBusyUntil = 0;       // virtual clock of the JSON parser (Node's one thread)
     this.resetStats();
   }
