@@ -12,12 +12,27 @@
 #define D2G_VERSION "unknown"
 #endif
 
-static volatile sig_atomic_t *stop_flag;
+static volatile sig_atomic_t *stop_flag, *reload_flag;
 
 static void on_stop_signal(int sig) {
     (void)sig;
     if (stop_flag)
         *stop_flag = 1;
+}
+
+static void on_reload_signal(int sig) {
+    (void)sig;
+    if (reload_flag)
+        *reload_flag = 1;
+}
+
+void d2g_cli_catch_reload(volatile sig_atomic_t *flag) {
+    struct sigaction sa;
+    reload_flag = flag;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_reload_signal;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &sa, NULL);
 }
 
 void d2g_cli_catch_stop(volatile sig_atomic_t *flag) {
@@ -31,6 +46,11 @@ void d2g_cli_catch_stop(volatile sig_atomic_t *flag) {
 
 int d2g_cli_start(int argc, char **argv, const char *service, const char *usage,
                   d2g_config_t **cfg, int *argi) {
+    return d2g_cli_start_path(argc, argv, service, usage, cfg, argi, NULL);
+}
+
+int d2g_cli_start_path(int argc, char **argv, const char *service, const char *usage,
+                       d2g_config_t **cfg, int *argi, const char **path_out) {
     const char *path = getenv("DS2GRIST_CONFIG");
     char err[D2G_ERRLEN];
 
@@ -53,6 +73,8 @@ int d2g_cli_start(int argc, char **argv, const char *service, const char *usage,
         }
     }
     *argi = i;
+    if (path_out)
+        *path_out = path;
     d2g_alloc_init();
     d2g_log_init(service, D2G_LOG_INFO);
     if (!path || !*path) {

@@ -13,6 +13,7 @@
 #include "ds2grist/text.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -80,9 +81,10 @@ static int get_int(json_t *obj, const char *key, const char *path, int required,
 }
 
 /* {"env": NAME} or {"file": PATH}; absent and optional -> *out = NULL. */
-static int get_secret(json_t *obj, const char *key, const char *path, int required,
-                      char **out, char *err, size_t errlen) {
+static int get_secret_from(json_t *obj, const char *key, const char *path, int required,
+                           int allow_value, char **out, char *err, size_t errlen) {
     static const char *const keys[] = {"env", "file", NULL};
+    static const char *const vkeys[] = {"value", NULL};
     char sub[PATHLEN], cause[D2G_ERRLEN];
     json_t *v = json_object_get(obj, key);
 
@@ -97,7 +99,19 @@ static int get_secret(json_t *obj, const char *key, const char *path, int requir
         return d2g_err_set(err, errlen,
                            "%s: secrets cannot be written in the configuration; "
                            "use {\"env\": \"NAME\"} or {\"file\": \"/path\"}", sub);
-    if (expect_object(v, sub, err, errlen) || check_keys(v, sub, keys, err, errlen))
+    if (expect_object(v, sub, err, errlen))
+        return -1;
+    if (allow_value && json_object_get(v, "value")) {
+        /* Only a procedure source's entries (config.h): never the file. */
+        json_t *val = json_object_get(v, "value");
+        if (check_keys(v, sub, vkeys, err, errlen))
+            return -1;
+        if (!json_is_string(val) || json_string_length(val) == 0)
+            return d2g_err_set(err, errlen, "%s.value: must be a non-empty string", sub);
+        *out = d2g_strdup(json_string_value(val));
+        return 0;
+    }
+    if (check_keys(v, sub, keys, err, errlen))
         return -1;
     json_t *env = json_object_get(v, "env"), *file = json_object_get(v, "file");
     if ((env != NULL) == (file != NULL))
@@ -110,6 +124,11 @@ static int get_secret(json_t *obj, const char *key, const char *path, int requir
     if (rc)
         return d2g_err_set(err, errlen, "%s: %s", sub, cause);
     return 0;
+}
+
+static int get_secret(json_t *obj, const char *key, const char *path, int required,
+                      char **out, char *err, size_t errlen) {
+    return get_secret_from(obj, key, path, required, 0, out, err, errlen);
 }
 
 /* Grist table ids: an upper-case letter, then letters, digits, underscores. */
@@ -348,9 +367,15 @@ static int parse_redis(d2g_config_t *cfg, json_t *root, char *err, size_t errlen
     return 0;
 }
 
-static int parse_ds(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
+/* What procedure sources added to the file (d2g_config_load_sources). */
+typedef struct merged {
+    json_t *value_tokens; /* token name -> source name: its secret may be {"value": ...} */
+    json_t *origins;      /* per procedures[] index: null (the file) or the source's name */
+} merged_t;
+
+static int parse_ds(d2g_config_t *cfg, json_t *root, const merged_t *mg, char *err, size_t errlen) {
     static const char *const keys[] = {"endpoint", "tokens", "timeout_s", NULL};
-    static const char *const tkeys[] = {"secret", "requests_per_minute", NULL};
+    static const char *const tkeys[] = {"secret", "requests_per_minute", "endpoint", NULL};
     char path[PATHLEN];
     long long n = 0;
     json_t *d = json_object_get(root, "ds");
@@ -379,11 +404,21 @@ static int parse_ds(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
         if (!valid_name(name, 64))
             return d2g_err_set(err, errlen, "%s: a token name is 1 to 64 letters, digits, '.', '_' "
                                "or '-'", path);
+        json_t *src = mg ? json_object_get(mg->value_tokens, name) : NULL;
+        if (src)
+            snprintf(path, sizeof(path), "%s:ds.tokens.%s", json_string_value(src), name);
         if (expect_object(t, path, err, errlen) || check_keys(t, path, tkeys, err, errlen) ||
-            get_secret(t, "secret", path, 1, &tok->secret, err, errlen) ||
+            get_secret_from(t, "secret", path, 1, src != NULL, &tok->secret, err, errlen) ||
             get_int(t, "requests_per_minute", path, 0, 400, 1, 1000000, &n, err, errlen))
             return -1;
         tok->requests_per_minute = (int)n;
+        if (json_object_get(t, "endpoint")) {
+            char what[PATHLEN + 16];
+            snprintf(what, sizeof(what), "%s.endpoint", path);
+            if (get_string(t, "endpoint", path, NULL, &tok->endpoint, err, errlen) ||
+                check_http_url(tok->endpoint, what, "the token goes in its secret", err, errlen))
+                return -1;
+        } /* else ds.endpoint, once the environment had its say (validate) */
     }
     return 0;
 }
@@ -502,7 +537,8 @@ static int parse_options(json_t *o, const char *path, int *poll_interval_s,
     return 0;
 }
 
-static int parse_procedures(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
+static int parse_procedures(d2g_config_t *cfg, json_t *root, const merged_t *mg, char *err,
+                            size_t errlen) {
     static const char *const pkeys[] = {"number", "ds_token", "grist_server", "document",
                                         "table_prefix", "options", NULL};
     char path[PATHLEN], opath[PATHLEN + 16];
@@ -525,7 +561,14 @@ static int parse_procedures(d2g_config_t *cfg, json_t *root, char *err, size_t e
     json_array_foreach(procs, i, p) {
         d2g_procedure_t *proc = &cfg->procedures[cfg->n_procedures++];
         char *tok = NULL, *srv = NULL;
-        snprintf(path, sizeof(path), "procedures[%zu]", i);
+        const char *origin = mg ? json_string_value(json_array_get(mg->origins, i)) : NULL;
+        if (origin) { /* a source's entry: named by its source and number */
+            proc->source = d2g_strdup(origin);
+            snprintf(path, sizeof(path), "%s:procedures[number=%" JSON_INTEGER_FORMAT "]", origin,
+                     json_integer_value(json_object_get(p, "number")));
+        } else {
+            snprintf(path, sizeof(path), "procedures[%zu]", i);
+        }
         if (expect_object(p, path, err, errlen) || check_keys(p, path, pkeys, err, errlen) ||
             get_int(p, "number", path, 1, 0, 1, INT32_MAX, &n, err, errlen))
             return -1;
@@ -690,13 +733,16 @@ static int validate(d2g_config_t *cfg, const sources_t *src, char *err, size_t e
         return -1;
     if (d2g_log_level_parse(cfg->log_level) < 0)
         return d2g_err_set(err, errlen, "%s: must be debug, info, warn or error", src->log_level);
+    for (size_t i = 0; i < cfg->ds.n_tokens; i++)
+        if (!cfg->ds.tokens[i].endpoint)
+            cfg->ds.tokens[i].endpoint = d2g_strdup(cfg->ds.endpoint);
     return 0;
 }
 
 static int parse_producer(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
     static const char *const keys[] = {"concurrency", "lease_s", "labels_interval_s", "page_size",
                                        "page_size_min", "shutdown_grace_s", "deleted_lookback_s",
-                                       "check_batch_size", NULL};
+                                       "check_batch_size", "removed_cursor_ttl_s", NULL};
     json_t *p = json_object_get(root, "producer");
     json_t *empty = json_object();
     int rc = -1;
@@ -710,6 +756,7 @@ static int parse_producer(d2g_config_t *cfg, json_t *root, char *err, size_t err
         {"shutdown_grace_s", &cfg->producer.shutdown_grace_s, 25, 1, 3600},
         {"deleted_lookback_s", &cfg->producer.deleted_lookback_s, 2592000, 0, 31622400},
         {"check_batch_size", &cfg->producer.check_batch_size, 50, 1, 500},
+        {"removed_cursor_ttl_s", &cfg->producer.removed_cursor_ttl_s, 2592000, 0, 31622400},
         {NULL, NULL, 0, 0, 0},
     };
     if (p && (expect_object(p, "producer", err, errlen) ||
@@ -795,18 +842,20 @@ const char *const *d2g_config_secrets(const d2g_config_t *cfg, size_t *n) {
     return (const char *const *)cfg->secrets;
 }
 
-static int load_root(json_t *root, d2g_config_t **out, char *err, size_t errlen) {
+static int load_root(json_t *root, const merged_t *mg, d2g_config_t **out, char *err,
+                     size_t errlen) {
     static const char *const keys[] = {"kafka", "redis", "ds", "grist", "defaults", "procedures",
                                        "producer", "worker", "log_level", "http", NULL};
     static const char *const hkeys[] = {"port", NULL};
     long long n = 0;
     d2g_config_t *cfg = d2g_calloc(1, sizeof(*cfg));
     int rc = -1;
+    atomic_init(&cfg->refs, 1);
     if (expect_object(root, "(top level)", err, errlen) || check_keys(root, "", keys, err, errlen))
         goto out;
     if (parse_kafka(cfg, root, err, errlen) || parse_redis(cfg, root, err, errlen) ||
-        parse_ds(cfg, root, err, errlen) || parse_grist(cfg, root, err, errlen) ||
-        parse_procedures(cfg, root, err, errlen) || parse_producer(cfg, root, err, errlen) ||
+        parse_ds(cfg, root, mg, err, errlen) || parse_grist(cfg, root, err, errlen) ||
+        parse_procedures(cfg, root, mg, err, errlen) || parse_producer(cfg, root, err, errlen) ||
         parse_worker(cfg, root, err, errlen) ||
         get_string(root, "log_level", "(top level)", "info", &cfg->log_level, err, errlen))
         goto out;
@@ -833,6 +882,108 @@ out:
     return rc;
 }
 
+/*
+ * One source's overlay merged into root (a copy of the file): its tokens
+ * whose names the file does not use, its procedures whose numbers the file
+ * does not configure (the file wins; *skipped counts the others).
+ */
+static int merge_overlay(json_t *root, json_t *overlay, const char *name, merged_t *mg,
+                         size_t *skipped, char *err, size_t errlen) {
+    static const char *const okeys[] = {"ds", "procedures", NULL};
+    static const char *const dkeys[] = {"tokens", NULL};
+    char path[PATHLEN];
+    snprintf(path, sizeof(path), "%s:(top level)", name);
+    if (expect_object(overlay, path, err, errlen) || check_keys(overlay, name, okeys, err, errlen))
+        return -1;
+    json_t *ds = json_object_get(overlay, "ds");
+    json_t *toks = ds ? json_object_get(ds, "tokens") : NULL;
+    snprintf(path, sizeof(path), "%s:ds", name);
+    if (ds && (expect_object(ds, path, err, errlen) || check_keys(ds, path, dkeys, err, errlen)))
+        return -1;
+    snprintf(path, sizeof(path), "%s:ds.tokens", name);
+    if (toks && expect_object(toks, path, err, errlen))
+        return -1;
+    json_t *ftoks = json_object_get(json_object_get(root, "ds"), "tokens");
+    const char *tname;
+    json_t *t;
+    if (toks && json_is_object(ftoks))
+        json_object_foreach(toks, tname, t) {
+            if (json_object_get(ftoks, tname))
+                continue; /* the file's token of that name wins */
+            json_object_set(ftoks, tname, t);
+            json_object_set_new(mg->value_tokens, tname, json_string(name));
+        }
+    json_t *procs = json_object_get(overlay, "procedures");
+    json_t *fprocs = json_object_get(root, "procedures");
+    if (!procs)
+        return 0;
+    snprintf(path, sizeof(path), "%s:procedures", name);
+    if (!json_is_array(procs))
+        return d2g_err_set(err, errlen, "%s: must be an array", path);
+    if (!json_is_array(fprocs))
+        return 0; /* the file's own error comes first */
+    /* The numbers configured so far (the file's, and earlier sources'). */
+    json_t *seen = json_object();
+    size_t i;
+    json_t *p;
+    char num[32];
+    json_array_foreach(fprocs, i, p) {
+        snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+                 json_integer_value(json_object_get(p, "number")));
+        json_object_set_new(seen, num, json_true());
+    }
+    json_array_foreach(procs, i, p) {
+        json_t *nv = json_object_get(p, "number");
+        if (!json_is_integer(nv)) {
+            json_decref(seen);
+            return d2g_err_set(err, errlen, "%s[%zu].number: must be an integer from 1 to %d",
+                               path, i, INT32_MAX);
+        }
+        snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(nv));
+        if (json_object_get(seen, num)) {
+            (*skipped)++;
+            continue;
+        }
+        json_object_set_new(seen, num, json_true());
+        while (json_array_size(mg->origins) < json_array_size(fprocs))
+            json_array_append_new(mg->origins, json_null());
+        json_array_append(fprocs, p);
+        json_array_append_new(mg->origins, json_string(name));
+    }
+    json_decref(seen);
+    return 0;
+}
+
+/* The file's root with every source merged in, then loaded. */
+static int load_merged(json_t *root, const d2g_config_source_t *sources, size_t n_sources,
+                       d2g_config_t **out, char *err, size_t errlen) {
+    if (n_sources == 0)
+        return load_root(root, NULL, out, err, errlen);
+    json_t *copy = json_deep_copy(root);
+    merged_t mg = {json_object(), json_array()};
+    size_t skipped = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n_sources && !rc; i++) {
+        json_t *overlay = NULL;
+        char cause[D2G_ERRLEN] = "";
+        if (sources[i].fn(sources[i].ud, &overlay, cause, sizeof(cause))) {
+            rc = d2g_err_set(err, errlen, "%s: %s", sources[i].name,
+                             cause[0] ? cause : "the source cannot answer");
+        } else if (overlay) {
+            rc = merge_overlay(copy, overlay, sources[i].name, &mg, &skipped, err, errlen);
+        }
+        json_decref(overlay);
+    }
+    if (!rc)
+        rc = load_root(copy, &mg, out, err, errlen);
+    if (!rc)
+        (*out)->n_shadowed = skipped;
+    json_decref(mg.value_tokens);
+    json_decref(mg.origins);
+    json_decref(copy);
+    return rc;
+}
+
 int d2g_config_load_string(const char *text, d2g_config_t **out, char *err, size_t errlen) {
     json_error_t jerr;
     json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
@@ -840,12 +991,13 @@ int d2g_config_load_string(const char *text, d2g_config_t **out, char *err, size
     if (!root)
         return d2g_err_set(err, errlen, "invalid JSON at line %d, column %d: %s", jerr.line,
                            jerr.column, jerr.text);
-    int rc = load_root(root, out, err, errlen);
+    int rc = load_root(root, NULL, out, err, errlen);
     json_decref(root);
     return rc;
 }
 
-int d2g_config_load(const char *path, d2g_config_t **out, char *err, size_t errlen) {
+int d2g_config_load_sources(const char *path, const d2g_config_source_t *sources,
+                            size_t n_sources, d2g_config_t **out, char *err, size_t errlen) {
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     *out = NULL;
@@ -856,15 +1008,26 @@ int d2g_config_load(const char *path, d2g_config_t **out, char *err, size_t errl
                            jerr.line, jerr.column, jerr.text);
     }
     char cause[D2G_ERRLEN];
-    int rc = load_root(root, out, cause, sizeof(cause));
+    int rc = load_merged(root, sources, n_sources, out, cause, sizeof(cause));
     json_decref(root);
     if (rc)
         return d2g_err_set(err, errlen, "%s: %s", path, cause);
     return 0;
 }
 
+int d2g_config_load(const char *path, d2g_config_t **out, char *err, size_t errlen) {
+    return d2g_config_load_sources(path, NULL, 0, out, err, errlen);
+}
+
+d2g_config_t *d2g_config_ref(const d2g_config_t *cfg) {
+    d2g_config_t *c = (d2g_config_t *)cfg; /* the count is the only mutable part */
+    if (c)
+        atomic_fetch_add(&c->refs, 1);
+    return c;
+}
+
 void d2g_config_free(d2g_config_t *cfg) {
-    if (!cfg)
+    if (!cfg || atomic_fetch_sub(&cfg->refs, 1) > 1)
         return;
     for (size_t i = 0; i < cfg->kafka.n_properties; i++) {
         free(cfg->kafka.properties[i].key);
@@ -887,6 +1050,7 @@ void d2g_config_free(d2g_config_t *cfg) {
     free(cfg->ds.endpoint);
     for (size_t i = 0; i < cfg->ds.n_tokens; i++) {
         free(cfg->ds.tokens[i].name);
+        free(cfg->ds.tokens[i].endpoint);
         d2g_secret_free(cfg->ds.tokens[i].secret);
     }
     free(cfg->ds.tokens);
@@ -903,6 +1067,7 @@ void d2g_config_free(d2g_config_t *cfg) {
     for (size_t i = 0; i < cfg->n_procedures; i++) {
         free(cfg->procedures[i].document);
         free(cfg->procedures[i].table_prefix);
+        free(cfg->procedures[i].source);
     }
     free(cfg->procedures);
     free(cfg->worker.ds_base_url);

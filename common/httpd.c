@@ -26,7 +26,7 @@
 
 #define CONNECTION_LIMIT 32
 #define CONNECTION_TIMEOUT_S 10
-#define REASONLEN 256
+#define REASONLEN 768
 
 #define TEXT_PLAIN "text/plain; charset=utf-8"
 #define PROMETHEUS_TEXT "text/plain; version=0.0.4; charset=utf-8"
@@ -96,14 +96,19 @@ static enum MHD_Result serve_healthz(d2g_httpd_t *h, struct MHD_Connection *conn
 
 static enum MHD_Result serve_readyz(d2g_httpd_t *h, struct MHD_Connection *conn) {
     char reason[REASONLEN] = "";
-    if (!h->ready || h->ready(h->ud, reason, sizeof(reason)))
-        return reply_text(conn, MHD_HTTP_OK, "ready\n");
+    int ok = !h->ready || h->ready(h->ud, reason, sizeof(reason));
     reason[sizeof(reason) - 1] = '\0';
     /* One line: a reason with line breaks would break the format. */
     for (char *p = reason; *p; p++)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
     char body[REASONLEN + 32];
+    if (ok && !reason[0])
+        return reply_text(conn, MHD_HTTP_OK, "ready\n");
+    if (ok) { /* ready, with a detail (service.h) */
+        snprintf(body, sizeof(body), "ready; %s\n", reason);
+        return reply_text(conn, MHD_HTTP_OK, body);
+    }
     snprintf(body, sizeof(body), "not ready: %s\n", reason[0] ? reason : "no reason given");
     return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, body);
 }

@@ -10,7 +10,7 @@ static const char *const proc_names[] = {"cursor", "status", "lease", "fence", "
 static const char *const doc_names[] = {"permits", "permitgen", "rate", "schemalock", "versions", "lane",
                                         "colmap", "recent429", NULL};
 static const char *const token_names[] = {"budget", NULL};
-static const char *const fleet_names[] = {"producers", NULL};
+static const char *const fleet_names[] = {"producers", "config", NULL};
 
 static int known(const char *const *names, const char *name) {
     for (size_t i = 0; names[i]; i++)

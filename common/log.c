@@ -44,6 +44,11 @@ static json_t *field(const char *s) {
     return j ? j : json_string("");
 }
 
+void d2g_log_set_level(d2g_log_level_t level) {
+    if ((int)level >= 0)
+        log_cfg.level = level;
+}
+
 void d2g_log_init(const char *service, d2g_log_level_t level) {
     snprintf(log_cfg.service, sizeof(log_cfg.service), "%s", service);
     log_cfg.level = level;

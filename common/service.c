@@ -21,11 +21,15 @@ static int ready(void *ud, char *reason, size_t reasonlen) {
         snprintf(reason, reasonlen, "kafka: dead letters or retry copies cannot be produced");
         return 0;
     }
+    pthread_mutex_lock(&s->detail_lock);
+    snprintf(reason, reasonlen, "%s", s->detail);
+    pthread_mutex_unlock(&s->detail_lock);
     return 1;
 }
 
 int d2g_service_start(d2g_service_t *s, const d2g_config_t *cfg, char *err, size_t errlen) {
     memset(s, 0, sizeof(*s));
+    pthread_mutex_init(&s->detail_lock, NULL);
     atomic_store(&s->redis_ok, 1);
     atomic_store(&s->kafka_ok, 1);
     atomic_store(&s->produce_ok, 1);
@@ -37,6 +41,7 @@ int d2g_service_start(d2g_service_t *s, const d2g_config_t *cfg, char *err, size
         if (!s->httpd) {
             d2g_metrics_free(s->metrics);
             s->metrics = NULL;
+            pthread_mutex_destroy(&s->detail_lock);
             return -1;
         }
         d2g_log(D2G_LOG_INFO, "http_listening", 0, NULL, "/healthz /readyz /metrics on port %d",
@@ -49,7 +54,14 @@ void d2g_service_stop(d2g_service_t *s) {
     if (s->httpd)
         d2g_httpd_stop(s->httpd);
     d2g_metrics_free(s->metrics);
+    pthread_mutex_destroy(&s->detail_lock);
     memset(s, 0, sizeof(*s));
+}
+
+void d2g_service_detail(d2g_service_t *s, const char *detail) {
+    pthread_mutex_lock(&s->detail_lock);
+    snprintf(s->detail, sizeof(s->detail), "%s", detail ? detail : "");
+    pthread_mutex_unlock(&s->detail_lock);
 }
 
 void d2g_service_heartbeat(d2g_service_t *s) {

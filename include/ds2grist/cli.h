@@ -22,8 +22,15 @@
 int d2g_cli_start(int argc, char **argv, const char *service, const char *usage,
                   d2g_config_t **cfg, int *argi);
 
+/* The same, and *path_out gets the configuration's path (argv or the
+ * environment: valid as long as they are), for a live reload (reload.h). */
+int d2g_cli_start_path(int argc, char **argv, const char *service, const char *usage,
+                       d2g_config_t **cfg, int *argi, const char **path_out);
+
 /* SIGTERM and SIGINT set *flag to 1 (the service loop then stops cleanly).
  * The flag is the one piece of state a signal handler may touch. */
 void d2g_cli_catch_stop(volatile sig_atomic_t *flag);
+/* SIGHUP sets *flag to 1: the loop reloads the configuration (reload.h). */
+void d2g_cli_catch_reload(volatile sig_atomic_t *flag);
 
 #endif

@@ -19,6 +19,8 @@
 #ifndef D2G_CONFIG_H
 #define D2G_CONFIG_H
 
+#include <jansson.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +34,8 @@ typedef struct d2g_ds_token {
     char *name;              /* the name procedures refer to; safe to log */
     char *secret;            /* the bearer token itself */
     int requests_per_minute; /* shared by every replica, default 400 */
+    char *endpoint;          /* the DS instance's GraphQL URL (ds.tokens.<name>.endpoint,
+                                default ds.endpoint); safe to log */
 } d2g_ds_token_t;
 
 typedef struct d2g_grist_doc_limit {
@@ -64,6 +68,7 @@ typedef struct d2g_procedure {
     int poll_interval_s;     /* the shortest check interval (seconds) */
     int poll_interval_max_s; /* the longest, for a quiet procedure (default 5 x the shortest) */
     d2g_deleted_mode_t deleted_mode;
+    char *source;       /* NULL: the file; else the name of the procedure source it came from */
 } d2g_procedure_t;
 
 typedef struct d2g_config {
@@ -104,6 +109,8 @@ typedef struct d2g_config {
         int deleted_lookback_s; /* without a cursor, deletions are read from this long ago,
                                    default 2592000 (30 days) */
         int check_batch_size;  /* procedures checked by one DS request, default 50 (1-500) */
+        int removed_cursor_ttl_s; /* a procedure removed live keeps its cursor this long,
+                                     default 2592000 (30 days); 0 = for ever */
     } producer;
     struct {
         int linger_ms;        /* how long a batch may wait to fill, default 250 */
@@ -124,6 +131,15 @@ typedef struct d2g_config {
      * resolved secret value above (not copies). */
     const char **secrets;
     size_t n_secrets;
+    /* Procedures of sources not taken because the file (or an earlier source)
+     * configures the same number. */
+    size_t n_shadowed;
+    /* References (d2g_config_ref, d2g_config_free): a live reload (reload.h)
+     * swaps in a new object while requests in flight keep the old one. */
+    atomic_int refs;
+    /* Set by reload.h: 1 for the configuration loaded at start-up, then +1
+     * per applied reload. 0 for a configuration loaded by other means. */
+    uint64_t generation;
 } d2g_config_t;
 
 /*
@@ -141,6 +157,35 @@ typedef struct d2g_config {
 int d2g_config_load(const char *path, d2g_config_t **out, char *err, size_t errlen);
 /* Same, from a JSON text already in memory (tests, `config check -`). */
 int d2g_config_load_string(const char *json, d2g_config_t **out, char *err, size_t errlen);
+
+/*
+ * Another source of procedures beside the file (e.g. a registry in Redis).
+ * fn sets *overlay to a new JSON object (owned by the loader), or NULL for
+ * nothing, of this shape:
+ *   {"ds": {"tokens": {"<name>": {"secret": {"value": "..."}, "endpoint": ...,
+ *                                 "requests_per_minute": ...}}},
+ *    "procedures": [{"number": ..., "ds_token": "<name>", ...}, ...]}
+ * Entries are validated like the file's (the same keys and rules); a
+ * source's token secret may also be given inline as {"value": "..."} (the
+ * file may not). The file wins on conflicts: a token name or a procedure
+ * number the file (or an earlier source) already has is left out
+ * (cfg->n_shadowed counts the procedures). Errors name the source
+ * ("registry:procedures[number=52001].document: ..."). fn returns 0, or -1
+ * with err set when it cannot answer: the load then fails (a reload keeps
+ * the running configuration rather than drop every procedure it gave).
+ * Procedures it gave carry d2g_procedure_t.source = name.
+ */
+typedef struct d2g_config_source {
+    const char *name; /* 1-64 of A-Za-z0-9._-: names its entries in errors and status */
+    int (*fn)(void *ud, json_t **overlay, char *err, size_t errlen);
+    void *ud;
+} d2g_config_source_t;
+int d2g_config_load_sources(const char *path, const d2g_config_source_t *sources,
+                            size_t n_sources, d2g_config_t **out, char *err, size_t errlen);
+
+/* One more reference to cfg (returned); each is dropped with d2g_config_free. */
+d2g_config_t *d2g_config_ref(const d2g_config_t *cfg);
+/* Drops one reference; the last one wipes the secrets and frees everything. */
 void d2g_config_free(d2g_config_t *cfg);
 
 /* Binary search; NULL if the procedure is not configured. */

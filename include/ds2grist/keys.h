@@ -33,6 +33,9 @@
  * Fleet keys, "<ns>:{fleet}:<name>":
  *   producers  sorted set, the live producer replicas scored by the expiry of
  *              their registration (producer/members.h)
+ *   config     integer, the fleet's configuration generation: every producer
+ *              and worker reloads its configuration when it changes
+ *              (reload.h, d2g_reload_bump; `ds2grist config reload`)
  *
  * The builders return 0, or -1 if the key did not fit in buf (buf then holds
  * a truncated, unusable key) or the name is not one listed above.

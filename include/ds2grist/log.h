@@ -31,6 +31,8 @@ void d2g_log_set_secrets(const char *const *secrets, size_t n);
 void d2g_log_forget_secrets(const char *const *secrets);
 /* service: "producer", "worker", ...; copied. */
 void d2g_log_init(const char *service, d2g_log_level_t level);
+/* The level alone (a configuration reload); a negative level is ignored. */
+void d2g_log_set_level(d2g_log_level_t level);
 /* "debug", "info", "warn", "error" -> level; -1 if unknown. */
 int d2g_log_level_parse(const char *name);
 int d2g_log_enabled(d2g_log_level_t level);

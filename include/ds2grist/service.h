@@ -11,6 +11,7 @@
 #ifndef D2G_SERVICE_H
 #define D2G_SERVICE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +30,8 @@ typedef struct d2g_service {
     atomic_int kafka_ok;
     int64_t kafka_probed_ms; /* loop thread only */
     atomic_int produce_ok; /* the worker's dead letters and retry copies are accepted */
+    pthread_mutex_t detail_lock;
+    char detail[768]; /* shown by /readyz while ready, e.g. a refused reload (reload.h) */
 } d2g_service_t;
 
 /* Creates the registry and, if cfg->http.port > 0, the HTTP server. */
@@ -41,6 +44,10 @@ void d2g_service_kafka(d2g_service_t *s, int ok);
 /* 0 while messages the worker must copy (dead letters, retry copies) are refused
  * by Kafka and wait to be produced again: their partitions cannot move on. */
 void d2g_service_kafka_produce(d2g_service_t *s, int ok);
+/* A detail /readyz shows without changing readiness ("ready; <detail>"):
+ * what an operator should know although the service works (a configuration
+ * reload refused). NULL clears it. Any thread. */
+void d2g_service_detail(d2g_service_t *s, const char *detail);
 
 /*
  * The readiness rule both services follow: ready when the service can do its
