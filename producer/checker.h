@@ -97,6 +97,13 @@ int d2g_checker_labels_same(d2g_redis_t *r, const int64_t *numbers, json_t *cons
 int d2g_checker_load_cursors(d2g_redis_t *r, const int64_t *numbers, size_t n,
                              d2g_cursor_t *cursors, char *err, size_t errlen);
 
+/* A procedure removed from the configuration keeps its position in Redis for
+ * ttl_s seconds (its cursor, status, labels, revision and fence keys expire
+ * then), so that adding it back resumes where it was; ttl_s <= 0 makes them
+ * permanent again (a procedure configured, or added back). Pipelined. */
+int d2g_checker_set_ttl(d2g_redis_t *r, const int64_t *numbers, size_t n, int ttl_s, char *err,
+                        size_t errlen);
+
 /* Records last_poll_ms = now_ms in the cursors of n quiet procedures (one
  * round trip): `ds2grist status` shows when each was last looked at; and
  * labels_at_ms = now_ms for those whose label pass the check did

@@ -13,7 +13,6 @@
 
 struct d2g_ds_client {
     d2g_http_t *http;
-    char *endpoint;
     long timeout_s;
 };
 
@@ -23,14 +22,13 @@ const char *d2g_ds_status_name(d2g_ds_status_t s) {
     return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
 }
 
-d2g_ds_client_t *d2g_ds_client_new(const char *endpoint, int timeout_s, char *err, size_t errlen) {
+d2g_ds_client_t *d2g_ds_client_new(int timeout_s, char *err, size_t errlen) {
     d2g_ds_client_t *c = d2g_calloc(1, sizeof(*c));
     if (!(c->http = d2g_http_new("ds2grist-producer"))) {
         d2g_err_set(err, errlen, "out of memory");
         d2g_ds_client_free(c);
         return NULL;
     }
-    c->endpoint = d2g_strdup(endpoint);
     c->timeout_s = timeout_s;
     return c;
 }
@@ -39,11 +37,11 @@ void d2g_ds_client_free(d2g_ds_client_t *c) {
     if (!c)
         return;
     d2g_http_free(c->http);
-    free(c->endpoint);
     free(c);
 }
 
-int d2g_ds_client_start(d2g_ds_client_t *c, const char *token, const char *operation,
+int d2g_ds_client_start(d2g_ds_client_t *c, const char *endpoint, const char *token,
+                        const char *operation,
                         const char *query, json_t *variables, void *opaque, char *err,
                         size_t errlen) {
     json_t *body = json_pack("{s:s, s:O, s:s}", "query", query, "variables", variables,
@@ -52,7 +50,7 @@ int d2g_ds_client_start(d2g_ds_client_t *c, const char *token, const char *opera
     json_decref(body);
     if (!post)
         return d2g_err_set(err, errlen, "out of memory");
-    return d2g_http_start(c->http, "POST", c->endpoint, token, post, strlen(post), c->timeout_s,
+    return d2g_http_start(c->http, "POST", endpoint, token, post, strlen(post), c->timeout_s,
                           opaque, err, errlen);
 }
 

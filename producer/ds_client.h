@@ -50,12 +50,14 @@ typedef struct d2g_ds_client d2g_ds_client_t;
 /* Called once per finished request; result is valid during the call only. */
 typedef void (*d2g_ds_done_cb)(void *opaque, const d2g_ds_result_t *result, void *ud);
 
-d2g_ds_client_t *d2g_ds_client_new(const char *endpoint, int timeout_s, char *err, size_t errlen);
+d2g_ds_client_t *d2g_ds_client_new(int timeout_s, char *err, size_t errlen);
 void d2g_ds_client_free(d2g_ds_client_t *c);
 
-/* Starts one POST of {query, variables, operationName}. variables is
+/* Starts one POST of {query, variables, operationName} to endpoint (the DS
+ * instance of the token: several may be in use at once). variables is
  * borrowed. opaque is handed back to the callback. */
-int d2g_ds_client_start(d2g_ds_client_t *c, const char *token, const char *operation,
+int d2g_ds_client_start(d2g_ds_client_t *c, const char *endpoint, const char *token,
+                        const char *operation,
                         const char *query, json_t *variables, void *opaque, char *err,
                         size_t errlen);
 

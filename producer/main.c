@@ -13,6 +13,7 @@
 #include "ds2grist/err.h"
 #include "ds2grist/log.h"
 #include "ds2grist/redis.h"
+#include "ds2grist/reload.h"
 #include "ds2grist/service.h"
 
 #include <signal.h>
@@ -28,7 +29,7 @@ static const char usage[] =
     "  resync N [--since DATE] reset procedure N's cursor so that its next poll (at once)\n"
     "                          re-emits every dossier, or those modified since DATE (ISO 8601)\n";
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
 
 static int cmd_resync(d2g_config_t *cfg, int argc, char **argv) {
     char err[D2G_ERRLEN];
@@ -68,7 +69,8 @@ int main(int argc, char **argv) {
     d2g_config_t *cfg;
     char err[D2G_ERRLEN];
     int argi;
-    int rc = d2g_cli_start(argc, argv, "producer", usage, &cfg, &argi);
+    const char *path = NULL;
+    int rc = d2g_cli_start_path(argc, argv, "producer", usage, &cfg, &argi, &path);
     if (!cfg)
         return rc;
     if (argi < argc) {
@@ -83,6 +85,7 @@ int main(int argc, char **argv) {
     }
 
     d2g_cli_catch_stop(&stop_requested);
+    d2g_cli_catch_reload(&reload_requested);
 
     d2g_service_t svc;
     if (d2g_service_start(&svc, cfg, err, sizeof(err))) {
@@ -90,20 +93,27 @@ int main(int argc, char **argv) {
         d2g_config_free(cfg);
         return 1;
     }
-    d2g_poller_t *p = d2g_poller_new(cfg, &svc, err, sizeof(err));
-    if (!p) {
-        d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot start");
+    d2g_reload_t *live = d2g_reload_new(path, cfg, &svc, &reload_requested, err, sizeof(err));
+    if (!live) {
+        d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot watch the configuration");
         d2g_service_stop(&svc);
         d2g_config_free(cfg);
+        return 1;
+    }
+    d2g_poller_t *p = d2g_poller_new(live, &svc, err, sizeof(err));
+    if (!p) {
+        d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot start");
+        d2g_reload_free(live);
+        d2g_service_stop(&svc);
         return 1;
     }
     d2g_log(D2G_LOG_INFO, "started", 0, NULL, "polling %zu procedures", cfg->n_procedures);
     rc = d2g_poller_run(p, &stop_requested);
     d2g_poller_free(p);
+    d2g_reload_free(live);
     d2g_service_stop(&svc);
     d2g_log(D2G_LOG_INFO, "stopped", 0, NULL, "%s",
             rc == 3 ? "ended on a fatal Kafka error (exit 3); no unacknowledged page moved a cursor"
                     : "cursors saved");
-    d2g_config_free(cfg);
     return rc;
 }

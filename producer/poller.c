@@ -18,6 +18,7 @@
 #include "ds2grist/log.h"
 #include "ds2grist/ratelimit.h"
 #include "ds2grist/redis.h"
+#include "ds2grist/reload.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -40,9 +41,11 @@ typedef enum { ST_IDLE, ST_REQUEST, ST_ACKS } state_t;
 
 typedef struct token_state {
     const d2g_ds_token_t *cfg;
+    d2g_config_t *held;    /* the configuration cfg points into (a reference) */
     int64_t blocked_until; /* mono ms: budget exhausted or 429 */
     int batch;             /* procedures per check now (halves when DS refuses a batch) */
     int batch_streak;
+    int removed;           /* no longer configured: freed once nothing uses it */
 } token_state_t;
 
 struct proc;
@@ -54,6 +57,8 @@ typedef struct request {
 
 typedef struct proc {
     const d2g_procedure_t *cfg;
+    d2g_config_t *held; /* the configuration cfg points into (a reference) */
+    int removed;        /* removed by a reload: no new request; freed once idle */
     token_state_t *token;
     state_t state;
     pass_t pass;
@@ -105,13 +110,17 @@ typedef struct check_batch {
 } check_batch_t;
 
 struct d2g_poller {
-    const d2g_config_t *cfg;
+    d2g_reload_t *live;
+    const d2g_config_t *cfg; /* the configuration applied last (held, below) */
+    d2g_config_t *cfg_held;
     d2g_redis_t *redis;
     d2g_ds_client_t *ds;
     d2g_emitter_t *em;
-    proc_t *procs;
+    proc_t **procs; /* sorted by number; removed ones stay until they are idle */
     size_t n_procs;
-    token_state_t *tokens;
+    token_state_t **tokens;
+    size_t n_tokens;
+    int sweep; /* removed procedures or tokens wait to be freed */
     char replica[128]; /* lease owner id: host:pid:random */
     uint64_t turn;
     uint64_t holder_seq;
@@ -119,7 +128,7 @@ struct d2g_poller {
     int stopping;
     d2g_service_t *svc;
     d2g_metric_t *m_emitted, *m_requests, *m_cursor_age, *m_page_size, *m_failed;
-    d2g_metric_t *m_checked, *m_batch, *m_owned;
+    d2g_metric_t *m_checked, *m_batch, *m_owned, *m_endpoint;
     int64_t last_gauges_ms;
     d2g_members_t members; /* live replicas, as of the last beat */
     int64_t members_at;    /* mono ms of the last beat */
@@ -388,8 +397,8 @@ static void start_request(d2g_poller_t *p, proc_t *pr, int64_t now) {
         json_object_set_new(vars, "after", pr->labels_after ? json_string(pr->labels_after) : json_null());
         break;
     }
-    int rc = d2g_ds_client_start(p->ds, pr->token->cfg->secret, op, query, vars, &pr->req, err,
-                                 sizeof(err));
+    int rc = d2g_ds_client_start(p->ds, pr->token->cfg->endpoint, pr->token->cfg->secret, op,
+                                 query, vars, &pr->req, err, sizeof(err));
     json_decref(vars);
     if (rc) {
         d2g_log_err(D2G_LOG_ERROR, "ds_request_failed", pr->cfg->number, NULL, err, "cannot start");
@@ -727,7 +736,7 @@ static void on_ds_done(void *opaque, const d2g_ds_result_t *res, void *ud) {
 
 /* May this procedure go into a check now? due_by: its check must be due by then. */
 static int check_candidate(const proc_t *pr, int64_t now, int64_t due_by) {
-    return pr->owned && !pr->in_run && !pr->want_run && !pr->in_check && pr->state == ST_IDLE &&
+    return pr->owned && !pr->removed && !pr->in_run && !pr->want_run && !pr->in_check && pr->state == ST_IDLE &&
            pr->check_due <= due_by && pr->token->blocked_until <= now;
 }
 
@@ -758,7 +767,7 @@ static int start_check(d2g_poller_t *p, int64_t now) {
     char err[D2G_ERRLEN], k[D2G_KEYLEN], holder[160];
     proc_t *first = NULL;
     for (size_t i = 0; i < p->n_procs; i++) {
-        proc_t *pr = &p->procs[i];
+        proc_t *pr = p->procs[i];
         if (check_candidate(pr, now, now) && (!first || pr->check_due < first->check_due))
             first = pr;
     }
@@ -767,20 +776,20 @@ static int start_check(d2g_poller_t *p, int64_t now) {
     token_state_t *tok = first->token;
     size_t nc = 0;
     for (size_t i = 0; i < p->n_procs; i++)
-        if (p->procs[i].token == tok &&
-            check_candidate(&p->procs[i], now, now + check_early_ms(&p->procs[i])))
-            p->scratch[nc++] = (d2g_sched_item_t){p->procs[i].check_due, i};
+        if (p->procs[i]->token == tok &&
+            check_candidate(p->procs[i], now, now + check_early_ms(p->procs[i])))
+            p->scratch[nc++] = (d2g_sched_item_t){p->procs[i]->check_due, i};
     /* The due ones first, then those due soonest. */
     size_t n = d2g_sched_pick(p->scratch, nc, INT64_MAX, (size_t)tok->batch, p->picked);
 
     int64_t *numbers = d2g_calloc(n + 1, sizeof(int64_t));
     d2g_cursor_t *cursors = d2g_calloc(n + 1, sizeof(d2g_cursor_t));
     for (size_t i = 0; i < n; i++)
-        numbers[i] = p->procs[p->picked[i]].cfg->number;
+        numbers[i] = p->procs[p->picked[i]]->cfg->number;
     if (d2g_checker_load_cursors(p->redis, numbers, n, cursors, err, sizeof(err))) {
         d2g_log_err(D2G_LOG_WARN, "redis_error", 0, NULL, err, "cannot read cursors for a check");
         for (size_t i = 0; i < n; i++)
-            p->procs[p->picked[i]].check_due = now + backoff_ms(p, 3);
+            p->procs[p->picked[i]]->check_due = now + backoff_ms(p, 3);
         free(numbers);
         free(cursors);
         return 1;
@@ -794,7 +803,7 @@ static int start_check(d2g_poller_t *p, int64_t now) {
     int64_t wall = d2g_clock_wall_ms();
     int64_t labels_ms = (int64_t)p->cfg->producer.labels_interval_s * 1000;
     for (size_t i = 0; i < n; i++) {
-        proc_t *pr = &p->procs[p->picked[i]];
+        proc_t *pr = p->procs[p->picked[i]];
         d2g_cursor_t *cu = &cursors[i];
         if (!cu->deleted_since) { /* never ran: a first run, no check */
             want_run(pr, now, 0);
@@ -825,8 +834,8 @@ static int start_check(d2g_poller_t *p, int64_t now) {
     if (b->n > 0 && !rc && wait == 0) {
         char *query = d2g_checker_query(b->labels_due, b->n);
         json_t *vars = d2g_checker_variables(items, b->n);
-        rc = d2g_ds_client_start(p->ds, tok->cfg->secret, D2G_CHECK_OPERATION, query, vars, &b->req,
-                                 err, sizeof(err));
+        rc = d2g_ds_client_start(p->ds, tok->cfg->endpoint, tok->cfg->secret, D2G_CHECK_OPERATION,
+                                 query, vars, &b->req, err, sizeof(err));
         free(query);
         json_decref(vars);
         if (rc)
@@ -969,6 +978,25 @@ static void on_check_done(d2g_poller_t *p, check_batch_t *b, const d2g_ds_result
     check_batch_free(b);
 }
 
+/* This replica's share of the configured procedures among the live replicas
+ * (schedule.h): after a change of replicas, and after a reload. Returns it. */
+static size_t assign_owners(d2g_poller_t *p, int64_t now) {
+    size_t owned = 0;
+    for (size_t i = 0; i < p->n_procs; i++) {
+        proc_t *pr = p->procs[i];
+        int mine = !pr->removed && p->members.n > 0 &&
+                   !strcmp(p->members.ids[d2g_sched_owner((const char *const *)p->members.ids,
+                                                          p->members.n, pr->cfg->number)],
+                           p->replica);
+        if (mine && !pr->owned) /* new to us: check it soon, spread over a second */
+            pr->check_due = now + (int64_t)(rand_r(&p->rng) % 1000);
+        pr->owned = mine;
+        owned += (size_t)mine;
+    }
+    d2g_metric_set(p->m_owned, NULL, (double)owned);
+    return owned;
+}
+
 /* Every few seconds: renew this replica's registration, read who else lives,
  * and take this replica's share of the procedures (schedule.h). */
 static void beat(d2g_poller_t *p, int64_t now) {
@@ -990,20 +1018,9 @@ static void beat(d2g_poller_t *p, int64_t now) {
     }
     d2g_members_clear(&p->members);
     p->members = m;
-    size_t owned = 0;
-    for (size_t i = 0; i < p->n_procs; i++) {
-        proc_t *pr = &p->procs[i];
-        int mine = !strcmp(p->members.ids[d2g_sched_owner((const char *const *)p->members.ids,
-                                                          p->members.n, pr->cfg->number)],
-                           p->replica);
-        if (mine && !pr->owned) /* new to us: check it soon, spread over a second */
-            pr->check_due = now + (int64_t)(rand_r(&p->rng) % 1000);
-        pr->owned = mine;
-        owned += (size_t)mine;
-    }
-    d2g_metric_set(p->m_owned, NULL, (double)owned);
+    size_t owned = assign_owners(p, now);
     d2g_log(D2G_LOG_INFO, "replicas_changed", 0, NULL, "%zu live replicas; this one checks %zu of %zu procedures",
-            p->members.n, owned, p->n_procs);
+            p->members.n, owned, p->cfg->n_procedures);
 }
 
 /* A DS answer: a page of one procedure, or a check. */
@@ -1037,11 +1054,15 @@ static void update_gauges(d2g_poller_t *p, int64_t now) {
     p->last_gauges_ms = now;
     int64_t wall = d2g_clock_wall_ms();
     for (size_t i = 0; i < p->n_procs; i++) {
-        proc_t *pr = &p->procs[i];
+        proc_t *pr = p->procs[i];
         if (pr->last_complete_ms > 0) {
             const char *lv[] = {pr->label};
             d2g_metric_set(p->m_cursor_age, lv, (double)(wall - pr->last_complete_ms) / 1000.0);
         }
+    }
+    for (size_t i = 0; i < p->n_tokens; i++) {
+        const char *lv[] = {p->tokens[i]->cfg->name, p->tokens[i]->cfg->endpoint};
+        d2g_metric_set(p->m_endpoint, lv, p->tokens[i]->removed ? 0 : 1);
     }
     redisReply *rep = d2g_redis_cmd(p->redis, err, sizeof(err), "PING");
     d2g_service_redis(p->svc, rep != NULL, err);
@@ -1055,13 +1076,209 @@ static void update_gauges(d2g_poller_t *p, int64_t now) {
 static proc_t *next_due(d2g_poller_t *p, int64_t now) {
     proc_t *best = NULL;
     for (size_t i = 0; i < p->n_procs; i++) {
-        proc_t *pr = &p->procs[i];
-        if (pr->state != ST_IDLE || pr->due > now || !(pr->in_run || (pr->want_run && pr->owned)))
+        proc_t *pr = p->procs[i];
+        if (pr->removed || pr->state != ST_IDLE || pr->due > now ||
+            !(pr->in_run || (pr->want_run && pr->owned)))
             continue;
         if (!best || pr->due < best->due || (pr->due == best->due && pr->served < best->served))
             best = pr;
     }
     return best;
+}
+
+/* --- the configuration, live (reload.h) ------------------------------------ */
+
+/* *slot holds a reference to cfg (and no longer to what it held). */
+static void hold(d2g_config_t **slot, const d2g_config_t *cfg) {
+    if (*slot == cfg)
+        return;
+    d2g_config_t *old = *slot;
+    *slot = d2g_config_ref(cfg);
+    d2g_config_free(old);
+}
+
+/* The state of a configured token (by name: its budget, batch and pause
+ * survive a reload), pointed at its entry in cfg. */
+static token_state_t *token_for(d2g_poller_t *p, const d2g_config_t *cfg, const d2g_ds_token_t *t) {
+    for (size_t i = 0; i < p->n_tokens; i++)
+        if (!strcmp(p->tokens[i]->cfg->name, t->name)) {
+            token_state_t *ts = p->tokens[i];
+            if (ts->removed || ts->cfg != t) {
+                ts->cfg = t;
+                hold(&ts->held, cfg);
+            }
+            ts->removed = 0;
+            return ts;
+        }
+    token_state_t *ts = d2g_calloc(1, sizeof(*ts));
+    ts->cfg = t;
+    hold(&ts->held, cfg);
+    ts->batch = cfg->producer.check_batch_size;
+    p->tokens = d2g_realloc(p->tokens, (p->n_tokens + 1) * sizeof(*p->tokens));
+    p->tokens[p->n_tokens++] = ts;
+    return ts;
+}
+
+static proc_t *proc_new(d2g_poller_t *p, const d2g_config_t *cfg, const d2g_procedure_t *pc,
+                        token_state_t *tok, int64_t now) {
+    proc_t *pr = d2g_calloc(1, sizeof(*pr));
+    pr->cfg = pc;
+    hold(&pr->held, cfg);
+    pr->token = tok;
+    pr->page_size = cfg->producer.page_size;
+    pr->req.proc = pr;
+    snprintf(pr->label, sizeof(pr->label), "%" PRId64, pc->number);
+    /* Spread the first checks over a second so replicas do not collide. */
+    pr->due = pr->check_due = now + (int64_t)(rand_r(&p->rng) % 1000);
+    return pr;
+}
+
+static void proc_free(proc_t *pr) {
+    page_clear(pr);
+    d2g_cursor_clear(&pr->cursor);
+    d2g_cursor_clear(&pr->known);
+    free(pr->labels_after);
+    d2g_config_free(pr->held);
+    free(pr);
+}
+
+/* The keys of these procedures stay (ttl_s <= 0) or expire in ttl_s. */
+static void set_ttl(d2g_poller_t *p, const int64_t *numbers, size_t n, int ttl_s) {
+    char err[D2G_ERRLEN];
+    if (n && d2g_checker_set_ttl(p->redis, numbers, n, ttl_s, err, sizeof(err)))
+        d2g_log_err(D2G_LOG_WARN, "redis_error", n == 1 ? numbers[0] : 0, NULL, err,
+                    ttl_s > 0 ? "cannot set the removed procedure's cursor to expire"
+                              : "cannot keep the cursors of added procedures");
+}
+
+/*
+ * The new configuration, at a safe point of the loop: the procedures (both
+ * lists sorted) are matched by number. A kept one points at its new entry
+ * (its options, token and interval apply to its next request); a new one is
+ * checked within a second if this replica owns it; a removed one makes no
+ * new request and leaves once idle (sweep), its cursor kept in Redis for
+ * producer.removed_cursor_ttl_s. Owners are computed again: every replica
+ * with the same configuration takes the same share, so leases rebalance by
+ * themselves.
+ */
+static void apply_config(d2g_poller_t *p, const d2g_config_t *cfg, int64_t now) {
+    p->cfg = cfg;
+    hold(&p->cfg_held, cfg);
+    for (size_t i = 0; i < p->n_tokens; i++)
+        p->tokens[i]->removed = 1;
+    token_state_t **tmap = d2g_calloc(cfg->ds.n_tokens + 1, sizeof(*tmap));
+    for (size_t i = 0; i < cfg->ds.n_tokens; i++)
+        tmap[i] = token_for(p, cfg, &cfg->ds.tokens[i]);
+    size_t cap = p->n_procs + cfg->n_procedures + 1, n = 0, i = 0, j = 0;
+    size_t added = 0, removed = 0;
+    proc_t **out = d2g_calloc(cap, sizeof(*out));
+    int64_t *fresh = d2g_calloc(cfg->n_procedures + 1, sizeof(int64_t));
+    while (i < p->n_procs || j < cfg->n_procedures) {
+        proc_t *pr = i < p->n_procs ? p->procs[i] : NULL;
+        const d2g_procedure_t *pc = j < cfg->n_procedures ? &cfg->procedures[j] : NULL;
+        if (pr && (!pc || pr->cfg->number < pc->number)) {
+            if (!pr->removed) {
+                pr->removed = 1;
+                pr->owned = 0;
+                removed++;
+                d2g_log(D2G_LOG_INFO, "procedure_removed", pr->cfg->number, NULL,
+                        "no longer configured: it stops once its page in hand is done");
+            }
+            out[n++] = pr;
+            i++;
+        } else if (pc && (!pr || pc->number < pr->cfg->number)) {
+            out[n++] = proc_new(p, cfg, pc, tmap[pc->ds_token - cfg->ds.tokens], now);
+            fresh[added++] = pc->number;
+            j++;
+        } else {
+            if (pr->removed) {
+                fresh[added++] = pc->number;
+                d2g_log(D2G_LOG_INFO, "procedure_added", pc->number, NULL,
+                        "configured again: it resumes from its cursor");
+            }
+            pr->removed = 0;
+            pr->cfg = pc;
+            hold(&pr->held, cfg);
+            pr->token = tmap[pc->ds_token - cfg->ds.tokens];
+            if (pr->page_size > cfg->producer.page_size)
+                pr->page_size = cfg->producer.page_size;
+            out[n++] = pr;
+            i++, j++;
+        }
+    }
+    free(p->procs);
+    p->procs = out;
+    p->n_procs = n;
+    free(p->scratch);
+    free(p->picked);
+    p->scratch = d2g_calloc(n + 1, sizeof(d2g_sched_item_t));
+    p->picked = d2g_calloc(n + 1, sizeof(size_t));
+    /* Added (or added back): their keys no longer expire. */
+    set_ttl(p, fresh, added, 0);
+    for (size_t k = 0; k < added; k++)
+        d2g_log(D2G_LOG_INFO, "procedure_added", fresh[k], NULL, "polled from now on");
+    free(fresh);
+    free(tmap);
+    size_t owned = p->members.n ? assign_owners(p, now) : 0;
+    p->sweep = 1;
+    d2g_log(D2G_LOG_INFO, "config_applied", 0, NULL,
+            "generation %" PRIu64 ": %zu procedures (%zu added, %zu removed); this replica "
+            "checks %zu", cfg->generation, cfg->n_procedures, added, removed, owned);
+}
+
+/* Removed procedures leave once idle (their run ended, the lease given back,
+ * their keys set to expire); removed tokens once nothing uses them. */
+static void sweep(d2g_poller_t *p) {
+    if (!p->sweep)
+        return;
+    int pending = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_procs; i++) {
+        proc_t *pr = p->procs[i];
+        if (pr->removed && pr->state == ST_IDLE && pr->in_run)
+            end_run(p, pr, 0, 0);
+        if (pr->removed && pr->state == ST_IDLE && !pr->in_run && !pr->in_check) {
+            int ttl = p->cfg->producer.removed_cursor_ttl_s;
+            if (ttl > 0)
+                set_ttl(p, &pr->cfg->number, 1, ttl);
+            d2g_log(D2G_LOG_INFO, "procedure_stopped", pr->cfg->number, NULL,
+                    "removed: its cursor is kept %s", ttl > 0 ? "for producer.removed_cursor_ttl_s"
+                                                               : "for ever");
+            const char *lv[] = {pr->label};
+            d2g_metric_set(p->m_cursor_age, lv, 0);
+            proc_free(pr);
+            continue;
+        }
+        pending += pr->removed;
+        p->procs[n++] = pr;
+    }
+    p->n_procs = n;
+    size_t nt = 0;
+    for (size_t t = 0; t < p->n_tokens; t++) {
+        token_state_t *ts = p->tokens[t];
+        int used = !ts->removed;
+        for (size_t i = 0; i < p->n_procs && !used; i++)
+            used = p->procs[i]->token == ts;
+        for (check_batch_t *b = p->checks; b && !used; b = b->next)
+            used = b->token == ts;
+        if (!used) {
+            d2g_config_free(ts->held);
+            free(ts);
+            continue;
+        }
+        pending += ts->removed;
+        p->tokens[nt++] = ts;
+    }
+    p->n_tokens = nt;
+    p->sweep = pending > 0;
+}
+
+/* A reload (SIGHUP, the file, the fleet's generation) at the top of a turn. */
+static void reload_tick(d2g_poller_t *p, int64_t now) {
+    /* Also a reload made outside the tick (d2g_reload_add_source). */
+    if (p->live && (d2g_reload_tick(p->live, now) || d2g_reload_current(p->live) != p->cfg))
+        apply_config(p, d2g_reload_current(p->live), now);
+    sweep(p);
 }
 
 int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop) {
@@ -1079,7 +1296,7 @@ int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop) {
              * the process ends so that a new producer instance starts clean. */
             int abandoned = 0;
             for (size_t i = 0; i < p->n_procs; i++) {
-                proc_t *pr = &p->procs[i];
+                proc_t *pr = p->procs[i];
                 abandoned += pr->state != ST_IDLE;
                 page_clear(pr);
                 if (pr->in_run)
@@ -1091,13 +1308,15 @@ int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop) {
             return 3;
         }
         d2g_service_heartbeat(p->svc);
+        if (!p->stopping)
+            reload_tick(p, now);
         update_gauges(p, now);
         if (!p->stopping)
             beat(p, now);
 
         int busy = 0;
         for (size_t i = 0; i < p->n_procs; i++) {
-            proc_t *pr = &p->procs[i];
+            proc_t *pr = p->procs[i];
             if (pr->state == ST_ACKS && pr->dv.pending == 0)
                 finish_page(p, pr);
             else if (pr->state == ST_ACKS && now - pr->renewed_ms >= lease_ms(p) / 3)
@@ -1132,8 +1351,8 @@ int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop) {
              * wait for an answer (no busy loop while every slot is taken). */
             if (d2g_ds_client_in_flight(p->ds) < p->cfg->producer.concurrency)
                 for (size_t i = 0; i < p->n_procs; i++) {
-                    const proc_t *q = &p->procs[i];
-                    if (q->state != ST_IDLE || !q->owned || q->in_check)
+                    const proc_t *q = p->procs[i];
+                    if (q->state != ST_IDLE || !q->owned || q->in_check || q->removed)
                         continue;
                     int64_t at = q->in_run || q->want_run ? q->due : q->check_due;
                     if (!q->in_run && !q->want_run && q->token->blocked_until > at)
@@ -1143,7 +1362,7 @@ int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop) {
                 }
         }
         for (size_t i = 0; i < p->n_procs; i++)
-            if (p->procs[i].state == ST_ACKS)
+            if (p->procs[i]->state == ST_ACKS)
                 wait = wait > 5 ? 5 : wait; /* delivery reports come through rd_kafka_poll */
         if (wait < 0)
             wait = 0;
@@ -1154,11 +1373,13 @@ int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop) {
     }
 }
 
-d2g_poller_t *d2g_poller_new(const d2g_config_t *cfg, d2g_service_t *svc, char *err,
-                             size_t errlen) {
+d2g_poller_t *d2g_poller_new(d2g_reload_t *live, d2g_service_t *svc, char *err, size_t errlen) {
     d2g_poller_t *p = d2g_calloc(1, sizeof(*p));
     char host[64] = "host";
+    const d2g_config_t *cfg = d2g_reload_current(live);
+    p->live = live;
     p->cfg = cfg;
+    hold(&p->cfg_held, cfg);
     p->svc = svc;
     static const char *const by_proc[] = {"procedure"};
     static const char *const by_token[] = {"token", "status"};
@@ -1179,35 +1400,36 @@ d2g_poller_t *d2g_poller_new(const d2g_config_t *cfg, d2g_service_t *svc, char *
                                    "Procedures per check request now (halves when DS refuses a batch)", 1, by_tok);
     p->m_owned = d2g_metrics_gauge(svc->metrics, "ds2grist_procedures_owned",
                                    "Procedures this replica checks (its share among the live replicas)", 0, NULL);
+    static const char *const by_endpoint[] = {"token", "endpoint"};
+    p->m_endpoint = d2g_metrics_gauge(svc->metrics, "ds2grist_ds_token_info",
+                                      "1 for each configured DS token, with the DS endpoint it "
+                                      "is used on", 2, by_endpoint);
     gethostname(host, sizeof(host) - 1);
     p->rng = (unsigned)(d2g_clock_wall_ms() ^ (getpid() << 16));
     snprintf(p->replica, sizeof(p->replica), "%s:%d:%08x", host, (int)getpid(), rand_r(&p->rng));
     if (d2g_redis_connect(cfg->redis.url, cfg->redis.username, cfg->redis.password,
                           cfg->redis.namespace, 5000, &p->redis, err, errlen))
         goto fail;
-    if (!(p->ds = d2g_ds_client_new(cfg->ds.endpoint, cfg->ds.timeout_s, err, errlen)) ||
+    if (!(p->ds = d2g_ds_client_new(cfg->ds.timeout_s, err, errlen)) ||
         !(p->em = d2g_emitter_new(cfg, svc, err, errlen)))
         goto fail;
-    p->tokens = d2g_calloc(cfg->ds.n_tokens + 1, sizeof(token_state_t));
-    p->procs = d2g_calloc(cfg->n_procedures + 1, sizeof(proc_t));
-    for (size_t i = 0; i < cfg->ds.n_tokens; i++) {
-        p->tokens[i].cfg = &cfg->ds.tokens[i];
-        p->tokens[i].batch = cfg->producer.check_batch_size;
+    d2g_reload_watch_redis(live, p->redis);
+    int64_t now = d2g_clock_mono_ms();
+    p->procs = d2g_calloc(cfg->n_procedures + 1, sizeof(*p->procs));
+    int64_t *numbers = d2g_calloc(cfg->n_procedures + 1, sizeof(int64_t));
+    for (size_t i = 0; i < cfg->n_procedures; i++) {
+        const d2g_procedure_t *pc = &cfg->procedures[i];
+        p->procs[i] = proc_new(p, cfg, pc, token_for(p, cfg, pc->ds_token), now);
+        numbers[i] = pc->number;
     }
+    p->n_procs = cfg->n_procedures;
+    for (size_t i = 0; i < cfg->ds.n_tokens; i++)
+        token_for(p, cfg, &cfg->ds.tokens[i]);
+    /* Configured: their keys do not expire (a removal by an earlier run may have set a TTL). */
+    set_ttl(p, numbers, cfg->n_procedures, 0);
+    free(numbers);
     p->scratch = d2g_calloc(cfg->n_procedures + 1, sizeof(d2g_sched_item_t));
     p->picked = d2g_calloc(cfg->n_procedures + 1, sizeof(size_t));
-    int64_t now = d2g_clock_mono_ms();
-    p->n_procs = cfg->n_procedures;
-    for (size_t i = 0; i < cfg->n_procedures; i++) {
-        proc_t *pr = &p->procs[i];
-        pr->cfg = &cfg->procedures[i];
-        pr->token = &p->tokens[pr->cfg->ds_token - cfg->ds.tokens];
-        pr->page_size = cfg->producer.page_size;
-        pr->req.proc = pr;
-        snprintf(pr->label, sizeof(pr->label), "%" PRId64, pr->cfg->number);
-        /* Spread the first checks over a second so replicas do not collide. */
-        pr->due = pr->check_due = now + (int64_t)(rand_r(&p->rng) % 1000);
-    }
     return p;
 fail:
     d2g_poller_free(p);
@@ -1217,16 +1439,16 @@ fail:
 void d2g_poller_free(d2g_poller_t *p) {
     if (!p)
         return;
-    for (size_t i = 0; i < p->n_procs; i++) {
-        page_clear(&p->procs[i]);
-        d2g_cursor_clear(&p->procs[i].cursor);
-        d2g_cursor_clear(&p->procs[i].known);
-        free(p->procs[i].labels_after);
-    }
+    for (size_t i = 0; i < p->n_procs; i++)
+        proc_free(p->procs[i]);
     d2g_ds_client_free(p->ds);
     d2g_emitter_free(p->em, 10000);
     d2g_redis_free(p->redis);
     free(p->procs);
+    for (size_t i = 0; i < p->n_tokens; i++) {
+        d2g_config_free(p->tokens[i]->held);
+        free(p->tokens[i]);
+    }
     free(p->tokens);
     free(p->scratch);
     free(p->picked);
@@ -1236,5 +1458,6 @@ void d2g_poller_free(d2g_poller_t *p) {
         check_batch_free(b);
     }
     d2g_members_clear(&p->members);
+    d2g_config_free(p->cfg_held);
     free(p);
 }

@@ -34,13 +34,16 @@
 #include <stddef.h>
 
 #include "ds2grist/config.h"
+#include "ds2grist/reload.h"
 #include "ds2grist/service.h"
 
 typedef struct d2g_poller d2g_poller_t;
 
-/* Connects to Redis and Kafka; cfg and svc (metrics, health) must outlive the poller. */
-d2g_poller_t *d2g_poller_new(const d2g_config_t *cfg, d2g_service_t *svc, char *err,
-                             size_t errlen);
+/* Connects to Redis and Kafka with live's current configuration; live (the
+ * configuration, reloaded at the top of each turn: procedures added, changed
+ * and removed, see docs/configuration.md) and svc (metrics, health) must
+ * outlive the poller. */
+d2g_poller_t *d2g_poller_new(d2g_reload_t *live, d2g_service_t *svc, char *err, size_t errlen);
 /* Runs until *stop becomes non-zero, then finishes the pages in hand (up to
  * producer.shutdown_grace_s), persists cursors and returns 0. */
 /* Runs until *stop (returns 0 once the pages in hand are finished), or until

@@ -37,6 +37,23 @@ d2g_forms_t *d2g_forms_new(const d2g_config_t *cfg, d2g_redis_t *redis) {
     return f;
 }
 
+static void forms_clear(d2g_forms_t *f) {
+    const char *k;
+    json_t *v;
+    json_object_foreach(f->index, k, v) {
+        form_t *fm = (form_t *)(intptr_t)json_integer_value(v);
+        d2g_mapping_ctx_free(fm->ctx);
+        free(fm->revision_id);
+        free(fm);
+    }
+    json_object_clear(f->index);
+}
+
+void d2g_forms_apply(d2g_forms_t *f, const d2g_config_t *cfg) {
+    f->cfg = cfg;
+    forms_clear(f); /* table prefixes and the DS link may have changed: built again on demand */
+}
+
 void d2g_forms_free(d2g_forms_t *f) {
     if (!f)
         return;

@@ -20,6 +20,8 @@
 typedef struct d2g_forms d2g_forms_t;
 
 d2g_forms_t *d2g_forms_new(const d2g_config_t *cfg, d2g_redis_t *redis);
+/* A new configuration: forms are built again on demand (a table prefix may have changed). */
+void d2g_forms_apply(d2g_forms_t *f, const d2g_config_t *cfg);
 void d2g_forms_free(d2g_forms_t *f);
 /* The procedure's context (borrowed, valid until the next call for the same
  * procedure), or NULL: Redis did not answer and there is none yet (err). */

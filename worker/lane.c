@@ -30,6 +30,7 @@ void d2g_item_free(d2g_item_t *item) {
     if (!item)
         return;
     d2g_envelope_clear(&item->env);
+    d2g_config_free(item->held);
     free(item->msgs);
     free(item);
 }
@@ -82,6 +83,7 @@ void d2g_lane_free(d2g_lane_t *l) {
     d2g_schema_free(l->schema);
     d2g_colmap_free(l->colmap);
     json_decref(l->index);
+    d2g_config_free(l->held);
     free(l);
 }
 

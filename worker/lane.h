@@ -66,6 +66,7 @@ typedef struct d2g_group {
 
 typedef struct d2g_lane {
     d2g_grist_doc_t doc;
+    d2g_config_t *held; /* a reference to the configuration doc.srv points into */
     char lock_key[D2G_KEYLEN], colmap_key[D2G_KEYLEN], versions_key[D2G_KEYLEN];
     char lane_key[D2G_KEYLEN], recent429_key[D2G_KEYLEN];
 

@@ -19,13 +19,14 @@ static const char usage[] =
     "  --config PATH  configuration file (default: $DS2GRIST_CONFIG)\n"
     "Consumes the dossier topic and writes every dossier into its Grist document until SIGTERM.\n";
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
 
 int main(int argc, char **argv) {
     d2g_config_t *cfg;
     char err[D2G_ERRLEN];
     int argi;
-    int rc = d2g_cli_start(argc, argv, "worker", usage, &cfg, &argi);
+    const char *path = NULL;
+    int rc = d2g_cli_start_path(argc, argv, "worker", usage, &cfg, &argi, &path);
     if (!cfg)
         return rc;
     if (argi < argc) {
@@ -34,6 +35,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     d2g_cli_catch_stop(&stop_requested);
+    d2g_cli_catch_reload(&reload_requested);
 
     d2g_service_t svc;
     if (d2g_service_start(&svc, cfg, err, sizeof(err))) {
@@ -41,18 +43,25 @@ int main(int argc, char **argv) {
         d2g_config_free(cfg);
         return 1;
     }
-    d2g_worker_t *w = d2g_worker_new(cfg, &svc, err, sizeof(err));
-    if (!w) {
-        d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot start");
+    d2g_reload_t *live = d2g_reload_new(path, cfg, &svc, &reload_requested, err, sizeof(err));
+    if (!live) {
+        d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot watch the configuration");
         d2g_service_stop(&svc);
         d2g_config_free(cfg);
+        return 1;
+    }
+    d2g_worker_t *w = d2g_worker_new(live, &svc, err, sizeof(err));
+    if (!w) {
+        d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot start");
+        d2g_reload_free(live);
+        d2g_service_stop(&svc);
         return 1;
     }
     d2g_log(D2G_LOG_INFO, "started", 0, NULL, "consuming %s as group %s", cfg->kafka.topic,
             cfg->kafka.consumer_group);
     rc = d2g_worker_run(w, &stop_requested);
     d2g_worker_free(w);
+    d2g_reload_free(live);
     d2g_service_stop(&svc);
-    d2g_config_free(cfg);
     return rc;
 }

@@ -10,6 +10,7 @@
 #include "ds2grist/kafka.h"
 #include "ds2grist/log.h"
 #include "ds2grist/redis.h"
+#include "ds2grist/reload.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -67,7 +68,10 @@ typedef struct outmsg {
 } outmsg_t;
 
 struct d2g_worker {
-    const d2g_config_t *cfg;
+    d2g_reload_t *live;
+    const d2g_config_t *cfg; /* the configuration applied last (cfg_held) */
+    d2g_config_t *cfg_held;
+    d2g_config_t *boot;      /* the one it started with: Kafka's topics and group, Redis */
     rd_kafka_t *consumer;
     rd_kafka_t *producer; /* dead letters and retry copies */
     d2g_redis_t *redis;
@@ -131,7 +135,7 @@ static void msg_done(d2g_worker_t *w, const d2g_msgref_t *m) {
 /* --- copies: dead letters and retry copies ----------------------------------- */
 
 static const char *out_topic(const d2g_worker_t *w, const outmsg_t *o) {
-    return o->kind == OUT_RETRY ? w->cfg->kafka.retry_topic : w->cfg->kafka.dlq_topic;
+    return o->kind == OUT_RETRY ? w->boot->kafka.retry_topic : w->boot->kafka.dlq_topic;
 }
 
 static void out_free(outmsg_t *o) {
@@ -407,6 +411,7 @@ static void process_message(d2g_worker_t *w, rd_kafka_message_t *m, int t, parti
         return;
     }
     it->proc = d2g_config_find_procedure(w->cfg, it->env.procedure);
+    it->held = d2g_config_ref(w->cfg); /* kept alive for the item by a reload */
     if (!it->proc) {
         snprintf(err, sizeof(err), "procedure %" PRId64 " is not configured in this worker",
                  it->env.procedure);
@@ -724,9 +729,9 @@ static void sample(d2g_worker_t *w, int64_t now) {
             continue;
         int64_t lo = 0, hi = 0;
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, w->cfg->kafka.topic, p);
+        rd_kafka_topic_partition_list_add(l, w->boot->kafka.topic, p);
         if (rd_kafka_position(w->consumer, l) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-            rd_kafka_get_watermark_offsets(w->consumer, w->cfg->kafka.topic, p, &lo, &hi) ==
+            rd_kafka_get_watermark_offsets(w->consumer, w->boot->kafka.topic, p, &lo, &hi) ==
                 RD_KAFKA_RESP_ERR_NO_ERROR) {
             int64_t pos = l->elems[0].offset;
             snprintf(label, sizeof(label), "%d", p);
@@ -771,6 +776,21 @@ static void shut_down(d2g_worker_t *w) {
     close_bounded(w, rest < 1000 ? 1000 : (int)rest);
 }
 
+/* A reload (SIGHUP, the file, the fleet's generation), between steps: new
+ * messages are read with the new configuration (a procedure removed: its
+ * messages are dead letters, replayable; one added: written), and the
+ * writer's lanes take its servers, keys and limits (d2g_writer_apply). */
+static void reload_tick(d2g_worker_t *w, int64_t now) {
+    if (!w->live || !(d2g_reload_tick(w->live, now) || d2g_reload_current(w->live) != w->cfg))
+        return;
+    const d2g_config_t *cfg = d2g_reload_current(w->live);
+    d2g_config_t *old = w->cfg_held;
+    w->cfg_held = d2g_config_ref(cfg);
+    w->cfg = cfg;
+    d2g_writer_apply(w->writer, cfg);
+    d2g_config_free(old);
+}
+
 int d2g_worker_run(d2g_worker_t *w, volatile sig_atomic_t *stop) {
     int64_t write_end = 0;
     for (;;) {
@@ -813,6 +833,8 @@ int d2g_worker_run(d2g_worker_t *w, volatile sig_atomic_t *stop) {
         d2g_service_kafka_recheck(w->svc, w->consumer, now);
         d2g_service_heartbeat(w->svc);
         sample(w, now);
+        if (!w->stopping)
+            reload_tick(w, now);
 
         /* Grist writes out. */
         d2g_writer_step(w->writer, now);
@@ -827,8 +849,8 @@ int d2g_worker_run(d2g_worker_t *w, volatile sig_atomic_t *stop) {
     return 0;
 }
 
-d2g_worker_t *d2g_worker_new(const d2g_config_t *cfg, d2g_service_t *svc, char *err,
-                             size_t errlen) {
+d2g_worker_t *d2g_worker_new(d2g_reload_t *live, d2g_service_t *svc, char *err, size_t errlen) {
+    const d2g_config_t *cfg = d2g_reload_current(live);
     static const char *const consumer_defaults[] = {
         "auto.offset.reset", "earliest",
         "auto.commit.interval.ms", "1000",
@@ -854,10 +876,13 @@ d2g_worker_t *d2g_worker_new(const d2g_config_t *cfg, d2g_service_t *svc, char *
     static const char *const out_overrides[] = {"enable.idempotence", "true", "acks", "all", NULL};
     char cause[512], host[64] = "host";
     d2g_worker_t *w = d2g_calloc(1, sizeof(*w));
+    w->live = live;
+    w->boot = d2g_config_ref(cfg);
+    w->cfg_held = d2g_config_ref(cfg);
     w->cfg = cfg;
     w->svc = svc;
-    w->topics[T_MAIN] = cfg->kafka.topic;
-    w->topics[T_RETRY] = cfg->kafka.retry_topic;
+    w->topics[T_MAIN] = w->boot->kafka.topic;
+    w->topics[T_RETRY] = w->boot->kafka.retry_topic;
     static const char *const by_proc[] = {"procedure"};
     static const char *const by_part[] = {"partition"};
     w->m_consumed = d2g_metrics_counter(svc->metrics, "ds2grist_dossiers_consumed_total",
@@ -884,6 +909,7 @@ d2g_worker_t *d2g_worker_new(const d2g_config_t *cfg, d2g_service_t *svc, char *
     if (d2g_redis_connect(cfg->redis.url, cfg->redis.username, cfg->redis.password,
                           cfg->redis.namespace, 5000, &w->redis, err, errlen))
         goto fail;
+    d2g_reload_watch_redis(live, w->redis);
     d2g_writer_hooks_t hooks = {.written = on_written, .failed = on_failed, .shed = on_shed, .ud = w};
     if (!(w->writer = d2g_writer_new(cfg, w->redis, w->id, svc->metrics, hooks, err, errlen)))
         goto fail;
@@ -960,5 +986,7 @@ void d2g_worker_free(d2g_worker_t *w) {
             d2g_offsets_free(w->parts[t][p].offsets);
         free(w->parts[t]);
     }
+    d2g_config_free(w->cfg_held);
+    d2g_config_free(w->boot);
     free(w);
 }

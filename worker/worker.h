@@ -32,13 +32,15 @@
 #include <stddef.h>
 
 #include "ds2grist/config.h"
+#include "ds2grist/reload.h"
 #include "ds2grist/service.h"
 
 typedef struct d2g_worker d2g_worker_t;
 
-/* cfg and svc (metrics, health) must outlive the worker. */
-d2g_worker_t *d2g_worker_new(const d2g_config_t *cfg, d2g_service_t *svc, char *err,
-                             size_t errlen);
+/* Starts with live's current configuration, reloaded between steps (see
+ * reload.h, d2g_writer_apply); live and svc (metrics, health) must outlive
+ * the worker. Kafka's topics and group and Redis stay those it started with. */
+d2g_worker_t *d2g_worker_new(d2g_reload_t *live, d2g_service_t *svc, char *err, size_t errlen);
 /* Runs until *stop, then shuts down cleanly; returns 0. */
 int d2g_worker_run(d2g_worker_t *w, volatile sig_atomic_t *stop);
 void d2g_worker_free(d2g_worker_t *w);

@@ -60,7 +60,8 @@ static d2g_lane_t *lane_find(const d2g_writer_t *w, const d2g_procedure_t *proc)
     return slot ? w->lanes[json_integer_value(slot)] : NULL;
 }
 
-static d2g_lane_t *lane_get(d2g_writer_t *w, const d2g_procedure_t *proc) {
+static d2g_lane_t *lane_get(d2g_writer_t *w, const d2g_item_t *item) {
+    const d2g_procedure_t *proc = item->proc;
     d2g_lane_t *l = lane_find(w, proc);
     if (l)
         return l;
@@ -70,6 +71,7 @@ static d2g_lane_t *lane_get(d2g_writer_t *w, const d2g_procedure_t *proc) {
         d2g_log(D2G_LOG_ERROR, "lane_unusable", proc->number, proc->document, "[queue] %s", err);
         abort();
     }
+    l->held = d2g_config_ref(item->held ? item->held : w->cfg);
     /* Start from the column map the fleet persisted: ids stay the same everywhere. */
     if (d2g_colmap_store_load(w->redis, l->colmap_key, l->colmap, err, sizeof(err)))
         d2g_lane_log(l, D2G_LOG_WARN, "queue", "redis_error", err, "column map not read; merged later");
@@ -97,7 +99,7 @@ static void publish(d2g_writer_t *w, d2g_lane_t *l) {
 }
 
 void d2g_writer_add(d2g_writer_t *w, d2g_item_t *item) {
-    d2g_lane_t *l = lane_get(w, item->proc);
+    d2g_lane_t *l = lane_get(w, item);
     if (l->state == D2G_LANE_PARKED && w->hooks.shed) {
         d2g_writer_shed_items(w, l, &item, 1);
         return;
@@ -445,6 +447,41 @@ d2g_writer_t *d2g_writer_new(const d2g_config_t *cfg, d2g_redis_t *redis, const 
                                               "Dossier updates not written: Grist held a newer version", 0, NULL);
     }
     return w;
+}
+
+void d2g_writer_apply(d2g_writer_t *w, const d2g_config_t *cfg) {
+    char err[D2G_ERRLEN];
+    w->cfg = cfg;
+    w->secrets = d2g_config_secrets(cfg, &w->n_secrets);
+    d2g_forms_apply(w->forms, cfg);
+    size_t moved = 0, kept = 0;
+    for (size_t i = 0; i < w->n_lanes; i++) {
+        d2g_lane_t *l = w->lanes[i];
+        const d2g_grist_server_t *srv = d2g_config_find_server(cfg, l->doc.srv->name);
+        if (!srv) {
+            /* Its server is gone: what the lane holds is written with the
+             * configuration it came with (held), and nothing new comes. */
+            kept++;
+            continue;
+        }
+        /* The server's URL, key and the document's limits, from the next request on
+         * (the permit and rate keys are the same: they name server and document). */
+        d2g_grist_doc_t doc;
+        if (d2g_grist_doc_init(&doc, w->redis, srv, l->doc.id, err, sizeof(err))) {
+            d2g_lane_log(l, D2G_LOG_WARN, "queue", "config_not_applied", err, "kept as it was");
+            continue;
+        }
+        if (doc.permits != l->doc.permits)
+            d2g_lane_log(l, D2G_LOG_INFO, "queue", "permits_changed", NULL, "%d -> %d permits",
+                         l->doc.permits, doc.permits);
+        l->doc = doc;
+        d2g_config_free(l->held);
+        l->held = d2g_config_ref(cfg);
+        moved++;
+    }
+    d2g_log(D2G_LOG_INFO, "config_applied", 0, NULL,
+            "generation %" PRIu64 ": %zu lanes on the new configuration, %zu draining on their "
+            "old server", cfg->generation, moved, kept);
 }
 
 void d2g_writer_free(d2g_writer_t *w) {

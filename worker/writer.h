@@ -40,6 +40,7 @@ typedef struct d2g_msgref {
 /* One dossier update, and every message it stands for (collapsed ones included). */
 typedef struct d2g_item {
     const d2g_procedure_t *proc;
+    d2g_config_t *held;  /* a reference to the configuration proc points into (reload.h) */
     d2g_envelope_t env;  /* the latest version, owned */
     d2g_msgref_t *msgs;
     size_t n_msgs, cap_msgs;
@@ -96,6 +97,12 @@ void d2g_writer_free(d2g_writer_t *w);
 void d2g_writer_add(d2g_writer_t *w, d2g_item_t *item);
 /* 1 if the lane of proc's document is parked now: a new message for it is to be forwarded to the retry
    topic as it is (not decoded); *not_before_wall_ms and reason (a static string) say until when and why. */
+/* A new configuration (reload.h), between steps: the worker.* settings, Grist
+ * servers' URLs and keys and documents' permits apply to the next request of
+ * each lane; a lane whose server is gone drains on the configuration it
+ * holds. cfg must stay valid until the next apply (the caller holds it). */
+void d2g_writer_apply(d2g_writer_t *w, const d2g_config_t *cfg);
+
 int d2g_writer_parked(d2g_writer_t *w, const d2g_procedure_t *proc, int64_t *not_before_wall_ms,
                       const char **reason);
 void d2g_item_free(d2g_item_t *item);
