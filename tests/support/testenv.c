@@ -294,6 +294,14 @@ int d2g_testenv_start_ds(d2g_testenv_t *env, const char *config_json) {
     return 0;
 }
 
+int d2g_testenv_start_ds2(d2g_testenv_t *env, const char *config_json) {
+    if (start_node(env, &env->ds2, "ds-emulator-2", "ds-emulator/server.js", config_json,
+                   &env->ds2_port))
+        return -1;
+    snprintf(env->ds2_url, sizeof(env->ds2_url), "http://127.0.0.1:%d/api/v2/graphql", env->ds2_port);
+    return 0;
+}
+
 int d2g_testenv_start_grist(d2g_testenv_t *env, const char *config_json) {
     if (start_node(env, &env->grist, "grist-emulator", "grist-emulator/server.js", config_json,
                    &env->grist_port))
@@ -304,6 +312,7 @@ int d2g_testenv_start_grist(d2g_testenv_t *env, const char *config_json) {
 
 void d2g_testenv_stop(d2g_testenv_t *env) {
     d2g_test_proc_stop(&env->grist);
+    d2g_test_proc_stop(&env->ds2);
     d2g_test_proc_stop(&env->ds);
     d2g_test_proc_stop(&env->kafka);
     d2g_test_proc_stop(&env->redis);

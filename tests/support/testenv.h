@@ -31,6 +31,9 @@ typedef struct d2g_testenv {
     char grist_url[128]; /* http://127.0.0.1:PORT */
     pid_t spawned[64];   /* every d2g_test_proc_spawn: stopped with the env if still running */
     int n_spawned;
+    d2g_test_proc_t ds2; /* a second DS instance (d2g_testenv_start_ds2) */
+    int ds2_port;
+    char ds2_url[128];
 } d2g_testenv_t;
 
 int d2g_testenv_init(d2g_testenv_t *env);
@@ -51,6 +54,8 @@ int d2g_testenv_kafka_refuse_produce(d2g_testenv_t *env);
 /* config_json: the emulator's configuration (see its README), or NULL. */
 int d2g_testenv_start_ds(d2g_testenv_t *env, const char *config_json);
 int d2g_testenv_start_grist(d2g_testenv_t *env, const char *config_json);
+/* A second DS emulator (another DS instance: its own tokens and procedures). */
+int d2g_testenv_start_ds2(d2g_testenv_t *env, const char *config_json);
 void d2g_testenv_stop(d2g_testenv_t *env);
 
 /* Starts argv[0] (searched in PATH) with stdout/stderr appended to
