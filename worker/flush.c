@@ -42,6 +42,7 @@ struct d2g_flush {
     size_t n;
     d2g_mapped_t *mapped; /* per item */
     d2g_version_t *versions; /* per item: what the version guard knew */
+    size_t n_versions;       /* entries of versions (n may shrink) */
     d2g_need_t *need;
     stage_t stage;
     d2g_ops_t ops; /* the stage's requests */
@@ -68,6 +69,7 @@ d2g_flush_t *d2g_flush_new(d2g_lane_t *lane, d2g_item_t **items, size_t n) {
     f->n = n;
     f->mapped = d2g_calloc(n + 1, sizeof(d2g_mapped_t));
     f->versions = d2g_calloc(n + 1, sizeof(d2g_version_t));
+    f->n_versions = n;
     f->stage = n ? S_PREPARE : S_PROBE;
     return f;
 }
@@ -80,6 +82,8 @@ void d2g_flush_free(d2g_flush_t *f, int free_items) {
         if (free_items)
             d2g_item_free(f->items[i]);
     }
+    for (size_t i = 0; i < f->n_versions; i++)
+        d2g_version_clear(&f->versions[i]);
     free(f->mapped);
     free(f->versions);
     free(f->items);
@@ -344,12 +348,40 @@ static int plan_schema(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t n
 
 /* --- the stages ----------------------------------------------------------------------- */
 
-static void plan_puts(d2g_writer_t *w, d2g_flush_t *f) {
+/* The rows of an upsert as last written (versions.h), to send only what
+ * changed; NULL (write in full) for deletions and label-only updates. */
+static const d2g_cells_t *prior_cells(const d2g_flush_t *f, size_t i) {
+    const d2g_item_t *it = f->items[i];
+    if (!it || it->env.kind != D2G_ENVELOPE_UPSERT || it->env.partial || !f->versions[i].cells.n)
+        return NULL;
+    return &f->versions[i].cells;
+}
+
+/* Plans the upserts. 1: wait (Redis could not forget the digests of the
+ * dossiers about to be sent). */
+static int plan_puts(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
+    char err[D2G_ERRLEN];
     d2g_mapped_t **v = alive(f);
     int *too_big = d2g_calloc(f->n + 1, sizeof(int));
-    d2g_plan_puts(v, f->n, (size_t)w->cfg->worker.batch_bytes, &f->ops, too_big);
+    int *sends = d2g_calloc(f->n + 1, sizeof(int));
+    const d2g_cells_t **prior = d2g_calloc(f->n + 1, sizeof(*prior));
+    for (size_t i = 0; i < f->n; i++)
+        prior[i] = prior_cells(f, i);
+    d2g_plan_puts_diff(v, f->n, (size_t)w->cfg->worker.batch_bytes, prior, &f->ops, too_big, sends);
     free(too_big); /* refused in prepare already */
     free(v);
+    /* What is about to be sent has no digest until Grist acknowledged it. */
+    for (size_t i = 0; i < f->n; i++)
+        sends[i] = sends[i] && f->items[i] && f->versions[i].cells.n;
+    int rc = d2g_versions_forget_cells(w->redis, l->versions_key, f->items, f->n, sends, err, sizeof(err));
+    free(sends);
+    free(prior);
+    if (rc) {
+        d2g_ops_clear(&f->ops);
+        d2g_lane_failed(l, now, D2G_GRIST_RETRY, D2G_LANE_REDIS, -1, err, &w->rng);
+        d2g_lane_log(l, D2G_LOG_WARN, "put", "redis_error", err, "row digests not removed; the batch waits");
+        return 1;
+    }
     /* How big the bodies came out for the messages taken: the next batch is
      * sized on it. */
     size_t messages = 0, largest = 0;
@@ -363,9 +395,10 @@ static void plan_puts(d2g_writer_t *w, d2g_flush_t *f) {
         largest = sum > largest ? sum : largest;
     }
     json_decref(by_table);
-    if (!f->replan)
+    if (!f->replan && largest)
         d2g_lane_measured(f->lane, messages, largest);
     w->stats.put_body_bytes += largest;
+    return 0;
 }
 
 /* Which dossiers have no row to delete: their row ids are those last
@@ -481,7 +514,8 @@ static int enter(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
             f->stage = S_READ;
             continue;
         case S_PUT:
-            plan_puts(w, f);
+            if (plan_puts(w, l, f, now))
+                return 1;
             f->planned = 1;
             continue;
         case S_FIND:
@@ -560,9 +594,19 @@ int d2g_flush_step(d2g_writer_t *w, d2g_flush_t *f, int64_t now) {
     if (f->stage == S_DONE) {
         char err[D2G_ERRLEN];
         uint64_t *digests = d2g_calloc(f->n + 1, sizeof(uint64_t));
+        d2g_cells_t *cells = d2g_calloc(f->n + 1, sizeof(d2g_cells_t));
+        for (size_t i = 0; i < f->n; i++) {
+            d2g_item_t *it = f->items[i];
+            digests[i] = it ? d2g_plan_rowsets_digest(&f->mapped[i]) : 0;
+            /* What Grist holds now; a label-only update or a deletion leaves none. */
+            if (it && it->env.kind == D2G_ENVELOPE_UPSERT && !it->env.partial)
+                d2g_cells_of(&f->mapped[i], &cells[i]);
+        }
+        int vrc = d2g_versions_record(w->redis, l->versions_key, f->items, f->n, digests, cells, err,
+                                      sizeof(err));
         for (size_t i = 0; i < f->n; i++)
-            digests[i] = f->items[i] ? d2g_plan_rowsets_digest(&f->mapped[i]) : 0;
-        int vrc = d2g_versions_record(w->redis, l->versions_key, f->items, f->n, digests, err, sizeof(err));
+            d2g_cells_clear(&cells[i]);
+        free(cells);
         free(digests);
         if (vrc)
             d2g_lane_log(l, D2G_LOG_WARN, "done", "redis_error", err,
@@ -711,6 +755,8 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t
     }
     json_t *body = json_loadb(resp->body, resp->body_len, JSON_DECODE_ANY, NULL);
     int bad = 0;
+    d2g_op_src_t *missing = NULL;
+    size_t n_missing = 0;
     switch (o->kind) {
     case D2G_OP_PROBE:
         bad = d2g_schema_read_tables(l->schema, body);
@@ -754,6 +800,9 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t
     case D2G_OP_PUT: {
         w->stats.rows_written += o->rows;
         d2g_metric_observe(w->m_batch_rows, NULL, (double)o->rows);
+        /* Rows of changed cells Grist did not have (someone removed them):
+         * written in full after this request. */
+        missing = d2g_plan_missing(o, body, &n_missing);
         break;
     }
     case D2G_OP_FIND:
@@ -768,6 +817,14 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t
         return;
     }
     f->cur++;
+    if (n_missing && !f->replan) {
+        d2g_lane_log(l, D2G_LOG_INFO, "put", "rows_missing", NULL,
+                     "%zu rows of changed cells were not in Grist: written in full", n_missing);
+        d2g_mapped_t **v = alive(f);
+        d2g_plan_refill(v, missing, n_missing, (size_t)w->cfg->worker.batch_bytes, &f->ops);
+        free(v);
+    }
+    free(missing);
     replan_writes(f);
 }
 

@@ -49,6 +49,7 @@ void d2g_ops_clear(d2g_ops_t *ops) {
         free(ops->v[i].table);
         json_decref(ops->v[i].keep);
         json_decref(ops->v[i].change);
+        free(ops->v[i].src);
     }
     free(ops->v);
     memset(ops, 0, sizeof(*ops));
@@ -79,25 +80,36 @@ d2g_need_t *d2g_plan_need(d2g_mapped_t *const *mapped, size_t n) {
 
 /* --- upserts ---------------------------------------------------------------------- */
 
-/* A table's body being filled: {"records":[r1,r2,...]}. */
+/* A table's body being filled: {"records":[r1,r2,...]}; a body of changed
+ * cells (diff) also keeps where each of its rows comes from. */
 typedef struct body {
     char *table;
+    int diff;
     char *text;
     size_t len, cap, rows;
+    d2g_op_src_t *src;
+    size_t cap_src;
 } body_t;
 
 static void body_flush(body_t *b, d2g_ops_t *ops) {
     if (!b->rows)
         return;
     memcpy(b->text + b->len, "]}", 3);
-    d2g_op_t *o = d2g_ops_add(ops, D2G_OP_PUT, "PUT", path_of(b->table, "/records?noparse=1"),
+    d2g_op_t *o = d2g_ops_add(ops, D2G_OP_PUT, "PUT",
+                              path_of(b->table, b->diff ? "/records?noparse=1&noadd=1" : "/records?noparse=1"),
                               d2g_strndup(b->text, b->len + 2), b->table);
     o->rows = b->rows;
+    if (b->diff) {
+        o->src = b->src;
+        b->src = NULL;
+        b->cap_src = 0;
+    }
     b->len = 0;
     b->rows = 0;
 }
 
-static void body_add(body_t *b, const char *rec, size_t n, size_t batch_bytes, d2g_ops_t *ops) {
+static void body_add(body_t *b, const char *rec, size_t n, size_t batch_bytes, d2g_ops_t *ops,
+                     size_t item, size_t record) {
     if (b->rows > 0 && b->len + n + 16 > batch_bytes)
         body_flush(b, ops);
     if (b->len + n + 16 > b->cap) {
@@ -112,55 +124,166 @@ static void body_add(body_t *b, const char *rec, size_t n, size_t batch_bytes, d
     }
     memcpy(b->text + b->len, rec, n);
     b->len += n;
+    if (b->diff) {
+        if (b->rows == b->cap_src) {
+            b->cap_src = b->cap_src ? b->cap_src * 2 : 64;
+            b->src = d2g_realloc(b->src, b->cap_src * sizeof(d2g_op_src_t));
+        }
+        b->src[b->rows].item = item;
+        b->src[b->rows].record = record;
+    }
     b->rows++;
 }
 
-void d2g_plan_puts(d2g_mapped_t *const *mapped, size_t n, size_t batch_bytes, d2g_ops_t *ops,
-                   int *too_big) {
-    json_t *index = json_object(); /* table -> body index */
-    body_t *bodies = NULL;
-    size_t n_bodies = 0;
+/* The bodies of one plan, by table and kind. */
+typedef struct bodies {
+    json_t *index; /* "<d|f><table>" -> index */
+    body_t *v;
+    size_t n;
+} bodies_t;
+
+static body_t *bodies_get(bodies_t *bs, const char *table, int diff) {
+    size_t kl = strlen(table) + 2;
+    char *k = d2g_malloc(kl);
+    snprintf(k, kl, "%c%s", diff ? 'd' : 'f', table);
+    json_t *slot = json_object_get(bs->index, k);
+    size_t i;
+    if (slot) {
+        i = (size_t)json_integer_value(slot);
+    } else {
+        bs->v = d2g_realloc(bs->v, (bs->n + 1) * sizeof(body_t));
+        memset(&bs->v[bs->n], 0, sizeof(body_t));
+        bs->v[bs->n].table = d2g_strdup(table);
+        bs->v[bs->n].diff = diff;
+        json_object_set_new(bs->index, k, json_integer((json_int_t)bs->n));
+        i = bs->n++;
+    }
+    free(k);
+    return &bs->v[i];
+}
+
+static void bodies_done(bodies_t *bs, d2g_ops_t *ops) {
+    for (size_t k = 0; k < bs->n; k++) {
+        body_flush(&bs->v[k], ops);
+        free(bs->v[k].text);
+        free(bs->v[k].table);
+        free(bs->v[k].src);
+    }
+    free(bs->v);
+    json_decref(bs->index);
+}
+
+const char *const d2g_plan_keep_columns[] = {"date_derniere_modification", NULL};
+
+/* A record's text: in full, or only the fields send marks. */
+static char *record_text(const d2g_record_t *r, const unsigned char *send) {
+    json_t *fields = r->fields;
+    if (send) {
+        fields = json_object();
+        size_t k = 0;
+        const char *name;
+        json_t *val;
+        json_object_foreach(r->fields, name, val) {
+            if (send[k++])
+                json_object_set(fields, name, val);
+        }
+    }
+    json_t *rec = json_pack("{s:O, s:O}", "require", r->require, "fields", fields);
+    char *text = json_dumps(rec, JSON_COMPACT);
+    json_decref(rec);
+    if (send)
+        json_decref(fields);
+    return text;
+}
+
+void d2g_plan_puts_diff(d2g_mapped_t *const *mapped, size_t n, size_t batch_bytes,
+                        const d2g_cells_t *const *prior, d2g_ops_t *ops, int *too_big, int *sends) {
+    bodies_t bs = {json_object(), NULL, 0};
+    unsigned char *send = NULL;
+    size_t send_cap = 0;
     for (size_t i = 0; i < n; i++) {
         const d2g_mapped_t *m = mapped[i];
+        const d2g_cells_t *was = prior ? prior[i] : NULL;
         too_big[i] = 0;
+        if (sends)
+            sends[i] = 0;
         if (!m)
             continue;
         /* Serialise the dossier's records first: one that cannot fit refuses it whole. */
         char **texts = d2g_calloc(m->n_records + 1, sizeof(char *));
+        int *diff = d2g_calloc(m->n_records + 1, sizeof(int));
         for (size_t r = 0; r < m->n_records && !too_big[i]; r++) {
-            json_t *rec = json_pack("{s:O, s:O}", "require", m->records[r].require, "fields",
-                                    m->records[r].fields);
-            texts[r] = json_dumps(rec, JSON_COMPACT);
-            json_decref(rec);
+            const d2g_record_t *rec = &m->records[r];
+            long changed = -1;
+            if (was && was->n) {
+                size_t nf = json_object_size(rec->fields);
+                if (nf > send_cap) {
+                    send_cap = nf * 2;
+                    send = d2g_realloc(send, send_cap);
+                }
+                changed = d2g_cells_diff(rec, d2g_cells_find(was, d2g_cells_key(rec)),
+                                         rec->table_index == 0 ? d2g_plan_keep_columns : NULL, send);
+            }
+            if (changed == 0)
+                continue; /* unchanged since last written */
+            diff[r] = changed > 0;
+            texts[r] = record_text(rec, diff[r] ? send : NULL);
             if (!texts[r] || strlen(texts[r]) + 32 > batch_bytes)
                 too_big[i] = 1;
         }
         for (size_t r = 0; r < m->n_records && !too_big[i]; r++) {
-            const char *table = m->records[r].table;
-            json_t *slot = json_object_get(index, table);
-            size_t k;
-            if (slot) {
-                k = (size_t)json_integer_value(slot);
-            } else {
-                bodies = d2g_realloc(bodies, (n_bodies + 1) * sizeof(body_t));
-                memset(&bodies[n_bodies], 0, sizeof(body_t));
-                bodies[n_bodies].table = d2g_strdup(table);
-                json_object_set_new(index, table, json_integer((json_int_t)n_bodies));
-                k = n_bodies++;
-            }
-            body_add(&bodies[k], texts[r], strlen(texts[r]), batch_bytes, ops);
+            if (!texts[r])
+                continue;
+            body_add(bodies_get(&bs, m->records[r].table, diff[r]), texts[r], strlen(texts[r]), batch_bytes,
+                     ops, i, r);
+            if (sends)
+                sends[i] = 1;
         }
         for (size_t r = 0; r < m->n_records; r++)
             free(texts[r]);
         free(texts);
+        free(diff);
     }
-    for (size_t k = 0; k < n_bodies; k++) {
-        body_flush(&bodies[k], ops);
-        free(bodies[k].text);
-        free(bodies[k].table);
+    free(send);
+    bodies_done(&bs, ops);
+}
+
+void d2g_plan_puts(d2g_mapped_t *const *mapped, size_t n, size_t batch_bytes, d2g_ops_t *ops,
+                   int *too_big) {
+    d2g_plan_puts_diff(mapped, n, batch_bytes, NULL, ops, too_big, NULL);
+}
+
+void d2g_plan_refill(d2g_mapped_t *const *mapped, const d2g_op_src_t *src, size_t n, size_t batch_bytes,
+                     d2g_ops_t *ops) {
+    bodies_t bs = {json_object(), NULL, 0};
+    for (size_t k = 0; k < n; k++) {
+        const d2g_mapped_t *m = mapped[src[k].item];
+        if (!m || src[k].record >= m->n_records)
+            continue;
+        const d2g_record_t *rec = &m->records[src[k].record];
+        char *text = record_text(rec, NULL);
+        if (text)
+            body_add(bodies_get(&bs, rec->table, 0), text, strlen(text), batch_bytes, ops, src[k].item,
+                     src[k].record);
+        free(text);
     }
-    free(bodies);
-    json_decref(index);
+    bodies_done(&bs, ops);
+}
+
+d2g_op_src_t *d2g_plan_missing(const d2g_op_t *put, json_t *answer, size_t *n) {
+    *n = 0;
+    json_t *ids = json_object_get(answer, "recordIds");
+    if (!put->src || !json_is_array(ids) || json_array_size(ids) != put->rows)
+        return NULL;
+    d2g_op_src_t *out = NULL;
+    for (size_t k = 0; k < put->rows; k++) {
+        json_t *e = json_array_get(ids, k);
+        if (!json_is_array(e) || json_array_size(e) > 0)
+            continue;
+        out = d2g_realloc(out, (*n + 1) * sizeof(*out));
+        out[(*n)++] = put->src[k];
+    }
+    return out;
 }
 
 /* --- rows that are gone ---------------------------------------------------------------- */

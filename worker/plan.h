@@ -14,6 +14,13 @@
  *   POST   /tables/T/data/delete         the row ids those answers show gone
  * A record whose text alone exceeds batch_bytes can never be sent: its
  * dossier is refused here, before any schema is created for it.
+ *
+ * With the digests of what the dossiers' rows held when last written
+ * (cells.h), only what changed is sent: an unchanged row not at all, a
+ * changed one as its key, its changed cells and its modification date, in
+ * bodies of their own sent with noadd=1 (a row gone from Grist is never
+ * re-created half empty: the answer's recordIds show it missing, and
+ * d2g_plan_refill writes it in full).
  */
 #ifndef D2G_PLAN_H
 #define D2G_PLAN_H
@@ -22,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cells.h"
 #include "mapping.h"
 #include "schema.h"
 
@@ -48,7 +56,15 @@ typedef struct d2g_op {
     size_t rows;     /* records carried (PUT) or row ids (DELETE) */
     json_t *keep;    /* FIND of child rows: {"<dossier>": {ds_row_id: true}} to keep; NULL: delete all found */
     json_t *change;  /* CHANGE: the schema change (schema.h) */
+    /* PUT of changed cells only (noadd=1): where each of its rows comes from,
+     * to write in full those Grist answers missing. NULL for full rows. */
+    struct d2g_op_src *src;
 } d2g_op_t;
+
+/* A record of a batch: mapped[item].records[record]. */
+typedef struct d2g_op_src {
+    size_t item, record;
+} d2g_op_src_t;
 
 typedef struct d2g_ops {
     d2g_op_t *v;
@@ -68,6 +84,22 @@ d2g_need_t *d2g_plan_need(d2g_mapped_t *const *mapped, size_t n);
  * records are not planned (refuse it). */
 void d2g_plan_puts(d2g_mapped_t *const *mapped, size_t n, size_t batch_bytes, d2g_ops_t *ops,
                    int *too_big);
+
+/* d2g_plan_puts, sending only what changed: prior[i] (prior or prior[i] may
+ * be NULL: write in full) holds dossier i's rows as last written; sends[i]
+ * (may be NULL) gets 1 if anything of dossier i is planned. The rows whose
+ * cells are planned as a diff go in noadd bodies with their src. */
+void d2g_plan_puts_diff(d2g_mapped_t *const *mapped, size_t n, size_t batch_bytes,
+                        const d2g_cells_t *const *prior, d2g_ops_t *ops, int *too_big, int *sends);
+/* Full PUTs of the n records src (of mapped, a batch's dossiers). */
+void d2g_plan_refill(d2g_mapped_t *const *mapped, const d2g_op_src_t *src, size_t n, size_t batch_bytes,
+                     d2g_ops_t *ops);
+/* The records of a diff PUT (src) that its answer shows missing from Grist
+ * (an empty recordIds entry); caller frees. NULL and *n = 0 when none, or
+ * when the answer does not tell (older servers answer null). */
+d2g_op_src_t *d2g_plan_missing(const d2g_op_t *put, json_t *answer, size_t *n);
+/* The fields of a dossiers table always sent with a changed row. */
+extern const char *const d2g_plan_keep_columns[];
 
 /* Look-ups of rows to delete: repetition rows no longer in DS (except for the
  * dossiers with skip[i] set: known to have none to delete; skip may be

@@ -24,6 +24,14 @@
  * are those last written, or that was never written into a table we created,
  * has no row to delete there: no GET is needed. When unsure (Redis lost the
  * hash, a table made by someone else), the rows are looked up as always.
+ *
+ * And it spares the cells that did not change: a field "c:<procedure>:<number>"
+ * holds the digests of the dossier's rows as last written (cells.h), recorded
+ * in the same HSET as the version (so the two are lost or kept together).
+ * Before a batch sends anything for a dossier, its digests are removed
+ * (d2g_versions_forget_cells): a crash after Grist applied the write and
+ * before the HSET leaves no digest behind Grist's state, and the next write
+ * of that dossier is a full row.
  */
 #ifndef D2G_VERSIONS_H
 #define D2G_VERSIONS_H
@@ -31,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cells.h"
 #include "writer.h"
 
 /* The version of an envelope in ms since the epoch, or -1 if its date is unreadable. */
@@ -40,16 +49,24 @@ typedef struct d2g_version {
     int stale;        /* Grist already holds a newer version */
     int known;        /* a version of it was recorded */
     uint64_t digest;  /* of its repetition row ids when recorded (0: none) */
+    d2g_cells_t cells; /* its rows' digests when recorded (owned; empty: none) */
 } d2g_version_t;
 
-/* For each of the n items (NULL entries skipped), what the guard knows.
- * -1 if Redis failed (err). */
+/* Frees what v holds (its cells). */
+void d2g_version_clear(d2g_version_t *v);
+/* For each of the n items (NULL entries skipped), what the guard knows (out
+ * entries are cleared first). -1 if Redis failed (err). */
 int d2g_versions_check(d2g_redis_t *r, const char *key, d2g_item_t *const *items, size_t n,
                        d2g_version_t *out, char *err, size_t errlen);
 /* Records the versions of the n items (NULL entries skipped) as written,
- * with the digests of their row ids (digests may be NULL). */
+ * with the digests of their row ids (digests may be NULL) and of their rows
+ * (cells may be NULL; an empty entry records none). */
 int d2g_versions_record(d2g_redis_t *r, const char *key, d2g_item_t *const *items, size_t n,
-                        const uint64_t *digests, char *err, size_t errlen);
+                        const uint64_t *digests, const d2g_cells_t *cells, char *err, size_t errlen);
+/* Removes the row digests of the items with forget[i] set (before sending
+ * anything for them). 0 if nothing to remove. */
+int d2g_versions_forget_cells(d2g_redis_t *r, const char *key, d2g_item_t *const *items, size_t n,
+                              const int *forget, char *err, size_t errlen);
 /* Which of the n tables (strings) this project created: fresh[i] = 1. */
 int d2g_versions_fresh_tables(d2g_redis_t *r, const char *key, const char *const *tables, size_t n,
                               int *fresh, char *err, size_t errlen);

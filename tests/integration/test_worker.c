@@ -13,6 +13,10 @@
  *                  (d2g-error); the rest syncs
  *   slow           a slow document does not stall another one, under the per-document
  *                  bound and under the worker-wide one
+ *   cell_diffs     20 of 60 dossiers get one champ of 61 changed in DS: Grist receives
+ *                  at most 3 cells per changed dossier (the key, the champ, the date),
+ *                  adds no row, and holds the new values; a row someone removed from
+ *                  Grist comes back whole on its dossier's next change (not half empty)
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -590,6 +594,126 @@ static void test_full_worker_pauses_the_slow_document_only(void **state) {
 }
 
 /* SIGTERM when Kafka is gone: the worker still exits, cleanly and in time. */
+static const char *PROC_DIFF =
+    "[{\"number\": 1401, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docA\", \"table_prefix\": \"Suivi\"}]";
+
+/* A dump row whose text cells hold what DS's touch wrote for dossier num. */
+static int holds_touch(json_t *row, json_int_t num) {
+    char want[64];
+    snprintf(want, sizeof(want), "(dossier %lld)", (long long)num);
+    json_t *fields = json_object_get(row, "fields") ? json_object_get(row, "fields") : row;
+    const char *k;
+    json_t *v;
+    json_object_foreach(fields, k, v) {
+        if (json_is_string(v) && strstr(json_string_value(v), "Projet modifi") && strstr(json_string_value(v), want))
+            return 1;
+    }
+    return 0;
+}
+
+static void test_cell_diffs(void **state) {
+    d2g_testenv_t *env = *state;
+    char cfg[600];
+    d2g_test_proc_t producer, worker;
+    start_emulators(env, "[{\"number\": 1401, \"dossiers\": 60}]", NULL);
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC_DIFF, 400, 8,
+                                           "\"defaults\": {\"poll_interval_s\": 1}", cfg, sizeof(cfg)), 0);
+    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    spawn(env, &worker, D2G_WORKER_BIN, "worker-0", cfg);
+    assert_int_equal(wait_synced(env, "docA", "Suivi", 1401, 120), 60);
+    /* Settled (the child rows too), then counted from zero. */
+    d2g_test_sleep_ms(2000);
+    json_decref(d2g_stack_grist_do(env, "POST", "/admin/stats/reset", NULL));
+
+    json_t *touched = ds_do(env, "POST", "/admin/procedures/1401/touch", "{\"count\": 20}");
+    json_t *nums = json_object_get(touched, "numbers");
+    assert_int_equal(json_array_size(nums), 20);
+    /* Wait until Grist holds the 20 new values. */
+    int64_t end = d2g_clock_mono_ms() + 60000;
+    size_t have = 0;
+    while (have < 20) {
+        if (d2g_clock_mono_ms() > end) {
+            json_t *rows = grist_rows(env, "docA", "Suivi");
+            char *t = json_dumps(row_of(rows, json_integer_value(json_array_get(nums, 0))), JSON_COMPACT);
+            printf("# not updated after 60 s (%zu/20); logs in %s; %s\n", have, env->dir, t);
+            free(t);
+            json_t *st = grist_stats(env);
+            t = json_dumps(json_object_get(json_object_get(st, "docs"), "docA"), JSON_COMPACT);
+            printf("# stats %s\n", t);
+            free(t);
+            json_decref(st);
+            json_decref(rows);
+            fail();
+        }
+        d2g_test_sleep_ms(300);
+        json_t *rows = grist_rows(env, "docA", "Suivi");
+        have = 0;
+        size_t i;
+        json_t *n;
+        json_array_foreach(nums, i, n) {
+            json_t *row = row_of(rows, json_integer_value(n));
+            have += row && holds_touch(row, json_integer_value(n));
+        }
+        json_decref(rows);
+    }
+    d2g_test_sleep_ms(1500); /* whatever else the batch sends */
+    json_t *st = grist_stats(env);
+    json_t *doc = json_object_get(json_object_get(st, "docs"), "docA");
+    long long cells = json_integer_value(json_object_get(doc, "cellsAdded")) +
+                      json_integer_value(json_object_get(doc, "cellsUpdated")) +
+                      json_integer_value(json_object_get(doc, "cellsUnchanged"));
+    long long added = json_integer_value(json_object_get(doc, "rowsAdded"));
+    long long puts = 0;
+    const char *path;
+    json_t *p;
+    json_object_foreach(json_object_get(doc, "paths"), path, p)
+        if (!strncmp(path, "PUT ", 4))
+            puts += json_integer_value(json_object_get(p, "requests"));
+    /* The emulator counts the fields sent; the key (in require) is one more per dossier. */
+    printf("# cell diffs: 20 dossiers with 1 champ changed: %lld fields + 20 keys = %.2f cells per dossier, "
+           "%lld rows added, %lld PUTs\n", cells, (double)(cells + 20) / 20.0, added, puts);
+    assert_true(cells + 20 <= 3 * 20);
+    assert_int_equal(added, 0);
+    json_decref(st);
+    /* Every dossier still once, field by field on a sample. */
+    assert_int_equal(wait_synced(env, "docA", "Suivi", 1401, 30), 60);
+    check_sample(env, "docA", "Suivi", 1401);
+    json_decref(touched);
+
+    /* Someone removes a row in Grist; its dossier changes in DS: the row comes back whole. */
+    json_t *rows = grist_rows(env, "docA", "Suivi");
+    json_t *gone = json_array_get(rows, 5);
+    json_int_t gone_num = json_integer_value(field(gone, "numero"));
+    char url[320], body[64];
+    snprintf(url, sizeof(url), "%s/api/docs/docA/tables/Suivi/data/delete", env->grist_url);
+    snprintf(body, sizeof(body), "[%lld]", (long long)json_integer_value(json_object_get(gone, "id")));
+    assert_int_equal(d2g_test_http("POST", url, GKEY, body, NULL), 200);
+    json_decref(rows);
+    json_decref(ds_do(env, "POST", "/admin/procedures/1401/touch", "{\"count\": 60}"));
+    end = d2g_clock_mono_ms() + 60000;
+    json_t *back = NULL;
+    while (!back) {
+        assert_true(d2g_clock_mono_ms() < end);
+        d2g_test_sleep_ms(300);
+        rows = grist_rows(env, "docA", "Suivi");
+        json_t *r = row_of(rows, gone_num);
+        if (r && holds_touch(r, gone_num))
+            back = json_incref(r);
+        json_decref(rows);
+    }
+    /* Whole: its fixed columns are there, not only the changed cells. */
+    json_t *full = ds_get(env, 1401, gone_num);
+    const char *etat = json_string_value(field(back, "etat"));
+    assert_non_null(etat);
+    assert_string_equal(etat, json_string_value(json_object_get(full, "state")));
+    json_decref(full);
+    assert_true(json_integer_value(field(back, "date_depot")) > 0);
+    json_decref(back);
+    assert_int_equal(wait_synced(env, "docA", "Suivi", 1401, 30), 60);
+    assert_int_equal(d2g_test_proc_stop(&worker), 0);
+    assert_int_equal(d2g_test_proc_stop(&producer), 0);
+}
+
 static void test_stop_without_kafka(void **state) {
     d2g_testenv_t *env = *state;
     char cfg[600];
@@ -623,6 +747,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_slow_document_does_not_stall_others, d2g_stack_setup_kafka, d2g_stack_teardown),
         cmocka_unit_test_setup_teardown(test_full_worker_pauses_the_slow_document_only, d2g_stack_setup_kafka, d2g_stack_teardown),
         cmocka_unit_test_setup_teardown(test_stop_without_kafka, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_cell_diffs, d2g_stack_setup_kafka, d2g_stack_teardown),
     };
     return cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);
 }
