@@ -618,8 +618,8 @@ static void test_cell_diffs(void **state) {
     start_emulators(env, "[{\"number\": 1401, \"dossiers\": 60}]", NULL);
     assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC_DIFF, 400, 8,
                                            "\"defaults\": {\"poll_interval_s\": 1}", cfg, sizeof(cfg)), 0);
-    spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
-    spawn(env, &worker, D2G_WORKER_BIN, "worker-0", cfg);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_stack_spawn(env, &worker, D2G_WORKER_BIN, "worker-0", cfg);
     assert_int_equal(wait_synced(env, "docA", "Suivi", 1401, 120), 60);
     /* Settled (the child rows too), then counted from zero. */
     d2g_test_sleep_ms(2000);
