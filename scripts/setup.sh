@@ -8,11 +8,14 @@ cd "$(dirname "$0")/.."
 # Tests and the local stack: redis-server, cmocka, Node.js and npm (emulators), kcat (a handy Kafka client).
 # The Helm chart's render test: Go with Helm's own template libraries (Sprig), YAML and JSON Schema (no Helm
 # binary can be installed here; see docs/helm.md).
+# The onboarding widget's browser test: Debian's chromium (playwright-core drives it; no browser download)
+# and a font for its text.
 PACKAGES=(build-essential cmake pkg-config git
           librdkafka-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev
           libsodium-dev libcmocka-dev redis-server kcat curl ca-certificates
           golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev golang-gopkg-yaml.v2-dev
-          golang-github-xeipuuv-gojsonschema-dev)
+          golang-github-xeipuuv-gojsonschema-dev
+          chromium fonts-dejavu-core)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -36,8 +39,8 @@ fi
 # A system redis-server may have been started by the package: ds2grist's tests and demo
 # start their own on free ports, so it is left alone.
 
-# The emulators' npm dependencies, pinned by their package-lock.json.
-for dir in tests/ds-emulator tests/grist-emulator; do
+# The emulators' and the browser test's npm dependencies, pinned by their package-lock.json.
+for dir in tests/ds-emulator tests/grist-emulator tests/browser; do
   if [ -f "$dir/package-lock.json" ]; then
     stamp="$dir/node_modules/.d2g-lock"
     if [ ! -f "$stamp" ] || ! cmp -s "$dir/package-lock.json" "$stamp"; then

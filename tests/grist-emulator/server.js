@@ -9,7 +9,7 @@
 //                [--write-per-unchanged-cell-ms 0.0011] [--write-per-column-ms 1]
 //                [--parse-ms-per-mb 10] [--read-fixed-ms 2] [--reject-cost-ms 0]
 //                [--reject-delay-ms 0] [--body-limit BYTES] [--max-url-bytes 0]
-//                [--reads-wait-for-writes] [--grist-congestion]
+//                [--reads-wait-for-writes] [--grist-congestion] [--static-dir DIR]
 
 const fs = require('fs');
 const http = require('http');
@@ -24,7 +24,8 @@ const USAGE = `usage: node server.js [--host 127.0.0.1] [--port 0] [--port-file 
        [--write-per-cell-ms MS] [--write-per-updated-row-ms MS] [--write-per-updated-cell-ms MS]
        [--write-per-unchanged-cell-ms MS] [--write-per-column-ms MS] [--parse-ms-per-mb MS]
        [--read-fixed-ms MS] [--reject-cost-ms MS] [--reject-delay-ms MS]
-       [--body-limit BYTES] [--max-url-bytes N] [--reads-wait-for-writes] [--grist-congestion]`;
+       [--body-limit BYTES] [--max-url-bytes N] [--reads-wait-for-writes] [--grist-congestion]
+       [--static-dir DIR]`;
 
 const NUMERIC_FLAGS = {
   '--cap': 'maxParallelPerDoc',
@@ -44,7 +45,7 @@ const NUMERIC_FLAGS = {
 };
 
 function parseArgs(argv) {
-  const opts = { host: '127.0.0.1', port: 0, portFile: null, config: null, docs: [], settings: {} };
+  const opts = { host: '127.0.0.1', port: 0, portFile: null, config: null, docs: [], settings: {}, staticDir: null };
   let pendingDoc = null;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -57,6 +58,7 @@ function parseArgs(argv) {
     else if (a === '--port') { opts.port = Number(next()); }
     else if (a === '--port-file') { opts.portFile = next(); }
     else if (a === '--config') { opts.config = next(); }
+    else if (a === '--static-dir') { opts.staticDir = next(); }
     else if (a === '--doc') { pendingDoc = { id: next(), keys: [] }; opts.docs.push(pendingDoc); }
     else if (a === '--key') {
       if (!pendingDoc) { throw new Error('--key must follow --doc'); }
@@ -79,11 +81,33 @@ function parseArgs(argv) {
   return opts;
 }
 
-function createServer(state) {
+// What Grist's web server serves beside the API, for browser tests (--static-dir): its plugin API
+// script at /grist-plugin-api.js, and pages standing in for its document pages at /pages/<file>, both
+// read from DIR (tests/browser/harness). Plain file names only; anything else is 404.
+const STATIC_TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'application/javascript; charset=utf-8',
+                       '.css': 'text/css; charset=utf-8' };
+
+function serveStatic(dir, p, req, res) {
+  const name = p === '/grist-plugin-api.js' ? 'grist-plugin-api.js' : p.slice('/pages/'.length);
+  const type = STATIC_TYPES[path.extname(name)];
+  req.resume();
+  if (req.method !== 'GET' || !/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(name) || !type) {
+    sendJson(res, 404, { error: `not found: ${p}` });
+    return;
+  }
+  fs.readFile(path.join(dir, name), (err, data) => {
+    if (err) { sendJson(res, 404, { error: `not found: ${p}` }); return; }
+    res.writeHead(200, { 'Content-Type': type, 'Content-Length': data.length, 'Cache-Control': 'no-cache' });
+    res.end(data);
+  });
+}
+
+function createServer(state, staticDir = null) {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://emulator');
     const p = url.pathname;
     let done;
+    if (staticDir && (p === '/grist-plugin-api.js' || p.startsWith('/pages/'))) { serveStatic(staticDir, p, req, res); return; }
     if (p.startsWith('/api/docs/')) { done = handleApi(state, req, res, url); }
     else if (p === '/admin' || p.startsWith('/admin/')) { done = handleAdmin(state, req, res, url); }
     else if (p === '/status' || p === '/health') { sendJson(res, 200, { ok: true }); return; }
@@ -112,15 +136,23 @@ function main() {
     process.exit(2);
   }
   const state = new State();
+  let staticDir = opts.staticDir;
   try {
-    if (opts.config) { state.loadConfig(JSON.parse(fs.readFileSync(path.resolve(opts.config), 'utf8'))); }
+    if (opts.config) {
+      const cfg = JSON.parse(fs.readFileSync(path.resolve(opts.config), 'utf8'));
+      if (cfg.staticDir !== undefined) {
+        if (!staticDir) { staticDir = String(cfg.staticDir); }
+        delete cfg.staticDir;
+      }
+      state.loadConfig(cfg);
+    }
     for (const d of opts.docs) { state.addDoc(d.id, { keys: d.keys }); }
     state.applySettings(opts.settings);
   } catch (e) {
     console.error(`grist-emulator: bad configuration: ${e.message}`);
     process.exit(2);
   }
-  const server = createServer(state);
+  const server = createServer(state, staticDir ? path.resolve(staticDir) : null);
   server.on('error', (e) => { console.error(`grist-emulator: ${e.message}`); process.exit(1); });
   server.listen(opts.port, opts.host, () => {
     const { port } = server.address();
