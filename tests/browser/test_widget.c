@@ -14,6 +14,7 @@
  * (tests/browser/onboarding-widget.png beside this test's binary), copied by hand to
  * docs/onboarding-widget.png.
  */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
