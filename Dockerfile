@@ -11,7 +11,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
-      librdkafka-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev \
+      librdkafka-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev libsodium-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -28,13 +28,15 @@ FROM debian:bookworm-slim
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      librdkafka1 libhiredis0.14 libjansson4 libcurl4 libmicrohttpd12 ca-certificates \
+      librdkafka1 libhiredis0.14 libjansson4 libcurl4 libmicrohttpd12 libsodium23 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 # A fixed non-root user: the chart's podSecurityContext.runAsUser / runAsGroup / fsGroup.
 RUN groupadd --system --gid 10001 ds2grist \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin ds2grist
 COPY --from=build /opt/ds2grist/bin/ /usr/local/bin/
+# The Grist widget's files, served by the onboarding service (onboarding.static_dir's default).
+COPY --from=build /opt/ds2grist/share/ds2grist/ /usr/share/ds2grist/
 # Every shared library the programs need is installed.
 RUN ! ldd /usr/local/bin/ds2grist-producer /usr/local/bin/ds2grist-worker /usr/local/bin/ds2grist \
       | grep 'not found'

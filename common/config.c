@@ -822,10 +822,12 @@ out:
 
 /* cfg->secrets: a pointer to each secret value (the values stay where they are). */
 static void collect_secrets(d2g_config_t *cfg) {
-    size_t n = 1 + cfg->ds.n_tokens + cfg->grist.n_servers + cfg->kafka.n_properties;
+    size_t n = 2 + cfg->ds.n_tokens + cfg->grist.n_servers + cfg->kafka.n_properties;
     cfg->secrets = d2g_calloc(n, sizeof(char *));
     if (cfg->redis.password)
         cfg->secrets[cfg->n_secrets++] = cfg->redis.password;
+    if (cfg->registry.encryption_key)
+        cfg->secrets[cfg->n_secrets++] = cfg->registry.encryption_key;
     for (size_t i = 0; i < cfg->ds.n_tokens; i++)
         if (cfg->ds.tokens[i].secret)
             cfg->secrets[cfg->n_secrets++] = cfg->ds.tokens[i].secret;
@@ -842,10 +844,128 @@ const char *const *d2g_config_secrets(const d2g_config_t *cfg, size_t *n) {
     return (const char *const *)cfg->secrets;
 }
 
+/* registry and onboarding (docs/configuration.md, "Registry and onboarding"). */
+static int parse_registry(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
+    static const char *const rkeys[] = {"encryption_key", "topic", NULL};
+    static const char *const okeys[] = {"listen", "self_service", "static_dir", "grist_servers",
+                                        "platform_account",
+                                        "per_document_per_minute", "per_address_per_minute",
+                                        "trust_forwarded_for", NULL};
+    long long n = 0;
+    json_t *reg = json_object_get(root, "registry");
+    json_t *empty = json_object();
+    int rc = -1;
+    if (!reg)
+        reg = empty;
+    if (expect_object(reg, "registry", err, errlen) ||
+        check_keys(reg, "registry", rkeys, err, errlen) ||
+        get_secret(reg, "encryption_key", "registry", 0, &cfg->registry.encryption_key, err,
+                   errlen) ||
+        get_string(reg, "topic", "registry", "ds2grist.registry", &cfg->registry.topic, err,
+                   errlen))
+        goto out;
+    if (cfg->registry.encryption_key) {
+        const char *k = cfg->registry.encryption_key;
+        size_t kl = strlen(k);
+        int hex = kl == 64;
+        for (size_t i = 0; hex && i < kl; i++)
+            hex = isxdigit((unsigned char)k[i]) != 0;
+        if (!hex) { /* never say what it holds */
+            d2g_err_set(err, errlen, "registry.encryption_key: must be 64 hexadecimal digits "
+                        "(32 bytes: openssl rand -hex 32)");
+            goto out;
+        }
+    }
+    if (!valid_name(cfg->registry.topic, 249) || !strcmp(cfg->registry.topic, cfg->kafka.topic) ||
+        !strcmp(cfg->registry.topic, cfg->kafka.dlq_topic) ||
+        !strcmp(cfg->registry.topic, cfg->kafka.retry_topic)) {
+        d2g_err_set(err, errlen, "registry.topic: 1 to 249 of A-Za-z0-9._-, different from the "
+                    "kafka topics");
+        goto out;
+    }
+
+    json_t *o = json_object_get(root, "onboarding");
+    if (!o)
+        o = empty;
+    if (expect_object(o, "onboarding", err, errlen) ||
+        check_keys(o, "onboarding", okeys, err, errlen))
+        goto out;
+    json_t *v = json_object_get(o, "listen");
+    if (v) {
+        const char *l = json_is_string(v) ? json_string_value(v) : "";
+        const char *colon = strrchr(l, ':');
+        /* ":0" (any free port, tests) is allowed here: check the rest with port 1. */
+        char probe[300];
+        snprintf(probe, sizeof(probe), "%.*s:1", colon ? (int)(colon - l) : 0, l);
+        if (!colon || strlen(l) > 280 ||
+            !valid_host_port(!strcmp(colon, ":0") ? probe : l,
+                             strlen(!strcmp(colon, ":0") ? probe : l))) {
+            d2g_err_set(err, errlen, "onboarding.listen: must be host:port (\"0.0.0.0:8090\", "
+                        "\"[::]:8090\")");
+            goto out;
+        }
+        cfg->onboarding.listen = d2g_strdup(l);
+        if (!cfg->registry.encryption_key) {
+            d2g_err_set(err, errlen, "onboarding.listen: needs registry.encryption_key (the DS "
+                        "tokens agents give are stored encrypted)");
+            goto out;
+        }
+    }
+    const char *bools[] = {"self_service", "trust_forwarded_for"};
+    int *bdst[] = {&cfg->onboarding.self_service, &cfg->onboarding.trust_forwarded_for};
+    int bdef[] = {1, 0};
+    for (int i = 0; i < 2; i++) {
+        v = json_object_get(o, bools[i]);
+        if (v && !json_is_boolean(v)) {
+            d2g_err_set(err, errlen, "onboarding.%s: must be true or false", bools[i]);
+            goto out;
+        }
+        *bdst[i] = v ? json_is_true(v) : bdef[i];
+    }
+    if (get_string(o, "static_dir", "onboarding", D2G_WIDGET_DIR, &cfg->onboarding.static_dir,
+                   err, errlen))
+        goto out;
+    v = json_object_get(o, "platform_account");
+    if (v && get_string(o, "platform_account", "onboarding", NULL,
+                        &cfg->onboarding.platform_account, err, errlen))
+        goto out;
+    if (get_int(o, "per_document_per_minute", "onboarding", 0, 20, 1, 100000, &n, err, errlen))
+        goto out;
+    cfg->onboarding.per_document_per_minute = (int)n;
+    if (get_int(o, "per_address_per_minute", "onboarding", 0, 60, 1, 100000, &n, err, errlen))
+        goto out;
+    cfg->onboarding.per_address_per_minute = (int)n;
+    v = json_object_get(o, "grist_servers");
+    if (v) {
+        if (!json_is_array(v)) {
+            d2g_err_set(err, errlen, "onboarding.grist_servers: must be an array of names of "
+                        "grist.servers");
+            goto out;
+        }
+        cfg->onboarding.grist_servers = d2g_calloc(json_array_size(v) + 1, sizeof(char *));
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+            if (!json_is_string(e) || !d2g_config_find_server(cfg, json_string_value(e))) {
+                d2g_err_set(err, errlen, "onboarding.grist_servers[%zu]: not a server of "
+                            "grist.servers", i);
+                goto out;
+            }
+            cfg->onboarding.grist_servers[cfg->onboarding.n_grist_servers++] =
+                d2g_strdup(json_string_value(e));
+        }
+    }
+    rc = 0;
+out:
+    json_decref(empty);
+    return rc;
+}
+
 static int load_root(json_t *root, const merged_t *mg, d2g_config_t **out, char *err,
                      size_t errlen) {
     static const char *const keys[] = {"kafka", "redis", "ds", "grist", "defaults", "procedures",
-                                       "producer", "worker", "log_level", "http", NULL};
+                                       "producer", "worker", "log_level", "http", "registry",
+                                       "onboarding", NULL};
     static const char *const hkeys[] = {"port", NULL};
     long long n = 0;
     d2g_config_t *cfg = d2g_calloc(1, sizeof(*cfg));
@@ -856,7 +976,7 @@ static int load_root(json_t *root, const merged_t *mg, d2g_config_t **out, char 
     if (parse_kafka(cfg, root, err, errlen) || parse_redis(cfg, root, err, errlen) ||
         parse_ds(cfg, root, mg, err, errlen) || parse_grist(cfg, root, err, errlen) ||
         parse_procedures(cfg, root, mg, err, errlen) || parse_producer(cfg, root, err, errlen) ||
-        parse_worker(cfg, root, err, errlen) ||
+        parse_worker(cfg, root, err, errlen) || parse_registry(cfg, root, err, errlen) ||
         get_string(root, "log_level", "(top level)", "info", &cfg->log_level, err, errlen))
         goto out;
     json_t *http = json_object_get(root, "http");
@@ -1072,6 +1192,14 @@ void d2g_config_free(d2g_config_t *cfg) {
     free(cfg->procedures);
     free(cfg->worker.ds_base_url);
     free(cfg->log_level);
+    d2g_secret_free(cfg->registry.encryption_key);
+    free(cfg->registry.topic);
+    free(cfg->onboarding.listen);
+    free(cfg->onboarding.static_dir);
+    for (size_t i = 0; i < cfg->onboarding.n_grist_servers; i++)
+        free(cfg->onboarding.grist_servers[i]);
+    free(cfg->onboarding.grist_servers);
+    free(cfg->onboarding.platform_account);
     free(cfg);
 }
 
@@ -1101,3 +1229,4 @@ int d2g_config_doc_permits(const d2g_grist_server_t *srv, const char *document) 
             return srv->doc_limits[i].permits;
     return srv->permits_per_document;
 }
+

@@ -11,6 +11,7 @@ static const char *const doc_names[] = {"permits", "permitgen", "rate", "schemal
                                         "colmap", "recent429", NULL};
 static const char *const token_names[] = {"budget", NULL};
 static const char *const fleet_names[] = {"producers", "config", NULL};
+static const char *const registry_names[] = {"entries", "loaded", "version", NULL};
 
 static int known(const char *const *names, const char *name) {
     for (size_t i = 0; names[i]; i++)
@@ -53,4 +54,16 @@ int d2g_keys_fleet(const char *ns, char *buf, size_t buflen, const char *name) {
     if (!known(fleet_names, name))
         return fit(-1, buf, buflen);
     return fit(snprintf(buf, buflen, "%s:{fleet}:%s", ns, name), buf, buflen);
+}
+
+int d2g_keys_registry(const char *ns, char *buf, size_t buflen, const char *name) {
+    if (!known(registry_names, name))
+        return fit(-1, buf, buflen);
+    return fit(snprintf(buf, buflen, "%s:{registry}:%s", ns, name), buf, buflen);
+}
+
+int d2g_keys_onboard(const char *ns, char *buf, size_t buflen, const char *kind, const char *id) {
+    if (strcmp(kind, "doc") != 0 && strcmp(kind, "addr") != 0)
+        return fit(-1, buf, buflen);
+    return fit(snprintf(buf, buflen, "%s:{onboard:%s:%s}:rate", ns, kind, id), buf, buflen);
 }

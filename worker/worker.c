@@ -69,6 +69,8 @@ typedef struct outmsg {
 
 struct d2g_worker {
     d2g_reload_t *live;
+    d2g_worker_unknown_cb unknown_cb; /* NULL: unknown procedures are dead-lettered */
+    void *unknown_ud;
     const d2g_config_t *cfg; /* the configuration applied last (cfg_held) */
     d2g_config_t *cfg_held;
     d2g_config_t *boot;      /* the one it started with: Kafka's topics and group, Redis */
@@ -412,6 +414,13 @@ static void process_message(d2g_worker_t *w, rd_kafka_message_t *m, int t, parti
     }
     it->proc = d2g_config_find_procedure(w->cfg, it->env.procedure);
     it->held = d2g_config_ref(w->cfg); /* kept alive for the item by a reload */
+    if (!it->proc && w->unknown_cb && w->unknown_cb(w->unknown_ud, it->env.procedure)) {
+        /* Added live (the registry): this worker's reload has not brought it yet. */
+        retry_copy(w, key, key_len, m->payload, m->len, &ref, &ref, 1, attempt + 1, 0,
+                   "procedure not loaded yet");
+        d2g_item_free(it);
+        return;
+    }
     if (!it->proc) {
         snprintf(err, sizeof(err), "procedure %" PRId64 " is not configured in this worker",
                  it->env.procedure);
@@ -789,6 +798,11 @@ static void reload_tick(d2g_worker_t *w, int64_t now) {
     w->cfg = cfg;
     d2g_writer_apply(w->writer, cfg);
     d2g_config_free(old);
+}
+
+void d2g_worker_set_unknown_hook(d2g_worker_t *w, d2g_worker_unknown_cb cb, void *ud) {
+    w->unknown_cb = cb;
+    w->unknown_ud = ud;
 }
 
 int d2g_worker_run(d2g_worker_t *w, volatile sig_atomic_t *stop) {

@@ -42,6 +42,12 @@ typedef struct d2g_worker d2g_worker_t;
  * the worker. Kafka's topics and group and Redis stay those it started with. */
 d2g_worker_t *d2g_worker_new(d2g_reload_t *live, d2g_service_t *svc, char *err, size_t errlen);
 /* Runs until *stop, then shuts down cleanly; returns 0. */
+/* A message for a procedure this worker's configuration does not have yet:
+ * called before it is dead-lettered. Returning 1 ("a procedure source such
+ * as the registry has it: the next reload brings it", registry.h) sends the
+ * message to the retry topic instead, to be read again after its delay. */
+typedef int (*d2g_worker_unknown_cb)(void *ud, int64_t procedure);
+void d2g_worker_set_unknown_hook(d2g_worker_t *w, d2g_worker_unknown_cb cb, void *ud);
 int d2g_worker_run(d2g_worker_t *w, volatile sig_atomic_t *stop);
 void d2g_worker_free(d2g_worker_t *w);
 

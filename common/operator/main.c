@@ -41,6 +41,8 @@ static const char usage[] =
     "  dlq list [--json] [--limit N]             list the dead letters\n"
     "  dlq replay [--dry-run] [--force] [--key KEY] [--limit N] [--json]\n"
     "                                            copy dead letters back to the dossier topic\n"
+    "  registry list|pause|resume|remove|rebuild [PROCEDURE] [--json]\n"
+    "                                            the procedures added at run time\n"
     "Exit codes: 0 ok, 1 Redis or Kafka failure, 2 usage or configuration error.\n";
 
 static const char usage_config[] =
@@ -108,6 +110,8 @@ static const char *command_help(int argc, char **argv, int cmd) {
             return usage_resync;
         if (!strcmp(argv[cmd], "dlq"))
             return usage_dlq;
+        if (!strcmp(argv[cmd], "registry"))
+            return d2g_op_registry_usage();
         return usage;
     }
     return NULL;
@@ -259,7 +263,8 @@ int main(int argc, char **argv) {
         return D2G_OP_OK;
     }
     if (cmd < argc && (strcmp(argv[cmd], "config") && strcmp(argv[cmd], "status") &&
-                       strcmp(argv[cmd], "resync") && strcmp(argv[cmd], "dlq"))) {
+                       strcmp(argv[cmd], "resync") && strcmp(argv[cmd], "dlq") &&
+                       strcmp(argv[cmd], "registry"))) {
         fprintf(stderr, "ds2grist: unknown command %s\n%s", argv[cmd], usage);
         return D2G_OP_USAGE;
     }
@@ -293,6 +298,8 @@ int main(int argc, char **argv) {
         rc = d2g_op_status(cfg, argc - argi - 1, argv + argi + 1);
     } else if (!strcmp(argv[argi], "resync")) {
         rc = d2g_op_resync(cfg, argc - argi - 1, argv + argi + 1);
+    } else if (!strcmp(argv[argi], "registry")) {
+        rc = d2g_op_registry(cfg, argc - argi - 1, argv + argi + 1);
     } else if (argi + 1 < argc && !strcmp(argv[argi + 1], "list")) {
         rc = d2g_op_dlq_list(cfg, argc - argi - 2, argv + argi + 2);
     } else if (argi + 1 < argc && !strcmp(argv[argi + 1], "replay")) {

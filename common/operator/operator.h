@@ -33,6 +33,9 @@ int d2g_op_status(const d2g_config_t *cfg, int argc, char **argv);
 int d2g_op_resync(const d2g_config_t *cfg, int argc, char **argv);
 int d2g_op_dlq_list(const d2g_config_t *cfg, int argc, char **argv);
 int d2g_op_dlq_replay(const d2g_config_t *cfg, int argc, char **argv);
+/* `registry list|pause|resume|remove|rebuild` (registry.c). */
+int d2g_op_registry(const d2g_config_t *cfg, int argc, char **argv);
+const char *d2g_op_registry_usage(void);
 
 /* --- output (table.c) ----------------------------------------------------- */
 

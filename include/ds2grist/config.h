@@ -71,6 +71,11 @@ typedef struct d2g_procedure {
     char *source;       /* NULL: the file; else the name of the procedure source it came from */
 } d2g_procedure_t;
 
+/* Where the widget's files are installed (onboarding.static_dir's default). */
+#ifndef D2G_WIDGET_DIR
+#define D2G_WIDGET_DIR "/usr/share/ds2grist/widget"
+#endif
+
 typedef struct d2g_config {
     struct {
         d2g_kv_t *properties; /* librdkafka properties, passed through */
@@ -127,6 +132,24 @@ typedef struct d2g_config {
     struct {
         int port; /* health and metrics HTTP port, 0 = disabled */
     } http;
+    /* The procedure registry (procedures added at run time, registry.h);
+     * enabled when encryption_key is set. */
+    struct {
+        char *encryption_key; /* secret: 64 hex digits (32 bytes), NULL = no registry */
+        char *topic;          /* the compacted Kafka topic, default "ds2grist.registry" */
+    } registry;
+    /* Self-service onboarding (onboarding.h); off when listen is NULL. */
+    struct {
+        char *listen;           /* "host:port" ("0.0.0.0:8090", "[::]:8090"), NULL = off */
+        int self_service;       /* 0: actions refused (403 self_service_off), reads served */
+        char *static_dir;       /* the widget's files, default D2G_WIDGET_DIR */
+        char **grist_servers;   /* names of grist.servers allowed; all when n == 0 */
+        size_t n_grist_servers;
+        char *platform_account; /* shown to agents: share the document with it; may be NULL */
+        int per_document_per_minute; /* actions per document per minute, default 20 */
+        int per_address_per_minute;  /* requests per client address per minute, default 60 */
+        int trust_forwarded_for;     /* 1: the client address is X-Forwarded-For's last hop */
+    } onboarding;
     /* Built by the loader, read with d2g_config_secrets: pointers to every
      * resolved secret value above (not copies). */
     const char **secrets;

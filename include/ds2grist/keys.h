@@ -30,6 +30,15 @@
  *              state, reason, since, error), read by `ds2grist status`
  * DS token keys, "<ns>:{dstoken:<name>}:<name>":
  *   budget     sorted set, requests per minute shared by replicas (ratelimit.h)
+ * Registry keys, "<ns>:{registry}:<name>" (registry.h):
+ *   entries    hash, procedure number -> the entry (JSON; its DS token sealed)
+ *   loaded     string, present once the hash holds the whole registry: its
+ *              absence after a Redis loss is how processes know to rebuild the
+ *              hash from the Kafka topic
+ *   version    integer, incremented by every change (reloads watch it)
+ * Onboarding keys, "<ns>:{onboard:<kind>:<id>}:rate": the rate budgets of the
+ *   onboarding API, kind "doc" (id "<server>/<document>") or "addr" (id the
+ *   client address); sorted sets (ratelimit.h)
  * Fleet keys, "<ns>:{fleet}:<name>":
  *   producers  sorted set, the live producer replicas scored by the expiry of
  *              their registration (producer/members.h)
@@ -60,6 +69,11 @@ int d2g_keys_doc(const char *ns, char *buf, size_t buflen, const char *server,
 /* "<ns>:{dstoken:<token>}:<name>" */
 int d2g_keys_dstoken(const char *ns, char *buf, size_t buflen, const char *token,
                      const char *name);
+
+/* "<ns>:{registry}:<name>" */
+int d2g_keys_registry(const char *ns, char *buf, size_t buflen, const char *name);
+/* "<ns>:{onboard:<kind>:<id>}:rate", kind "doc" or "addr" */
+int d2g_keys_onboard(const char *ns, char *buf, size_t buflen, const char *kind, const char *id);
 
 /* "<ns>:{fleet}:<name>" */
 int d2g_keys_fleet(const char *ns, char *buf, size_t buflen, const char *name);

@@ -28,6 +28,8 @@ static int setup_env(void **state) {
     (void)state;
     setenv("D2G_TEST_DS_TOKEN", "ds-secret-value", 1);
     setenv("D2G_TEST_GRIST_KEY", "grist-secret-value", 1);
+    setenv("D2G_TEST_BAD_KEY", "secret-value-not-hex", 1);
+    setenv("D2G_TEST_ENC_KEY", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
     unsetenv("DS2GRIST_REDIS_URL");
     unsetenv("DS2GRIST_KAFKA_BOOTSTRAP_SERVERS");
     return 0;
@@ -168,6 +170,20 @@ typedef struct bad {
 } bad_t;
 
 static const bad_t bad_configs[] = {
+    /* the registry and the onboarding service */
+    {"registry.encryption_key", "\"0011\"", "registry.encryption_key: secrets cannot be written"},
+    {"registry.encryption_key", "{\"env\": \"D2G_TEST_BAD_KEY\"}", "registry.encryption_key: must be 64 hexadecimal digits"},
+    {"registry.topic", "\"ds2grist.dossiers\"", "registry.topic: 1 to 249 of A-Za-z0-9._-, different from the kafka topics"},
+    {"registry.bogus", "1", "registry.bogus: unknown key"},
+    {"onboarding.listen", "\"127.0.0.1:8090\"", "onboarding.listen: needs registry.encryption_key"},
+    {"onboarding.listen", "\"nope\"", "onboarding.listen: must be host:port"},
+    {"onboarding.listen", "8090", "onboarding.listen: must be host:port"},
+    {"onboarding.self_service", "1", "onboarding.self_service: must be true or false"},
+    {"onboarding.grist_servers", "[\"other\"]", "onboarding.grist_servers[0]: not a server of grist.servers"},
+    {"onboarding.grist_servers", "\"main\"", "onboarding.grist_servers: must be an array"},
+    {"onboarding.per_document_per_minute", "0", "onboarding.per_document_per_minute: must be an integer from 1 to 100000"},
+    {"onboarding.per_address_per_minute", "100001", "onboarding.per_address_per_minute: must be an integer from 1 to 100000"},
+    {"onboarding.typo", "1", "onboarding.typo: unknown key"},
     /* producer: every number with its range */
     {"producer.concurrency", "0", "producer.concurrency: must be an integer from 1 to 256"},
     {"producer.concurrency", "257", "producer.concurrency: must be an integer from 1 to 256"},
@@ -339,6 +355,39 @@ static void set_path(json_t *root, const char *path, const char *value) {
     }
 }
 
+/* registry and onboarding: defaults, values, the key among the secrets. */
+static void test_registry_onboarding(void **state) {
+    (void)state;
+    d2g_config_t *cfg;
+    char err[D2G_ERRLEN];
+    assert_int_equal(d2g_config_load_string(BASE, &cfg, err, sizeof(err)), 0);
+    assert_null(cfg->registry.encryption_key);
+    assert_string_equal(cfg->registry.topic, "ds2grist.registry");
+    assert_null(cfg->onboarding.listen);
+    assert_int_equal(cfg->onboarding.self_service, 1);
+    assert_int_equal(cfg->onboarding.per_document_per_minute, 20);
+    assert_int_equal(cfg->onboarding.per_address_per_minute, 60);
+    d2g_config_free(cfg);
+    char text[4096];
+    snprintf(text, sizeof(text), "%.*s, \"registry\": {\"encryption_key\": {\"env\": \"D2G_TEST_ENC_KEY\"},"
+             " \"topic\": \"reg\"}, \"onboarding\": {\"listen\": \"[::]:0\", \"self_service\": false,"
+             " \"grist_servers\": [\"main\"], \"static_dir\": \"/srv/w\", \"platform_account\": \"a@b.fr\"}}",
+             (int)strlen(BASE) - 1, BASE);
+    assert_int_equal(d2g_config_load_string(text, &cfg, err, sizeof(err)), 0);
+    assert_string_equal(cfg->onboarding.listen, "[::]:0");
+    assert_int_equal(cfg->onboarding.self_service, 0);
+    assert_int_equal(cfg->onboarding.n_grist_servers, 1);
+    assert_string_equal(cfg->onboarding.static_dir, "/srv/w");
+    assert_string_equal(cfg->registry.topic, "reg");
+    size_t n = 0;
+    const char *const *sec = d2g_config_secrets(cfg, &n);
+    int found = 0;
+    for (size_t i = 0; i < n; i++)
+        found |= !strcmp(sec[i], getenv("D2G_TEST_ENC_KEY"));
+    assert_true(found); /* scrubbed from logs like every secret */
+    d2g_config_free(cfg);
+}
+
 static void test_bad_config_table(void **state) {
     (void)state;
     size_t n = sizeof(bad_configs) / sizeof(bad_configs[0]);
@@ -483,6 +532,7 @@ int main(void) {
         cmocka_unit_test_setup(test_secret_from_file, setup_env),
         cmocka_unit_test_setup(test_many_procedures, setup_env),
         cmocka_unit_test_setup(test_bad_config_table, setup_env),
+        cmocka_unit_test_setup(test_registry_onboarding, setup_env),
         cmocka_unit_test_setup(test_env_errors_name_the_variable, setup_env),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);

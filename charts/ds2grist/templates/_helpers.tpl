@@ -132,6 +132,9 @@ Fails when two references would share an environment variable or a file. */}}
 {{- range $name, $srv := ($c.grist.servers | default dict) -}}
 {{- $refs = append $refs (include "ds2grist.secretRef" (dict "root" $root "ref" $srv.api_key "where" (printf "config.grist.servers.%s.api_key" $name) "env" (printf "GRIST_API_KEY_%s" $name) "path" (printf "grist/%s" (include "ds2grist.fileName" $name))) | fromJson) -}}
 {{- end -}}
+{{- if $root.Values.onboarding.enabled -}}
+{{- $refs = append $refs (include "ds2grist.secretRef" (dict "root" $root "ref" $root.Values.onboarding.encryptionKey "where" "onboarding.encryptionKey" "env" "REGISTRY_KEY" "path" "registry/key") | fromJson) -}}
+{{- end -}}
 {{- $seen := dict -}}
 {{- range $r := $refs -}}
 {{- if $r.managed -}}
@@ -235,6 +238,21 @@ accepts are written; secrets become {"env": ...} or {"file": ...} references. */
 {{- if $c.worker -}}{{- $_ := set $cfg "worker" $c.worker -}}{{- end -}}
 {{- if $c.log_level -}}{{- $_ := set $cfg "log_level" $c.log_level -}}{{- end -}}
 {{- $_ := set $cfg "http" (dict "port" (required "config.http.port is required (the probes and metrics use it)" $c.http.port)) -}}
+{{- /* the registry and the onboarding service (onboarding.*) */ -}}
+{{- $ob := .Values.onboarding -}}
+{{- if $ob.enabled -}}
+{{- if eq (int $ob.port) (int $c.http.port) -}}
+{{- fail (printf "onboarding.port (%v) must differ from config.http.port" $ob.port) -}}
+{{- end -}}
+{{- $r := include "ds2grist.secretRef" (dict "root" $root "ref" $ob.encryptionKey "where" "onboarding.encryptionKey" "env" "REGISTRY_KEY" "path" "registry/key") | fromJson -}}
+{{- $_ := set $cfg "registry" (dict "encryption_key" $r.config "topic" $ob.registryTopic) -}}
+{{- $o := deepCopy ($ob.settings | default dict) -}}
+{{- if hasKey $o "listen" -}}
+{{- fail "onboarding.settings.listen: set onboarding.port instead" -}}
+{{- end -}}
+{{- $_ := set $o "listen" (printf "0.0.0.0:%v" $ob.port) -}}
+{{- $_ := set $cfg "onboarding" $o -}}
+{{- end -}}
 {{- toPrettyJson $cfg -}}
 {{- end -}}
 
@@ -313,6 +331,12 @@ spec:
         - name: http
           containerPort: {{ $root.Values.config.http.port }}
           protocol: TCP
+        {{- if and $root.Values.onboarding.enabled (eq .component "producer") }}
+        # The onboarding API and the Grist widget (docs/onboarding.md).
+        - name: onboarding
+          containerPort: {{ $root.Values.onboarding.port }}
+          protocol: TCP
+        {{- end }}
       startupProbe:
         httpGet:
           path: /healthz

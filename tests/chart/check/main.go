@@ -1105,7 +1105,7 @@ func cmdStatic(args []string) {
 		return strings.Fields(m[1])
 	}
 	buildPkgs, runtimePkgs := pkgs(build), pkgs(runtime)
-	want := []string{"build-essential", "cmake", "pkg-config", "librdkafka-dev", "libhiredis-dev", "libjansson-dev", "libcurl4-openssl-dev", "libmicrohttpd-dev"}
+	want := []string{"build-essential", "cmake", "pkg-config", "librdkafka-dev", "libhiredis-dev", "libjansson-dev", "libcurl4-openssl-dev", "libmicrohttpd-dev", "libsodium-dev"}
 	check(reflect.DeepEqual(buildPkgs, want), "Dockerfile: the build stage installs %v (%v)", want, buildPkgs)
 	check(strings.Contains(build, "-DCMAKE_BUILD_TYPE=Release") && strings.Contains(build, "-DD2G_BUILD_TESTS=OFF") &&
 		strings.Contains(build, "cmake --build") && strings.Contains(build, "cmake --install"),
@@ -1114,7 +1114,7 @@ func cmdStatic(args []string) {
 		check(strings.Contains(runtime, "/usr/local/bin/"+bin), "Dockerfile: the image has %s on the PATH", bin)
 	}
 	check(!regexp.MustCompile(`(?m)^(ENTRYPOINT|CMD)\b`).MatchString(runtime), "Dockerfile: no ENTRYPOINT (the chart sets the command)")
-	runtimeWant := []string{"librdkafka1", "libhiredis0.14", "libjansson4", "libcurl4", "libmicrohttpd12", "ca-certificates"}
+	runtimeWant := []string{"librdkafka1", "libhiredis0.14", "libjansson4", "libcurl4", "libmicrohttpd12", "libsodium23", "ca-certificates"}
 	check(reflect.DeepEqual(runtimePkgs, runtimeWant), "Dockerfile: the runtime stage installs only %v (%v)", runtimeWant, runtimePkgs)
 	uidM := regexp.MustCompile(`useradd [^\n]*--uid ([0-9]+)`).FindStringSubmatch(runtime)
 	gidM := regexp.MustCompile(`groupadd [^\n]*--gid ([0-9]+)`).FindStringSubmatch(runtime)
