@@ -102,6 +102,7 @@ int main(int argc, char **argv) {
     d2g_reload_free(live);
     d2g_registry_free(reg);
     d2g_sealbox_free(sb);
+    d2g_config_free(boot);
     d2g_service_stop(&svc);
     return rc;
 }
