@@ -241,8 +241,6 @@ static void test_incremental_and_labels(void **state) {
 
     /* A change, a creation, a deletion. */
     seen_t *s;
-    size_t before = read_messages(env, &s);
-    free_seen(s, before);
     snprintf(path, sizeof(path), "/admin/procedures/%d/dossiers/%lld", proc, (long long)numbers[10]);
     json_decref(ds_admin(env, "PATCH", path, "{\"state\": \"accepte\", \"motivation\": \"Dossier complet\"}"));
     snprintf(path, sizeof(path), "/admin/procedures/%d/dossiers", proc);
@@ -266,8 +264,10 @@ static void test_incremental_and_labels(void **state) {
     int64_t end = d2g_clock_mono_ms() + 30000;
     int found = 0;
     while (!found && d2g_clock_mono_ms() < end) {
+        /* All of the topic (its partitions are read one after the other, so
+         * arrival order is not index order); only label passes emit partial upserts. */
         size_t ns = read_messages(env, &s);
-        for (size_t i = before; i < ns; i++)
+        for (size_t i = 0; i < ns; i++)
             if (s[i].number == numbers[30] && s[i].partial && json_array_size(s[i].labels) == 1 &&
                 !strcmp(json_string_value(json_object_get(json_array_get(s[i].labels, 0), "name")), "Urgent"))
                 found = 1;
