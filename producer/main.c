@@ -14,10 +14,7 @@
 #include "ds2grist/err.h"
 #include "ds2grist/log.h"
 #include "ds2grist/redis.h"
-#include "ds2grist/registry.h"
-#include "ds2grist/sealbox.h"
-#include "ds2grist/reload.h"
-#include "ds2grist/service.h"
+#include "ds2grist/runtime.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -31,9 +28,6 @@ static const char usage[] =
     "Commands:\n"
     "  resync N [--since DATE] reset procedure N's cursor so that its next poll (at once)\n"
     "                          re-emits every dossier, or those modified since DATE (ISO 8601)\n";
-
-/* The running configuration, for the registry source (called during a reload). */
-static const d2g_config_t *current_of(void *live) { return d2g_reload_current(live); }
 
 static volatile sig_atomic_t stop_requested, reload_requested;
 
@@ -93,65 +87,33 @@ int main(int argc, char **argv) {
     d2g_cli_catch_stop(&stop_requested);
     d2g_cli_catch_reload(&reload_requested);
 
-    d2g_service_t svc;
-    if (d2g_service_start(&svc, cfg, err, sizeof(err))) {
-        d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot serve health and metrics");
-        d2g_config_free(cfg);
+    d2g_runtime_t rt;
+    d2g_runtime_opts_t ro = {.sighup = &reload_requested};
+    if (d2g_runtime_start(&rt, path, cfg, &ro, err, sizeof(err))) {
+        d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot start");
         return 1;
     }
-    d2g_reload_t *live = d2g_reload_new(path, cfg, &svc, &reload_requested, err, sizeof(err));
-    if (!live) {
-        d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot watch the configuration");
-        d2g_service_stop(&svc);
-        d2g_config_free(cfg);
-        return 1;
-    }
-    /* The procedure registry, a procedure source of the live configuration, and the
-     * onboarding service that fills it (docs/onboarding.md). */
-    d2g_registry_t *reg = NULL;
-    d2g_sealbox_t *sb = NULL;
+    /* The onboarding service fills the registry (docs/onboarding.md). */
     d2g_onboarding_t *ob = NULL;
-    d2g_config_t *boot = d2g_config_ref(cfg); /* the onboarding service's, for the process's life */
-    d2g_registry_source_t rs = {0};
-    if (boot->registry.encryption_key) {
-        d2g_config_source_t src = {"registry", d2g_registry_source_fn, &rs};
-        rs.servers_of = current_of;
-        rs.servers_ud = live;
-        if (!(sb = d2g_sealbox_new(boot->registry.encryption_key, err, sizeof(err))) ||
-            !(reg = d2g_registry_new(boot, err, sizeof(err))) ||
-            ((rs.reg = reg), (rs.sb = sb), d2g_reload_add_source(live, &src, err, sizeof(err))) ||
-            (boot->onboarding.listen && !(ob = d2g_onboarding_start(boot, err, sizeof(err))))) {
-            d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err,
-                        "cannot start the registry or the onboarding service");
-            d2g_registry_free(reg);
-            d2g_sealbox_free(sb);
-            d2g_reload_free(live);
-            d2g_service_stop(&svc);
-            d2g_config_free(boot);
-            return 1;
-        }
+    if (rt.reg && rt.boot->onboarding.listen &&
+        !(ob = d2g_onboarding_start(rt.boot, err, sizeof(err)))) {
+        d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot start the onboarding service");
+        d2g_runtime_stop(&rt);
+        return 1;
     }
-    d2g_poller_t *p = d2g_poller_new(live, &svc, err, sizeof(err));
+    d2g_poller_t *p = d2g_poller_new(rt.live, &rt.svc, err, sizeof(err));
     if (!p) {
         d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot start");
         d2g_onboarding_stop(ob);
-        d2g_registry_free(reg);
-        d2g_sealbox_free(sb);
-        d2g_reload_free(live);
-        d2g_service_stop(&svc);
-        d2g_config_free(boot);
+        d2g_runtime_stop(&rt);
         return 1;
     }
     d2g_log(D2G_LOG_INFO, "started", 0, NULL, "polling %zu procedures",
-            d2g_reload_current(live)->n_procedures);
+            d2g_reload_current(rt.live)->n_procedures);
     rc = d2g_poller_run(p, &stop_requested);
     d2g_onboarding_stop(ob);
     d2g_poller_free(p);
-    d2g_reload_free(live);
-    d2g_registry_free(reg);
-    d2g_sealbox_free(sb);
-    d2g_config_free(boot);
-    d2g_service_stop(&svc);
+    d2g_runtime_stop(&rt);
     d2g_log(D2G_LOG_INFO, "stopped", 0, NULL, "%s",
             rc == 3 ? "ended on a fatal Kafka error (exit 3); no unacknowledged page moved a cursor"
                     : "cursors saved");

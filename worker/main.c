@@ -10,8 +10,7 @@
 #include "ds2grist/err.h"
 #include "ds2grist/log.h"
 #include "ds2grist/registry.h"
-#include "ds2grist/reload.h"
-#include "ds2grist/sealbox.h"
+#include "ds2grist/runtime.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -23,9 +22,6 @@ static const char usage[] =
     "Consumes the dossier topic and writes every dossier into its Grist document until SIGTERM.\n";
 
 static volatile sig_atomic_t stop_requested, reload_requested;
-
-/* The running configuration, for the registry source (called during a reload). */
-static const d2g_config_t *current_of(void *live) { return d2g_reload_current(live); }
 
 /* The worker's hook: a dossier of a procedure the registry has but this
  * worker's configuration does not yet (its reload comes within seconds). */
@@ -47,62 +43,25 @@ int main(int argc, char **argv) {
     d2g_cli_catch_stop(&stop_requested);
     d2g_cli_catch_reload(&reload_requested);
 
-    d2g_service_t svc;
-    if (d2g_service_start(&svc, cfg, err, sizeof(err))) {
-        d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot serve health and metrics");
-        d2g_config_free(cfg);
+    d2g_runtime_t rt;
+    d2g_runtime_opts_t ro = {.sighup = &reload_requested, .registry_include_paused = 1};
+    /* Paused registry entries too: what was emitted before a pause is still written. */
+    if (d2g_runtime_start(&rt, path, cfg, &ro, err, sizeof(err))) {
+        d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot start");
         return 1;
     }
-    d2g_reload_t *live = d2g_reload_new(path, cfg, &svc, &reload_requested, err, sizeof(err));
-    if (!live) {
-        d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot watch the configuration");
-        d2g_service_stop(&svc);
-        d2g_config_free(cfg);
-        return 1;
-    }
-    /* The procedure registry as a procedure source (paused entries too: what was
-     * emitted before a pause is still written). */
-    d2g_registry_t *reg = NULL;
-    d2g_sealbox_t *sb = NULL;
-    d2g_registry_source_t rs = {0};
-    d2g_config_t *boot = d2g_config_ref(cfg); /* the registry's, for the process's life */
-    if (boot->registry.encryption_key) {
-        d2g_config_source_t src = {"registry", d2g_registry_source_fn, &rs};
-        rs.include_paused = 1;
-        rs.servers_of = current_of;
-        rs.servers_ud = live;
-        if (!(sb = d2g_sealbox_new(boot->registry.encryption_key, err, sizeof(err))) ||
-            !(reg = d2g_registry_new(boot, err, sizeof(err))) ||
-            ((rs.reg = reg), (rs.sb = sb), d2g_reload_add_source(live, &src, err, sizeof(err)))) {
-            d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot read the registry");
-            d2g_registry_free(reg);
-            d2g_sealbox_free(sb);
-            d2g_reload_free(live);
-            d2g_service_stop(&svc);
-            d2g_config_free(boot);
-            return 1;
-        }
-    }
-    d2g_worker_t *w = d2g_worker_new(live, &svc, err, sizeof(err));
+    d2g_worker_t *w = d2g_worker_new(rt.live, &rt.svc, err, sizeof(err));
     if (!w) {
         d2g_log_err(D2G_LOG_ERROR, "start_failed", 0, NULL, err, "cannot start");
-        d2g_registry_free(reg);
-        d2g_sealbox_free(sb);
-        d2g_reload_free(live);
-        d2g_service_stop(&svc);
-        d2g_config_free(boot);
+        d2g_runtime_stop(&rt);
         return 1;
     }
-    if (reg)
-        d2g_worker_set_unknown_hook(w, unknown_procedure, reg);
-    d2g_log(D2G_LOG_INFO, "started", 0, NULL, "consuming %s as group %s", boot->kafka.topic,
-            boot->kafka.consumer_group);
+    if (rt.reg)
+        d2g_worker_set_unknown_hook(w, unknown_procedure, rt.reg);
+    d2g_log(D2G_LOG_INFO, "started", 0, NULL, "consuming %s as group %s", rt.boot->kafka.topic,
+            rt.boot->kafka.consumer_group);
     rc = d2g_worker_run(w, &stop_requested);
     d2g_worker_free(w);
-    d2g_reload_free(live);
-    d2g_registry_free(reg);
-    d2g_sealbox_free(sb);
-    d2g_config_free(boot);
-    d2g_service_stop(&svc);
+    d2g_runtime_stop(&rt);
     return rc;
 }
