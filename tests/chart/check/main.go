@@ -257,8 +257,29 @@ func checkConfig(text string) (obj, []secretRef) {
 			bad("%s: %v is not an integer in %v..%v", path, v, lo, hi)
 		}
 	}
-	if b := onlyKeys(cfg, "kafka", "redis", "ds", "grist", "defaults", "procedures", "producer", "worker", "log_level", "http"); b != nil {
+	if b := onlyKeys(cfg, "kafka", "redis", "ds", "grist", "defaults", "procedures", "producer", "worker", "log_level", "http",
+		"registry", "onboarding"); b != nil {
 		bad("unknown top-level keys %v", b)
+	}
+	// registry and onboarding (docs/onboarding.md)
+	if reg, ok := cfg["registry"]; ok {
+		rm, _ := reg.(map[string]any)
+		if b := onlyKeys(rm, "encryption_key", "topic"); b != nil {
+			bad("registry: unknown keys %v", b)
+		}
+		secret(rm["encryption_key"], "registry.encryption_key", true)
+	}
+	if ob, ok := cfg["onboarding"]; ok {
+		om, _ := ob.(map[string]any)
+		if b := onlyKeys(om, "listen", "self_service", "static_dir", "grist_servers", "platform_account",
+			"per_document_per_minute", "per_address_per_minute", "trust_forwarded_for"); b != nil {
+			bad("onboarding: unknown keys %v", b)
+		}
+		if cfg["registry"] == nil {
+			bad("onboarding: needs registry.encryption_key")
+		}
+		intIn(om["per_document_per_minute"], "onboarding.per_document_per_minute", 1, 100000)
+		intIn(om["per_address_per_minute"], "onboarding.per_address_per_minute", 1, 100000)
 	}
 	// kafka
 	k := asMap(cfg, "kafka")
@@ -787,6 +808,19 @@ func cmdManifests(args []string) {
 			continue
 		}
 		ok := false
+		if str(svc.obj, "metadata", "labels", "app.kubernetes.io/component") == "onboarding" {
+			// The onboarding Service: the producers' onboarding port, which the container declares.
+			declared := false
+			for _, cp := range list(target.container, "ports") {
+				declared = declared || str(cp, "name") == "onboarding"
+			}
+			for _, pt := range list(svc.obj, "spec", "ports") {
+				ok = ok || (str(pt, "name") == "onboarding" && get(pt, "targetPort") == "onboarding" && declared)
+			}
+			check(target.component == "producer" && ok,
+				"%s: port onboarding targets the producer containers' onboarding port", svc.id())
+			continue
+		}
 		for _, pt := range list(svc.obj, "spec", "ports") {
 			tp := get(pt, "targetPort")
 			n, isNum := num(tp)
@@ -799,7 +833,8 @@ func cmdManifests(args []string) {
 		sel := asMap(sm.obj, "spec", "selector", "matchLabels")
 		n := 0
 		for _, svc := range byKind["Service"] {
-			if subset(sel, asMap(svc.obj, "metadata", "labels")) {
+			labels := asMap(svc.obj, "metadata", "labels")
+			if subset(sel, labels) && matchesExpressions(list(sm.obj, "spec", "selector", "matchExpressions"), labels) {
 				n++
 			}
 		}
@@ -863,6 +898,39 @@ func cmdManifests(args []string) {
 
 // runLoader loads config.json with the real loader, giving each secret a dummy value: env vars
 // in the loader's environment, files under a temporary root (paths rewritten).
+// matchesExpressions: a label selector's matchExpressions (In, NotIn, Exists, DoesNotExist) against labels.
+func matchesExpressions(exprs []any, labels obj) bool {
+	for _, e := range exprs {
+		key, op := str(e, "key"), str(e, "operator")
+		v, has := labels[key]
+		in := false
+		for _, want := range list(e, "values") {
+			in = in || (has && fmt.Sprint(v) == fmt.Sprint(want))
+		}
+		switch op {
+		case "In":
+			if !in {
+				return false
+			}
+		case "NotIn":
+			if in {
+				return false
+			}
+		case "Exists":
+			if !has {
+				return false
+			}
+		case "DoesNotExist":
+			if has {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 func runLoader(loader, text string, refs []secretRef) {
 	dir, err := os.MkdirTemp("", "d2g-chart-")
 	if err != nil {
@@ -874,13 +942,21 @@ func runLoader(loader, text string, refs []secretRef) {
 	_ = json.Unmarshal([]byte(text), &cfg)
 	env := os.Environ()
 	for _, r := range refs {
+		if r.env != "" && r.path == "registry.encryption_key" {
+			env = append(env, r.env+"="+strings.Repeat("0f", 32))
+			continue
+		}
 		if r.env != "" {
 			env = append(env, r.env+"=dummy-"+strings.ToLower(r.env))
 			continue
 		}
 		local := filepath.Join(dir, r.file)
 		_ = os.MkdirAll(filepath.Dir(local), 0o755)
-		_ = os.WriteFile(local, []byte("dummy\n"), 0o600)
+		value := "dummy\n"
+		if r.path == "registry.encryption_key" { // the loader checks its form: 64 hex digits
+			value = strings.Repeat("0f", 32) + "\n"
+		}
+		_ = os.WriteFile(local, []byte(value), 0o600)
 	}
 	var rewrite func(v any) any
 	rewrite = func(v any) any {
