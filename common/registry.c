@@ -328,6 +328,16 @@ static void bump(d2g_registry_t *reg) {
                     "the fleet reloads within its poll instead");
 }
 
+/* After an entry was written or removed: the registry's version (readers
+ * compare it) and the fleet's generation (every process reloads). */
+static void entry_changed(d2g_registry_t *reg) {
+    char err[D2G_ERRLEN];
+    redisReply *r = d2g_redis_cmd(reg->redis, err, sizeof(err), "INCR %s", reg->k_version);
+    if (r)
+        freeReplyObject(r);
+    bump(reg);
+}
+
 static int rebuild_locked(d2g_registry_t *reg, int force, long *rebuilt, char *err,
                           size_t errlen) {
     *rebuilt = -1;
@@ -402,9 +412,7 @@ int d2g_registry_put(d2g_registry_t *reg, const d2g_reg_entry_t *e, char *err, s
     if (!r)
         goto out;
     freeReplyObject(r);
-    if ((r = d2g_redis_cmd(reg->redis, err, errlen, "INCR %s", reg->k_version)))
-        freeReplyObject(r);
-    bump(reg);
+    entry_changed(reg);
     rc = 0;
 out:
     pthread_mutex_unlock(&reg->lock);
@@ -435,9 +443,7 @@ int d2g_registry_remove(d2g_registry_t *reg, int64_t procedure, int *found, char
     if (!(r = d2g_redis_cmd(reg->redis, err, errlen, "HDEL %s %s", reg->k_entries, field)))
         goto out;
     freeReplyObject(r);
-    if ((r = d2g_redis_cmd(reg->redis, err, errlen, "INCR %s", reg->k_version)))
-        freeReplyObject(r);
-    bump(reg);
+    entry_changed(reg);
     rc = 0;
 out:
     pthread_mutex_unlock(&reg->lock);

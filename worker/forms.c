@@ -57,14 +57,7 @@ void d2g_forms_apply(d2g_forms_t *f, const d2g_config_t *cfg) {
 void d2g_forms_free(d2g_forms_t *f) {
     if (!f)
         return;
-    const char *k;
-    json_t *v;
-    json_object_foreach(f->index, k, v) {
-        form_t *fm = (form_t *)(intptr_t)json_integer_value(v);
-        d2g_mapping_ctx_free(fm->ctx);
-        free(fm->revision_id);
-        free(fm);
-    }
+    forms_clear(f);
     json_decref(f->index);
     free(f);
 }
