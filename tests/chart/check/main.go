@@ -942,21 +942,17 @@ func runLoader(loader, text string, refs []secretRef) {
 	_ = json.Unmarshal([]byte(text), &cfg)
 	env := os.Environ()
 	for _, r := range refs {
-		if r.env != "" && r.path == "registry.encryption_key" {
-			env = append(env, r.env+"="+strings.Repeat("0f", 32))
-			continue
+		value := "dummy-" + strings.ToLower(r.env+filepath.Base(r.file))
+		if r.path == "registry.encryption_key" { // the loader checks its form: 64 hex digits
+			value = strings.Repeat("0f", 32)
 		}
 		if r.env != "" {
-			env = append(env, r.env+"=dummy-"+strings.ToLower(r.env))
+			env = append(env, r.env+"="+value)
 			continue
 		}
 		local := filepath.Join(dir, r.file)
 		_ = os.MkdirAll(filepath.Dir(local), 0o755)
-		value := "dummy\n"
-		if r.path == "registry.encryption_key" { // the loader checks its form: 64 hex digits
-			value = strings.Repeat("0f", 32) + "\n"
-		}
-		_ = os.WriteFile(local, []byte(value), 0o600)
+		_ = os.WriteFile(local, []byte(value+"\n"), 0o600)
 	}
 	var rewrite func(v any) any
 	rewrite = func(v any) any {
