@@ -382,7 +382,7 @@ int d2g_mapping_map_dossier(const d2g_mapping_ctx_t *ctx, json_t *dossier, int f
     }
     if (!(main = main_table(&b)))
         goto done;
-    fields = json_pack("{s:I}", "numero", (json_int_t)b.number);
+    fields = json_pack("{s:o}", "numero", d2g_mapping_number_cell(b.number));
     if (d2g_mapping_own_fields(&b, main, fields, dossier))
         goto done;
     if (!b.partial && ctx->descs) {
@@ -401,7 +401,7 @@ int d2g_mapping_map_dossier(const d2g_mapping_ctx_t *ctx, json_t *dossier, int f
     if (!b.partial && d2g_mapping_avis_messages(&b, dossier))
         goto done;
     /* the dossier's own record first */
-    rc = d2g_mb_record(&b, 0, json_pack("{s:I}", "numero", (json_int_t)b.number), fields);
+    rc = d2g_mb_record(&b, 0, json_pack("{s:o}", "numero", d2g_mapping_number_cell(b.number)), fields);
     fields = NULL;
     if (rc)
         goto done;
@@ -461,7 +461,7 @@ int d2g_mapping_map_deleted(const d2g_mapping_ctx_t *ctx, json_t *deleted,
                                    d2g_map_str_or_null(d2g_map_jstr(deleted, "reason")), "etat",
                                    d2g_map_str_or_null(d2g_map_jstr(deleted, "state")), "ds_id",
                                    d2g_map_str_or_null(d2g_map_jstr(deleted, "id")));
-        if (d2g_mb_record(&b, 0, json_pack("{s:I}", "numero", (json_int_t)b.number), fields))
+        if (d2g_mb_record(&b, 0, json_pack("{s:o}", "numero", d2g_mapping_number_cell(b.number)), fields))
             goto done;
     }
     rc = d2g_mb_finish(&b, out);

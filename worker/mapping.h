@@ -72,6 +72,17 @@ int d2g_mapping_ctx_new_opts(int64_t procedure, const char *table_prefix, const 
                              d2g_mapping_ctx_t **out, char *err, size_t errlen);
 void d2g_mapping_ctx_free(d2g_mapping_ctx_t *ctx);
 
+/*
+ * The Grist cell of a dossier number, wherever one goes (the key `numero`, the
+ * child tables' dossier column, the writer's filters and removals): an Int, or
+ * above grist-core's 32-bit Int its digits as text, which is what grist-core
+ * stores for such a value (AltText) and so what an upsert's `require` or a
+ * records filter must name to find the row again. New reference.
+ */
+json_t *d2g_mapping_number_cell(int64_t number);
+/* The number a cell made by d2g_mapping_number_cell names (either form); -1 if none. */
+int64_t d2g_mapping_number_of(json_t *cell);
+
 /* The column ids of the dossiers table's fixed columns, in order, NULL-terminated. */
 extern const char *const d2g_mapping_fixed_columns[];
 

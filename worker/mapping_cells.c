@@ -235,6 +235,26 @@ json_t *d2g_cell_int(json_t *typed, const char *sv) {
     return json_string(s);
 }
 
+json_t *d2g_mapping_number_cell(int64_t number) {
+    char buf[24];
+    if (number >= GRIST_INT_MIN && number <= GRIST_INT_MAX)
+        return json_integer((json_int_t)number);
+    snprintf(buf, sizeof(buf), "%" PRId64, number);
+    return json_string(buf);
+}
+
+int64_t d2g_mapping_number_of(json_t *cell) {
+    if (json_is_integer(cell))
+        return (int64_t)json_integer_value(cell);
+    const char *s = json_string_value(cell);
+    char *end;
+    if (!s || !*s)
+        return -1;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    return errno || *end ? -1 : (int64_t)v;
+}
+
 json_t *d2g_cell_numeric(json_t *typed, const char *sv) {
     char buf[128], *end;
     if (json_is_number(typed))

@@ -103,9 +103,9 @@ static void link_column(builder_t *b, table_b *t) {
 
 int d2g_mapping_link_cells(builder_t *b, table_b *t, json_t *fields) {
     if (!b->ctx->opts.ref_links)
-        return d2g_mb_put(b, fields, "dossier", json_integer((json_int_t)b->number));
+        return d2g_mb_put(b, fields, "dossier", d2g_mapping_number_cell(b->number));
     link_column(b, t);
-    return d2g_mb_put(b, fields, "ds_dossier_numero", json_integer((json_int_t)b->number));
+    return d2g_mb_put(b, fields, "ds_dossier_numero", d2g_mapping_number_cell(b->number));
 }
 
 static int map_demandeur(builder_t *b, json_t *fields, json_t *d) {

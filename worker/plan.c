@@ -302,7 +302,7 @@ static void plan_find(d2g_ops_t *ops, const char *table, const char *column, jso
             len += 20 + 3; /* a 64-bit number and its escaped comma (%2C) */
             if (keep) {
                 char num[24];
-                snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+                snprintf(num, sizeof(num), "%" PRId64, d2g_mapping_number_of(v));
                 json_object_set(chunk_keep, num, json_object_get(keep, num));
             }
         }
@@ -372,7 +372,7 @@ void d2g_plan_finds(d2g_mapped_t *const *mapped, size_t n, const int *skip, d2g_
                     json_object_set_new(ids, json_string_value(v), json_true());
             }
             if (!json_object_get(json_object_get(t, "keep"), num))
-                json_array_append_new(json_object_get(t, "nums"), json_integer(rs->dossier));
+                json_array_append_new(json_object_get(t, "nums"), d2g_mapping_number_cell(rs->dossier));
             json_object_set_new(json_object_get(t, "keep"), num, ids);
         }
         for (size_t r = 0; r < m->n_removals; r++) {
@@ -384,7 +384,7 @@ void d2g_plan_finds(d2g_mapped_t *const *mapped, size_t n, const int *skip, d2g_
                 vals = json_array();
                 json_object_set_new(removal, k, vals);
             }
-            json_array_append_new(vals, json_integer(m->removals[r].value));
+            json_array_append_new(vals, d2g_mapping_number_cell(m->removals[r].value));
             free(k);
         }
     }
@@ -414,8 +414,7 @@ int d2g_plan_deletes(const d2g_op_t *find, json_t *answer, d2g_ops_t *ops) {
         int drop = 1;
         if (find->keep) {
             char num[24];
-            snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
-                     json_integer_value(json_object_get(fields, "dossier")));
+            snprintf(num, sizeof(num), "%" PRId64, d2g_mapping_number_of(json_object_get(fields, "dossier")));
             json_t *keep = json_object_get(find->keep, num);
             const char *rid = json_string_value(json_object_get(fields, "ds_row_id"));
             /* Rows of a dossier this batch did not list, or listed as kept, stay. */

@@ -1166,11 +1166,13 @@ static void test_big_numbers(void **state) {
     d2g_mapped_clear(&f.out);
     assert_int_equal(d2g_mapping_map_dossier(f.ctx, d, 0, f.map, &f.out, f.err, sizeof(f.err)), 0);
     assert_true(f.out.number == 3000000000LL);
-    json_t *r = record(&f.out, "Subventions", "{`numero`: 3000000000}");
-    assert_cell(r, "numero", "3000000000");
+    /* Above grist-core's 32-bit Int the number goes as its digits: what grist-core
+     * stores (AltText), so the next upsert's require finds the row again. */
+    json_t *r = record(&f.out, "Subventions", "{`numero`: `3000000000`}");
+    assert_cell(r, "numero", "`3000000000`");
     assert_cell(r, "lien_ds", "`https://www.demarches-simplifiees.fr/procedures/4242/dossiers/3000000000`");
     assert_cell(record(&f.out, "Subventions_Beneficiaires", "{`ds_row_id`: `Um93LTE=`}"), "dossier",
-                "3000000000");
+                "`3000000000`");
     assert_true(f.out.rowsets[0].dossier == 3000000000LL);
     json_decref(d);
     d2g_mapped_clear(&f.out);
