@@ -160,7 +160,16 @@ void d2g_lane_measured(d2g_lane_t *l, size_t message_bytes, size_t largest_table
     l->body_ratio = l->body_ratio > 0 ? 0.5 * l->body_ratio + 0.5 * r : r;
 }
 
-d2g_item_t **d2g_lane_take(d2g_lane_t *l, size_t batch_bytes, const json_t *busy, size_t *n) {
+/* 1 if key is in one of the n sets. */
+static int in_any(const json_t *const *sets, size_t n, const char *key) {
+    for (size_t i = 0; i < n; i++)
+        if (sets[i] && json_object_get(sets[i], key))
+            return 1;
+    return 0;
+}
+
+d2g_item_t **d2g_lane_take(d2g_lane_t *l, size_t batch_bytes, const json_t *const *busy, size_t n_busy,
+                           size_t *n) {
     *n = 0;
     if (l->groups) {
         d2g_group_t *g = l->groups;
@@ -177,7 +186,7 @@ d2g_item_t **d2g_lane_take(d2g_lane_t *l, size_t batch_bytes, const json_t *busy
     d2g_item_t **pp = &l->head, *prev = NULL;
     while (*pp && (*n == 0 || bytes + (*pp)->bytes <= target)) {
         d2g_item_t *it = *pp;
-        if (busy && json_object_get(busy, it->key)) {
+        if (in_any(busy, n_busy, it->key)) {
             /* An older version is being written: this one waits for it. */
             prev = it;
             pp = &it->next;

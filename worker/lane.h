@@ -119,9 +119,11 @@ void d2g_lane_free(d2g_lane_t *l);
 void d2g_lane_add(d2g_lane_t *l, d2g_item_t *item);
 /* Takes the next batch: a split group first, else queued items whose
  * messages fit in d2g_lane_batch_target (at least one), leaving queued those
- * whose key is in busy (a JSON object: dossiers of a batch in flight; may be
- * NULL). *n gets the count (0: nothing). */
-d2g_item_t **d2g_lane_take(d2g_lane_t *l, size_t batch_bytes, const json_t *busy, size_t *n);
+ * whose key is in one of the n_busy sets of busy (JSON objects: the dossiers
+ * of each batch in flight; looked up, not merged, since this runs at every
+ * step). *n gets the count (0: nothing). */
+d2g_item_t **d2g_lane_take(d2g_lane_t *l, size_t batch_bytes, const json_t *const *busy, size_t n_busy,
+                           size_t *n);
 /* How many bytes of messages make a full batch, from body_ratio. */
 size_t d2g_lane_batch_target(const d2g_lane_t *l, size_t batch_bytes);
 /* A batch of message_bytes made PUT bodies of largest_table_bytes for its largest table. */

@@ -172,15 +172,11 @@ static int lane_start(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
     if (l->n_flights >= max_flights(l) || (!l->head && !l->groups) || l->next_try > now ||
         !lane_due(w, l, now))
         return 0;
-    json_t *busy = NULL;
-    if (l->n_flights) {
-        busy = json_object();
-        for (size_t k = 0; k < l->n_flights; k++)
-            json_object_update(busy, (json_t *)d2g_flush_keys(l->flights[k]));
-    }
+    const json_t *busy[D2G_LANE_FLIGHTS];
+    for (size_t k = 0; k < l->n_flights; k++)
+        busy[k] = d2g_flush_keys(l->flights[k]);
     size_t n = 0;
-    d2g_item_t **items = d2g_lane_take(l, (size_t)w->cfg->worker.batch_bytes, busy, &n);
-    json_decref(busy);
+    d2g_item_t **items = d2g_lane_take(l, (size_t)w->cfg->worker.batch_bytes, busy, l->n_flights, &n);
     if (!n) {
         free(items);
         return 0;

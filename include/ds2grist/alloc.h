@@ -24,8 +24,10 @@ void *d2g_realloc(void *ptr, size_t size);
 char *d2g_strdup(const char *s);
 char *d2g_strndup(const char *s, size_t n);
 
-/* Makes jansson allocate through d2g_malloc (json_set_alloc_funcs). Called
- * by d2g_cli_start(); programs that do not use it call it first thing. */
+/* Makes jansson allocate through d2g_malloc (json_set_alloc_funcs) and tunes
+ * glibc's malloc for many small short-lived blocks (no fastbins, alloc.c says
+ * why). Called by d2g_cli_start(); programs that do not use it call it first
+ * thing. */
 void d2g_alloc_init(void);
 
 #endif
