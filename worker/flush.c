@@ -217,9 +217,7 @@ static int prepare(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) 
      * anything is created for it. */
     d2g_mapped_t **v = alive(f);
     int *too_big = d2g_calloc(f->n + 1, sizeof(int));
-    d2g_ops_t probe = {0};
-    d2g_plan_puts(v, f->n, (size_t)w->cfg->worker.batch_bytes, &probe, too_big);
-    d2g_ops_clear(&probe);
+    d2g_plan_too_big(v, f->n, (size_t)w->cfg->worker.batch_bytes, too_big);
     free(v);
     for (size_t i = 0; i < f->n; i++) {
         if (!too_big[i])

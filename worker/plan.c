@@ -248,6 +248,19 @@ void d2g_plan_puts_diff(d2g_mapped_t *const *mapped, size_t n, size_t batch_byte
     bodies_done(&bs, ops);
 }
 
+void d2g_plan_too_big(d2g_mapped_t *const *mapped, size_t n, size_t batch_bytes, int *too_big) {
+    for (size_t i = 0; i < n; i++) {
+        const d2g_mapped_t *m = mapped[i];
+        too_big[i] = 0;
+        for (size_t r = 0; m && r < m->n_records && !too_big[i]; r++) {
+            /* {"require":R,"fields":F}: 22 bytes around them, as record_text makes it */
+            size_t len = json_dumpb(m->records[r].require, NULL, 0, JSON_COMPACT) +
+                         json_dumpb(m->records[r].fields, NULL, 0, JSON_COMPACT) + 22;
+            too_big[i] = len + 32 > batch_bytes;
+        }
+    }
+}
+
 void d2g_plan_puts(d2g_mapped_t *const *mapped, size_t n, size_t batch_bytes, d2g_ops_t *ops,
                    int *too_big) {
     d2g_plan_puts_diff(mapped, n, batch_bytes, NULL, ops, too_big, NULL);

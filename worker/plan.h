@@ -85,6 +85,12 @@ d2g_need_t *d2g_plan_need(d2g_mapped_t *const *mapped, size_t n);
 void d2g_plan_puts(d2g_mapped_t *const *mapped, size_t n, size_t batch_bytes, d2g_ops_t *ops,
                    int *too_big);
 
+/* too_big[i] = 1 for each dossier (NULL entries skipped) one of whose records,
+ * written in full, would alone exceed batch_bytes: what d2g_plan_puts refuses,
+ * found by measuring the records' text (json_dumpb without a buffer), not by
+ * building the bodies. */
+void d2g_plan_too_big(d2g_mapped_t *const *mapped, size_t n, size_t batch_bytes, int *too_big);
+
 /* d2g_plan_puts, sending only what changed: prior[i] (prior or prior[i] may
  * be NULL: write in full) holds dossier i's rows as last written; sends[i]
  * (may be NULL) gets 1 if anything of dossier i is planned. The rows whose

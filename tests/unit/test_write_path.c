@@ -220,6 +220,23 @@ static void test_oversized(void **state) {
     assert_int_equal(ops.v[0].rows, 1);
     assert_non_null(strstr(ops.v[0].body, "petit"));
     d2g_ops_clear(&ops);
+    /* The measuring check (used before the schema is made) refuses exactly what
+     * d2g_plan_puts refuses, byte for byte around the limit. */
+    int measured[2];
+    d2g_plan_too_big(v, 2, 900000, measured);
+    assert_int_equal(measured[0], 1);
+    assert_int_equal(measured[1], 0);
+    json_t *rec = json_pack("{s:O, s:O}", "require", rb.require, "fields", rb.fields);
+    char *text = json_dumps(rec, JSON_COMPACT);
+    size_t len = strlen(text);
+    free(text);
+    json_decref(rec);
+    for (size_t limit = len + 28; limit < len + 36; limit++) {
+        d2g_plan_puts(v + 1, 1, limit, &ops, too_big);
+        d2g_ops_clear(&ops);
+        d2g_plan_too_big(v + 1, 1, limit, measured);
+        assert_int_equal(measured[0], too_big[0]);
+    }
     json_decref(ra.require);
     json_decref(ra.fields);
     json_decref(rb.require);
