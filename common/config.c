@@ -784,7 +784,8 @@ out:
 
 static int parse_worker(d2g_config_t *cfg, json_t *root, char *err, size_t errlen) {
     static const char *const keys[] = {"linger_ms", "batch_bytes", "max_buffered",
-                                       "max_buffered_total", "ds_base_url", "shutdown_grace_s",
+                                       "max_buffered_total", "max_buffered_bytes", "ds_base_url",
+                                       "shutdown_grace_s",
                                        "revoke_deadline_s", "retry_delay_s", "retry_max_delay_s",
                                        NULL};
     json_t *w = json_object_get(root, "worker");
@@ -796,6 +797,7 @@ static int parse_worker(d2g_config_t *cfg, json_t *root, char *err, size_t errle
         {"batch_bytes", &cfg->worker.batch_bytes, 900000, 1000, 1000000},
         {"max_buffered", &cfg->worker.max_buffered, 1000, 10, 1000000},
         {"max_buffered_total", &cfg->worker.max_buffered_total, 2000, 10, 10000000},
+        {"max_buffered_bytes", &cfg->worker.max_buffered_bytes, 16777216, 1048576, 2147483647},
         {"shutdown_grace_s", &cfg->worker.shutdown_grace_s, 25, 1, 3600},
         {"revoke_deadline_s", &cfg->worker.revoke_deadline_s, 20, 1, 3600},
         {"retry_delay_s", &cfg->worker.retry_delay_s, 5, 1, 86400},

@@ -103,6 +103,13 @@ size_t d2g_flush_items(const d2g_flush_t *f) {
     return k;
 }
 
+size_t d2g_flush_bytes(const d2g_flush_t *f) {
+    size_t b = 0;
+    for (size_t i = 0; i < f->n; i++)
+        b += f->items[i] ? f->items[i]->bytes : 0;
+    return b;
+}
+
 int d2g_flush_waiting(const d2g_flush_t *f) { return f->waiting; }
 
 d2g_lane_t *d2g_flush_lane(const d2g_flush_t *f) { return f->lane; }

@@ -42,6 +42,8 @@ const json_t *d2g_flush_keys(const d2g_flush_t *f);
 void d2g_flush_free(d2g_flush_t *f, int free_items);
 /* Items still in the batch. */
 size_t d2g_flush_items(const d2g_flush_t *f);
+/* The same items' message bytes (d2g_item_t.bytes). */
+size_t d2g_flush_bytes(const d2g_flush_t *f);
 /* The items still in the batch leave it (a new array, caller frees it; the
  * items are the caller's). */
 d2g_item_t **d2g_flush_take_items(d2g_flush_t *f, size_t *n);

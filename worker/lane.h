@@ -132,6 +132,8 @@ void d2g_lane_measured(d2g_lane_t *l, size_t message_bytes, size_t largest_table
 d2g_item_t **d2g_lane_take_all(d2g_lane_t *l, size_t *n);
 /* Items held: queued, in groups, in the batch being written. */
 size_t d2g_lane_held(const d2g_lane_t *l);
+/* The same, and *bytes gets the size of their messages. */
+size_t d2g_lane_held_bytes(const d2g_lane_t *l, size_t *bytes);
 /* Queued items of partition (topic 0 or 1): counted, and freed without hooks with drop. */
 size_t d2g_lane_drop_partition(d2g_lane_t *l, uint8_t topic, int32_t partition, int drop);
 /* 1 if one of the queued items comes from that partition. */

@@ -682,8 +682,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* Pauses the partitions feeding a document that is too far behind
  * (worker.max_buffered dossiers waiting on it); each resumes at half the
- * limit. While the worker as a whole holds too many (worker.max_buffered_total:
- * a parsed dossier takes tens of kB, and one worker may serve many documents),
+ * limit. While the worker as a whole holds too many (worker.max_buffered_total,
+ * or worker.max_buffered_bytes of messages: a parsed dossier takes about 8
+ * times its message, and one worker may serve many documents),
  * the limit of every document is also its fair share of that total, so the
  * documents holding the most pause and those with little waiting (a healthy
  * document beside a failing one) go on. What was fetched stays queued in the
@@ -694,13 +695,18 @@ static void check_congestion(d2g_worker_t *w, int64_t now) {
         return;
     w->last_congestion_check = now;
     size_t limit = (size_t)w->cfg->worker.max_buffered;
-    size_t docs = 0, total = (size_t)w->cfg->worker.max_buffered_total;
-    size_t pending = d2g_writer_pending(w->writer, &docs);
+    size_t docs = 0, bytes = 0, total = (size_t)w->cfg->worker.max_buffered_total;
+    size_t pending = d2g_writer_pending(w->writer, &docs, &bytes);
+    /* The bytes bound as a count: as many dossiers as fit in it at the size of
+     * those held now, so large dossiers pause the partitions sooner. */
+    size_t max_bytes = (size_t)w->cfg->worker.max_buffered_bytes;
+    if (pending && bytes / pending > 0 && max_bytes / (bytes / pending) < total)
+        total = max_bytes / (bytes / pending) > 10 ? max_bytes / (bytes / pending) : 10;
     int full = pending > (w->full ? total / 2 : total);
     if (full != w->full)
         d2g_log(D2G_LOG_INFO, full ? "worker_full" : "worker_not_full", 0, NULL,
-                "%zu dossiers waiting in this worker on %zu documents (limit %zu)", pending, docs,
-                total);
+                "%zu dossiers (%zu kB of messages) waiting in this worker on %zu documents "
+                "(limit %zu dossiers at that size)", pending, bytes / 1024, docs, total);
     w->full = full;
     d2g_metric_set(w->m_buffered, NULL, (double)pending);
     if (full && docs > 0 && total / docs < limit)
@@ -770,7 +776,7 @@ static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *op
  * rest. */
 static void shut_down(d2g_worker_t *w) {
     int64_t now = d2g_clock_mono_ms();
-    size_t left = d2g_writer_pending(w->writer, NULL);
+    size_t left = d2g_writer_pending(w->writer, NULL, NULL);
     if (left)
         d2g_log(D2G_LOG_WARN, "stop_deadline", 0, NULL,
                 "%zu dossiers not written; their messages will be read again", left);
@@ -819,9 +825,9 @@ int d2g_worker_run(d2g_worker_t *w, volatile sig_atomic_t *stop) {
                 for (int p = 0; p < w->n_parts[t]; p++)
                     apply_pause(w, t, p);
             d2g_log(D2G_LOG_INFO, "stopping", 0, NULL, "writing the %zu dossiers in hand",
-                    d2g_writer_pending(w->writer, NULL));
+                    d2g_writer_pending(w->writer, NULL, NULL));
         }
-        if (w->stopping && (d2g_writer_pending(w->writer, NULL) == 0 || now >= write_end))
+        if (w->stopping && (d2g_writer_pending(w->writer, NULL, NULL) == 0 || now >= write_end))
             break;
 
         /* Messages in (the consumer also serves rebalances here). */

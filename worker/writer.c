@@ -308,15 +308,18 @@ int64_t d2g_writer_next_due(const d2g_writer_t *w) {
 
 void d2g_writer_flush_all(d2g_writer_t *w, int on) { w->flush_all = on; }
 
-size_t d2g_writer_pending(const d2g_writer_t *w, size_t *documents) {
-    size_t n = 0, docs = 0;
+size_t d2g_writer_pending(const d2g_writer_t *w, size_t *documents, size_t *bytes) {
+    size_t n = 0, docs = 0, b = 0;
     for (size_t i = 0; i < w->n_lanes; i++) {
-        size_t h = d2g_lane_held(w->lanes[i]);
+        size_t hb = 0, h = d2g_lane_held_bytes(w->lanes[i], &hb);
         n += h;
+        b += hb;
         docs += h > 0;
     }
     if (documents)
         *documents = docs;
+    if (bytes)
+        *bytes = b;
     return n;
 }
 

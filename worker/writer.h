@@ -117,8 +117,9 @@ int64_t d2g_writer_next_due(const d2g_writer_t *w);
 /* 1: flush everything now regardless of linger (shutdown). */
 void d2g_writer_flush_all(d2g_writer_t *w, int on);
 /* Items held: queued or being written; *documents (if not NULL) gets the
- * number of documents holding some. */
-size_t d2g_writer_pending(const d2g_writer_t *w, size_t *documents);
+ * number of documents holding some, *bytes (if not NULL) the size of their
+ * messages. */
+size_t d2g_writer_pending(const d2g_writer_t *w, size_t *documents, size_t *bytes);
 /* Items of partition queued or being written; with drop, the queued ones
  * (not those being written) are freed without hooks (partition revoked). */
 size_t d2g_writer_partition(d2g_writer_t *w, uint8_t topic, int32_t partition, int drop,

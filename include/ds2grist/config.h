@@ -122,6 +122,8 @@ typedef struct d2g_config {
         int batch_bytes;      /* records per request, in JSON bytes, default 900000 (< 1 MB) */
         int max_buffered;     /* dossiers waiting per document before its partitions pause, 1000 */
         int max_buffered_total; /* dossiers waiting in all before documents get fair shares, 2000 */
+        int max_buffered_bytes; /* and bytes of their messages (a parsed dossier takes about 8
+                                 * times its message), 16 MiB */
         char *ds_base_url;    /* for the link to each dossier, default DS's site */
         int shutdown_grace_s; /* SIGTERM: time to finish batches in hand, default 25 */
         int revoke_deadline_s; /* a revocation waits at most this for writes in flight, default 20 */

@@ -593,6 +593,15 @@ static void test_full_worker_pauses_the_slow_document_only(void **state) {
     slow_document(*state, "\"max_buffered\": 5000, \"max_buffered_total\": 100", "worker_full");
 }
 
+/* The same bound in bytes (worker.max_buffered_bytes): 1 MiB of messages is about 60
+ * of these dossiers, far under any count limit here, and still the worker is full and
+ * only the slow document pauses: memory follows the size of the dossiers, not only
+ * their number. */
+static void test_full_worker_by_bytes(void **state) {
+    slow_document(*state, "\"max_buffered\": 5000, \"max_buffered_total\": 100000, \"max_buffered_bytes\": 1048576",
+                  "worker_full");
+}
+
 /* SIGTERM when Kafka is gone: the worker still exits, cleanly and in time. */
 static const char *PROC_DIFF =
     "[{\"number\": 1401, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docA\", \"table_prefix\": \"Suivi\"}]";
@@ -746,6 +755,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_poison_to_dead_letters, d2g_stack_setup_kafka, d2g_stack_teardown),
         cmocka_unit_test_setup_teardown(test_slow_document_does_not_stall_others, d2g_stack_setup_kafka, d2g_stack_teardown),
         cmocka_unit_test_setup_teardown(test_full_worker_pauses_the_slow_document_only, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_full_worker_by_bytes, d2g_stack_setup_kafka, d2g_stack_teardown),
         cmocka_unit_test_setup_teardown(test_stop_without_kafka, d2g_stack_setup_kafka, d2g_stack_teardown),
         cmocka_unit_test_setup_teardown(test_cell_diffs, d2g_stack_setup_kafka, d2g_stack_teardown),
     };

@@ -207,6 +207,7 @@ static const bad_t bad_configs[] = {
     {"worker.batch_bytes", "1000001", "worker.batch_bytes: must be an integer from 1000 to 1000000"},
     {"worker.max_buffered", "9", "worker.max_buffered: must be an integer from 10 to 1000000"},
     {"worker.max_buffered_total", "9", "worker.max_buffered_total: must be an integer from 10 to 10000000"},
+    {"worker.max_buffered_bytes", "1000", "worker.max_buffered_bytes: must be an integer from 1048576 to 2147483647"},
     {"worker.shutdown_grace_s", "3601", "worker.shutdown_grace_s: must be an integer from 1 to 3600"},
     {"worker.ds_base_url", "\"ftp://x\"", "worker.ds_base_url: must start with http:// or https://"},
     {"worker.ds_base_url", "\"http://\"", "worker.ds_base_url: needs a valid host"},

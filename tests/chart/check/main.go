@@ -417,7 +417,7 @@ func checkConfig(text string) (obj, []secretRef) {
 	if b := onlyKeys(asMap(cfg, "producer"), "concurrency", "lease_s", "labels_interval_s", "page_size", "page_size_min", "shutdown_grace_s"); b != nil {
 		bad("producer: unknown keys %v", b)
 	}
-	if b := onlyKeys(asMap(cfg, "worker"), "linger_ms", "batch_bytes", "max_buffered", "max_buffered_total", "ds_base_url", "shutdown_grace_s",
+	if b := onlyKeys(asMap(cfg, "worker"), "linger_ms", "batch_bytes", "max_buffered", "max_buffered_total", "max_buffered_bytes", "ds_base_url", "shutdown_grace_s",
 		"revoke_deadline_s", "retry_delay_s", "retry_max_delay_s"); b != nil {
 		bad("worker: unknown keys %v", b)
 	}
