@@ -287,6 +287,15 @@ static void plan_reads(d2g_lane_t *l, d2g_flush_t *f) {
 static int plan_schema(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
     char err[D2G_ERRLEN];
     int dirty = d2g_colmap_generation(l->colmap) != l->colmap_synced;
+    char why[D2G_ERRLEN];
+    if (d2g_schema_conflict(l->schema, f->need, why, sizeof(why))) {
+        /* nothing is written or dead-lettered: the lane parks (its dossiers wait in the
+         * retry topic) until the configuration or the document is fixed */
+        release_lock(w, l, f);
+        d2g_lane_failed(l, now, D2G_GRIST_REFUSED, D2G_LANE_REJECTED, -1, why, &w->rng);
+        d2g_lane_log(l, D2G_LOG_ERROR, "schema", "schema_conflict", why, "the batch is not written");
+        return 1;
+    }
     json_t *changes = d2g_schema_changes(l->schema, f->need);
     if (!dirty && json_array_size(changes) == 0) {
         json_decref(changes);
@@ -489,8 +498,10 @@ static void plan_finds(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f) {
             continue;
         d2g_op_t *n = d2g_ops_add(&f->ops, o->kind, o->method, o->path, NULL, o->table);
         n->keep = o->keep;
+        n->column = o->column;
         o->path = NULL;
         o->keep = NULL;
+        o->column = NULL;
     }
     d2g_ops_clear(&all);
 }
