@@ -13,7 +13,7 @@
  *                  mode: only those dossiers are in the table (remove) or unmarked
  *                  (mark); a dossier whose state leaves the filter leaves the table (its
  *                  repetition rows too) or is marked hors_filtre; one that enters it is
- *                  written again whole
+ *                  written again whole, the removed one too when it comes back
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -409,6 +409,14 @@ static void test_filter_out(void **state) {
     assert_int_equal(child_rows(env, "Retirees", leave_rm), 0); /* its repetition rows left too */
     assert_true(child_rows(env, "Retirees", enter_rm) > 0);     /* written whole */
     assert_true(child_rows(env, "Marquees", leave_mk) > 0);     /* mark mode keeps them */
+    /* The removed one comes back into the filter: written again, its rows too. */
+    patch_dossier(env, 1401, leave_rm, "{\"state\": \"en_construction\"}");
+    wait_filter(env, 1401, "Retirees", 0);
+    int64_t end = d2g_clock_mono_ms() + 30000;
+    while (child_rows(env, "Retirees", leave_rm) == 0) {
+        assert_true(d2g_clock_mono_ms() < end);
+        d2g_test_sleep_ms(300);
+    }
     printf("# filter: a dossier leaving the filter removed (remove) or marked hors_filtre (mark); one "
            "entering written whole\n");
 
