@@ -8,7 +8,9 @@
  *                  and a field each); ref_links turned on by a reload on the same document:
  *                  `dossier` becomes a Ref formula column, the numbers move to
  *                  ds_dossier_numero (old rows too); then an avis, a message and an area
- *                  changed, and all of another dossier's removed, in DS: Grist follows
+ *                  changed, and all of another dossier's removed, in DS: Grist follows;
+ *                  ref_links off again: the lane parks with the cause, nothing is
+ *                  dead-lettered or written, and on again the change arrives
  *   filter_out     states [en_construction, en_instruction], in remove mode and in mark
  *                  mode: only those dossiers are in the table (remove) or unmarked
  *                  (mark); a dossier whose state leaves the filter leaves the table (its
@@ -191,6 +193,46 @@ static int is_ref_formula(d2g_testenv_t *env, const char *table) {
     return ok;
 }
 
+/* 1 if the service's log (<dir>/<name>) holds text. */
+static int log_has(d2g_testenv_t *env, const char *name, const char *text) {
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", env->dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[8192];
+    int found = 0;
+    while (!found && fgets(line, sizeof(line), f))
+        found = strstr(line, text) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* The dossier's modification date as Grist holds it, and as DS has it, in whole seconds. */
+static long long written_s(d2g_testenv_t *env, json_int_t num) {
+    json_t *rows = d2g_stack_grist_rows(env, "docA", "Aides");
+    long long s = -1;
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r)
+        if (json_integer_value(field(r, "numero")) == num)
+            s = (long long)json_number_value(field(r, "date_derniere_modification"));
+    json_decref(rows);
+    return s;
+}
+
+static long long ds_updated_s(d2g_testenv_t *env, json_int_t num) {
+    json_t *list = d2g_stack_ds_get(env, 1301, 0);
+    long long s = -2;
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(list, "dossiers"), i, d)
+        if (json_integer_value(json_object_get(d, "number")) == num)
+            s = (long long)(json_integer_value(json_object_get(d, "updatedAtMs")) / 1000);
+    json_decref(list);
+    return s;
+}
+
 #define PROC_OPTS(ref)                                                                                   \
     "[{\"number\": 1301, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docA\","        \
     " \"table_prefix\": \"Aides\", \"mapping\": {\"geo_areas\": true, \"avis\": true, \"messages\": true," \
@@ -201,7 +243,8 @@ static void test_child_tables(void **state) {
     char cfg[600];
     d2g_test_proc_t producer, worker;
     start_emulators(env, "[{\"number\": 1301, \"dossiers\": 24}]");
-    const char *extra = "\"defaults\": {\"poll_interval_s\": 1}";
+    const char *extra = "\"defaults\": {\"poll_interval_s\": 1},"
+                        " \"worker\": {\"retry_delay_s\": 1, \"retry_max_delay_s\": 2}";
     assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC_OPTS("false"), 400, 8, extra, cfg,
                                            sizeof(cfg)), 0);
     d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
@@ -264,6 +307,38 @@ static void test_child_tables(void **state) {
     assert_int_equal(d2g_stack_count(env, "docA", "Aides_Avis", "ds_dossier_numero", a), 1);
     assert_int_equal(d2g_stack_count(env, "docA", "Aides_Zones", "ds_dossier_numero", a), 1);
     printf("# ref_links: tables migrated, rows kept their numbers; changes and removals in DS followed\n");
+
+    /* ref_links off again: the linked tables' `dossier` is a formula column the mapping
+     * would write. The lane parks with the cause (nothing dead-lettered, nothing written)
+     * until the option is back on; then the change arrives. */
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC_OPTS("false"), 400, 8, extra, cfg,
+                                           sizeof(cfg)), 0);
+    kill(worker.pid, SIGHUP);
+    d2g_test_sleep_ms(1500);
+    json_t *t = d2g_stack_ds_do(env, "POST", "/admin/procedures/1301/touch", "{\"count\": 1}");
+    json_int_t touched = json_integer_value(json_array_get(json_object_get(t, "numbers"), 0));
+    json_decref(t);
+    end = d2g_clock_mono_ms() + 60000;
+    while (!log_has(env, "worker.log", "\"event\":\"schema_conflict\"")) {
+        assert_true(d2g_clock_mono_ms() < end);
+        d2g_test_sleep_ms(300);
+    }
+    assert_true(log_has(env, "worker.log", "Aides_Zones.dossier is a formula column") ||
+                log_has(env, "worker.log", "Aides_Avis.dossier is a formula column") ||
+                log_has(env, "worker.log", "Aides_Messages.dossier is a formula column"));
+    assert_true(is_ref_formula(env, "Aides_Avis")); /* left as it was */
+    assert_int_equal(written_s(env, touched) == ds_updated_s(env, touched), 0);
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC_OPTS("true"), 400, 8, extra, cfg,
+                                           sizeof(cfg)), 0);
+    kill(worker.pid, SIGHUP);
+    end = d2g_clock_mono_ms() + 60000;
+    while (written_s(env, touched) != ds_updated_s(env, touched)) {
+        assert_true(d2g_clock_mono_ms() < end);
+        d2g_test_sleep_ms(300);
+    }
+    wait_children(env, 1301, "Aides", "ds_dossier_numero", 30);
+    printf("# ref_links off on linked tables: the lane parked with the cause, nothing dead-lettered; back on: "
+           "written\n");
 
     d2g_test_msgs_t dlq = {0};
     assert_int_equal(d2g_test_kafka_read_all(env, "ds2grist.dlq", &dlq), 0);
