@@ -292,6 +292,7 @@ static int plan_schema(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t n
         /* nothing is written or dead-lettered: the lane parks (its dossiers wait in the
          * retry topic) until the configuration or the document is fixed */
         release_lock(w, l, f);
+        d2g_schema_forget(l->schema); /* read again next time: someone may fix the document */
         d2g_lane_failed(l, now, D2G_GRIST_REFUSED, D2G_LANE_REJECTED, -1, why, &w->rng);
         d2g_lane_log(l, D2G_LOG_ERROR, "schema", "schema_conflict", why, "the batch is not written");
         return 1;

@@ -288,7 +288,7 @@ int d2g_schema_conflict(const d2g_schema_t *s, const d2g_need_t *n, char *why, s
                      "writes it%s", table, cid,
                      !strcmp(cid, D2G_SCHEMA_REF_COL) && json_object_get(have, D2G_SCHEMA_NUMBER_COL)
                          ? " (the table was linked with mapping.ref_links, now off: turn it back "
-                           "on, or delete the column in Grist)"
+                           "on, or in Grist delete this column and rename ds_dossier_numero to dossier)"
                          : "");
             return 1;
         }
