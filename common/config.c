@@ -511,10 +511,14 @@ static int parse_options(json_t *o, const char *path, int *poll_interval_s,
                          int *poll_interval_max_s, d2g_deleted_mode_t *deleted, char *err,
                          size_t errlen) {
     static const char *const okeys[] = {"poll_interval_s", "poll_interval_max_s", "deleted", NULL};
+    /* defaults also holds the procedures' default mapping (parse_mapping) */
+    static const char *const dkeys[] = {"poll_interval_s", "poll_interval_max_s", "deleted",
+                                        "mapping", NULL};
     long long n = 0, mx = 0;
     if (!o)
         return 0;
-    if (expect_object(o, path, err, errlen) || check_keys(o, path, okeys, err, errlen) ||
+    if (expect_object(o, path, err, errlen) ||
+        check_keys(o, path, strcmp(path, "defaults") ? okeys : dkeys, err, errlen) ||
         get_int(o, "poll_interval_s", path, 0, *poll_interval_s, 1, 86400, &n, err, errlen) ||
         get_int(o, "poll_interval_max_s", path, 0, *poll_interval_max_s, 1, 86400, &mx, err,
                 errlen))
@@ -537,17 +541,147 @@ static int parse_options(json_t *o, const char *path, int *poll_interval_s,
     return 0;
 }
 
+/* procedures[].mapping and defaults.mapping: booleans, absent = inherited. */
+static int parse_mapping(json_t *o, const char *path, d2g_proc_mapping_t *m, char *err,
+                         size_t errlen) {
+    static const char *const keys[] = {"ref_links", "geo_areas", "avis", "messages", NULL};
+    int *dst[] = {&m->ref_links, &m->geo_areas, &m->avis, &m->messages};
+    if (!o)
+        return 0;
+    if (expect_object(o, path, err, errlen) || check_keys(o, path, keys, err, errlen))
+        return -1;
+    for (size_t i = 0; keys[i]; i++) {
+        json_t *v = json_object_get(o, keys[i]);
+        if (v && !json_is_boolean(v))
+            return d2g_err_set(err, errlen, "%s.%s: must be true or false", path, keys[i]);
+        if (v)
+            *dst[i] = json_is_true(v);
+    }
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} state_names[] = {
+    {"en_construction", D2G_STATE_EN_CONSTRUCTION}, {"en_instruction", D2G_STATE_EN_INSTRUCTION},
+    {"accepte", D2G_STATE_ACCEPTE},                 {"refuse", D2G_STATE_REFUSE},
+    {"sans_suite", D2G_STATE_SANS_SUITE},
+};
+
+unsigned d2g_config_state_bit(const char *name) {
+    for (size_t i = 0; name && i < sizeof(state_names) / sizeof(state_names[0]); i++)
+        if (!strcmp(state_names[i].name, name))
+            return state_names[i].bit;
+    return 0;
+}
+
+int d2g_proc_filter_empty(const d2g_proc_filter_t *f) {
+    return !f->states && !f->n_groups && !f->deposited_from[0] && !f->deposited_to[0];
+}
+
+int d2g_proc_data_equal(const d2g_procedure_t *a, const d2g_procedure_t *b) {
+    const d2g_proc_mapping_t *x = &a->mapping, *y = &b->mapping;
+    const d2g_proc_filter_t *f = &a->filter, *g = &b->filter;
+    if (x->ref_links != y->ref_links || x->geo_areas != y->geo_areas || x->avis != y->avis ||
+        x->messages != y->messages || f->states != g->states || f->n_groups != g->n_groups ||
+        strcmp(f->deposited_from, g->deposited_from) || strcmp(f->deposited_to, g->deposited_to))
+        return 0;
+    for (size_t i = 0; i < f->n_groups; i++)
+        if (f->groups[i] != g->groups[i])
+            return 0;
+    return 1;
+}
+
+/* A calendar date "YYYY-MM-DD". */
+static int valid_date(const char *s) {
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+        return 0;
+    for (int i = 0; i < 10; i++)
+        if (i != 4 && i != 7 && !isdigit((unsigned char)s[i]))
+            return 0;
+    int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
+    if (m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
+        return 0;
+    return !(m == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)));
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* procedures[].filter: {"states": [...], "instruction_groups": [...],
+ * "deposited_from": "YYYY-MM-DD", "deposited_to": "YYYY-MM-DD"}. */
+static int parse_filter(json_t *o, const char *path, d2g_proc_filter_t *f, char *err,
+                        size_t errlen) {
+    static const char *const keys[] = {"states", "instruction_groups", "deposited_from",
+                                       "deposited_to", NULL};
+    if (!o)
+        return 0;
+    if (expect_object(o, path, err, errlen) || check_keys(o, path, keys, err, errlen))
+        return -1;
+    size_t i;
+    json_t *v, *states = json_object_get(o, "states"), *groups = json_object_get(o, "instruction_groups");
+    if (states && (!json_is_array(states) || !json_array_size(states)))
+        return d2g_err_set(err, errlen, "%s.states: must be a non-empty array of DS states "
+                           "(en_construction, en_instruction, accepte, refuse, sans_suite)", path);
+    json_array_foreach(states, i, v) {
+        unsigned bit = d2g_config_state_bit(json_string_value(v));
+        if (!bit)
+            return d2g_err_set(err, errlen, "%s.states[%zu]: not a DS state (en_construction, "
+                               "en_instruction, accepte, refuse, sans_suite)", path, i);
+        if (f->states & bit)
+            return d2g_err_set(err, errlen, "%s.states[%zu]: given twice", path, i);
+        f->states |= bit;
+    }
+    if (groups && (!json_is_array(groups) || !json_array_size(groups)))
+        return d2g_err_set(err, errlen, "%s.instruction_groups: must be a non-empty array of "
+                           "groupe instructeur numbers", path);
+    if (groups)
+        f->groups = d2g_calloc(json_array_size(groups), sizeof(int64_t));
+    json_array_foreach(groups, i, v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > INT32_MAX)
+            return d2g_err_set(err, errlen, "%s.instruction_groups[%zu]: must be an integer from 1 "
+                               "to 2147483647", path, i);
+        for (size_t k = 0; k < f->n_groups; k++)
+            if (f->groups[k] == json_integer_value(v))
+                return d2g_err_set(err, errlen, "%s.instruction_groups[%zu]: given twice", path, i);
+        f->groups[f->n_groups++] = json_integer_value(v);
+    }
+    if (f->n_groups)
+        qsort(f->groups, f->n_groups, sizeof(int64_t), cmp_i64);
+    const char *dk[] = {"deposited_from", "deposited_to"};
+    char *dd[] = {f->deposited_from, f->deposited_to};
+    for (int k = 0; k < 2; k++) {
+        v = json_object_get(o, dk[k]);
+        if (!v)
+            continue;
+        if (!json_is_string(v) || !valid_date(json_string_value(v)))
+            return d2g_err_set(err, errlen, "%s.%s: must be a date \"YYYY-MM-DD\"", path, dk[k]);
+        memcpy(dd[k], json_string_value(v), 11);
+    }
+    if (f->deposited_from[0] && f->deposited_to[0] && strcmp(f->deposited_from, f->deposited_to) > 0)
+        return d2g_err_set(err, errlen, "%s.deposited_to: must not be before deposited_from (%s)",
+                           path, f->deposited_from);
+    return 0;
+}
+
 static int parse_procedures(d2g_config_t *cfg, json_t *root, const merged_t *mg, char *err,
                             size_t errlen) {
     static const char *const pkeys[] = {"number", "ds_token", "grist_server", "document",
-                                        "table_prefix", "options", NULL};
+                                        "table_prefix", "options", "mapping", "filter", NULL};
     char path[PATHLEN], opath[PATHLEN + 16];
     int def_poll = 60, def_poll_max = 0; /* max 0: 5 x the procedure's poll_interval_s */
     d2g_deleted_mode_t def_deleted = D2G_DELETED_MARK;
+    d2g_proc_mapping_t def_mapping = {0};
     long long n = 0;
 
     if (parse_options(json_object_get(root, "defaults"), "defaults", &def_poll, &def_poll_max,
-                      &def_deleted, err, errlen))
+                      &def_deleted, err, errlen) ||
+        parse_mapping(json_object_get(json_object_get(root, "defaults"), "mapping"),
+                      "defaults.mapping", &def_mapping, err, errlen))
         return -1;
     json_t *procs = json_object_get(root, "procedures");
     if (!procs)
@@ -611,6 +745,13 @@ static int parse_procedures(d2g_config_t *cfg, json_t *root, const merged_t *mg,
         snprintf(opath, sizeof(opath), "%s.options", path);
         if (parse_options(json_object_get(p, "options"), opath, &proc->poll_interval_s,
                           &proc->poll_interval_max_s, &proc->deleted_mode, err, errlen))
+            return -1;
+        proc->mapping = def_mapping;
+        snprintf(opath, sizeof(opath), "%s.mapping", path);
+        if (parse_mapping(json_object_get(p, "mapping"), opath, &proc->mapping, err, errlen))
+            return -1;
+        snprintf(opath, sizeof(opath), "%s.filter", path);
+        if (parse_filter(json_object_get(p, "filter"), opath, &proc->filter, err, errlen))
             return -1;
         if (proc->poll_interval_max_s == 0)
             proc->poll_interval_max_s = proc->poll_interval_s <= 86400 / 5 ? 5 * proc->poll_interval_s : 86400;
@@ -1190,6 +1331,7 @@ void d2g_config_free(d2g_config_t *cfg) {
         free(cfg->procedures[i].document);
         free(cfg->procedures[i].table_prefix);
         free(cfg->procedures[i].source);
+        free(cfg->procedures[i].filter.groups);
     }
     free(cfg->procedures);
     free(cfg->worker.ds_base_url);

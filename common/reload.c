@@ -240,7 +240,8 @@ static void diff_counts(const d2g_config_t *o, const d2g_config_t *n, size_t *ad
                 strcmp(a->ds_token->name, b->ds_token->name) ||
                 strcmp(a->grist_server->name, b->grist_server->name) ||
                 a->poll_interval_s != b->poll_interval_s ||
-                a->poll_interval_max_s != b->poll_interval_max_s || a->deleted_mode != b->deleted_mode)
+                a->poll_interval_max_s != b->poll_interval_max_s || a->deleted_mode != b->deleted_mode ||
+                !d2g_proc_data_equal(a, b))
                 (*changed)++;
             i++, j++;
         }

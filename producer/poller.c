@@ -384,6 +384,8 @@ static void start_request(d2g_poller_t *p, proc_t *pr, int64_t now) {
         json_object_set_new(vars, "updatedSince", json_string(pr->cursor.updated_since));
         json_object_set_new(vars, "after", pr->cursor.after ? json_string(pr->cursor.after) : json_null());
         json_object_set_new(vars, "withRevision", json_boolean(pr->want_revision));
+        /* messages hold personal data: only for procedures that map them */
+        json_object_set_new(vars, "withMessages", json_boolean(pr->cfg->mapping.messages));
         break;
     case PASS_DELETED:
         op = "getDeletedDossiers", query = d2g_gql_deleted;

@@ -1,6 +1,7 @@
 /* flush.c - one lane's batch into Grist, stage after stage; see flush.h. */
 #include "flush.h"
 #include "colmap_store.h"
+#include "filter.h"
 #include "plan.h"
 #include "schema.h"
 #include "versions.h"
@@ -43,6 +44,8 @@ struct d2g_flush {
     d2g_mapped_t *mapped; /* per item */
     d2g_version_t *versions; /* per item: what the version guard knew */
     size_t n_versions;       /* entries of versions (n may shrink) */
+    unsigned char *filtered; /* per item: an upsert outside its procedure's filter, written as
+                                a deletion (filter.h): no cell digest, written whole when back */
     d2g_need_t *need;
     stage_t stage;
     d2g_ops_t ops; /* the stage's requests */
@@ -70,6 +73,7 @@ d2g_flush_t *d2g_flush_new(d2g_lane_t *lane, d2g_item_t **items, size_t n) {
     f->mapped = d2g_calloc(n + 1, sizeof(d2g_mapped_t));
     f->versions = d2g_calloc(n + 1, sizeof(d2g_version_t));
     f->n_versions = n;
+    f->filtered = d2g_calloc(n + 1, 1);
     f->stage = n ? S_PREPARE : S_PROBE;
     return f;
 }
@@ -86,6 +90,7 @@ void d2g_flush_free(d2g_flush_t *f, int free_items) {
         d2g_version_clear(&f->versions[i]);
     free(f->mapped);
     free(f->versions);
+    free(f->filtered);
     free(f->items);
     json_decref(f->keys);
     if (f->lane->schema_owner == f)
@@ -179,12 +184,34 @@ static int map_all(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) 
             d2g_lane_log(l, D2G_LOG_WARN, "prepare", "form_unavailable", err, "the batch waits for its form");
             return 1;
         }
-        int rc = it->env.kind == D2G_ENVELOPE_UPSERT
+        f->filtered[i] = 0;
+        json_t *gone = NULL; /* an upsert outside the procedure's filter: written as deleted */
+        if (it->env.kind == D2G_ENVELOPE_UPSERT) {
+            char why[160];
+            d2g_filter_result_t fr = d2g_filter_check(&it->proc->filter, it->env.dossier, why, sizeof(why));
+            if (fr == D2G_FILTER_UNKNOWN) {
+                /* a label-only update from a producer whose label query lacks the fields */
+                d2g_log(D2G_LOG_WARN, "filter_undecidable", it->proc->number, l->doc.label,
+                        "[prepare] dossier %" PRId64 " not written: %s", it->env.number, why);
+                d2g_writer_finish(w, &f->items[i], 1, NULL);
+                continue;
+            }
+            if (fr == D2G_FILTER_OUT) {
+                d2g_log(D2G_LOG_DEBUG, "dossier_filtered", it->proc->number, l->doc.label,
+                        "[prepare] dossier %" PRId64 " outside the filter (%s): %s", it->env.number,
+                        why, it->proc->deleted_mode == D2G_DELETED_REMOVE ? "removed" : "marked");
+                gone = d2g_filter_deleted_node(it->env.dossier);
+                f->filtered[i] = 1;
+            }
+        }
+        int rc = it->env.kind == D2G_ENVELOPE_UPSERT && !gone
                      ? d2g_mapping_map_dossier(ctx, it->env.dossier,
                                                it->env.partial ? D2G_MAPPING_PARTIAL : 0, l->colmap,
                                                &f->mapped[i], err, sizeof(err))
-                     : d2g_mapping_map_deleted(ctx, it->env.dossier, it->proc->deleted_mode,
-                                               l->colmap, &f->mapped[i], err, sizeof(err));
+                     : d2g_mapping_map_deleted(ctx, gone ? gone : it->env.dossier,
+                                               it->proc->deleted_mode, l->colmap, &f->mapped[i], err,
+                                               sizeof(err));
+        json_decref(gone);
         if (rc) {
             char reason[D2G_ERRLEN + 16];
             snprintf(reason, sizeof(reason), "mapping: %s", err);
@@ -265,6 +292,16 @@ static void plan_reads(d2g_lane_t *l, d2g_flush_t *f) {
 static int plan_schema(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
     char err[D2G_ERRLEN];
     int dirty = d2g_colmap_generation(l->colmap) != l->colmap_synced;
+    char why[D2G_ERRLEN];
+    if (d2g_schema_conflict(l->schema, f->need, why, sizeof(why))) {
+        /* nothing is written or dead-lettered: the lane parks (its dossiers wait in the
+         * retry topic) until the configuration or the document is fixed */
+        release_lock(w, l, f);
+        d2g_schema_forget(l->schema); /* read again next time: someone may fix the document */
+        d2g_lane_failed(l, now, D2G_GRIST_REFUSED, D2G_LANE_REJECTED, -1, why, &w->rng);
+        d2g_lane_log(l, D2G_LOG_ERROR, "schema", "schema_conflict", why, "the batch is not written");
+        return 1;
+    }
     json_t *changes = d2g_schema_changes(l->schema, f->need);
     if (!dirty && json_array_size(changes) == 0) {
         json_decref(changes);
@@ -357,7 +394,8 @@ static int plan_schema(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t n
  * changed; NULL (write in full) for deletions and label-only updates. */
 static const d2g_cells_t *prior_cells(const d2g_flush_t *f, size_t i) {
     const d2g_item_t *it = f->items[i];
-    if (!it || it->env.kind != D2G_ENVELOPE_UPSERT || it->env.partial || !f->versions[i].cells.n)
+    if (!it || it->env.kind != D2G_ENVELOPE_UPSERT || it->env.partial || f->filtered[i] ||
+        !f->versions[i].cells.n)
         return NULL;
     return &f->versions[i].cells;
 }
@@ -377,7 +415,7 @@ static int plan_puts(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now
     free(v);
     /* What is about to be sent has no digest until Grist acknowledged it. */
     for (size_t i = 0; i < f->n; i++)
-        sends[i] = sends[i] && f->items[i] && f->versions[i].cells.n;
+        sends[i] = (sends[i] || f->filtered[i]) && f->items[i] && f->versions[i].cells.n;
     int rc = d2g_versions_forget_cells(w->redis, l->versions_key, f->items, f->n, sends, err, sizeof(err));
     free(sends);
     free(prior);
@@ -466,8 +504,10 @@ static void plan_finds(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f) {
             continue;
         d2g_op_t *n = d2g_ops_add(&f->ops, o->kind, o->method, o->path, NULL, o->table);
         n->keep = o->keep;
+        n->column = o->column;
         o->path = NULL;
         o->keep = NULL;
+        o->column = NULL;
     }
     d2g_ops_clear(&all);
 }
@@ -604,7 +644,7 @@ int d2g_flush_step(d2g_writer_t *w, d2g_flush_t *f, int64_t now) {
             d2g_item_t *it = f->items[i];
             digests[i] = it ? d2g_plan_rowsets_digest(&f->mapped[i]) : 0;
             /* What Grist holds now; a label-only update or a deletion leaves none. */
-            if (it && it->env.kind == D2G_ENVELOPE_UPSERT && !it->env.partial)
+            if (it && it->env.kind == D2G_ENVELOPE_UPSERT && !it->env.partial && !f->filtered[i])
                 d2g_cells_of(&f->mapped[i], &cells[i]);
         }
         int vrc = d2g_versions_record(w->redis, l->versions_key, f->items, f->n, digests, cells, err,

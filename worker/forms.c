@@ -51,7 +51,8 @@ static void forms_clear(d2g_forms_t *f) {
 
 void d2g_forms_apply(d2g_forms_t *f, const d2g_config_t *cfg) {
     f->cfg = cfg;
-    forms_clear(f); /* table prefixes and the DS link may have changed: built again on demand */
+    /* table prefixes, mapping options and the DS link may have changed: built again on demand */
+    forms_clear(f);
 }
 
 void d2g_forms_free(d2g_forms_t *f) {
@@ -60,6 +61,14 @@ void d2g_forms_free(d2g_forms_t *f) {
     forms_clear(f);
     json_decref(f->index);
     free(f);
+}
+
+void d2g_forms_opts(const d2g_procedure_t *proc, d2g_mapping_opts_t *opts) {
+    d2g_mapping_opts_default(opts);
+    opts->ref_links = proc->mapping.ref_links;
+    opts->geo_areas = proc->mapping.geo_areas;
+    opts->avis = proc->mapping.avis;
+    opts->messages = proc->mapping.messages;
 }
 
 static int same_id(const char *a, const char *b) {
@@ -98,15 +107,17 @@ const d2g_mapping_ctx_t *d2g_forms_get(d2g_forms_t *f, const d2g_procedure_t *pr
         return fm->ctx;
     }
     d2g_mapping_ctx_t *ctx = NULL;
-    if (d2g_mapping_ctx_new(proc->number, proc->table_prefix, f->cfg->worker.ds_base_url, rev, &ctx,
-                            cause, sizeof(cause))) {
+    d2g_mapping_opts_t opts;
+    d2g_forms_opts(proc, &opts);
+    if (d2g_mapping_ctx_new_opts(proc->number, proc->table_prefix, f->cfg->worker.ds_base_url, rev,
+                                 &opts, &ctx, cause, sizeof(cause))) {
         d2g_log_err(D2G_LOG_WARN, "revision_unusable", proc->number, NULL, cause,
                     "[forms] mapping without the form");
         json_decref(rev);
         rev = NULL;
         rev_id = NULL;
-        if (d2g_mapping_ctx_new(proc->number, proc->table_prefix, f->cfg->worker.ds_base_url, NULL,
-                                &ctx, err, errlen))
+        if (d2g_mapping_ctx_new_opts(proc->number, proc->table_prefix, f->cfg->worker.ds_base_url,
+                                     NULL, &opts, &ctx, err, errlen))
             return fm->ctx;
     }
     d2g_mapping_ctx_free(fm->ctx);

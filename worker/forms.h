@@ -8,6 +8,9 @@
  * backs off) rather than being mapped without its form, which would give its
  * columns other types and order. Only a procedure whose form Redis does not
  * hold, or holds unreadable, is mapped from its dossiers alone.
+ *
+ * Each context is built with its procedure's mapping options
+ * (procedures[].mapping: ref_links, geo_areas, avis, messages).
  */
 #ifndef D2G_FORMS_H
 #define D2G_FORMS_H
@@ -20,7 +23,10 @@
 typedef struct d2g_forms d2g_forms_t;
 
 d2g_forms_t *d2g_forms_new(const d2g_config_t *cfg, d2g_redis_t *redis);
-/* A new configuration: forms are built again on demand (a table prefix may have changed). */
+/* A procedure's mapping options (procedures[].mapping) as the mapping takes them. */
+void d2g_forms_opts(const d2g_procedure_t *proc, d2g_mapping_opts_t *opts);
+/* A new configuration: forms are built again on demand (a table prefix or a
+ * procedure's mapping options may have changed). */
 void d2g_forms_apply(d2g_forms_t *f, const d2g_config_t *cfg);
 void d2g_forms_free(d2g_forms_t *f);
 /* The procedure's context (borrowed, valid until the next call for the same

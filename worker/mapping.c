@@ -173,6 +173,8 @@ static table_b *child_table(builder_t *b, const char *desc_id, const char *label
         return t;
     if (d2g_mb_fixed(b, t, fixed, nfixed))
         return NULL;
+    if (b->ctx->opts.ref_links)
+        d2g_mapping_link_column(b, t);
     json_t *scratch = json_object();
     for (size_t i = 0; rd && i < rd->n_subs; i++) {
         const rdesc_t *s = &b->ctx->descs[rd->first_sub + i];

@@ -79,6 +79,8 @@ static table_b *other_table(builder_t *b, const char *pseudo, const char *suffix
                     d2g_mb_fixed(b, t, cols, n) ||
                     d2g_mb_fixed(b, t, keys, ctx->opts.ref_links ? 2 : 1)))
         return NULL;
+    if (created && ctx->opts.ref_links)
+        d2g_mapping_link_column(b, t);
     if (!t->row_ids)
         t->row_ids = json_array();
     return t;

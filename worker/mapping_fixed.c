@@ -86,7 +86,7 @@ const char *d2g_mapping_dossier_key(const d2g_mapping_ctx_t *ctx) {
 
 /* With ref_links, `dossier` of a child table becomes Ref:<prefix>, computed by Grist from
  * the number: linked widgets and $dossier.etat work, and the writer never needs a row id. */
-static void link_column(builder_t *b, table_b *t) {
+void d2g_mapping_link_column(builder_t *b, table_b *t) {
     json_t *i = json_object_get(t->colset, "dossier");
     col_b *c = i ? t->cols[json_integer_value(i)] : NULL;
     if (!c || c->extra)
@@ -104,7 +104,7 @@ static void link_column(builder_t *b, table_b *t) {
 int d2g_mapping_link_cells(builder_t *b, table_b *t, json_t *fields) {
     if (!b->ctx->opts.ref_links)
         return d2g_mb_put(b, fields, "dossier", d2g_mapping_number_cell(b->number));
-    link_column(b, t);
+    d2g_mapping_link_column(b, t);
     return d2g_mb_put(b, fields, "ds_dossier_numero", d2g_mapping_number_cell(b->number));
 }
 

@@ -146,6 +146,9 @@ const d2g_fixed_col_t *d2g_mapping_child_cols(const d2g_mapping_ctx_t *ctx, size
 const char *d2g_mapping_dossier_key(const d2g_mapping_ctx_t *ctx);
 /* The dossier's own fields into fields (main: the dossiers table). */
 int d2g_mapping_own_fields(builder_t *b, table_b *main, json_t *fields, json_t *d);
+/* With ref_links, makes `dossier` of child table t the Ref formula column (at the
+ * table's creation: a table without rows in this dossier needs its definition too). */
+void d2g_mapping_link_column(builder_t *b, table_b *t);
 /* Declares the dossier link columns of a child table t and fills fields (a row of t). */
 int d2g_mapping_link_cells(builder_t *b, table_b *t, json_t *fields);
 

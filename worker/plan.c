@@ -47,6 +47,7 @@ void d2g_ops_clear(d2g_ops_t *ops) {
         free(ops->v[i].path);
         free(ops->v[i].body);
         free(ops->v[i].table);
+        free(ops->v[i].column);
         json_decref(ops->v[i].keep);
         json_decref(ops->v[i].change);
         free(ops->v[i].src);
@@ -327,6 +328,7 @@ static void plan_find(d2g_ops_t *ops, const char *table, const char *column, jso
         d2g_op_t *o = d2g_ops_add(ops, D2G_OP_FIND, "GET", path_of(table, rest), NULL, table);
         free(rest);
         o->keep = chunk_keep;
+        o->column = d2g_strdup(column);
         free(fs);
         free(fesc);
         json_decref(filter);
@@ -372,7 +374,8 @@ void d2g_plan_finds(d2g_mapped_t *const *mapped, size_t n, const int *skip, d2g_
             const d2g_rowset_t *rs = &m->rowsets[r];
             json_t *t = json_object_get(child, rs->table);
             if (!t) {
-                t = json_pack("{s:[], s:{}}", "nums", "keep");
+                const char *col = rs->table_index < m->n_tables ? m->tables[rs->table_index].dossier_col : NULL;
+                t = json_pack("{s:[], s:{}, s:s}", "nums", "keep", "col", col ? col : "dossier");
                 json_object_set_new(child, rs->table, t);
             }
             char num[24];
@@ -404,7 +407,8 @@ void d2g_plan_finds(d2g_mapped_t *const *mapped, size_t n, const int *skip, d2g_
     const char *key;
     json_t *v;
     json_object_foreach(child, key, v)
-        plan_find(ops, key, "dossier", json_object_get(v, "nums"), json_object_get(v, "keep"));
+        plan_find(ops, key, json_string_value(json_object_get(v, "col")), json_object_get(v, "nums"),
+                  json_object_get(v, "keep"));
     json_object_foreach(removal, key, v) {
         const char *nl = strchr(key, '\n');
         char *table = d2g_strndup(key, (size_t)(nl - key));
@@ -427,7 +431,8 @@ int d2g_plan_deletes(const d2g_op_t *find, json_t *answer, d2g_ops_t *ops) {
         int drop = 1;
         if (find->keep) {
             char num[24];
-            snprintf(num, sizeof(num), "%" PRId64, d2g_mapping_number_of(json_object_get(fields, "dossier")));
+            snprintf(num, sizeof(num), "%" PRId64,
+                     d2g_mapping_number_of(json_object_get(fields, find->column ? find->column : "dossier")));
             json_t *keep = json_object_get(find->keep, num);
             const char *rid = json_string_value(json_object_get(fields, "ds_row_id"));
             /* Rows of a dossier this batch did not list, or listed as kept, stay. */

@@ -55,6 +55,7 @@ typedef struct d2g_op {
     char *table;     /* the table it reads or writes (not for PROBE/TABLES) */
     size_t rows;     /* records carried (PUT) or row ids (DELETE) */
     json_t *keep;    /* FIND of child rows: {"<dossier>": {ds_row_id: true}} to keep; NULL: delete all found */
+    char *column;    /* FIND of child rows: the table's dossier_col, filtered on and read back */
     json_t *change;  /* CHANGE: the schema change (schema.h) */
     /* PUT of changed cells only (noadd=1): where each of its rows comes from,
      * to write in full those Grist answers missing. NULL for full rows. */
@@ -109,7 +110,8 @@ extern const char *const d2g_plan_keep_columns[];
 
 /* Look-ups of rows to delete: repetition rows no longer in DS (except for the
  * dossiers with skip[i] set: known to have none to delete; skip may be
- * NULL), and removed dossiers. */
+ * NULL), and removed dossiers. Child rows are found by their table's
+ * dossier_col ("dossier", or "ds_dossier_numero" with ref_links). */
 void d2g_plan_finds(d2g_mapped_t *const *mapped, size_t n, const int *skip, d2g_ops_t *ops);
 /* A digest of a mapped dossier's repetition row ids (0 if it has no rowset). */
 uint64_t d2g_plan_rowsets_digest(const d2g_mapped_t *m);

@@ -255,6 +255,47 @@ static json_t *grow_choices(json_t *existing, json_t *want, const char *cid) {
     return entry;
 }
 
+/* A column's fields say it is a formula column with a formula (Grist computes it). */
+static int is_formula(json_t *fields) {
+    const char *f = json_string_value(json_object_get(fields, "formula"));
+    return json_is_true(json_object_get(fields, "isFormula")) && f && *f;
+}
+
+/* ref_links on a child table made without it (docs/mapping.md, "What the writer
+ * does"): `dossier` is a data column holding the number and ds_dossier_numero is
+ * missing, while the batch wants `dossier` as a Ref formula and the number in
+ * ds_dossier_numero. Renaming the column keeps every row's number. */
+static int ref_migration(json_t *have, json_t *cols) {
+    json_t *want = json_object_get(cols, D2G_SCHEMA_REF_COL), *had = json_object_get(have, D2G_SCHEMA_REF_COL);
+    return want && is_formula(json_object_get(want, "fields")) && had && !is_formula(had) &&
+           json_object_get(cols, D2G_SCHEMA_NUMBER_COL) && !json_object_get(have, D2G_SCHEMA_NUMBER_COL);
+}
+
+int d2g_schema_conflict(const d2g_schema_t *s, const d2g_need_t *n, char *why, size_t whylen) {
+    size_t i;
+    json_t *tid;
+    json_array_foreach(n->order, i, tid) {
+        const char *table = json_string_value(tid);
+        json_t *have = s->tables ? json_object_get(s->tables, table) : NULL;
+        if (!json_is_object(have))
+            continue;
+        const char *cid;
+        json_t *want;
+        json_object_foreach(json_object_get(n->tables, table), cid, want) {
+            if (is_formula(json_object_get(want, "fields")) || !is_formula(json_object_get(have, cid)))
+                continue;
+            snprintf(why, whylen, "column %s.%s is a formula column in the document and the mapping "
+                     "writes it%s", table, cid,
+                     !strcmp(cid, D2G_SCHEMA_REF_COL) && json_object_get(have, D2G_SCHEMA_NUMBER_COL)
+                         ? " (the table was linked with mapping.ref_links, now off: turn it back "
+                           "on, or in Grist delete this column and rename ds_dossier_numero to dossier)"
+                         : "");
+            return 1;
+        }
+    }
+    return 0;
+}
+
 json_t *d2g_schema_changes(const d2g_schema_t *s, const d2g_need_t *n) {
     json_t *out = json_array(), *create = json_array();
     size_t i;
@@ -276,8 +317,26 @@ json_t *d2g_schema_changes(const d2g_schema_t *s, const d2g_need_t *n) {
         if (!json_is_object(have))
             continue; /* columns unknown: read them first */
         json_t *add = json_array(), *patch = json_array();
+        char *esc = escape(table);
+        size_t len = strlen(esc) + 32;
+        int migrate = ref_migration(have, cols);
+        if (migrate) {
+            /* first: `dossier` becomes ds_dossier_numero; the Ref formula is added below */
+            char *path = d2g_malloc(len);
+            snprintf(path, len, "/tables/%s/columns", esc);
+            json_array_append_new(out, change("PATCH", path,
+                                              json_pack("{s:[{s:s, s:{s:s, s:s}}]}", "columns", "id",
+                                                        D2G_SCHEMA_REF_COL, "fields", "colId",
+                                                        D2G_SCHEMA_NUMBER_COL, "label",
+                                                        D2G_SCHEMA_NUMBER_LABEL),
+                                              table));
+        }
         json_object_foreach(cols, cid, want) {
             json_t *existing = json_object_get(have, cid);
+            if (migrate && !strcmp(cid, D2G_SCHEMA_NUMBER_COL))
+                continue; /* made by the rename */
+            if (migrate && !strcmp(cid, D2G_SCHEMA_REF_COL))
+                existing = NULL; /* renamed away: the formula column is new */
             if (!existing) {
                 json_array_append_new(add, json_pack("{s:s, s:o}", "id", cid, "fields",
                                                      fields_with_choices(want)));
@@ -287,8 +346,6 @@ json_t *d2g_schema_changes(const d2g_schema_t *s, const d2g_need_t *n) {
             if (entry)
                 json_array_append_new(patch, entry);
         }
-        char *esc = escape(table);
-        size_t len = strlen(esc) + 32;
         if (json_array_size(add)) {
             char *path = d2g_malloc(len);
             snprintf(path, len, "/tables/%s/columns", esc);

@@ -58,10 +58,24 @@ json_t *d2g_schema_unloaded(const d2g_schema_t *s, const d2g_need_t *n);
 /* 1 if a needed table does not exist. */
 int d2g_schema_lacks_table(const d2g_schema_t *s, const char *table);
 
+/* Child tables' link columns with mapping.ref_links (mapping.h). */
+#define D2G_SCHEMA_REF_COL "dossier"
+#define D2G_SCHEMA_NUMBER_COL "ds_dossier_numero"
+#define D2G_SCHEMA_NUMBER_LABEL "Numéro du dossier"
+
 /* The requests that make the document hold what n needs: a new array of
  * {"method", "path", "body", "table"} (path after /api/docs/<doc>; tables
- * first), empty if nothing is missing. Caller owns. */
+ * first), empty if nothing is missing. Caller owns. A child table made
+ * without ref_links (`dossier` an Int data column, no ds_dossier_numero)
+ * that the batch wants with it is migrated: PATCH renaming `dossier` to
+ * ds_dossier_numero (every row keeps its number), then the `dossier` Ref
+ * formula column is added (POST), before any write to the table. */
 json_t *d2g_schema_changes(const d2g_schema_t *s, const d2g_need_t *n);
+/* 1 (why set) if a column the batch writes is a formula column in the
+ * document (Grist would refuse every write): e.g. a child table linked with
+ * ref_links while the procedure's ref_links is now off. Only tables whose
+ * columns are known are looked at. */
+int d2g_schema_conflict(const d2g_schema_t *s, const d2g_need_t *n, char *why, size_t whylen);
 /* A change went through: the cache learns what it made (POST /tables) or
  * forgets the table it touched (columns are read again). */
 void d2g_schema_applied(d2g_schema_t *s, json_t *change, json_t *answer);

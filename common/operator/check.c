@@ -55,6 +55,65 @@ static const char *deleted_name(d2g_deleted_mode_t m) {
     return m == D2G_DELETED_REMOVE ? "remove" : "mark";
 }
 
+static const char *const state_names[] = {"en_construction", "en_instruction", "accepte", "refuse",
+                                          "sans_suite"};
+
+/* A procedure's mapping options, e.g. "ref_links,avis", or "-". */
+static void mapping_text(const d2g_procedure_t *p, char *buf, size_t len) {
+    const char *names[] = {"ref_links", "geo_areas", "avis", "messages"};
+    int on[] = {p->mapping.ref_links, p->mapping.geo_areas, p->mapping.avis, p->mapping.messages};
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < 4; i++)
+        if (on[i] && n < len)
+            n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? "," : "", names[i]);
+    if (!n)
+        snprintf(buf, len, "-");
+}
+
+/* A procedure's filter, e.g. "2 states, 1 group, 2026-01-01..", or "-". */
+static void filter_text(const d2g_procedure_t *p, char *buf, size_t len) {
+    const d2g_proc_filter_t *f = &p->filter;
+    size_t n = 0;
+    int states = 0;
+    for (int i = 0; i < 5; i++)
+        states += (f->states >> i) & 1;
+    buf[0] = '\0';
+    if (states)
+        n += (size_t)snprintf(buf + n, len - n, "%d state%s", states, states > 1 ? "s" : "");
+    if (f->n_groups && n < len)
+        n += (size_t)snprintf(buf + n, len - n, "%s%zu group%s", n ? ", " : "", f->n_groups,
+                              f->n_groups > 1 ? "s" : "");
+    if ((f->deposited_from[0] || f->deposited_to[0]) && n < len)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s..%s", n ? ", " : "", f->deposited_from,
+                              f->deposited_to);
+    if (!n)
+        snprintf(buf, len, "-");
+}
+
+/* {"ref_links": b, ...} and the filter as configured (null when it keeps everything). */
+static json_t *mapping_json(const d2g_procedure_t *p) {
+    return json_pack("{s:b, s:b, s:b, s:b}", "ref_links", p->mapping.ref_links, "geo_areas",
+                     p->mapping.geo_areas, "avis", p->mapping.avis, "messages", p->mapping.messages);
+}
+
+static json_t *filter_json(const d2g_procedure_t *p) {
+    const d2g_proc_filter_t *f = &p->filter;
+    if (d2g_proc_filter_empty(f))
+        return json_null();
+    json_t *o = json_object(), *st = json_array(), *gr = json_array();
+    for (int i = 0; i < 5; i++)
+        if ((f->states >> i) & 1)
+            json_array_append_new(st, json_string(state_names[i]));
+    for (size_t i = 0; i < f->n_groups; i++)
+        json_array_append_new(gr, json_integer((json_int_t)f->groups[i]));
+    json_object_set_new(o, "states", st);
+    json_object_set_new(o, "instruction_groups", gr);
+    json_object_set_new(o, "deposited_from", f->deposited_from[0] ? json_string(f->deposited_from) : json_null());
+    json_object_set_new(o, "deposited_to", f->deposited_to[0] ? json_string(f->deposited_to) : json_null());
+    return o;
+}
+
 static json_t *summary_json(const d2g_config_t *cfg, const char *path, const d2g_op_doc_t *docs,
                             size_t n_docs) {
     char url[512];
@@ -62,12 +121,13 @@ static json_t *summary_json(const d2g_config_t *cfg, const char *path, const d2g
            *jdocs = json_array(), *props = json_object();
     for (size_t i = 0; i < cfg->n_procedures; i++) {
         const d2g_procedure_t *p = &cfg->procedures[i];
-        json_array_append_new(procs, json_pack("{s:I, s:s, s:s, s:s, s:s, s:i, s:s}", "number",
+        json_array_append_new(procs, json_pack("{s:I, s:s, s:s, s:s, s:s, s:i, s:s, s:o, s:o}", "number",
                                                (json_int_t)p->number, "ds_token", p->ds_token->name,
                                                "grist_server", p->grist_server->name, "document",
                                                p->document, "table_prefix", p->table_prefix,
                                                "poll_interval_s", p->poll_interval_s, "deleted",
-                                               deleted_name(p->deleted_mode)));
+                                               deleted_name(p->deleted_mode), "mapping", mapping_json(p),
+                                               "filter", filter_json(p)));
     }
     for (size_t i = 0; i < cfg->ds.n_tokens; i++) {
         size_t used = 0;
@@ -109,19 +169,22 @@ static json_t *summary_json(const d2g_config_t *cfg, const char *path, const d2g
 
 static void summary_text(const d2g_config_t *cfg, const char *path, const d2g_op_doc_t *docs,
                          size_t n_docs) {
-    char a[32], b[32], c[32], url[512];
+    char a[32], b[32], c[32], url[512], m[64], fl[96];
     d2g_op_table_t t;
     printf("configuration %s: valid\n", path ? path : "(none)");
 
     printf("\nProcedures (%zu)\n", cfg->n_procedures);
-    const char *ph[] = {"NUMBER", "DS TOKEN", "SERVER", "DOCUMENT", "TABLE PREFIX", "POLL", "DELETED"};
-    d2g_op_table_init(&t, 7, ph);
+    const char *ph[] = {"NUMBER", "DS TOKEN", "SERVER", "DOCUMENT", "TABLE PREFIX", "POLL", "DELETED",
+                        "MAPPING", "FILTER"};
+    d2g_op_table_init(&t, 9, ph);
     for (size_t i = 0; i < cfg->n_procedures; i++) {
         const d2g_procedure_t *p = &cfg->procedures[i];
         snprintf(a, sizeof(a), "%" PRId64, p->number);
         snprintf(b, sizeof(b), "%ds", p->poll_interval_s);
+        mapping_text(p, m, sizeof(m));
+        filter_text(p, fl, sizeof(fl));
         const char *row[] = {a, p->ds_token->name, p->grist_server->name, p->document,
-                             p->table_prefix, b, deleted_name(p->deleted_mode)};
+                             p->table_prefix, b, deleted_name(p->deleted_mode), m, fl};
         d2g_op_table_add(&t, row);
     }
     d2g_op_table_print(&t, stdout);

@@ -59,6 +59,34 @@ typedef enum { D2G_DELETED_MARK = 0, D2G_DELETED_REMOVE = 1 } d2g_deleted_mode_t
  * Grist table ids must stay short enough for every suffix. */
 #define D2G_TABLE_PREFIX_MAX 64
 
+/* What a procedure's mapping writes beyond the champs (procedures[].mapping,
+ * defaults.mapping): the worker builds its d2g_mapping_opts_t from it; the
+ * producer fetches messages only with messages set. All 0 by default. */
+typedef struct d2g_proc_mapping {
+    int ref_links; /* child tables link to the dossier with a Grist Ref formula column */
+    int geo_areas; /* <prefix>_Zones: the areas of Carte champs */
+    int avis;      /* <prefix>_Avis */
+    int messages;  /* <prefix>_Messages (personal data: opt-in) */
+} d2g_proc_mapping_t;
+
+/* DS dossier states, as bits of d2g_proc_filter_t.states. */
+#define D2G_STATE_EN_CONSTRUCTION 0x01
+#define D2G_STATE_EN_INSTRUCTION 0x02
+#define D2G_STATE_ACCEPTE 0x04
+#define D2G_STATE_REFUSE 0x08
+#define D2G_STATE_SANS_SUITE 0x10
+
+/* Which dossiers of a procedure are kept in Grist (procedures[].filter); a
+ * dossier outside is handled like a deleted one (the procedure's deleted
+ * mode). Every part is optional; an empty filter keeps everything. */
+typedef struct d2g_proc_filter {
+    unsigned states;     /* D2G_STATE_* bits; 0 = any state */
+    int64_t *groups;     /* groupeInstructeur numbers, sorted; NULL/0 = any group */
+    size_t n_groups;
+    char deposited_from[11]; /* "YYYY-MM-DD" (inclusive) or "" */
+    char deposited_to[11];   /* "YYYY-MM-DD" (inclusive) or "" */
+} d2g_proc_filter_t;
+
 typedef struct d2g_procedure {
     int64_t number;
     const d2g_ds_token_t *ds_token;         /* points into config.ds.tokens */
@@ -68,8 +96,17 @@ typedef struct d2g_procedure {
     int poll_interval_s;     /* the shortest check interval (seconds) */
     int poll_interval_max_s; /* the longest, for a quiet procedure (default 5 x the shortest) */
     d2g_deleted_mode_t deleted_mode;
+    d2g_proc_mapping_t mapping; /* procedures[].mapping over defaults.mapping */
+    d2g_proc_filter_t filter;   /* procedures[].filter */
     char *source;       /* NULL: the file; else the name of the procedure source it came from */
 } d2g_procedure_t;
+
+/* The D2G_STATE_* bit of a DS state name ("accepte"), or 0 if it is none. */
+unsigned d2g_config_state_bit(const char *name);
+/* 1 if the filter keeps everything. */
+int d2g_proc_filter_empty(const d2g_proc_filter_t *f);
+/* 1 if two procedures' mapping options and filters are the same. */
+int d2g_proc_data_equal(const d2g_procedure_t *a, const d2g_procedure_t *b);
 
 /* Where the widget's files are installed (onboarding.static_dir's default). */
 #ifndef D2G_WIDGET_DIR

@@ -187,6 +187,35 @@ static void test_config_check(void **state) {
     free(out);
     free(err);
 
+    /* A procedure's mapping options and filter are shown as configured. */
+    char opts[600];
+    assert_int_equal(d2g_test_write_config(&f->env, "opts.json",
+                                           "[{\"number\": 7, \"ds_token\": \"main\", \"grist_server\": \"g\","
+                                           " \"document\": \"d\", \"mapping\": {\"ref_links\": true, \"avis\": true},"
+                                           " \"filter\": {\"states\": [\"refuse\", \"accepte\"], \"deposited_to\": \"2026-06-30\"}}]",
+                                           400, 8, "", opts, sizeof(opts)),
+                     0);
+    assert_int_equal(run_cli(opts, NULL, &out, &err, "config", "check", NULL), 0);
+    assert_non_null(strstr(out, "MAPPING"));
+    assert_non_null(strstr(out, "ref_links,avis"));
+    assert_non_null(strstr(out, "2 states, ..2026-06-30"));
+    free(out);
+    free(err);
+    assert_int_equal(run_cli(opts, NULL, &out, &err, "config", "check", "--json", NULL), 0);
+    j = parse(out);
+    json_t *p0 = json_array_get(json_object_get(j, "procedures"), 0);
+    json_t *both = json_pack("{s:O, s:O}", "mapping", json_object_get(p0, "mapping"), "filter",
+                             json_object_get(p0, "filter"));
+    char *shown = json_dumps(both, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(both);
+    assert_string_equal(shown, "{\"filter\":{\"deposited_from\":null,\"deposited_to\":\"2026-06-30\","
+                               "\"instruction_groups\":[],\"states\":[\"accepte\",\"refuse\"]},"
+                               "\"mapping\":{\"avis\":true,\"geo_areas\":false,\"messages\":false,\"ref_links\":true}}");
+    free(shown);
+    json_decref(j);
+    free(out);
+    free(err);
+
     /* A procedure naming a server that does not exist. */
     char bad[600];
     assert_int_equal(d2g_test_write_config(&f->env, "bad.json",

@@ -94,6 +94,43 @@ static void test_good_config(void **state) {
     d2g_config_free(cfg);
 }
 
+/* procedures[].mapping over defaults.mapping, and a filter read whole. */
+static void test_mapping_and_filter(void **state) {
+    (void)state;
+    const char *text = GOOD_HEAD
+        " \"defaults\": {\"mapping\": {\"avis\": true}},"
+        " \"procedures\": ["
+        "  {\"number\": 1, \"ds_token\": \"min-a\", \"grist_server\": \"main\", \"document\": \"docA\"},"
+        "  {\"number\": 2, \"ds_token\": \"min-a\", \"grist_server\": \"main\", \"document\": \"docA\","
+        "   \"mapping\": {\"ref_links\": true, \"geo_areas\": true, \"avis\": false, \"messages\": true},"
+        "   \"filter\": {\"states\": [\"en_instruction\", \"accepte\"], \"instruction_groups\": [7, 2],"
+        "              \"deposited_from\": \"2024-02-29\", \"deposited_to\": \"2026-12-31\"}}]}";
+    d2g_config_t *cfg;
+    char err[D2G_ERRLEN];
+    assert_int_equal(d2g_config_load_string(text, &cfg, err, sizeof(err)), 0);
+    const d2g_procedure_t *a = d2g_config_find_procedure(cfg, 1), *b = d2g_config_find_procedure(cfg, 2);
+    assert_int_equal(a->mapping.avis, 1); /* from defaults */
+    assert_int_equal(a->mapping.ref_links + a->mapping.geo_areas + a->mapping.messages, 0);
+    assert_true(d2g_proc_filter_empty(&a->filter));
+    assert_int_equal(b->mapping.ref_links, 1);
+    assert_int_equal(b->mapping.geo_areas, 1);
+    assert_int_equal(b->mapping.avis, 0); /* the procedure's own value wins */
+    assert_int_equal(b->mapping.messages, 1);
+    assert_int_equal(b->filter.states, D2G_STATE_EN_INSTRUCTION | D2G_STATE_ACCEPTE);
+    assert_int_equal(b->filter.n_groups, 2);
+    assert_int_equal(b->filter.groups[0], 2); /* sorted */
+    assert_int_equal(b->filter.groups[1], 7);
+    assert_string_equal(b->filter.deposited_from, "2024-02-29");
+    assert_string_equal(b->filter.deposited_to, "2026-12-31");
+    assert_false(d2g_proc_data_equal(a, b));
+    assert_true(d2g_proc_data_equal(b, b));
+    d2g_config_free(cfg);
+    expect_error(GOOD_HEAD " \"procedures\": [{\"number\": 1, \"ds_token\": \"min-a\","
+                 " \"grist_server\": \"main\", \"document\": \"docA\", \"filter\":"
+                 " {\"deposited_from\": \"2026-03-01\", \"deposited_to\": \"2026-02-28\"}}]}",
+                 "procedures[0].filter.deposited_to: must not be before deposited_from (2026-03-01)");
+}
+
 static void test_env_overrides(void **state) {
     (void)state;
     const char *text = GOOD_HEAD " \"procedures\": []}";
@@ -287,6 +324,31 @@ static const bad_t bad_configs[] = {
     {"procedures[0].options.poll_interval_s", "86401", "procedures[0].options.poll_interval_s: must be an integer from 1 to 86400"},
     {"procedures[0].options.deleted", "\"purge\"", "procedures[0].options.deleted: must be \"mark\" or \"remove\""},
     {"procedures", "{}", "procedures: must be an array"},
+    /* per-procedure mapping options and filters */
+    {"procedures[0].mapping", "true", "procedures[0].mapping: must be an object"},
+    {"procedures[0].mapping.ref_links", "1", "procedures[0].mapping.ref_links: must be true or false"},
+    {"procedures[0].mapping.geo_areas", "\"yes\"", "procedures[0].mapping.geo_areas: must be true or false"},
+    {"procedures[0].mapping.avis", "null", "procedures[0].mapping.avis: must be true or false"},
+    {"procedures[0].mapping.messages", "0", "procedures[0].mapping.messages: must be true or false"},
+    {"procedures[0].mapping.zones", "true", "procedures[0].mapping.zones: unknown key"},
+    {"defaults.mapping.messages", "\"true\"", "defaults.mapping.messages: must be true or false"},
+    {"defaults.mapping.refs", "true", "defaults.mapping.refs: unknown key"},
+    {"procedures[0].options.mapping", "{}", "procedures[0].options.mapping: unknown key"},
+    {"procedures[0].filter", "[]", "procedures[0].filter: must be an object"},
+    {"procedures[0].filter.state", "[\"accepte\"]", "procedures[0].filter.state: unknown key"},
+    {"procedures[0].filter.states", "\"accepte\"", "procedures[0].filter.states: must be a non-empty array of DS states"},
+    {"procedures[0].filter.states", "[]", "procedures[0].filter.states: must be a non-empty array of DS states"},
+    {"procedures[0].filter.states", "[\"accepte\", \"brouillon\"]", "procedures[0].filter.states[1]: not a DS state"},
+    {"procedures[0].filter.states", "[\"accepte\", \"accepte\"]", "procedures[0].filter.states[1]: given twice"},
+    {"procedures[0].filter.instruction_groups", "[]", "procedures[0].filter.instruction_groups: must be a non-empty array"},
+    {"procedures[0].filter.instruction_groups", "[1, \"2\"]", "procedures[0].filter.instruction_groups[1]: must be an integer from 1 to 2147483647"},
+    {"procedures[0].filter.instruction_groups", "[0]", "procedures[0].filter.instruction_groups[0]: must be an integer from 1 to 2147483647"},
+    {"procedures[0].filter.instruction_groups", "[3, 3]", "procedures[0].filter.instruction_groups[1]: given twice"},
+    {"procedures[0].filter.deposited_from", "\"2026-02-30\"", "procedures[0].filter.deposited_from: must be a date \"YYYY-MM-DD\""},
+    {"procedures[0].filter.deposited_from", "\"2025-02-29\"", "procedures[0].filter.deposited_from: must be a date"},
+    {"procedures[0].filter.deposited_to", "\"2026-1-5\"", "procedures[0].filter.deposited_to: must be a date"},
+    {"procedures[0].filter.deposited_to", "20260105", "procedures[0].filter.deposited_to: must be a date"},
+    {"procedures[0].filter.deposited_to", "\"2026-01-05T00:00:00Z\"", "procedures[0].filter.deposited_to: must be a date"},
     {"defaults.poll_interval_s", "-5", "defaults.poll_interval_s: must be an integer from 1 to 86400"},
     {"defaults.poll_interval_max_s", "10", "defaults.poll_interval_max_s: must be at least poll_interval_s (60)"},
     {"defaults.poll_interval_max_s", "86401", "defaults.poll_interval_max_s: must be an integer from 1 to 86400"},
@@ -529,6 +591,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_good_config, setup_env),
         cmocka_unit_test_setup(test_env_overrides, setup_env),
+        cmocka_unit_test_setup(test_mapping_and_filter, setup_env),
         cmocka_unit_test_setup(test_errors_name_the_key, setup_env),
         cmocka_unit_test_setup(test_secret_from_file, setup_env),
         cmocka_unit_test_setup(test_many_procedures, setup_env),

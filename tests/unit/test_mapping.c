@@ -1361,6 +1361,12 @@ static void test_geo_avis_messages(void **state) {
     assert_cell(r, "pieces_jointes", "null");
     assert_cell(r, "ds_dossier_numero", "9");
     assert_null(json_object_get(r, "dossier"));
+    /* a dossier with no message: the table's `dossier` is the Ref formula all the same
+     * (the writer creates columns from the first definition it sees) */
+    fx_map(&f, "{`number`: 10, `champs`: [], `messages`: []}", 0);
+    m = table(&f.out, "Subventions_Messages");
+    assert_string_equal(column(m, "dossier")->type, "Ref:Subventions");
+    assert_non_null(column(m, "dossier")->formula);
     /* partial (label) updates touch no child table */
     fx_map(&f, "{`number`: 9, `labels`: [], `avis`: [], `messages`: []}", D2G_MAPPING_PARTIAL);
     assert_int_equal(f.out.n_rowsets, 0);

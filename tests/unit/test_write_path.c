@@ -9,6 +9,9 @@
  *   find_urls        5,000 dossiers' look-ups: no URL over the limit, every
  *                    dossier once; numbers above 2^31 exact
  *   deletes          a look-up's answer: only rows DS no longer has go
+ *   finds_on_dossier_col  child rows found and read back by the table's dossier_col
+ *   ref_links_migration   `dossier` renamed ds_dossier_numero before the Ref formula is
+ *                    added; ref_links off on a linked table: a conflict, not a write
  *   oversized        a dossier whose row cannot fit is refused, the others planned
  *   backoff          alternating success and failure: the delay grows, and only a
  *                    batch without failure resets it; Retry-After honoured, bounded
@@ -192,6 +195,150 @@ static void test_deletes(void **state) {
     assert_int_equal(d2g_plan_deletes(&find, answer, &ops), -1);
     json_decref(answer);
     json_decref(find.keep);
+}
+
+/* With ref_links a child table's dossier number is in ds_dossier_numero (its
+ * dossier_col): rows are found by it and read back from it, never by "dossier". */
+static void test_finds_on_dossier_col(void **state) {
+    (void)state;
+    d2g_table_t tables[2] = {{.id = "S", .key = "numero"},
+                             {.id = "S_Avis", .key = "ds_row_id", .dossier_col = "ds_dossier_numero"}};
+    d2g_rowset_t rs = {.table = "S_Avis", .table_index = 1, .dossier = 5,
+                       .row_ids = json_pack("[s]", "a")};
+    d2g_mapped_t m = {.number = 5, .tables = tables, .n_tables = 2, .rowsets = &rs, .n_rowsets = 1};
+    d2g_mapped_t *v[] = {&m};
+    d2g_ops_t ops = {0};
+    d2g_plan_finds(v, 1, NULL, &ops);
+    assert_int_equal(ops.n, 1);
+    assert_string_equal(ops.v[0].path, "/tables/S_Avis/records?filter=%7B%22ds_dossier_numero%22%3A%5B5%5D%7D");
+    assert_string_equal(ops.v[0].column, "ds_dossier_numero");
+    /* the dossier column holds the Ref (a Grist row id): only ds_dossier_numero tells */
+    json_t *answer = json_loads("{\"records\": ["
+                                "{\"id\": 1, \"fields\": {\"dossier\": 1, \"ds_dossier_numero\": 5, \"ds_row_id\": \"a\"}},"
+                                "{\"id\": 2, \"fields\": {\"dossier\": 1, \"ds_dossier_numero\": 5, \"ds_row_id\": \"b\"}}]}",
+                                0, NULL);
+    d2g_ops_t del = {0};
+    assert_int_equal(d2g_plan_deletes(&ops.v[0], answer, &del), 0);
+    assert_int_equal(del.n, 1);
+    assert_string_equal(del.v[0].body, "[2]");
+    d2g_ops_clear(&del);
+    d2g_ops_clear(&ops);
+    /* without ref_links: "dossier" */
+    tables[1].dossier_col = "dossier";
+    d2g_plan_finds(v, 1, NULL, &ops);
+    assert_string_equal(ops.v[0].column, "dossier");
+    assert_non_null(strstr(ops.v[0].path, "%22dossier%22"));
+    d2g_ops_clear(&ops);
+    json_decref(answer);
+    json_decref(rs.row_ids);
+}
+
+/* The schema of a document whose child table was made without ref_links:
+ * Subventions and Subventions_Beneficiaires with `dossier` an Int data column. */
+static d2g_schema_t *schema_without_ref_links(int linked) {
+    d2g_schema_t *s = d2g_schema_new();
+    json_t *tables = json_pack("{s:[{s:s}, {s:s}]}", "tables", "id", "Subventions", "id",
+                               "Subventions_Beneficiaires");
+    d2g_schema_read_tables(s, tables);
+    json_decref(tables);
+    json_t *cols = linked
+        ? json_pack("{s:[{s:s, s:{s:s, s:b, s:s}}, {s:s, s:{s:s, s:b, s:s}}]}", "columns", "id", "dossier",
+                    "fields", "type", "Ref:Subventions", "isFormula", 1, "formula",
+                    "Subventions.lookupOne(numero=$ds_dossier_numero)", "id", "ds_dossier_numero", "fields",
+                    "type", "Int", "isFormula", 0, "formula", "")
+        : json_pack("{s:[{s:s, s:{s:s, s:b, s:s}}, {s:s, s:{s:s, s:b, s:s}}]}", "columns", "id", "dossier",
+                    "fields", "type", "Int", "isFormula", 0, "formula", "", "id", "ds_row_id", "fields",
+                    "type", "Text", "isFormula", 0, "formula", "");
+    d2g_schema_read_columns(s, "Subventions_Beneficiaires", cols);
+    json_decref(cols);
+    json_t *none = json_pack("{s:[]}", "columns");
+    d2g_schema_read_columns(s, "Subventions", none);
+    json_decref(none);
+    return s;
+}
+
+static d2g_need_t *need_of(int ref_links, d2g_mapped_t *m, d2g_colmap_t *map) {
+    json_t *rev = json_loads(REVISION, 0, NULL);
+    d2g_mapping_ctx_t *ctx = NULL;
+    d2g_mapping_opts_t opts;
+    char err[256];
+    d2g_mapping_opts_default(&opts);
+    opts.ref_links = ref_links;
+    assert_int_equal(d2g_mapping_ctx_new_opts(7, "Subventions", "https://ds.example", rev, &opts, &ctx,
+                                              err, sizeof(err)), 0);
+    json_t *dossier = big_repetition(1, 2, 1);
+    assert_int_equal(d2g_mapping_map_dossier(ctx, dossier, 0, map, m, err, sizeof(err)), 0);
+    d2g_mapped_t *v[] = {m};
+    d2g_need_t *need = d2g_plan_need(v, 1);
+    json_decref(dossier);
+    d2g_mapping_ctx_free(ctx);
+    json_decref(rev);
+    return need;
+}
+
+/* ref_links turned on for a document that has child tables: `dossier` is renamed
+ * ds_dossier_numero first (rows keep their numbers), then the Ref formula added. */
+static void test_ref_links_migration(void **state) {
+    (void)state;
+    d2g_colmap_t *map = d2g_colmap_new();
+    d2g_mapped_t m = {0};
+    d2g_need_t *need = need_of(1, &m, map);
+    d2g_schema_t *s = schema_without_ref_links(0);
+    char why[256];
+    assert_int_equal(d2g_schema_conflict(s, need, why, sizeof(why)), 0);
+    json_t *changes = d2g_schema_changes(s, need);
+    json_t *first = NULL, *add = NULL;
+    size_t i;
+    json_t *c;
+    json_array_foreach(changes, i, c) {
+        if (strcmp(json_string_value(json_object_get(c, "table")), "Subventions_Beneficiaires"))
+            continue;
+        if (!first)
+            first = c;
+        else if (!strcmp(json_string_value(json_object_get(c, "method")), "POST"))
+            add = c;
+    }
+    assert_non_null(first);
+    assert_string_equal(json_string_value(json_object_get(first, "method")), "PATCH");
+    assert_string_equal(json_string_value(json_object_get(first, "body")),
+                        "{\"columns\":[{\"id\":\"dossier\",\"fields\":{\"colId\":\"ds_dossier_numero\","
+                        "\"label\":\"Numéro du dossier\"}}]}");
+    assert_non_null(add);
+    json_t *body = json_loads(json_string_value(json_object_get(add, "body")), 0, NULL);
+    int saw_ref = 0;
+    json_array_foreach(json_object_get(body, "columns"), i, c) {
+        const char *id = json_string_value(json_object_get(c, "id"));
+        assert_string_not_equal(id, "ds_dossier_numero"); /* the rename makes it */
+        if (!strcmp(id, "dossier")) {
+            saw_ref = 1;
+            json_t *fields = json_object_get(c, "fields");
+            assert_string_equal(json_string_value(json_object_get(fields, "type")), "Ref:Subventions");
+            assert_true(json_is_true(json_object_get(fields, "isFormula")));
+        }
+    }
+    assert_true(saw_ref);
+    json_decref(body);
+    json_decref(changes);
+    d2g_schema_free(s);
+    /* already linked: nothing to migrate */
+    s = schema_without_ref_links(1);
+    changes = d2g_schema_changes(s, need);
+    json_array_foreach(changes, i, c)
+        assert_null(strstr(json_string_value(json_object_get(c, "body")), "colId"));
+    assert_int_equal(d2g_schema_conflict(s, need, why, sizeof(why)), 0);
+    json_decref(changes);
+    d2g_need_free(need);
+    d2g_mapped_clear(&m);
+    /* ref_links off again on the linked table: Grist would refuse every write to the
+     * formula column; the writer is told so (it parks the lane) instead of writing */
+    need = need_of(0, &m, map);
+    assert_int_equal(d2g_schema_conflict(s, need, why, sizeof(why)), 1);
+    assert_non_null(strstr(why, "Subventions_Beneficiaires.dossier is a formula column"));
+    assert_non_null(strstr(why, "mapping.ref_links"));
+    d2g_schema_free(s);
+    d2g_need_free(need);
+    d2g_mapped_clear(&m);
+    d2g_colmap_free(map);
 }
 
 static void test_oversized(void **state) {
@@ -418,6 +565,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_choices_20000), cmocka_unit_test(test_find_urls),
         cmocka_unit_test(test_deletes),       cmocka_unit_test(test_oversized),
+        cmocka_unit_test(test_finds_on_dossier_col), cmocka_unit_test(test_ref_links_migration),
         cmocka_unit_test(test_backoff),       cmocka_unit_test(test_parking),
         cmocka_unit_test(test_collapse),      cmocka_unit_test(test_log_repeats),
         cmocka_unit_test(test_error_text),

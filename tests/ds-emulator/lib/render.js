@@ -191,6 +191,15 @@ function overrideValue(kind, v, generated) {
     case 'LinkedDropDownListChamp': { const [a, b] = s.split(/\s*\/\s*/); return { stringValue: s, primaryValue: a || null, secondaryValue: b || null }; }
     case 'RepetitionChamp': return { stringValue: '', rowCount: parseInt(s, 10) || 0 };
     case 'DossierLinkChamp': return { stringValue: s, dossierNumber: parseInt(s, 10) };
+    case 'CarteChamp': {
+      if (!Array.isArray(v) || v.some((a) => typeof a !== 'object' || a === null)) return { ...generated, stringValue: s };
+      // geo areas given whole: [{id, description?, source?, geometry?, __typename?, ...parcel fields}]
+      const geoAreas = v.map((a, i) => ({
+        __typename: a.__typename || 'SelectionUtilisateur', source: a.source || 'selection_utilisateur', description: null,
+        geometry: { type: 'Polygon', coordinates: [[[2 + i / 100, 45], [2.01 + i / 100, 45], [2.01 + i / 100, 45.01], [2 + i / 100, 45]]] }, ...a,
+      }));
+      return { stringValue: `${geoAreas.length} zone(s)`, geoAreas };
+    }
     default: return { ...generated, stringValue: s }; // structured kinds keep their generated typed data
   }
 }
@@ -296,13 +305,17 @@ class Renderer {
       labels: () => d.labels.map((i) => proc.labels[i]),
       traitements: () => d.traitements.map((t) => ({ state: t.state, event: t.event, dateTraitement: isoParis(t.date), emailAgentTraitant: t.email, motivation: t.motivation })),
       avis: () => {
+        if (d.avis) { // set through the admin API
+          return d.avis.map((a) => ({ question: '', questionLabel: null, questionAnswer: null, reponse: null, dateQuestion: isoParis(d.dateDepot),
+            dateReponse: null, claimant: null, expert: null, attachments: [], ...a }));
+        }
         if (!d.datePassageEnInstruction || d.number % 3) return [];
         const asked = d.datePassageEnInstruction + 3600000;
         return [{ id: typedId('Avis', d.number), question: 'Pouvez-vous vérifier la cohérence du budget prévisionnel ?', questionLabel: 'Avis favorable ?', questionAnswer: terminal ? true : null,
           reponse: terminal ? 'Budget cohérent, avis favorable.' : null, dateQuestion: isoParis(asked), dateReponse: terminal ? isoParis(asked + DAY) : null,
           claimant: proc.instructeurs[d.instructeurIdxs[0]], expert: { id: typedId('Expert', d.number), email: 'expert.financier@ddfip.gouv.fr' }, attachments: [] }];
       },
-      messages: () => [{ id: typedId('Commentaire', d.number), body: 'Bonjour, votre dossier a bien été déposé. Cordialement, l’équipe instructrice.', createdAt: isoParis(d.dateDepot + 60000), email: 'contact@demarches-simplifiees.fr', discardedAt: null, attachments: [] }],
+      messages: () => (d.messages ? d.messages.map((m) => ({ email: 'contact@demarches-simplifiees.fr', body: '', createdAt: isoParis(d.dateDepot), discardedAt: null, attachments: [], ...m })) : [{ id: typedId('Commentaire', d.number), body: 'Bonjour, votre dossier a bien été déposé. Cordialement, l’équipe instructrice.', createdAt: isoParis(d.dateDepot + 60000), email: 'contact@demarches-simplifiees.fr', discardedAt: null, attachments: [] }]),
       champs: ({ id } = {}) => self.champs(ctx, proc, d, rev().champDescriptors, d.overrides, d.dateDepot, id),
       annotations: ({ id } = {}) => self.champs(ctx, proc, d, rev().annotationDescriptors, d.annotationOverrides, d.annotationsUpdated, id),
     };

@@ -328,7 +328,7 @@ class Store {
    * do not change dateDerniereModification, as on the real service.
    */
   patchDossier(proc, d, body) {
-    const { state, archived, motivation, champs, annotations, labels } = body || {};
+    const { state, archived, motivation, champs, annotations, labels, avis, messages } = body || {};
     if (labels !== undefined) {
       if (!Array.isArray(labels)) throw Object.assign(new Error('labels must be an array of names'), { status: 400 });
       d.labels = labels.map((name) => {
@@ -337,9 +337,16 @@ class Store {
         return i;
       });
     }
-    const other = [state, archived, motivation, champs, annotations].some((v) => v !== undefined);
+    const other = [state, archived, motivation, champs, annotations, avis, messages].some((v) => v !== undefined);
     if (!other) return d;
+    for (const [name, list] of [['avis', avis], ['messages', messages]]) {
+      if (list !== undefined && list !== null && !(Array.isArray(list) && list.every((x) => x && typeof x.id === 'string'))) {
+        throw Object.assign(new Error(`${name} must be an array of objects with an id, or null`), { status: 400 });
+      }
+    }
     const now = this.clock.now();
+    if (avis !== undefined) d.avis = avis; // null: the generated ones again
+    if (messages !== undefined) d.messages = messages;
     if (state !== undefined) this.applyState(proc, d, state, motivation, now);
     if (motivation !== undefined && state === undefined) d.motivation = motivation;
     if (archived !== undefined) d.archived = !!archived;

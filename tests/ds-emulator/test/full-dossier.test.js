@@ -138,6 +138,29 @@ test('admin patch: state change adds a traitement; annotations bump dateDerniere
   assert.deepStrictEqual([a.stringValue, a.value, a.updatedAt], ['Dossier complet, RAS', 'Dossier complet, RAS', p.json.dateDerniereModification]);
 });
 
+test('admin patch: avis, messages and a Carte champ\'s geo areas replaced, then emptied', async () => {
+  const n = (await s.admin('POST', '/procedures/1001/dossiers', {})).json.number;
+  const rev = await s.gql('{ demarche(number: 1001) { activeRevision { champDescriptors { __typename id } } } }');
+  const carte = rev.json.data.demarche.activeRevision.champDescriptors.find((c) => c.__typename === 'CarteChampDescriptor');
+  const p = await s.admin('PATCH', `/procedures/1001/dossiers/${n}`, {
+    avis: [{ id: 'avis-1', question: 'Q ?', reponse: 'Oui', expert: { email: 'x@gouv.fr' } }],
+    messages: [{ id: 'msg-1', body: 'Bonjour' }, { id: 'msg-2', body: 'Merci', email: 'u@exemple.fr' }],
+    champs: { [carte.id]: [{ id: 'zone-1', description: 'Parcelle nord' }] },
+  });
+  assert.strictEqual(p.status, 200);
+  const Q = `query($n:Int!){dossier(number:$n){avis{id question reponse expert{email}} messages{id body email}
+    champs{champDescriptorId ... on CarteChamp{geoAreas{__typename id description source geometry{type}}}}}}`;
+  let d = (await s.gql(Q, { n })).json.data.dossier;
+  assert.deepStrictEqual(d.avis, [{ id: 'avis-1', question: 'Q ?', reponse: 'Oui', expert: { email: 'x@gouv.fr' } }]);
+  assert.deepStrictEqual(d.messages.map((m) => [m.id, m.body, m.email]), [['msg-1', 'Bonjour', 'contact@demarches-simplifiees.fr'], ['msg-2', 'Merci', 'u@exemple.fr']]);
+  const areas = d.champs.find((c) => c.champDescriptorId === carte.id).geoAreas;
+  assert.deepStrictEqual(areas, [{ __typename: 'SelectionUtilisateur', id: 'zone-1', description: 'Parcelle nord', source: 'selection_utilisateur', geometry: { type: 'Polygon' } }]);
+  await s.admin('PATCH', `/procedures/1001/dossiers/${n}`, { avis: [], messages: [], champs: { [carte.id]: [] } });
+  d = (await s.gql(Q, { n })).json.data.dossier;
+  assert.deepStrictEqual([d.avis, d.messages, d.champs.find((c) => c.champDescriptorId === carte.id).geoAreas], [[], [], []]);
+  assert.strictEqual((await s.admin('PATCH', `/procedures/1001/dossiers/${n}`, { avis: [{ question: 'no id' }] })).status, 400);
+});
+
 test('attachments: with fileBaseUrl "self" the signed URLs are served until they expire', async () => {
   await s.admin('POST', '/config', { fileBaseUrl: 'self' });
   try {
