@@ -10,6 +10,7 @@
 #include "ds2grist/keys.h"
 #include "ds2grist/alloc.h"
 #include "ds2grist/backoff.h"
+#include "ds2grist/champs.h"
 #include "ds2grist/clock.h"
 #include "ds2grist/cursor.h"
 #include "ds2grist/envelope.h"
@@ -78,6 +79,9 @@ typedef struct proc {
     char *page_max_modified;
     json_t *page_labels; /* number -> label digest, to record after the acks */
     char *page_revision;
+    /* The form's descriptors whose champs' `columns` the worker never reads
+     * (champs.h): left out of the messages. NULL until a run brought the form. */
+    json_t *ruled;
     int page_emitted;
     int64_t last_complete_ms; /* wall ms of the last complete run, 0 = unknown */
     /* The run's lease token (lease.h): every cursor write is fenced by it. */
@@ -416,6 +420,8 @@ static int emit(d2g_poller_t *p, proc_t *pr, d2g_envelope_kind_t kind, int flags
                 int64_t fetched) {
     char err[D2G_ERRLEN], key[64];
     size_t len;
+    if (kind == D2G_ENVELOPE_UPSERT)
+        d2g_champs_prune(node, pr->ruled);
     char *msg = d2g_envelope_encode(kind, flags, pr->cfg->number, node, fetched, &len, err, sizeof(err));
     if (!msg) {
         /* A node DS sent without number or date: nothing a worker could use. */
@@ -507,8 +513,11 @@ static void handle_page(d2g_poller_t *p, proc_t *pr, json_t *data) {
     }
     if (pr->pass == PASS_DOSSIERS && pr->want_revision) {
         json_t *rev = json_object_get(demarche, "activeRevision");
-        if (json_is_object(rev))
+        if (json_is_object(rev)) {
             pr->page_revision = json_dumps(rev, JSON_COMPACT);
+            json_decref(pr->ruled);
+            pr->ruled = d2g_champs_ruled_descriptors(rev);
+        }
     }
     size_t i;
     json_t *node;
@@ -1140,6 +1149,7 @@ static void proc_free(proc_t *pr) {
     d2g_cursor_clear(&pr->cursor);
     d2g_cursor_clear(&pr->known);
     free(pr->labels_after);
+    json_decref(pr->ruled);
     d2g_config_free(pr->held);
     free(pr);
 }

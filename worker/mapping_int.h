@@ -213,6 +213,8 @@ typedef struct d2g_kind {
 /* The kind of a champ's __typename (descriptor: a ChampDescriptor's); never NULL:
  * an unknown kind is text with generic sub-columns. */
 const d2g_kind_t *d2g_kind_of(const char *typename, int descriptor);
+/* The table itself (*n entries), for tests that check other lists against it. */
+const d2g_kind_t *d2g_kind_table(size_t *n);
 /* The value at a dotted path ("commune.code"), or NULL. */
 json_t *d2g_kind_path(json_t *champ, const char *path);
 /* The cell of a sub-column from the value at its path. */

@@ -218,6 +218,11 @@ static const d2g_kind_t kinds[] = {
 };
 static const d2g_kind_t unknown = {"", KC_VALUE, "Text", c_text, NULL, 1, 0, 0};
 
+const d2g_kind_t *d2g_kind_table(size_t *n) {
+    *n = sizeof(kinds) / sizeof(kinds[0]);
+    return kinds;
+}
+
 const d2g_kind_t *d2g_kind_of(const char *typename, int descriptor) {
     const char *suffix = descriptor ? "ChampDescriptor" : "Champ";
     size_t n = strlen(typename), sl = strlen(suffix);

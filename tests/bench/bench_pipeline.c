@@ -6,7 +6,8 @@
  *   bench_pipeline [--dossiers N] [--batch N]
  *
  * The dossiers come from the producer's own query (producer/queries/dossiers.graphql)
- * against the DS emulator, wrapped in envelopes as the producer emits them. Then, as a
+ * against the DS emulator, wrapped in envelopes as the producer emits them (without
+ * the `columns` the mapping never reads, champs.h). Then, as a
  * worker's batch does (worker/flush.c), per batch of --batch dossiers: decode each
  * message (d2g_envelope_decode), map it with the form (d2g_mapping_map_dossier), the
  * schema needs (d2g_plan_need), the upsert bodies (d2g_plan_puts_diff, first write:
@@ -20,6 +21,7 @@
  */
 #include "cells.h"
 #include "ds2grist/alloc.h"
+#include "ds2grist/champs.h"
 #include "ds2grist/envelope.h"
 #include "mapping.h"
 #include "plan.h"
@@ -93,7 +95,7 @@ int main(int argc, char **argv) {
     char **msgs = calloc((size_t)dossiers, sizeof(char *));
     size_t *lens = calloc((size_t)dossiers, sizeof(size_t));
     size_t n = 0, bytes = 0;
-    json_t *rev = NULL, *after = json_null();
+    json_t *rev = NULL, *after = json_null(), *ruled = NULL;
     char err[512];
     while ((int)n < dossiers) {
         json_t *req = json_pack("{s:s, s:s, s:{s:i, s:i, s:O, s:b}}", "query", query, "operationName",
@@ -108,14 +110,17 @@ int main(int argc, char **argv) {
         free(resp);
         json_t *dem = json_object_get(json_object_get(j, "data"), "demarche");
         json_t *conn = json_object_get(dem, "dossiers");
-        if (!rev)
+        if (!rev) {
             rev = json_incref(json_object_get(dem, "activeRevision"));
+            ruled = d2g_champs_ruled_descriptors(rev);
+        }
         json_t *nodes = json_object_get(conn, "nodes");
         size_t k;
         json_t *node;
         json_array_foreach(nodes, k, node) {
             if ((int)n == dossiers)
                 break;
+            d2g_champs_prune(node, ruled); /* as the producer does (champs.h) */
             msgs[n] = d2g_envelope_encode(D2G_ENVELOPE_UPSERT, 0, 1001, node, 0, &lens[n], err, sizeof(err));
             if (!msgs[n])
                 die(err);
@@ -130,6 +135,7 @@ int main(int argc, char **argv) {
             break;
     }
     json_decref(after);
+    json_decref(ruled);
     free(query);
     d2g_testenv_stop(&env);
     if (!n || !rev)

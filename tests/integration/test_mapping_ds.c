@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ds2grist/champs.h"
 #include "mapping.h"
 #include "testenv.h"
 
@@ -109,6 +110,26 @@ static void check_cell_type(const char *type, json_t *v, const char *col) {
         fail_msg("column %s holds an expiring URL: %s", col, json_string_value(v));
 }
 
+/* Two mappings of one dossier are the same: tables, columns, records. */
+static void same_mapping(const d2g_mapped_t *a, const d2g_mapped_t *b, size_t dossier) {
+    if (a->n_tables != b->n_tables || a->n_records != b->n_records)
+        fail_msg("dossier %zu: %zu/%zu tables, %zu/%zu records", dossier, a->n_tables, b->n_tables,
+                 a->n_records, b->n_records);
+    for (size_t t = 0; t < a->n_tables; t++) {
+        if (a->tables[t].n_columns != b->tables[t].n_columns)
+            fail_msg("dossier %zu: %s: %zu/%zu columns", dossier, a->tables[t].id, a->tables[t].n_columns,
+                     b->tables[t].n_columns);
+        for (size_t c = 0; c < a->tables[t].n_columns; c++)
+            if (strcmp(a->tables[t].columns[c].id, b->tables[t].columns[c].id) ||
+                !json_equal(a->tables[t].columns[c].fields, b->tables[t].columns[c].fields))
+                fail_msg("dossier %zu: column %s differs", dossier, a->tables[t].columns[c].id);
+    }
+    for (size_t r = 0; r < a->n_records; r++)
+        if (!json_equal(a->records[r].require, b->records[r].require) ||
+            !json_equal(a->records[r].fields, b->records[r].fields))
+            fail_msg("dossier %zu: record %zu differs", dossier, r);
+}
+
 static void test_producer_query_then_mapping(void **state) {
     d2g_testenv_t *env = *state;
     assert_int_equal(d2g_testenv_start_ds(env,
@@ -137,6 +158,15 @@ static void test_producer_query_then_mapping(void **state) {
                                               &ctx, err, sizeof(err)),
                      0);
     d2g_colmap_t *map = d2g_colmap_new();
+    /* The producer leaves out the `columns` the mapping never reads (champs.h): the
+     * mapping of a dossier so pruned must be the same, with the form and without. */
+    json_t *ruled = d2g_champs_ruled_descriptors(rev);
+    d2g_mapping_ctx_t *bare;
+    assert_int_equal(d2g_mapping_ctx_new_opts(1001, "Subventions", "https://ds.example", NULL, &opts, &bare,
+                                              err, sizeof(err)),
+                     0);
+    d2g_colmap_t *bare_map = d2g_colmap_new(), *bare_map2 = d2g_colmap_new();
+    size_t pruned = 0, full_bytes = 0, slim_bytes = 0;
     json_t *descs = json_object_get(rev, "champDescriptors");
     size_t nsubs = sizeof(filled_subs) / sizeof(filled_subs[0]);
     int *filled = calloc(nsubs, sizeof(int));
@@ -192,8 +222,33 @@ static void test_producer_query_then_mapping(void **state) {
             if (!strcmp(t->id, "Subventions_Avis"))
                 avis_rows++;
         }
+        json_t *slim = json_deep_copy(d);
+        pruned += d2g_champs_prune(slim, ruled);
+        char *t1 = json_dumps(d, JSON_COMPACT), *t2 = json_dumps(slim, JSON_COMPACT);
+        full_bytes += strlen(t1);
+        slim_bytes += strlen(t2);
+        free(t1);
+        free(t2);
+        d2g_mapped_t out2, bare1, bare2;
+        if (d2g_mapping_map_dossier(ctx, slim, 0, map, &out2, err, sizeof(err)) ||
+            d2g_mapping_map_dossier(bare, d, 0, bare_map, &bare1, err, sizeof(err)) ||
+            d2g_mapping_map_dossier(bare, slim, 0, bare_map2, &bare2, err, sizeof(err)))
+            fail_msg("dossier %zu pruned: %s", i, err);
+        same_mapping(&out, &out2, i);
+        same_mapping(&bare1, &bare2, i);
+        d2g_mapped_clear(&out2);
+        d2g_mapped_clear(&bare1);
+        d2g_mapped_clear(&bare2);
+        json_decref(slim);
         d2g_mapped_clear(&out);
     }
+    assert_true(pruned > 0);
+    printf("# columns left out by the producer: %zu champs, messages %.1f -> %.1f kB; the same mapping with "
+           "the form and without\n", pruned, (double)full_bytes / 100 / 1000, (double)slim_bytes / 100 / 1000);
+    json_decref(ruled);
+    d2g_colmap_free(bare_map);
+    d2g_colmap_free(bare_map2);
+    d2g_mapping_ctx_free(bare);
     for (size_t s = 0; s < nsubs; s++)
         if (!filled[s])
             fail_msg("no dossier filled %s of %s", filled_subs[s][1], filled_subs[s][0]);

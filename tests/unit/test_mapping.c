@@ -1,5 +1,7 @@
 /* test_mapping.c - column ids (colid) and the dossier -> Grist rows mapping. */
 #include "ds2grist/clock.h"
+#include "ds2grist/champs.h"
+#include "mapping_int.h"
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1406,8 +1408,49 @@ static void test_mapping_rate(void **state) {
     fx_free(&f);
 }
 
+/* The producer's list of kinds whose `columns` it leaves out (common/champs.c) is
+ * exactly the mapping's kinds with a rule: a generic kind in it would lose its
+ * sub-columns, a ruled kind missing from it would only cost bytes. */
+static void test_champs_ruled_matches_kinds(void **state) {
+    (void)state;
+    size_t n;
+    const d2g_kind_t *k = d2g_kind_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        char champ[96], desc[96];
+        snprintf(champ, sizeof(champ), "%sChamp", k[i].name);
+        snprintf(desc, sizeof(desc), "%sChampDescriptor", k[i].name);
+        if (d2g_champs_ruled(champ) != !k[i].generic || d2g_champs_ruled(desc) != !k[i].generic)
+            fail_msg("%s: ruled %d, generic %d", k[i].name, d2g_champs_ruled(champ), k[i].generic);
+    }
+    assert_int_equal(d2g_champs_ruled("FooBarChamp"), 0); /* a kind DS adds later */
+    assert_int_equal(d2g_champs_ruled("Text"), 0);
+    assert_int_equal(d2g_champs_ruled(NULL), 0);
+    /* pruning: only ruled champs whose descriptor the form says is ruled, rows included */
+    json_t *rev = json_loads("{\"champDescriptors\": [{\"__typename\": \"TextChampDescriptor\", \"id\": \"a\"},"
+                             " {\"__typename\": \"ReferentielChampDescriptor\", \"id\": \"b\"},"
+                             " {\"__typename\": \"RepetitionChampDescriptor\", \"id\": \"r\", \"champDescriptors\":"
+                             "   [{\"__typename\": \"DateChampDescriptor\", \"id\": \"c\"}]}]}", 0, NULL);
+    json_t *ruled = d2g_champs_ruled_descriptors(rev);
+    json_t *d = json_loads("{\"champs\": [{\"__typename\": \"TextChamp\", \"champDescriptorId\": \"a\", \"columns\": []},"
+                           " {\"__typename\": \"ReferentielChamp\", \"champDescriptorId\": \"b\", \"columns\": []},"
+                           " {\"__typename\": \"TextChamp\", \"champDescriptorId\": \"z\", \"columns\": []},"
+                           " {\"__typename\": \"RepetitionChamp\", \"champDescriptorId\": \"r\", \"rows\": [{\"champs\":"
+                           "   [{\"__typename\": \"DateChamp\", \"champDescriptorId\": \"c\", \"columns\": []}]}]}]}",
+                           0, NULL);
+    assert_int_equal(d2g_champs_prune(d, ruled), 2);
+    json_t *ch = json_object_get(d, "champs");
+    assert_null(json_object_get(json_array_get(ch, 0), "columns"));
+    assert_non_null(json_object_get(json_array_get(ch, 1), "columns")); /* generic: read */
+    assert_non_null(json_object_get(json_array_get(ch, 2), "columns")); /* not in the form */
+    assert_int_equal(d2g_champs_prune(d, NULL), 0);                      /* no form: keep all */
+    json_decref(d);
+    json_decref(ruled);
+    json_decref(rev);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_champs_ruled_matches_kinds),
         cmocka_unit_test(test_colid_from_label),
         cmocka_unit_test(test_colid_table),
         cmocka_unit_test(test_colmap_dedup_and_stability),
