@@ -179,6 +179,38 @@ static json_t *column_fields(const col_b *c) {
     return f;
 }
 
+static int same_text(json_t *cached, const char *s) {
+    const char *c = json_string_value(cached);
+    return c ? s && strcmp(c, s) == 0 : s == NULL;
+}
+
+/* column_fields, or the same object as for the last dossier if nothing differs. */
+static json_t *column_fields_cached(const d2g_mapping_ctx_t *ctx, const char *table, const col_b *c) {
+    if (!ctx->colcache)
+        return column_fields(c);
+    size_t tl = strlen(table), cl = strlen(c->id);
+    char stack[256], *key = tl + cl + 2 <= sizeof(stack) ? stack : d2g_malloc(tl + cl + 2);
+    memcpy(key, table, tl);
+    key[tl] = '\n';
+    memcpy(key + tl + 1, c->id, cl + 1);
+    json_t *e = json_object_get(ctx->colcache, key), *f;
+    if (e && same_text(json_array_get(e, 0), c->label) && same_text(json_array_get(e, 1), c->type) &&
+        same_text(json_array_get(e, 2), c->widget) &&
+        (c->choices ? json_equal(json_array_get(e, 3), c->choices) : json_is_null(json_array_get(e, 3))) &&
+        (c->extra ? json_equal(json_array_get(e, 4), c->extra) : json_is_null(json_array_get(e, 4)))) {
+        f = json_incref(json_array_get(e, 5));
+    } else {
+        f = column_fields(c);
+        /* copies: the builder's choices grow as values are seen */
+        json_t *entry = json_pack("[s?, s?, s?, o?, o?, O]", c->label, c->type, c->widget,
+                                  json_deep_copy(c->choices), json_deep_copy(c->extra), f);
+        json_object_set_new(ctx->colcache, key, entry);
+    }
+    if (key != stack)
+        free(key);
+    return f;
+}
+
 void d2g_mapped_clear(d2g_mapped_t *out) {
     if (!out)
         return;
@@ -231,7 +263,7 @@ int d2g_mb_finish(builder_t *b, d2g_mapped_t *out) {
             if (src->tail != (k >= t->n))
                 continue;
             d2g_column_t *c = &o->columns[o->n_columns++];
-            c->fields = column_fields(src);
+            c->fields = column_fields_cached(b->ctx, o->id, src);
             c->id = src->id;
             src->id = NULL;
             c->label = json_string_value(json_object_get(c->fields, "label"));

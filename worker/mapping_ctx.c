@@ -104,6 +104,7 @@ int d2g_mapping_ctx_new_opts(int64_t procedure, const char *table_prefix, const 
     if (!ds_base_url || !*ds_base_url)
         return d2g_err_set(err, errlen, "mapping: the DS base URL is required");
     d2g_mapping_ctx_t *ctx = d2g_calloc(1, sizeof(*ctx));
+    ctx->colcache = json_object();
     ctx->procedure = procedure;
     ctx->prefix = d2g_strdup(table_prefix);
     ctx->base_url = d2g_strdup(ds_base_url);
@@ -140,6 +141,7 @@ void d2g_mapping_ctx_free(d2g_mapping_ctx_t *ctx) {
     free(ctx->descs);
     json_decref(ctx->index);
     json_decref(ctx->revision);
+    json_decref(ctx->colcache);
     free(ctx);
 }
 

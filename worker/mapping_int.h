@@ -58,6 +58,12 @@ struct d2g_mapping_ctx {
     rdesc_t *descs; /* champs [0, n_champs), annotations, then repetition sub-champs */
     size_t n_descs, n_champs, n_annots;
     json_t *index; /* {descriptor id: index in descs} */
+    /* The `fields` last built for each column ("table\ncolumn" -> [label, type,
+     * widget, choices, extra, fields]): every dossier of a procedure declares the
+     * same columns, so mapping_build.c hands out a reference to the same object
+     * when nothing differs instead of building it again (it is never modified
+     * once built). A cache only: what a dossier maps to does not depend on it. */
+    json_t *colcache;
 };
 
 /* The form's descriptor of that id, or NULL (mapping_ctx.c). */
