@@ -226,7 +226,9 @@ class Emulator {
       }
     } else if (procedure != null) {
       this.counters.inc(this.counters.byProcedure, String(procedure));
-      this.counters.procedureArrival(procedure, res);
+      // A check (checkProcedures) is a read of a procedure's dates, batched, taken without
+      // the procedure's lease; a batch of one names one procedure but is not a poll of it.
+      if (op !== 'checkProcedures') this.counters.procedureArrival(procedure, res);
     }
 
     // 1. rate limit (Rack::Attack style: fixed 60 s windows aligned to the epoch, per Authorization header)
