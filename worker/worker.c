@@ -22,6 +22,7 @@
 
 /* Messages taken from the consumer per loop turn, between writer steps. */
 #define POLL_BATCH 500
+#define CONSUME_SLICE_MS 5 /* the most time spent taking messages in before the writer runs */
 /* How often congestion (pause/resume) is re-evaluated. */
 #define CONGESTION_EVERY_MS 100
 /* A copy Kafka refused is produced again after 1 s, doubling up to 30 s. */
@@ -830,11 +831,20 @@ int d2g_worker_run(d2g_worker_t *w, volatile sig_atomic_t *stop) {
         if (w->stopping && (d2g_writer_pending(w->writer, NULL, NULL) == 0 || now >= write_end))
             break;
 
-        /* Messages in (the consumer also serves rebalances here). */
+        /* Messages in (the consumer also serves rebalances here), for at most
+         * CONSUME_SLICE_MS: decoding is most of a worker's CPU, and Grist's
+         * answers must not wait behind it, or the document idles between
+         * batches. more: messages may be waiting still (then no wait below). */
+        int more = 0;
         for (int i = 0; i < POLL_BATCH; i++) {
+            if (i > 0 && d2g_clock_mono_ms() - now >= CONSUME_SLICE_MS) {
+                more = 1;
+                break;
+            }
             rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, 0);
             if (!m)
                 break;
+            more = i == POLL_BATCH - 1;
             int kept = 0;
             if (!m->err)
                 kept = handle_message(w, m);
@@ -859,7 +869,7 @@ int d2g_worker_run(d2g_worker_t *w, volatile sig_atomic_t *stop) {
         /* Grist writes out. */
         d2g_writer_step(w->writer, now);
         int64_t due = d2g_writer_next_due(w->writer) - d2g_clock_mono_ms();
-        int wait = due < 0 ? 0 : due > 20 ? 20 : (int)due;
+        int wait = more || due < 0 ? 0 : due > 20 ? 20 : (int)due;
         d2g_writer_poll(w->writer, wait);
     }
     shut_down(w);
