@@ -78,7 +78,7 @@ typedef struct d2g_lane {
     /* The batches being written: up to D2G_LANE_FLIGHTS at once (while Grist
      * applies one, the next is already sent and parsed), never two versions
      * of one dossier at the same time. */
-    struct d2g_flush *flights[2];
+    struct d2g_flush *flights[D2G_LANE_FLIGHTS];
     size_t n_flights;
     struct d2g_flush *schema_owner; /* the flight holding the schema lock, or NULL */
 
