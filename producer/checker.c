@@ -261,16 +261,27 @@ int d2g_checker_load_cursors(d2g_redis_t *r, const int64_t *numbers, size_t n,
 }
 
 int d2g_checker_mark_polled(d2g_redis_t *r, const int64_t *numbers, const int *labels_done,
-                            size_t n, int64_t now_ms, char *err, size_t errlen) {
+                            const int64_t *next_ms, size_t n, int64_t now_ms, char *err,
+                            size_t errlen) {
     redisContext *c = d2g_redis_context(r);
-    char k[D2G_KEYLEN], now[24];
+    char k[D2G_KEYLEN], now[24], next[24];
     if (!c)
         return d2g_err_set(err, errlen, "redis: not connected");
     snprintf(now, sizeof(now), "%" PRId64, now_ms);
     for (size_t i = 0; i < n; i++) {
         d2g_keys_proc(d2g_redis_namespace(r), k, sizeof(k), numbers[i], "cursor");
-        const char *argv[] = {"HSET", k, "last_poll_ms", now, "labels_at_ms", now};
-        redisAppendCommandArgv(c, labels_done && labels_done[i] ? 6 : 4, argv, NULL);
+        const char *argv[8] = {"HSET", k, "last_poll_ms", now};
+        int argc = 4;
+        if (next_ms) {
+            snprintf(next, sizeof(next), "%" PRId64, next_ms[i]);
+            argv[argc++] = "next_poll_ms";
+            argv[argc++] = next;
+        }
+        if (labels_done && labels_done[i]) {
+            argv[argc++] = "labels_at_ms";
+            argv[argc++] = now;
+        }
+        redisAppendCommandArgv(c, argc, argv, NULL); /* copies its arguments */
     }
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
