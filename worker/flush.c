@@ -3,6 +3,7 @@
 #include "colmap_store.h"
 #include "plan.h"
 #include "schema.h"
+#include "syncstat.h"
 #include "versions.h"
 #include "writer_int.h"
 
@@ -30,10 +31,10 @@
 /* Rounds of schema changes after which the schema is taken as not converging. */
 #define CHANGE_ROUNDS_MAX 4
 
-typedef enum { S_PREPARE, S_READ, S_PLAN, S_CHANGE, S_PUT, S_FIND, S_DELETE, S_DONE, S_PROBE } stage_t;
+typedef enum { S_PREPARE, S_READ, S_PLAN, S_CHANGE, S_PUT, S_FIND, S_DELETE, S_DONE, S_PROBE, S_TICKS } stage_t;
 
 static const char *const stage_names[] = {"prepare", "schema", "schema", "schema", "put",
-                                          "find", "delete", "done", "probe"};
+                                          "find", "delete", "done", "probe", "status"};
 
 struct d2g_flush {
     d2g_lane_t *lane;
@@ -57,6 +58,12 @@ struct d2g_flush {
     int planned;       /* the stage's requests are planned (ops) */
     int64_t lock_wait_since;
     char holder[200];
+    /* A status flush (syncstat.h): the rows of the sync-status table, and
+     * the digest of the PUT sent (0: none). */
+    int status;
+    d2g_mapped_t rows;
+    uint64_t put_digest;
+    int cleared; /* ticked boxes the PUT clears */
 };
 
 d2g_flush_t *d2g_flush_new(d2g_lane_t *lane, d2g_item_t **items, size_t n) {
@@ -74,6 +81,17 @@ d2g_flush_t *d2g_flush_new(d2g_lane_t *lane, d2g_item_t **items, size_t n) {
     return f;
 }
 
+d2g_flush_t *d2g_flush_new_status(d2g_lane_t *lane, d2g_mapped_t *rows) {
+    d2g_flush_t *f = d2g_flush_new(lane, NULL, 0);
+    f->status = 1;
+    f->rows = *rows;
+    memset(rows, 0, sizeof(*rows));
+    d2g_mapped_t *v = &f->rows;
+    f->need = d2g_plan_need(&v, 1);
+    f->stage = S_READ;
+    return f;
+}
+
 void d2g_flush_free(d2g_flush_t *f, int free_items) {
     if (!f)
         return;
@@ -84,6 +102,7 @@ void d2g_flush_free(d2g_flush_t *f, int free_items) {
     }
     for (size_t i = 0; i < f->n_versions; i++)
         d2g_version_clear(&f->versions[i]);
+    d2g_mapped_clear(&f->rows);
     free(f->mapped);
     free(f->versions);
     free(f->items);
@@ -152,6 +171,7 @@ static void fail_item(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, size_t i, 
                       const char *event, const char *reason) {
     d2g_log_err(D2G_LOG_ERROR, event, f->items[i]->proc->number, l->doc.label, reason,
                 "[%s] dossier %" PRId64 " goes to the dead-letter topic", stage, f->items[i]->env.number);
+    d2g_syncstat_refused(w->redis, l, f->items[i], reason); /* the agents see it */
     d2g_mapped_clear(&f->mapped[i]);
     d2g_writer_finish(w, &f->items[i], 1, reason);
 }
@@ -188,8 +208,13 @@ static int map_all(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) 
 }
 
 static void plan_need(d2g_flush_t *f) {
-    d2g_mapped_t **v = alive(f);
     d2g_need_free(f->need);
+    if (f->status) {
+        d2g_mapped_t *v = &f->rows;
+        f->need = d2g_plan_need(&v, 1);
+        return;
+    }
+    d2g_mapped_t **v = alive(f);
     f->need = d2g_plan_need(v, f->n);
     free(v);
 }
@@ -264,7 +289,7 @@ static int plan_schema(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t n
     if (!dirty && json_array_size(changes) == 0) {
         json_decref(changes);
         release_lock(w, l, f);
-        f->stage = S_PUT;
+        f->stage = f->status ? S_TICKS : S_PUT;
         return 0;
     }
     if (!f->locked && l->schema_owner && l->schema_owner != f) {
@@ -352,7 +377,9 @@ static int plan_schema(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t n
  * changed; NULL (write in full) for deletions and label-only updates. */
 static const d2g_cells_t *prior_cells(const d2g_flush_t *f, size_t i) {
     const d2g_item_t *it = f->items[i];
-    if (!it || it->env.kind != D2G_ENVELOPE_UPSERT || it->env.partial || !f->versions[i].cells.n)
+    /* A full resync writes whole: a row removed by hand comes back. */
+    if (!it || it->env.kind != D2G_ENVELOPE_UPSERT || it->env.partial || it->env.full ||
+        !f->versions[i].cells.n)
         return NULL;
     return &f->versions[i].cells;
 }
@@ -444,7 +471,24 @@ static int *no_find(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f) {
         }
     }
     json_decref(tables);
+    for (size_t i = 0; i < f->n; i++) /* a full resync looks: it repairs */
+        if (f->items[i] && f->items[i]->env.full)
+            skip[i] = 0;
     return skip;
+}
+
+/* The status table's PUT, unless its rows are those this worker last wrote
+ * and no box is to be cleared. */
+static void plan_status_put(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f) {
+    d2g_mapped_t *v = &f->rows;
+    int too_big = 0;
+    d2g_plan_puts(&v, 1, (size_t)w->cfg->worker.batch_bytes, &f->ops, &too_big);
+    uint64_t h = 0;
+    for (size_t k = 0; k < f->ops.n; k++)
+        h = h * 31 + d2g_syncstat_digest(f->ops.v[k].body);
+    if (!f->cleared && h == l->status_sent)
+        d2g_ops_clear(&f->ops);
+    f->put_digest = f->ops.n ? h : 0;
 }
 
 static void plan_finds(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f) {
@@ -480,7 +524,8 @@ static int enter(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
             f->cur = 0;
             switch (f->stage) {
             case S_CHANGE: f->stage = S_READ; break; /* read what the changes made */
-            case S_PUT: f->stage = S_FIND; break;
+            case S_PUT: f->stage = f->status ? S_DONE : S_FIND; break;
+            case S_TICKS: f->stage = S_PUT; break;
             case S_FIND: f->stage = S_DELETE; break;
             case S_DELETE: f->stage = S_DONE; break;
             case S_PROBE: return 1; /* answered, not resumed: the lane stays parked */
@@ -513,8 +558,14 @@ static int enter(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
         case S_CHANGE:
             f->stage = S_READ;
             continue;
+        case S_TICKS:
+            d2g_ops_add(&f->ops, D2G_OP_TICKS, "GET", d2g_syncstat_ticks_path(), NULL, D2G_SYNCSTAT_TABLE);
+            f->planned = 1;
+            return 0;
         case S_PUT:
-            if (plan_puts(w, l, f, now))
+            if (f->status)
+                plan_status_put(w, l, f);
+            else if (plan_puts(w, l, f, now))
                 return 1;
             f->planned = 1;
             continue;
@@ -591,6 +642,12 @@ int d2g_flush_step(d2g_writer_t *w, d2g_flush_t *f, int64_t now) {
         return 0;
     if (enter(w, l, f, now))
         return 0;
+    if (f->stage == S_DONE && f->status) {
+        /* Never a change of the lane's state: the dossiers' batches decide it. */
+        if (!f->failed && f->put_digest)
+            l->status_sent = f->put_digest;
+        return 1;
+    }
     if (f->stage == S_DONE) {
         char err[D2G_ERRLEN];
         uint64_t *digests = d2g_calloc(f->n + 1, sizeof(uint64_t));
@@ -611,6 +668,9 @@ int d2g_flush_step(d2g_writer_t *w, d2g_flush_t *f, int64_t now) {
         if (vrc)
             d2g_lane_log(l, D2G_LOG_WARN, "done", "redis_error", err,
                          "versions not recorded: the guard is behind Grist until the next write");
+        if (d2g_syncstat_written(w->redis, l, f->items, f->n, err, sizeof(err)))
+            d2g_lane_log(l, D2G_LOG_WARN, "done", "redis_error", err,
+                         "dossiers not counted for the status table");
         w->stats.batches++;
         d2g_writer_finish(w, f->items, f->n, NULL);
         d2g_lane_succeeded(l, !f->failed);
@@ -700,6 +760,21 @@ static void lane_failure(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, d2g_op_
         release_lock(w, l, f);
 }
 
+/* A request of a status flush failed: the flush is dropped (the next period
+ * tries again), the lane's state is left to its dossiers' batches. */
+static void status_failure(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, d2g_op_t *o, const char *text) {
+    d2g_lane_log(l, D2G_LOG_WARN, "status", "status_not_written", text, "%s %.60s: the status table waits "
+                 "for the next period", o->method, o->path);
+    if (o->kind == D2G_OP_CHANGE)
+        d2g_schema_forget(l->schema); /* it may have been applied */
+    release_lock(w, l, f);
+    d2g_ops_clear(&f->ops);
+    f->cur = 0;
+    f->planned = 0;
+    f->failed = 1;
+    f->stage = S_DONE;
+}
+
 /* Items left the batch (their partition was revoked) while it was writing:
  * write the rest again from the upserts, without them (upserts make it
  * harmless). Before the writes, nothing is planned for them anyway. */
@@ -729,7 +804,7 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t
         return;
     }
     if (outcome == D2G_GRIST_MISSING && (o->kind == D2G_OP_PUT || o->kind == D2G_OP_COLUMNS ||
-                                         o->kind == D2G_OP_CHANGE)) {
+                                         o->kind == D2G_OP_CHANGE || o->kind == D2G_OP_TICKS)) {
         /* A table or column went away behind our cache: read the schema again. */
         d2g_lane_log(l, D2G_LOG_WARN, stage_names[f->stage], "schema_changed", text,
                      "%s %.60s: reading the schema again", o->method, o->path);
@@ -747,6 +822,10 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t
         char reason[400];
         snprintf(reason, sizeof(reason), "Grist refused %s %.60s: %s", o->method, o->path, text);
         split_or_fail(w, l, f, reason);
+        return;
+    }
+    if (outcome != D2G_GRIST_OK && f->status) {
+        status_failure(w, l, f, o, text);
         return;
     }
     if (outcome != D2G_GRIST_OK) {
@@ -810,6 +889,20 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t
         break;
     case D2G_OP_DELETE:
         break;
+    case D2G_OP_TICKS: {
+        char err[D2G_ERRLEN];
+        int n = d2g_syncstat_ticks(w->redis, body, &f->rows, d2g_clock_wall_ms(), err, sizeof(err));
+        if (n < 0) {
+            json_decref(body);
+            status_failure(w, l, f, o, err);
+            return;
+        }
+        if (n)
+            d2g_lane_log(l, D2G_LOG_INFO, "status", "resync_asked", NULL,
+                         "%d full resyncs asked from the status table", n);
+        f->cleared = n;
+        break;
+    }
     }
     json_decref(body);
     if (bad) {

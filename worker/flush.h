@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "lane.h"
+#include "mapping.h"
 #include "writer.h"
 
 #include "ds2grist/http.h"
@@ -35,6 +36,9 @@ typedef struct d2g_flush d2g_flush_t;
 
 /* A batch of lane's n items (ownership taken; items array too); n = 0: a probe. */
 d2g_flush_t *d2g_flush_new(d2g_lane_t *lane, d2g_item_t **items, size_t n);
+/* A write of the document's sync-status table (syncstat.h): rows (taken,
+ * *rows emptied) after its schema and the read of the ticked boxes. */
+d2g_flush_t *d2g_flush_new_status(d2g_lane_t *lane, d2g_mapped_t *rows);
 d2g_lane_t *d2g_flush_lane(const d2g_flush_t *f);
 /* The keys of its dossiers ({key: true}), borrowed. */
 const json_t *d2g_flush_keys(const d2g_flush_t *f);

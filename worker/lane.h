@@ -69,6 +69,7 @@ typedef struct d2g_lane {
     d2g_config_t *held; /* a reference to the configuration doc.srv points into */
     char lock_key[D2G_KEYLEN], colmap_key[D2G_KEYLEN], versions_key[D2G_KEYLEN];
     char lane_key[D2G_KEYLEN], recent429_key[D2G_KEYLEN];
+    char syncturn_key[D2G_KEYLEN], syncerr_key[D2G_KEYLEN];
 
     /* queue */
     d2g_item_t *head, *tail;
@@ -102,6 +103,15 @@ typedef struct d2g_lane {
     struct d2g_schema *schema;
     d2g_colmap_t *colmap;
     uint64_t colmap_synced; /* generation last merged with Redis */
+
+    /* the document's sync-status table (syncstat.h): its write in flight
+     * (outside flights: it never takes a dossier batch's place), when the
+     * next is due (mono ms), the digest of the rows this worker last wrote,
+     * and the dossiers this worker showed as refused (item key -> true) */
+    struct d2g_flush *status;
+    int64_t status_due;
+    uint64_t status_sent;
+    json_t *refused;
 
     /* error log deduplication */
     char last_event[48], last_text[256];

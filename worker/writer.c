@@ -3,6 +3,7 @@
 #include "colmap_store.h"
 #include "flush.h"
 #include "lane.h"
+#include "syncstat.h"
 #include "writer_int.h"
 
 #include "ds2grist/alloc.h"
@@ -60,8 +61,7 @@ static d2g_lane_t *lane_find(const d2g_writer_t *w, const d2g_procedure_t *proc)
     return slot ? w->lanes[json_integer_value(slot)] : NULL;
 }
 
-static d2g_lane_t *lane_get(d2g_writer_t *w, const d2g_item_t *item) {
-    const d2g_procedure_t *proc = item->proc;
+static d2g_lane_t *lane_for(d2g_writer_t *w, const d2g_procedure_t *proc, const d2g_config_t *held) {
     d2g_lane_t *l = lane_find(w, proc);
     if (l)
         return l;
@@ -71,7 +71,9 @@ static d2g_lane_t *lane_get(d2g_writer_t *w, const d2g_item_t *item) {
         d2g_log(D2G_LOG_ERROR, "lane_unusable", proc->number, proc->document, "[queue] %s", err);
         abort();
     }
-    l->held = d2g_config_ref(item->held ? item->held : w->cfg);
+    l->held = d2g_config_ref(held);
+    /* Its first status write after one period (then every period). */
+    l->status_due = d2g_clock_mono_ms() + (int64_t)w->cfg->worker.status_interval_s * 1000;
     /* Start from the column map the fleet persisted: ids stay the same everywhere. */
     if (d2g_colmap_store_load(w->redis, l->colmap_key, l->colmap, err, sizeof(err)))
         d2g_lane_log(l, D2G_LOG_WARN, "queue", "redis_error", err, "column map not read; merged later");
@@ -85,6 +87,19 @@ static d2g_lane_t *lane_get(d2g_writer_t *w, const d2g_item_t *item) {
     return l;
 }
 
+static d2g_lane_t *lane_get(d2g_writer_t *w, const d2g_item_t *item) {
+    return lane_for(w, item->proc, item->held ? item->held : w->cfg);
+}
+
+/* With a sync-status table, every configured document has a lane, so that
+ * the documents nothing is written to show their status too. */
+static void lanes_for_all(d2g_writer_t *w) {
+    if (w->cfg->worker.status_interval_s <= 0)
+        return;
+    for (size_t i = 0; i < w->cfg->n_procedures; i++)
+        lane_for(w, &w->cfg->procedures[i], w->cfg);
+}
+
 static void publish(d2g_writer_t *w, d2g_lane_t *l) {
     if (l->pub_state == l->state && l->pub_reason == l->reason)
         return;
@@ -94,6 +109,8 @@ static void publish(d2g_writer_t *w, d2g_lane_t *l) {
                      d2g_lane_state_name(l->pub_state), d2g_lane_state_name(l->state),
                      l->reason ? ": " : "", l->reason ? l->reason : "");
     d2g_lane_publish(l, w->redis, w->worker_id);
+    if (l->state != l->pub_state && w->cfg->worker.status_interval_s > 0)
+        l->status_due = d2g_clock_mono_ms(); /* the agents see it change at once */
     l->pub_state = l->state;
     l->pub_reason = l->reason;
 }
@@ -189,6 +206,45 @@ static int lane_start(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
     return 1;
 }
 
+/* The document's sync-status table (syncstat.h): one write per period, by
+ * the worker whose turn it is, beside the dossiers' batches; none while the
+ * lane is parked. */
+static void status_step(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
+    char err[D2G_ERRLEN];
+    int64_t interval = (int64_t)w->cfg->worker.status_interval_s * 1000;
+    if (l->status) {
+        if (d2g_flush_waiting(l->status))
+            return;
+        if (l->state == D2G_LANE_PARKED || d2g_flush_step(w, l->status, now)) {
+            d2g_flush_free(l->status, 1);
+            l->status = NULL;
+        }
+        return;
+    }
+    if (interval <= 0 || l->state == D2G_LANE_PARKED || now < l->status_due)
+        return;
+    l->status_due = now + interval;
+    int turn = d2g_syncstat_turn(w->redis, l, w->worker_id, interval, err, sizeof(err));
+    if (turn < 0)
+        d2g_lane_log(l, D2G_LOG_WARN, "status", "redis_error", err, "status table not written this period");
+    if (turn <= 0)
+        return;
+    d2g_mapped_t rows;
+    if (d2g_syncstat_collect(w->redis, w->cfg, l, w->secrets, w->n_secrets, &rows, err, sizeof(err))) {
+        d2g_lane_log(l, D2G_LOG_WARN, "status", "redis_error", err, "status table not written this period");
+        return;
+    }
+    if (!rows.n_records) { /* no procedure of this configuration writes here any more */
+        d2g_mapped_clear(&rows);
+        return;
+    }
+    l->status = d2g_flush_new_status(l, &rows);
+    if (d2g_flush_step(w, l->status, now)) {
+        d2g_flush_free(l->status, 1);
+        l->status = NULL;
+    }
+}
+
 static void lane_step(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
     for (int guard = 0; guard < 16; guard++) {
         int progressed = 0;
@@ -219,12 +275,17 @@ static void lane_step(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
         if (l->state != D2G_LANE_PARKED || !w->hooks.shed)
             progressed |= lane_start(w, l, now);
         publish(w, l);
+        status_step(w, l, now);
         if (!progressed)
             break;
     }
 }
 
 void d2g_writer_step(d2g_writer_t *w, int64_t now) {
+    if (!w->all_lanes) {
+        lanes_for_all(w);
+        w->all_lanes = 1;
+    }
     for (size_t i = 0; i < w->n_lanes; i++)
         lane_step(w, w->lanes[i], now);
 }
@@ -303,6 +364,12 @@ int64_t d2g_writer_next_due(const d2g_writer_t *w) {
                 ready = l->next_try;
             if (ready < t)
                 t = ready;
+        }
+        if (w->cfg->worker.status_interval_s > 0) {
+            int64_t s = l->status ? (d2g_flush_waiting(l->status) ? INT64_MAX : l->next_try)
+                        : l->state == D2G_LANE_PARKED ? INT64_MAX : l->status_due;
+            if (s < t)
+                t = s;
         }
         if (t < due)
             due = t;
@@ -479,6 +546,7 @@ void d2g_writer_apply(d2g_writer_t *w, const d2g_config_t *cfg) {
         l->held = d2g_config_ref(cfg);
         moved++;
     }
+    lanes_for_all(w); /* documents added: their status tables */
     d2g_log(D2G_LOG_INFO, "config_applied", 0, NULL,
             "generation %" PRIu64 ": %zu lanes on the new configuration, %zu draining on their "
             "old server", cfg->generation, moved, kept);
