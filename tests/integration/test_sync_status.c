@@ -11,7 +11,8 @@
  *   errors          DS refusing the token shows "DS : ..." (no secret) until
  *                   the token works again and the agent ticks the box; a
  *                   dossier Grist refuses shows "Dossier N non écrit : ..."
- *                   until that dossier is written
+ *                   until that dossier is written; an error text quoting the
+ *                   DS token and the Grist key shows "***" instead
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@
 #include <string.h>
 
 #include "ds2grist/clock.h"
+#include "ds2grist/redis.h"
 #include "stack.h"
 
 #define TOKEN D2G_STACK_DS_TOKEN
@@ -218,6 +220,25 @@ static void test_errors(void **state) {
     json_decref(d2g_stack_ds_do(env, "PATCH", path, "{\"state\": \"en_instruction\"}"));
     all = DOSSIERS + 1;
     json_decref(wait_row(env, counted, &all, 60, "clear of the refused dossier, 31 counted"));
+
+    /* An error text that quotes the secrets (a proxy echoing the request): scrubbed. */
+    char url[128], err[256], at[32];
+    d2g_redis_t *r = NULL;
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", env->redis_port);
+    assert_int_equal(d2g_redis_connect(url, NULL, NULL, "ds2grist", 2000, &r, err, sizeof(err)), 0);
+    snprintf(at, sizeof(at), "%lld", (long long)(d2g_clock_wall_ms() + 3600000));
+    const char *hset[] = {"HSET", "ds2grist:{proc:1501}:status", "last_error",
+                          "HTTP 502: bad gateway (Authorization: Bearer " TOKEN ", key " GKEY ")",
+                          "last_error_ms", at};
+    redisReply *rep = d2g_redis_argv(r, 6, hset, NULL, err, sizeof(err));
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    d2g_redis_free(r);
+    row = wait_row(env, error_starts, "DS : HTTP 502", 30, "showing the echoed error");
+    printf("# an error quoting the secrets: \"%s\"\n", text_of(row, "derniere_erreur"));
+    no_secret(row);
+    assert_non_null(strstr(text_of(row, "derniere_erreur"), "***"));
+    json_decref(row);
     assert_int_equal(d2g_test_proc_stop(&worker), 0);
     assert_int_equal(d2g_test_proc_stop(&producer), 0);
 }
