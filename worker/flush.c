@@ -64,6 +64,7 @@ struct d2g_flush {
     d2g_mapped_t rows;
     uint64_t put_digest;
     int cleared; /* ticked boxes the PUT clears */
+    int forced;  /* the table or a column was just made: the rows are written */
 };
 
 d2g_flush_t *d2g_flush_new(d2g_lane_t *lane, d2g_item_t **items, size_t n) {
@@ -348,7 +349,17 @@ static int plan_schema(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t n
         f->stage = S_READ;
         return 0;
     }
-    if (++f->rounds > CHANGE_ROUNDS_MAX) {
+    if (++f->rounds > CHANGE_ROUNDS_MAX && f->status) {
+        /* The status table does not take its columns: never the lane's trouble. */
+        release_lock(w, l, f);
+        d2g_lane_log(l, D2G_LOG_WARN, "status", "schema_not_converging", NULL,
+                     "the status table does not take its columns; tried again next period");
+        d2g_ops_clear(&f->ops);
+        f->failed = 1;
+        f->stage = S_DONE;
+        return 1;
+    }
+    if (f->rounds > CHANGE_ROUNDS_MAX) {
         release_lock(w, l, f);
         d2g_lane_failed(l, now, D2G_GRIST_REFUSED, D2G_LANE_REJECTED, -1,
                         "the document's schema does not take the changes asked", &w->rng);
@@ -486,7 +497,7 @@ static void plan_status_put(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f) {
     uint64_t h = 0;
     for (size_t k = 0; k < f->ops.n; k++)
         h = h * 31 + d2g_syncstat_digest(f->ops.v[k].body);
-    if (!f->cleared && h == l->status_sent)
+    if (!f->cleared && !f->forced && h == l->status_sent)
         d2g_ops_clear(&f->ops);
     f->put_digest = f->ops.n ? h : 0;
 }
@@ -644,8 +655,13 @@ int d2g_flush_step(d2g_writer_t *w, d2g_flush_t *f, int64_t now) {
         return 0;
     if (f->stage == S_DONE && f->status) {
         /* Never a change of the lane's state: the dossiers' batches decide it. */
-        if (!f->failed && f->put_digest)
-            l->status_sent = f->put_digest;
+        if (!f->failed) {
+            l->ok_wall_ms = d2g_clock_wall_ms();
+            if (f->put_digest) {
+                l->status_sent = f->put_digest;
+                d2g_syncstat_sent(w->redis, l, f->put_digest);
+            }
+        }
         return 1;
     }
     if (f->stage == S_DONE) {
@@ -672,6 +688,7 @@ int d2g_flush_step(d2g_writer_t *w, d2g_flush_t *f, int64_t now) {
             d2g_lane_log(l, D2G_LOG_WARN, "done", "redis_error", err,
                          "dossiers not counted for the status table");
         w->stats.batches++;
+        l->ok_wall_ms = d2g_clock_wall_ms();
         d2g_writer_finish(w, f->items, f->n, NULL);
         d2g_lane_succeeded(l, !f->failed);
         return 1;
@@ -875,6 +892,7 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t
             json_decref(req);
         }
         d2g_schema_applied(l->schema, o->change, body);
+        f->forced |= f->status;
         break;
     case D2G_OP_PUT: {
         w->stats.rows_written += o->rows;

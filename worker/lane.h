@@ -106,12 +106,17 @@ typedef struct d2g_lane {
 
     /* the document's sync-status table (syncstat.h): its write in flight
      * (outside flights: it never takes a dossier batch's place), when the
-     * next is due (mono ms), the digest of the rows this worker last wrote,
-     * and the dossiers this worker showed as refused (item key -> true) */
+     * next is due (mono ms), the digest of the rows last written (by any
+     * worker: read from Redis with the rows), the dossiers this worker showed
+     * as refused (item key -> true), the last write of the lane Grist
+     * acknowledged (wall ms: older troubles of other workers' lanes are not
+     * shown after it), and whether a dossier ever came for it */
     struct d2g_flush *status;
     int64_t status_due;
     uint64_t status_sent;
     json_t *refused;
+    int64_t ok_wall_ms;
+    int used;
 
     /* error log deduplication */
     char last_event[48], last_text[256];

@@ -113,6 +113,8 @@ static void read_replies(redisReply **rep, reading_t *rd) {
 /* The document's lanes that are not active, in any worker ({doc}:lane): the
  * most recent one's text, or NULL. *at gets its time. */
 static char *lane_trouble(d2g_redis_t *r, const d2g_lane_t *l, int64_t *at, char *err, size_t errlen) {
+    /* A trouble older than this lane's last acknowledged write is over (a
+     * worker that died while backing off leaves its entry for a day). */
     const char *argv[] = {"HGETALL", l->lane_key};
     redisReply *rep = d2g_redis_argv(r, 2, argv, NULL, err, errlen);
     char *text = NULL;
@@ -126,7 +128,8 @@ static char *lane_trouble(d2g_redis_t *r, const d2g_lane_t *l, int64_t *at, char
         int is_int;
         if (d2g_clock_parse_iso(json_string_value(json_object_get(j, "since")), &since, &is_int))
             since = 0;
-        if (state && strcmp(state, "active") && (!text || since * 1000 > (double)*at)) {
+        if (state && strcmp(state, "active") && since * 1000 > (double)l->ok_wall_ms &&
+            (!text || since * 1000 > (double)*at)) {
             free(text);
             const char *reason = json_string_value(json_object_get(j, "reason"));
             const char *e = json_string_value(json_object_get(j, "error"));
@@ -224,8 +227,9 @@ static int is_ours(const d2g_procedure_t *p, const d2g_lane_t *l) {
 
 int d2g_syncstat_collect(d2g_redis_t *r, const d2g_config_t *cfg, const d2g_lane_t *l,
                          const char *const *secrets, size_t n_secrets, d2g_mapped_t *out,
-                         char *err, size_t errlen) {
+                         uint64_t *sent, char *err, size_t errlen) {
     memset(out, 0, sizeof(*out));
+    *sent = 0;
     size_t n = 0;
     for (size_t i = 0; i < cfg->n_procedures; i++)
         n += (size_t)is_ours(&cfg->procedures[i], l);
@@ -242,8 +246,20 @@ int d2g_syncstat_collect(d2g_redis_t *r, const d2g_config_t *cfg, const d2g_lane
     redisContext *c = d2g_redis_context(r);
     int rc = c ? 0 : d2g_err_set(err, errlen, "redis: not connected");
     reading_t *rd = d2g_calloc(n, sizeof(*rd));
+    const char *hsent[] = {"HGET", l->syncerr_key, "#sent"};
+    if (!rc)
+        redisAppendCommandArgv(c, 3, hsent, NULL);
     for (size_t i = 0; !rc && i < n; i++)
         append_reads(c, r, l, procs[i]->number);
+    void *v0 = NULL;
+    if (!rc && redisGetReply(c, &v0) != REDIS_OK)
+        rc = d2g_err_set(err, errlen, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
+    if (v0) {
+        const redisReply *s0 = v0;
+        if (s0->type == REDIS_REPLY_STRING)
+            *sent = strtoull(s0->str, NULL, 16);
+        freeReplyObject(v0);
+    }
     for (size_t i = 0; !rc && i < n; i++) {
         redisReply *rep[5] = {0};
         for (int k = 0; k < 5 && !rc; k++) {
@@ -398,6 +414,17 @@ int d2g_syncstat_written(d2g_redis_t *r, d2g_lane_t *l, d2g_item_t *const *items
     }
     json_decref(by);
     return rc;
+}
+
+void d2g_syncstat_sent(d2g_redis_t *r, d2g_lane_t *l, uint64_t digest) {
+    char err[D2G_ERRLEN], hex[24];
+    snprintf(hex, sizeof(hex), "%" PRIx64, digest);
+    const char *argv[] = {"HSET", l->syncerr_key, "#sent", hex};
+    redisReply *rep = d2g_redis_argv(r, 4, argv, NULL, err, sizeof(err));
+    if (rep)
+        freeReplyObject(rep);
+    else /* the next writer sends the same rows again: harmless */
+        d2g_lane_log(l, D2G_LOG_WARN, "status", "redis_error", err, "status rows' digest not recorded");
 }
 
 void d2g_syncstat_refused(d2g_redis_t *r, d2g_lane_t *l, const d2g_item_t *item,

@@ -56,12 +56,15 @@ int d2g_syncstat_turn(d2g_redis_t *r, const d2g_lane_t *l, const char *worker_id
  * The rows of the document's procedures in cfg, from what the producer and
  * the workers published in Redis (one pipelined round trip), texts scrubbed
  * of secrets. out gets one table (D2G_SYNCSTAT_TABLE) and one record per
- * procedure; out->n_records = 0 if the document has none. -1 on a Redis
+ * procedure; out->n_records = 0 if the document has none; *sent the digest
+ * of the rows last written (d2g_syncstat_sent; 0: unknown). -1 on a Redis
  * error (err; out empty).
  */
 int d2g_syncstat_collect(d2g_redis_t *r, const d2g_config_t *cfg, const d2g_lane_t *l,
                          const char *const *secrets, size_t n_secrets, d2g_mapped_t *out,
-                         char *err, size_t errlen);
+                         uint64_t *sent, char *err, size_t errlen);
+/* The rows just written had this digest (any worker skips a PUT of the same rows). */
+void d2g_syncstat_sent(d2g_redis_t *r, d2g_lane_t *l, uint64_t digest);
 
 /* The path of the GET of the ticked rows (caller frees). */
 char *d2g_syncstat_ticks_path(void);

@@ -117,6 +117,7 @@ static void publish(d2g_writer_t *w, d2g_lane_t *l) {
 
 void d2g_writer_add(d2g_writer_t *w, d2g_item_t *item) {
     d2g_lane_t *l = lane_get(w, item);
+    l->used = 1;
     if (l->state == D2G_LANE_PARKED && w->hooks.shed) {
         d2g_writer_shed_items(w, l, &item, 1);
         return;
@@ -230,7 +231,8 @@ static void status_step(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
     if (turn <= 0)
         return;
     d2g_mapped_t rows;
-    if (d2g_syncstat_collect(w->redis, w->cfg, l, w->secrets, w->n_secrets, &rows, err, sizeof(err))) {
+    if (d2g_syncstat_collect(w->redis, w->cfg, l, w->secrets, w->n_secrets, &rows, &l->status_sent, err,
+                             sizeof(err))) {
         d2g_lane_log(l, D2G_LOG_WARN, "status", "redis_error", err, "status table not written this period");
         return;
     }
@@ -445,6 +447,8 @@ void d2g_writer_sample(d2g_writer_t *w) {
     char err[D2G_ERRLEN];
     for (size_t i = 0; i < w->n_lanes; i++) {
         d2g_lane_t *l = w->lanes[i];
+        if (!l->used && !l->status)
+            continue; /* a lane kept for its status table alone: nothing to sample */
         /* Requests in flight keep their permits registered (Redis may have
          * restarted empty meanwhile). */
         for (size_t k = 0; k < l->n_flights; k++)
@@ -452,6 +456,10 @@ void d2g_writer_sample(d2g_writer_t *w) {
                 d2g_grist_renew(w->redis, &l->doc, d2g_flush_holder(l->flights[k]), w->cfg->grist.timeout_s,
                                 err, sizeof(err)))
                 d2g_lane_log(l, D2G_LOG_WARN, "flush", "redis_error", err, "permit of a request in flight not renewed");
+        if (l->status && d2g_flush_waiting(l->status) &&
+            d2g_grist_renew(w->redis, &l->doc, d2g_flush_holder(l->status), w->cfg->grist.timeout_s, err,
+                            sizeof(err)))
+            d2g_lane_log(l, D2G_LOG_WARN, "status", "redis_error", err, "permit of a request in flight not renewed");
         int n = d2g_permits_in_use(w->redis, l->doc.permit_key, err, sizeof(err));
         const char *lv[] = {l->doc.label};
         if (n >= 0)
