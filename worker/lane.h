@@ -117,6 +117,7 @@ typedef struct d2g_lane {
     json_t *refused;
     int64_t ok_wall_ms;
     int used;
+    int status_now; /* the lane's state changed: written at once, whoever's turn it is */
 
     /* error log deduplication */
     char last_event[48], last_text[256];

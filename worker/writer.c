@@ -109,8 +109,10 @@ static void publish(d2g_writer_t *w, d2g_lane_t *l) {
                      d2g_lane_state_name(l->pub_state), d2g_lane_state_name(l->state),
                      l->reason ? ": " : "", l->reason ? l->reason : "");
     d2g_lane_publish(l, w->redis, w->worker_id);
-    if (l->state != l->pub_state && w->cfg->worker.status_interval_s > 0)
+    if (l->state != l->pub_state && w->cfg->worker.status_interval_s > 0) {
         l->status_due = d2g_clock_mono_ms(); /* the agents see it change at once */
+        l->status_now = 1;
+    }
     l->pub_state = l->state;
     l->pub_reason = l->reason;
 }
@@ -225,7 +227,9 @@ static void status_step(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
     if (interval <= 0 || l->state == D2G_LANE_PARKED || now < l->status_due)
         return;
     l->status_due = now + interval;
-    int turn = d2g_syncstat_turn(w->redis, l, w->worker_id, interval, err, sizeof(err));
+    /* A change of this lane's state is this worker's to show (rare): no turn. */
+    int turn = l->status_now ? 1 : d2g_syncstat_turn(w->redis, l, w->worker_id, interval, err, sizeof(err));
+    l->status_now = 0;
     if (turn < 0)
         d2g_lane_log(l, D2G_LOG_WARN, "status", "redis_error", err, "status table not written this period");
     if (turn <= 0)

@@ -11,7 +11,9 @@
  *   errors          DS refusing the token shows "DS : ..." (no secret) until
  *                   the token works again and the agent ticks the box; a
  *                   dossier Grist refuses shows "Dossier N non écrit : ..."
- *                   until that dossier is written; an error text quoting the
+ *                   until that dossier is written; Grist failing the
+ *                   document's writes for a while shows "Grist : écritures
+ *                   ralenties ..." until they go through; an error text quoting the
  *                   DS token and the Grist key shows "***" instead
  */
 #include <setjmp.h>
@@ -220,6 +222,18 @@ static void test_errors(void **state) {
     json_decref(d2g_stack_ds_do(env, "PATCH", path, "{\"state\": \"en_instruction\"}"));
     all = DOSSIERS + 1;
     json_decref(wait_row(env, counted, &all, 60, "clear of the refused dossier, 31 counted"));
+
+    /* Grist fails the dossiers' writes 4 times in a row (503): the lane backs off, the agents see it;
+     * then they go through and it is gone. */
+    json_decref(d2g_stack_grist_do(env, "POST", "/admin/faults",
+                                   "{\"doc\": \"docA\", \"method\": \"PUT\", \"pattern\": \"^/tables/Suivi/records\","
+                                   " \"status\": 503, \"error\": \"Service Unavailable\", \"count\": 4}"));
+    json_decref(d2g_stack_ds_do(env, "PATCH", path, "{\"state\": \"accepte\"}"));
+    row = wait_row(env, error_starts, "Grist : écritures ralenties", 60, "showing Grist's failures");
+    printf("# Grist failing the writes: \"%s\"\n", text_of(row, "derniere_erreur"));
+    no_secret(row);
+    json_decref(row);
+    json_decref(wait_row(env, counted, &all, 60, "clear of Grist's failures"));
 
     /* An error text that quotes the secrets (a proxy echoing the request): scrubbed. */
     char url[128], err[256], at[32];
