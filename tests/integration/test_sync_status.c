@@ -7,7 +7,8 @@
  *                   dossier count, the last and next polls and no error; a
  *                   dossier removed from Grist by hand comes back whole once
  *                   an agent ticks "Resynchroniser" (set through Grist's API),
- *                   the box is cleared and the resync shown done
+ *                   the box is cleared and the resync shown done; dossiers changed
+ *                   in DS during the resync end up in their latest version
  *   errors          DS refusing the token shows "DS : ..." (no secret) until
  *                   the token works again and the agent ticks the box; a
  *                   dossier Grist refuses shows "Dossier N non écrit : ..."
@@ -112,6 +113,37 @@ static int no_error(json_t *row, const void *arg) {
     return !*text_of(row, "derniere_erreur") && json_is_null(field(row, "date_erreur"));
 }
 
+/* 1 when every dossier's row holds DS's latest modification date (waits up to timeout_s). */
+static int latest_everywhere(d2g_testenv_t *env, int timeout_s) {
+    int64_t end = d2g_clock_mono_ms() + timeout_s * 1000LL;
+    for (;;) {
+        json_t *ds = d2g_stack_ds_get(env, PROC, 0);
+        json_t *rows = d2g_stack_grist_rows(env, "docA", "Suivi");
+        size_t i, same = 0, n = json_array_size(json_object_get(ds, "dossiers"));
+        json_t *d;
+        json_array_foreach(json_object_get(ds, "dossiers"), i, d) {
+            json_int_t num = json_integer_value(json_object_get(d, "number"));
+            double want_ms = (double)json_integer_value(json_object_get(d, "updatedAtMs"));
+            size_t k;
+            json_t *r;
+            json_array_foreach(rows, k, r) {
+                double at = json_number_value(field(r, "date_derniere_modification"));
+                if (json_integer_value(field(r, "numero")) == num && at * 1000 <= want_ms && want_ms - at * 1000 < 1000)
+                    same++;
+            }
+        }
+        json_decref(rows);
+        json_decref(ds);
+        if (same == n)
+            return 1;
+        if (d2g_clock_mono_ms() > end) {
+            printf("# %zu of %zu dossiers in their latest version\n", same, n);
+            return 0;
+        }
+        d2g_test_sleep_ms(500);
+    }
+}
+
 /* The agent's tick: the cell set through Grist's API with the document's key. */
 static void tick(d2g_testenv_t *env, json_t *row) {
     char url[320], body[128];
@@ -128,9 +160,29 @@ static void no_secret(json_t *row) {
     free(t);
 }
 
+/* Requests to the status table so far: GETs and PUTs, and the most in flight on the document. */
+static void status_cost(d2g_testenv_t *env, long long *gets, long long *puts, long long *max_in_flight) {
+    json_t *st = d2g_stack_grist_do(env, "GET", "/admin/stats", NULL);
+    json_t *doc = json_object_get(json_object_get(st, "docs"), "docA");
+    const char *path;
+    json_t *p;
+    *gets = *puts = 0;
+    json_object_foreach(json_object_get(doc, "paths"), path, p) {
+        if (!strstr(path, "/tables/DS2Grist_Sync/records"))
+            continue;
+        if (!strncmp(path, "GET ", 4))
+            *gets += json_integer_value(json_object_get(p, "requests"));
+        if (!strncmp(path, "PUT ", 4))
+            *puts += json_integer_value(json_object_get(p, "requests"));
+    }
+    *max_in_flight = json_integer_value(json_object_get(doc, "maxApiInFlight"));
+    json_decref(st);
+}
+
 static void test_row_and_resync(void **state) {
     d2g_testenv_t *env = *state;
     d2g_test_proc_t producer, worker;
+    int64_t t0 = d2g_clock_mono_ms(); /* the worker starts now */
     start(env, &producer, &worker);
     json_int_t all = DOSSIERS;
     json_t *row = wait_row(env, counted, &all, 60, "counting 30 dossiers");
@@ -160,7 +212,12 @@ static void test_row_and_resync(void **state) {
     /* The agent ticks the box: a full resync; the row is back, whole; the box cleared. */
     tick(env, row);
     json_decref(row);
+    /* DS keeps changing meanwhile: 10 dossiers touched while the resync is asked and runs. */
+    json_decref(d2g_stack_ds_do(env, "POST", "/admin/procedures/1501/touch", "{\"count\": 5}"));
+    d2g_test_sleep_ms(1500);
+    json_decref(d2g_stack_ds_do(env, "POST", "/admin/procedures/1501/touch", "{\"count\": 5}"));
     row = wait_row(env, resynced, NULL, 90, "showing the resync done");
+    assert_true(latest_everywhere(env, 60));
     assert_int_equal(d2g_stack_wait_synced(env, "docA", "Suivi", PROC, 60), DOSSIERS);
     json_t *back = NULL;
     rows = d2g_stack_grist_rows(env, "docA", "Suivi");
@@ -176,6 +233,13 @@ static void test_row_and_resync(void **state) {
     assert_int_equal(json_integer_value(field(row, "dossiers")), DOSSIERS);
     no_secret(row);
     json_decref(row);
+    long long gets, puts, in_flight;
+    status_cost(env, &gets, &puts, &in_flight);
+    double secs = (double)(d2g_clock_mono_ms() - t0) / 1000.0;
+    printf("# status table: %lld GETs and %lld PUTs in %.0f s (period 1 s); most in flight on the document %lld (limit 8)\n",
+           gets, puts, secs, in_flight);
+    assert_true(gets <= secs + 2 && puts <= gets + 2);
+    assert_true(in_flight <= 8);
     assert_int_equal(d2g_test_proc_stop(&worker), 0);
     assert_int_equal(d2g_test_proc_stop(&producer), 0);
 }
