@@ -895,8 +895,10 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t
         f->forced |= f->status;
         break;
     case D2G_OP_PUT: {
-        w->stats.rows_written += o->rows;
-        d2g_metric_observe(w->m_batch_rows, NULL, (double)o->rows);
+        if (!f->status) { /* dossiers' rows only */
+            w->stats.rows_written += o->rows;
+            d2g_metric_observe(w->m_batch_rows, NULL, (double)o->rows);
+        }
         /* Rows of changed cells Grist did not have (someone removed them):
          * written in full after this request. */
         missing = d2g_plan_missing(o, body, &n_missing);
@@ -937,6 +939,11 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t
     }
     free(missing);
     replan_writes(f);
+}
+
+void d2g_flush_drop(d2g_writer_t *w, d2g_flush_t *f) {
+    release_lock(w, f->lane, f);
+    d2g_flush_free(f, 1);
 }
 
 void d2g_flush_abandon(d2g_flush_t *f, uint8_t topic, int32_t partition) {

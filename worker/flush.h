@@ -42,6 +42,9 @@ d2g_flush_t *d2g_flush_new_status(d2g_lane_t *lane, d2g_mapped_t *rows);
 d2g_lane_t *d2g_flush_lane(const d2g_flush_t *f);
 /* The keys of its dossiers ({key: true}), borrowed. */
 const json_t *d2g_flush_keys(const d2g_flush_t *f);
+/* A flush given up before its end (not waiting for an answer): the schema
+ * lock it may hold is released, then it is freed with its items (no hooks). */
+void d2g_flush_drop(d2g_writer_t *w, d2g_flush_t *f);
 /* Frees the flush; with free_items its items too (no hooks). */
 void d2g_flush_free(d2g_flush_t *f, int free_items);
 /* Items still in the batch. */

@@ -218,10 +218,13 @@ static void status_step(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
     if (l->status) {
         if (d2g_flush_waiting(l->status))
             return;
-        if (l->state == D2G_LANE_PARKED || d2g_flush_step(w, l->status, now)) {
+        if (l->state == D2G_LANE_PARKED)
+            d2g_flush_drop(w, l->status); /* its lock, if it holds it, goes back */
+        else if (d2g_flush_step(w, l->status, now))
             d2g_flush_free(l->status, 1);
-            l->status = NULL;
-        }
+        else
+            return;
+        l->status = NULL;
         return;
     }
     if (interval <= 0 || l->state == D2G_LANE_PARKED || now < l->status_due)
