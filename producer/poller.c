@@ -889,7 +889,8 @@ static int start_check(d2g_poller_t *p, int64_t now) {
     for (size_t i = 0; i < n; i++) {
         proc_t *pr = p->procs[p->picked[i]];
         d2g_cursor_t *cu = &cursors[i];
-        if (!cu->deleted_since) { /* never ran: a first run, no check */
+        if (!cu->deleted_since || /* never ran: a first run, no check */
+            cu->resync_started_ms > cu->resync_done_ms) { /* a full resync to finish */
             want_run(pr, now, 0);
             continue;
         }
