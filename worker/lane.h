@@ -117,7 +117,8 @@ typedef struct d2g_lane {
     json_t *refused;
     int64_t ok_wall_ms;
     int used;
-    int status_now; /* the lane's state changed: written at once, whoever's turn it is */
+    int status_now; /* the lane's state changed: written next, whoever's turn it is */
+    int64_t status_last; /* mono ms of the last status write's start (or the lane's creation) */
 
     /* error log deduplication */
     char last_event[48], last_text[256];

@@ -73,7 +73,8 @@ static d2g_lane_t *lane_for(d2g_writer_t *w, const d2g_procedure_t *proc, const 
     }
     l->held = d2g_config_ref(held);
     /* Its first status write after one period (then every period). */
-    l->status_due = d2g_clock_mono_ms() + (int64_t)w->cfg->worker.status_interval_s * 1000;
+    l->status_last = d2g_clock_mono_ms();
+    l->status_due = l->status_last + (int64_t)w->cfg->worker.status_interval_s * 1000;
     /* Start from the column map the fleet persisted: ids stay the same everywhere. */
     if (d2g_colmap_store_load(w->redis, l->colmap_key, l->colmap, err, sizeof(err)))
         d2g_lane_log(l, D2G_LOG_WARN, "queue", "redis_error", err, "column map not read; merged later");
@@ -110,7 +111,12 @@ static void publish(d2g_writer_t *w, d2g_lane_t *l) {
                      l->reason ? ": " : "", l->reason ? l->reason : "");
     d2g_lane_publish(l, w->redis, w->worker_id);
     if (l->state != l->pub_state && w->cfg->worker.status_interval_s > 0) {
-        l->status_due = d2g_clock_mono_ms(); /* the agents see it change at once */
+        /* The agents see it change with the next write, never sooner than a
+         * period after the last one: a lane flapping on a failing document
+         * adds no requests. */
+        int64_t next = l->status_last + (int64_t)w->cfg->worker.status_interval_s * 1000;
+        int64_t now = d2g_clock_mono_ms();
+        l->status_due = next > now ? next : now;
         l->status_now = 1;
     }
     l->pub_state = l->state;
@@ -230,7 +236,8 @@ static void status_step(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
     if (interval <= 0 || l->state == D2G_LANE_PARKED || now < l->status_due)
         return;
     l->status_due = now + interval;
-    /* A change of this lane's state is this worker's to show (rare): no turn. */
+    l->status_last = now;
+    /* A change of this lane's state is this worker's to show: no turn. */
     int turn = l->status_now ? 1 : d2g_syncstat_turn(w->redis, l, w->worker_id, interval, err, sizeof(err));
     l->status_now = 0;
     if (turn < 0)

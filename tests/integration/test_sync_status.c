@@ -9,6 +9,8 @@
  *                   an agent ticks "Resynchroniser" (set through Grist's API),
  *                   the box is cleared and the resync shown done; dossiers changed
  *                   in DS during the resync end up in their latest version
+ *   two_workers     two workers, one document: one of them writes the table each period
+ *                   (one GET of the ticked rows per period, not one per worker)
  *   errors          DS refusing the token shows "DS : ..." (no secret) until
  *                   the token works again and the agent ticks the box; a
  *                   dossier Grist refuses shows "Dossier N non écrit : ..."
@@ -244,6 +246,27 @@ static void test_row_and_resync(void **state) {
     assert_int_equal(d2g_test_proc_stop(&producer), 0);
 }
 
+static void test_two_workers(void **state) {
+    d2g_testenv_t *env = *state;
+    d2g_test_proc_t producer, worker, second;
+    char cfg[600];
+    int64_t t0 = d2g_clock_mono_ms();
+    start(env, &producer, &worker);
+    snprintf(cfg, sizeof(cfg), "%s/ds2grist.json", env->dir);
+    d2g_stack_spawn(env, &second, D2G_WORKER_BIN, "worker-2", cfg);
+    json_int_t all = DOSSIERS;
+    json_decref(wait_row(env, counted, &all, 60, "counting 30 dossiers"));
+    d2g_test_sleep_ms(8000);
+    long long gets, puts, in_flight;
+    status_cost(env, &gets, &puts, &in_flight);
+    double secs = (double)(d2g_clock_mono_ms() - t0) / 1000.0;
+    printf("# two workers: %lld GETs and %lld PUTs of the status table in %.0f s (period 1 s)\n", gets, puts, secs);
+    assert_true(gets <= secs + 2);
+    assert_int_equal(d2g_test_proc_stop(&second), 0);
+    assert_int_equal(d2g_test_proc_stop(&worker), 0);
+    assert_int_equal(d2g_test_proc_stop(&producer), 0);
+}
+
 static void test_errors(void **state) {
     d2g_testenv_t *env = *state;
     d2g_test_proc_t producer, worker;
@@ -325,6 +348,7 @@ int main(void) {
     d2g_test_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_row_and_resync, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_two_workers, d2g_stack_setup_kafka, d2g_stack_teardown),
         cmocka_unit_test_setup_teardown(test_errors, d2g_stack_setup_kafka, d2g_stack_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
