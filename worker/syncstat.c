@@ -69,11 +69,10 @@ static int64_t int_of(const redisReply *e) {
     return e && e->type == REDIS_REPLY_STRING ? strtoll(e->str, NULL, 10) : 0;
 }
 
-/* Appends the commands for one procedure: 5 replies. */
+/* Appends the commands for one procedure: 3 replies. */
 static void append_reads(redisContext *c, d2g_redis_t *r, const d2g_lane_t *l, int64_t number) {
-    char k[D2G_KEYLEN], num[24];
+    char k[D2G_KEYLEN];
     const char *ns = d2g_redis_namespace(r);
-    snprintf(num, sizeof(num), "%" PRId64, number);
     d2g_keys_proc(ns, k, sizeof(k), number, "cursor");
     const char *cur[] = {"HMGET", k, "last_poll_ms", "next_poll_ms", "resync_started_ms", "resync_done_ms"};
     redisAppendCommandArgv(c, 6, cur, NULL);
@@ -83,11 +82,6 @@ static void append_reads(redisContext *c, d2g_redis_t *r, const d2g_lane_t *l, i
     d2g_keys_doc_proc(ns, k, sizeof(k), l->doc.srv->name, l->doc.id, "present", number);
     const char *card[] = {"SCARD", k};
     redisAppendCommandArgv(c, 2, card, NULL);
-    d2g_keys_fleet(ns, k, sizeof(k), "resync");
-    const char *zs[] = {"ZSCORE", k, num};
-    redisAppendCommandArgv(c, 3, zs, NULL);
-    const char *er[] = {"HGET", l->syncerr_key, num};
-    redisAppendCommandArgv(c, 3, er, NULL);
 }
 
 static void read_replies(redisReply **rep, reading_t *rd) {
@@ -105,9 +99,6 @@ static void read_replies(redisReply **rep, reading_t *rd) {
     }
     if (rep[2]->type == REDIS_REPLY_INTEGER)
         rd->present = rep[2]->integer;
-    rd->pending = rep[3]->type == REDIS_REPLY_STRING;
-    if (rep[4]->type == REDIS_REPLY_STRING)
-        rd->refused = json_loads(rep[4]->str, 0, NULL);
 }
 
 /* The document's lanes that are not active, in any worker ({doc}:lane): the
@@ -246,23 +237,36 @@ int d2g_syncstat_collect(d2g_redis_t *r, const d2g_config_t *cfg, const d2g_lane
     redisContext *c = d2g_redis_context(r);
     int rc = c ? 0 : d2g_err_set(err, errlen, "redis: not connected");
     reading_t *rd = d2g_calloc(n, sizeof(*rd));
-    const char *hsent[] = {"HGET", l->syncerr_key, "#sent"};
-    if (!rc)
-        redisAppendCommandArgv(c, 3, hsent, NULL);
+    /* For the document: the refused dossiers and the rows' digest (one hash),
+     * the procedures' pending resync requests (one ZMSCORE); then 3 reads per
+     * procedure. One round trip. */
+    char kr[D2G_KEYLEN];
+    d2g_keys_fleet(d2g_redis_namespace(r), kr, sizeof(kr), "resync");
+    const char **zargv = d2g_calloc(n + 2, sizeof(char *));
+    char (*nums)[24] = d2g_calloc(n, 24);
+    zargv[0] = "ZMSCORE";
+    zargv[1] = kr;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(nums[i], 24, "%" PRId64, procs[i]->number);
+        zargv[i + 2] = nums[i];
+    }
+    const char *herr[] = {"HGETALL", l->syncerr_key};
+    if (!rc) {
+        redisAppendCommandArgv(c, 2, herr, NULL);
+        redisAppendCommandArgv(c, (int)n + 2, zargv, NULL);
+    }
     for (size_t i = 0; !rc && i < n; i++)
         append_reads(c, r, l, procs[i]->number);
-    void *v0 = NULL;
-    if (!rc && redisGetReply(c, &v0) != REDIS_OK)
-        rc = d2g_err_set(err, errlen, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
-    if (v0) {
-        const redisReply *s0 = v0;
-        if (s0->type == REDIS_REPLY_STRING)
-            *sent = strtoull(s0->str, NULL, 16);
-        freeReplyObject(v0);
+    redisReply *doc[2] = {0};
+    for (int k = 0; k < 2 && !rc; k++) {
+        void *v = NULL;
+        if (redisGetReply(c, &v) != REDIS_OK)
+            rc = d2g_err_set(err, errlen, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
+        doc[k] = v;
     }
     for (size_t i = 0; !rc && i < n; i++) {
-        redisReply *rep[5] = {0};
-        for (int k = 0; k < 5 && !rc; k++) {
+        redisReply *rep[3] = {0};
+        for (int k = 0; k < 3 && !rc; k++) {
             void *v = NULL;
             if (redisGetReply(c, &v) != REDIS_OK)
                 rc = d2g_err_set(err, errlen, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
@@ -270,10 +274,30 @@ int d2g_syncstat_collect(d2g_redis_t *r, const d2g_config_t *cfg, const d2g_lane
         }
         if (!rc)
             read_replies(rep, &rd[i]);
-        for (int k = 0; k < 5; k++)
+        for (int k = 0; k < 3; k++)
             if (rep[k])
                 freeReplyObject(rep[k]);
     }
+    if (!rc) {
+        /* syncerr: "<procedure>" -> the refused dossier, "#sent" -> the rows' digest */
+        for (size_t j = 0; doc[0]->type == REDIS_REPLY_ARRAY && j + 1 < doc[0]->elements; j += 2) {
+            const char *f = doc[0]->element[j]->str, *v = doc[0]->element[j + 1]->str;
+            if (!strcmp(f, "#sent")) {
+                *sent = strtoull(v, NULL, 16);
+                continue;
+            }
+            for (size_t i = 0; i < n; i++)
+                if (!strcmp(f, nums[i]) && !rd[i].refused)
+                    rd[i].refused = json_loads(v, 0, NULL);
+        }
+        for (size_t i = 0; doc[1]->type == REDIS_REPLY_ARRAY && i < n && i < doc[1]->elements; i++)
+            rd[i].pending = doc[1]->element[i]->type == REDIS_REPLY_STRING;
+    }
+    for (int k = 0; k < 2; k++)
+        if (doc[k])
+            freeReplyObject(doc[k]);
+    free(zargv);
+    free(nums);
     if (!rc) {
         out->records = d2g_calloc(n, sizeof(d2g_record_t));
         out->n_records = n;

@@ -75,10 +75,6 @@ static d2g_lane_t *lane_for(d2g_writer_t *w, const d2g_procedure_t *proc, const 
     /* Its first status write after one period (then every period). */
     l->status_last = d2g_clock_mono_ms();
     l->status_due = l->status_last + (int64_t)w->cfg->worker.status_interval_s * 1000;
-    /* Start from the column map the fleet persisted: ids stay the same everywhere. */
-    if (d2g_colmap_store_load(w->redis, l->colmap_key, l->colmap, err, sizeof(err)))
-        d2g_lane_log(l, D2G_LOG_WARN, "queue", "redis_error", err, "column map not read; merged later");
-    l->colmap_synced = d2g_colmap_generation(l->colmap);
     if (w->n_lanes == w->cap_lanes) {
         w->cap_lanes = w->cap_lanes ? w->cap_lanes * 2 : 16;
         w->lanes = d2g_realloc(w->lanes, w->cap_lanes * sizeof(*w->lanes));
@@ -88,8 +84,19 @@ static d2g_lane_t *lane_for(d2g_writer_t *w, const d2g_procedure_t *proc, const 
     return l;
 }
 
+/* The lane of an item's document; its first dossier loads the column map
+ * (a lane kept for its status table alone holds none). */
 static d2g_lane_t *lane_get(d2g_writer_t *w, const d2g_item_t *item) {
-    return lane_for(w, item->proc, item->held ? item->held : w->cfg);
+    char err[D2G_ERRLEN];
+    d2g_lane_t *l = lane_for(w, item->proc, item->held ? item->held : w->cfg);
+    if (!l->used) {
+        /* Start from the column map the fleet persisted: ids stay the same everywhere. */
+        if (d2g_colmap_store_load(w->redis, l->colmap_key, l->colmap, err, sizeof(err)))
+            d2g_lane_log(l, D2G_LOG_WARN, "queue", "redis_error", err, "column map not read; merged later");
+        l->colmap_synced = d2g_colmap_generation(l->colmap);
+        l->used = 1;
+    }
+    return l;
 }
 
 /* With a sync-status table, every configured document has a lane, so that
@@ -125,7 +132,6 @@ static void publish(d2g_writer_t *w, d2g_lane_t *l) {
 
 void d2g_writer_add(d2g_writer_t *w, d2g_item_t *item) {
     d2g_lane_t *l = lane_get(w, item);
-    l->used = 1;
     if (l->state == D2G_LANE_PARKED && w->hooks.shed) {
         d2g_writer_shed_items(w, l, &item, 1);
         return;
