@@ -779,11 +779,14 @@ static void lane_failure(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, d2g_op_
 
 /* A request of a status flush failed: the flush is dropped (the next period
  * tries again), the lane's state is left to its dossiers' batches. */
-static void status_failure(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, d2g_op_t *o, const char *text) {
+static void status_failure(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, d2g_op_t *o, int outcome,
+                           const char *text) {
     d2g_lane_log(l, D2G_LOG_WARN, "status", "status_not_written", text, "%s %.60s: the status table waits "
                  "for the next period", o->method, o->path);
-    if (o->kind == D2G_OP_CHANGE)
-        d2g_schema_forget(l->schema); /* it may have been applied */
+    /* A change may have been applied; a refusal may be a column someone
+     * removed (the next period reads the schema again and makes it). */
+    if (o->kind == D2G_OP_CHANGE || outcome == D2G_GRIST_REFUSED)
+        d2g_schema_forget(l->schema);
     release_lock(w, l, f);
     d2g_ops_clear(&f->ops);
     f->cur = 0;
@@ -842,7 +845,7 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t
         return;
     }
     if (outcome != D2G_GRIST_OK && f->status) {
-        status_failure(w, l, f, o, text);
+        status_failure(w, l, f, o, outcome, text);
         return;
     }
     if (outcome != D2G_GRIST_OK) {
@@ -914,7 +917,7 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t
         int n = d2g_syncstat_ticks(w->redis, body, &f->rows, d2g_clock_wall_ms(), err, sizeof(err));
         if (n < 0) {
             json_decref(body);
-            status_failure(w, l, f, o, err);
+            status_failure(w, l, f, o, D2G_GRIST_OK, err);
             return;
         }
         if (n)

@@ -8,7 +8,8 @@
  *                   dossier removed from Grist by hand comes back whole once
  *                   an agent ticks "Resynchroniser" (set through Grist's API),
  *                   the box is cleared and the resync shown done; dossiers changed
- *                   in DS during the resync end up in their latest version
+ *                   in DS during the resync end up in their latest version; the
+ *                   checkbox column removed by hand comes back
  *   two_workers     two workers, one document: one of them writes the table each period
  *                   (one GET of the ticked rows per period, not one per worker)
  *   errors          DS refusing the token shows "DS : ..." (no secret) until
@@ -104,6 +105,11 @@ static int resynced(json_t *row, const void *arg) {
     (void)arg;
     return !json_is_true(field(row, "resync")) && !strcmp(text_of(row, "resync_etat"), "terminée") &&
            json_integer_value(field(row, "derniere_resync")) > 0;
+}
+
+static int has_resync_column(json_t *row, const void *arg) {
+    (void)arg;
+    return json_is_boolean(field(row, "resync"));
 }
 
 static int error_starts(json_t *row, const void *arg) {
@@ -235,6 +241,12 @@ static void test_row_and_resync(void **state) {
     assert_int_equal(json_integer_value(field(row, "dossiers")), DOSSIERS);
     no_secret(row);
     json_decref(row);
+    /* Someone removes the checkbox column: it is made again, the box usable. */
+    snprintf(url, sizeof(url), "%s/api/docs/docA/tables/DS2Grist_Sync/columns/resync", env->grist_url);
+    assert_int_equal(d2g_test_http("DELETE", url, GKEY, NULL, NULL), 200);
+    assert_null(field(row = status_row(env), "resync"));
+    json_decref(row);
+    json_decref(wait_row(env, has_resync_column, NULL, 30, "with its resync column again"));
     long long gets, puts, in_flight;
     status_cost(env, &gets, &puts, &in_flight);
     double secs = (double)(d2g_clock_mono_ms() - t0) / 1000.0;
