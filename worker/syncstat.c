@@ -1,5 +1,6 @@
 /* syncstat.c - the rows of a document's sync-status table, see syncstat.h. */
 #include "syncstat.h"
+#include "versions.h"
 
 #include "ds2grist/alloc.h"
 #include "ds2grist/clock.h"
@@ -62,7 +63,7 @@ typedef struct {
     long long present;
     int pending; /* a resync request waits in the fleet's set */
     char *error;    /* the producer's last error */
-    json_t *refused; /* {at, dossier, error} */
+    json_t *refused; /* {at, dossier, version, error} */
 } reading_t;
 
 static int64_t int_of(const redisReply *e) {
@@ -216,6 +217,47 @@ static int is_ours(const d2g_procedure_t *p, const d2g_lane_t *l) {
     return !strcmp(p->grist_server->name, l->doc.srv->name) && !strcmp(p->document, l->doc.id);
 }
 
+/* A refused dossier whose version (or a later one) was written since, by any
+ * worker (the version guard's hash says so), is no longer shown: its entry
+ * goes. One HMGET for the document's refused dossiers, when there are some. */
+static void drop_written(d2g_redis_t *r, const d2g_lane_t *l, const d2g_procedure_t **procs,
+                         reading_t *rd, size_t n) {
+    char err[D2G_ERRLEN];
+    const char **argv = d2g_calloc(n + 2, sizeof(char *));
+    char (*fields)[48] = d2g_calloc(n, 48);
+    size_t *which = d2g_calloc(n, sizeof(size_t)), m = 0;
+    argv[0] = "HMGET";
+    argv[1] = l->versions_key;
+    for (size_t i = 0; i < n; i++)
+        if (json_is_object(rd[i].refused)) {
+            snprintf(fields[m], 48, "%" PRId64 ":%" JSON_INTEGER_FORMAT, procs[i]->number,
+                     json_integer_value(json_object_get(rd[i].refused, "dossier")));
+            argv[2 + m] = fields[m];
+            which[m++] = i;
+        }
+    redisReply *rep = m ? d2g_redis_argv(r, (int)m + 2, argv, NULL, err, sizeof(err)) : NULL;
+    for (size_t k = 0; rep && rep->type == REDIS_REPLY_ARRAY && k < rep->elements && k < m; k++) {
+        const redisReply *e = rep->element[k];
+        reading_t *x = &rd[which[k]];
+        json_int_t refused_v = json_integer_value(json_object_get(x->refused, "version"));
+        if (e->type != REDIS_REPLY_STRING || e->len < 2 || strtoll(e->str + 1, NULL, 10) < refused_v)
+            continue;
+        char proc[24];
+        snprintf(proc, sizeof(proc), "%" PRId64, procs[which[k]]->number);
+        const char *hdel[] = {"HDEL", l->syncerr_key, proc};
+        redisReply *d = d2g_redis_argv(r, 3, hdel, NULL, err, sizeof(err));
+        if (d)
+            freeReplyObject(d);
+        json_decref(x->refused);
+        x->refused = NULL;
+    }
+    if (rep)
+        freeReplyObject(rep);
+    free(argv);
+    free(fields);
+    free(which);
+}
+
 int d2g_syncstat_collect(d2g_redis_t *r, const d2g_config_t *cfg, const d2g_lane_t *l,
                          const char *const *secrets, size_t n_secrets, d2g_mapped_t *out,
                          uint64_t *sent, char *err, size_t errlen) {
@@ -298,6 +340,8 @@ int d2g_syncstat_collect(d2g_redis_t *r, const d2g_config_t *cfg, const d2g_lane
             freeReplyObject(doc[k]);
     free(zargv);
     free(nums);
+    if (!rc)
+        drop_written(r, l, procs, rd, n);
     if (!rc) {
         out->records = d2g_calloc(n, sizeof(d2g_record_t));
         out->n_records = n;
@@ -456,8 +500,9 @@ void d2g_syncstat_refused(d2g_redis_t *r, d2g_lane_t *l, const d2g_item_t *item,
     char err[D2G_ERRLEN], proc[24], text[TEXT_MAX + 1];
     d2g_text_copy(text, sizeof(text), reason, (size_t)-1); /* scrubbed already */
     snprintf(proc, sizeof(proc), "%" PRId64, item->proc->number);
-    json_t *j = json_pack("{s:I, s:I, s:s}", "at", (json_int_t)d2g_clock_wall_ms(), "dossier",
-                          (json_int_t)item->env.number, "error", text);
+    json_t *j = json_pack("{s:I, s:I, s:I, s:s}", "at", (json_int_t)d2g_clock_wall_ms(), "dossier",
+                          (json_int_t)item->env.number, "version", (json_int_t)d2g_versions_of(&item->env),
+                          "error", text);
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     const char *argv[] = {"HSET", l->syncerr_key, proc, s};

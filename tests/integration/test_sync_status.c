@@ -15,7 +15,7 @@
  *   errors          DS refusing the token shows "DS : ..." (no secret) until
  *                   the token works again and the agent ticks the box; a
  *                   dossier Grist refuses shows "Dossier N non écrit : ..."
- *                   until that dossier is written; Grist failing the
+ *                   until that dossier is written (by a worker started since); Grist failing the
  *                   document's writes for a while shows "Grist : écritures
  *                   ralenties ..." until they go through; an error text quoting the
  *                   DS token and the Grist key shows "***" instead
@@ -314,8 +314,13 @@ static void test_errors(void **state) {
     assert_non_null(strstr(text_of(row, "derniere_erreur"), "Invalid column"));
     no_secret(row);
     json_decref(row);
-    /* Grist takes it again; the dossier changes in DS and is written: the error is gone. */
+    /* Grist takes it again; the worker restarts (what it knew in memory is gone); the dossier
+     * changes in DS and is written: the error is gone. */
     json_decref(d2g_stack_grist_do(env, "DELETE", "/admin/faults", NULL));
+    assert_int_equal(d2g_test_proc_stop(&worker), 0);
+    char cfg[600];
+    snprintf(cfg, sizeof(cfg), "%s/ds2grist.json", env->dir);
+    d2g_stack_spawn(env, &worker, D2G_WORKER_BIN, "worker-b", cfg);
     char path[96];
     snprintf(path, sizeof(path), "/admin/procedures/1501/dossiers/%lld", (long long)num);
     json_decref(d2g_stack_ds_do(env, "PATCH", path, "{\"state\": \"en_instruction\"}"));
