@@ -142,10 +142,14 @@ static char *lane_trouble(d2g_redis_t *r, const d2g_lane_t *l, int64_t *at, char
 
 static json_t *date_or_null(int64_t ms) { return ms > 0 ? json_integer(ms / 1000) : json_null(); }
 
+/* Scrubbed whole, then cut (a cut first could leave part of a secret). */
 static json_t *shown(const char *text, const char *const *secrets, size_t n_secrets) {
-    char buf[TEXT_MAX + 1];
-    d2g_text_copy(buf, sizeof(buf), text, (size_t)-1);
-    d2g_text_scrub(buf, secrets, n_secrets);
+    size_t len = strlen(text) + 1;
+    char *all = d2g_malloc(len), buf[TEXT_MAX + 1];
+    d2g_text_copy(all, len, text, (size_t)-1);
+    d2g_text_scrub(all, secrets, n_secrets);
+    d2g_text_copy(buf, sizeof(buf), all, (size_t)-1);
+    free(all);
     return json_string(buf);
 }
 
