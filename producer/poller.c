@@ -299,15 +299,27 @@ static int restore_cursor(d2g_poller_t *p, proc_t *pr) {
  * the dossiers pass starts again from the epoch, as `resync` does, but in
  * the run holding the lease (a fenced write, so no other run's cursor write
  * mixes with it), and marked in the cursor until it ends. Its pages are sent
- * with D2G_ENVELOPE_FULL. The deletion cursor is kept. The request leaves
- * the fleet's set once the cursor says so. 0, or -1 (Redis, or the lease
- * moved on).
+ * with D2G_ENVELOPE_FULL. The deletions pass reads again at least the last
+ * producer.deleted_lookback_s (from the earlier of its date and that, from
+ * its start: it can only re-send deletions, never skip one), so that recent
+ * deletions are repaired too. The request leaves the fleet's set once the
+ * cursor says so. 0, or -1 (Redis, or the lease moved on).
  */
 static int start_full_pass(d2g_poller_t *p, proc_t *pr) {
     char err[D2G_ERRLEN], rq[24], k[D2G_KEYLEN], member[24];
     int fresh = pr->resync_req > pr->cursor.resync_started_ms; /* else: honoured already */
+    char since[D2G_TIME_BUFLEN];
+    double have = 0;
+    int is_int;
+    int64_t back = d2g_clock_wall_ms() - (int64_t)p->cfg->producer.deleted_lookback_s * 1000;
+    if (pr->cursor.deleted_since && d2g_clock_parse_iso(pr->cursor.deleted_since, &have, &is_int) == 0 &&
+        (int64_t)(have * 1000) < back)
+        snprintf(since, sizeof(since), "%s", pr->cursor.deleted_since);
+    else
+        d2g_clock_format_ms(back, since);
     snprintf(rq, sizeof(rq), "%" PRId64, pr->resync_req);
-    const char *pairs[] = {"updated_since", D2G_CURSOR_EPOCH, "after", "", "resync_started_ms", rq, NULL};
+    const char *pairs[] = {"updated_since", D2G_CURSOR_EPOCH, "after", "", "deleted_since", since,
+                           "deleted_after", "", "resync_started_ms", rq, NULL};
     if (fresh && cursor_write(p, pr, pairs, err, sizeof(err))) {
         d2g_log_err(D2G_LOG_WARN, "cursor_save_failed", pr->cfg->number, NULL, err,
                     "cannot start the requested resync");
@@ -316,8 +328,12 @@ static int start_full_pass(d2g_poller_t *p, proc_t *pr) {
     if (fresh) {
         free(pr->cursor.updated_since);
         free(pr->cursor.after);
+        free(pr->cursor.deleted_since);
+        free(pr->cursor.deleted_after);
         pr->cursor.updated_since = d2g_strdup(D2G_CURSOR_EPOCH);
         pr->cursor.after = NULL;
+        pr->cursor.deleted_since = d2g_strdup(since);
+        pr->cursor.deleted_after = NULL;
         pr->cursor.resync_started_ms = pr->resync_req;
     }
     d2g_keys_fleet(d2g_redis_namespace(p->redis), k, sizeof(k), "resync");

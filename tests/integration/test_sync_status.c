@@ -9,7 +9,8 @@
  *                   an agent ticks "Resynchroniser" (set through Grist's API),
  *                   the box is cleared and the resync shown done; dossiers changed
  *                   in DS during the resync end up in their latest version; the
- *                   checkbox column removed by hand comes back
+ *                   checkbox column removed by hand comes back; a deletion
+ *                   un-marked by hand in Grist is marked again by a resync
  *   two_workers     two workers, one document: one of them writes the table each period
  *                   (one GET of the ticked rows per period, not one per worker)
  *   errors          DS refusing the token shows "DS : ..." (no secret) until
@@ -105,6 +106,10 @@ static int resynced(json_t *row, const void *arg) {
     (void)arg;
     return !json_is_true(field(row, "resync")) && !strcmp(text_of(row, "resync_etat"), "terminée") &&
            json_integer_value(field(row, "derniere_resync")) > 0;
+}
+
+static int resynced_after(json_t *row, const void *arg) {
+    return resynced(row, NULL) && json_integer_value(field(row, "derniere_resync")) > *(const json_int_t *)arg;
 }
 
 static int has_resync_column(json_t *row, const void *arg) {
@@ -254,6 +259,38 @@ static void test_row_and_resync(void **state) {
            gets, puts, secs, in_flight);
     assert_true(gets <= secs + 2 && puts <= gets + 2);
     assert_true(in_flight <= 8);
+
+    /* A dossier deleted in DS is marked; someone un-marks it by hand; a resync marks it again. */
+    rows = d2g_stack_grist_rows(env, "docA", "Suivi");
+    json_int_t del = json_integer_value(field(json_array_get(rows, 7), "numero"));
+    json_int_t del_id = json_integer_value(json_object_get(json_array_get(rows, 7), "id"));
+    json_decref(rows);
+    char path[96];
+    snprintf(path, sizeof(path), "/admin/procedures/1501/dossiers/%lld?reason=user_request", (long long)del);
+    json_decref(d2g_stack_ds_do(env, "DELETE", path, NULL));
+    int marked = 0;
+    for (int64_t end = d2g_clock_mono_ms() + 60000; !marked; d2g_test_sleep_ms(300)) {
+        assert_true(d2g_clock_mono_ms() < end);
+        rows = d2g_stack_grist_rows(env, "docA", "Suivi");
+        json_array_foreach(rows, i, r) if (json_integer_value(field(r, "numero")) == del) marked = json_is_true(field(r, "supprime"));
+        json_decref(rows);
+    }
+    snprintf(url, sizeof(url), "%s/api/docs/docA/tables/Suivi/records", env->grist_url);
+    char patch[128];
+    snprintf(patch, sizeof(patch), "{\"records\": [{\"id\": %lld, \"fields\": {\"supprime\": false}}]}", (long long)del_id);
+    assert_int_equal(d2g_test_http("PATCH", url, GKEY, patch, NULL), 200);
+    row = status_row(env);
+    json_int_t before = json_integer_value(field(row, "derniere_resync"));
+    tick(env, row);
+    json_decref(row);
+    json_decref(wait_row(env, resynced_after, &before, 90, "showing a second resync done"));
+    marked = 0;
+    for (int64_t end = d2g_clock_mono_ms() + 30000; !marked; d2g_test_sleep_ms(300)) {
+        assert_true(d2g_clock_mono_ms() < end);
+        rows = d2g_stack_grist_rows(env, "docA", "Suivi");
+        json_array_foreach(rows, i, r) if (json_integer_value(field(r, "numero")) == del) marked = json_is_true(field(r, "supprime"));
+        json_decref(rows);
+    }
     assert_int_equal(d2g_test_proc_stop(&worker), 0);
     assert_int_equal(d2g_test_proc_stop(&producer), 0);
 }
