@@ -65,7 +65,19 @@ struct d2g_flush {
     uint64_t put_digest;
     int cleared; /* ticked boxes the PUT clears */
     int forced;  /* the table or a column was just made: the rows are written */
+    int64_t next_try; /* a status flush's own wait (mono ms): it does not wait on
+                       * the lane's backoff, nor make the lane wait on it */
 };
+
+/* Nothing of f starts before t: the lane's wait, or a status flush's own. */
+static void wait_until(d2g_lane_t *l, d2g_flush_t *f, int64_t t) {
+    if (f->status)
+        f->next_try = t;
+    else
+        l->next_try = t;
+}
+
+int64_t d2g_flush_next_try(const d2g_flush_t *f) { return f->status ? f->next_try : f->lane->next_try; }
 
 d2g_flush_t *d2g_flush_new(d2g_lane_t *lane, d2g_item_t **items, size_t n) {
     d2g_flush_t *f = d2g_calloc(1, sizeof(*f));
@@ -296,7 +308,7 @@ static int plan_schema(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t n
     if (!f->locked && l->schema_owner && l->schema_owner != f) {
         /* The lane's other batch is changing the schema: this one waits. */
         json_decref(changes);
-        l->next_try = now + PERMIT_RETRY_MS;
+        wait_until(l, f, now + PERMIT_RETRY_MS);
         return 1;
     }
     if (!f->locked) {
@@ -318,7 +330,7 @@ static int plan_schema(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t n
                 d2g_lane_log(l, D2G_LOG_WARN, "schema", "schema_lock_wait", NULL,
                              "waited %d s for the schema lock", LOCK_WAIT_MAX_MS / 1000);
             } else {
-                l->next_try = now + d2g_backoff_jitter(&w->rng, 100);
+                wait_until(l, f, now + d2g_backoff_jitter(&w->rng, 100));
             }
             return 1;
         }
@@ -613,7 +625,7 @@ static void send_op(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now)
             l->permit_wait_start = now;
             w->stats.permit_waits++;
         }
-        l->next_try = now + (wait < PERMIT_RETRY_MS ? wait : d2g_backoff_jitter(&w->rng, PERMIT_RETRY_MS));
+        wait_until(l, f, now + (wait < PERMIT_RETRY_MS ? wait : d2g_backoff_jitter(&w->rng, PERMIT_RETRY_MS)));
         return;
     }
     if (o->kind == D2G_OP_CHANGE) {
@@ -649,18 +661,15 @@ static void send_op(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now)
 
 int d2g_flush_step(d2g_writer_t *w, d2g_flush_t *f, int64_t now) {
     d2g_lane_t *l = f->lane;
-    if (f->waiting || l->next_try > now)
+    if (f->waiting || d2g_flush_next_try(f) > now)
         return 0;
     if (enter(w, l, f, now))
         return 0;
     if (f->stage == S_DONE && f->status) {
         /* Never a change of the lane's state: the dossiers' batches decide it. */
-        if (!f->failed) {
-            l->ok_wall_ms = d2g_clock_wall_ms();
-            if (f->put_digest) {
-                l->status_sent = f->put_digest;
-                d2g_syncstat_sent(w->redis, l, f->put_digest);
-            }
+        if (!f->failed && f->put_digest) {
+            l->status_sent = f->put_digest;
+            d2g_syncstat_sent(w->redis, l, f->put_digest);
         }
         return 1;
     }

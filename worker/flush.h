@@ -54,6 +54,9 @@ size_t d2g_flush_items(const d2g_flush_t *f);
 d2g_item_t **d2g_flush_take_items(d2g_flush_t *f, size_t *n);
 /* The permit holder of the request in flight. */
 const char *d2g_flush_holder(const d2g_flush_t *f);
+/* Mono ms before which it starts nothing (the lane's backoff; a status
+ * flush's own wait: one request per period needs no backoff of its own). */
+int64_t d2g_flush_next_try(const d2g_flush_t *f);
 /* 1 while one of its requests is in flight. */
 int d2g_flush_waiting(const d2g_flush_t *f);
 

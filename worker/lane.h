@@ -108,9 +108,9 @@ typedef struct d2g_lane {
      * (outside flights: it never takes a dossier batch's place), when the
      * next is due (mono ms), the digest of the rows last written (by any
      * worker: read from Redis with the rows), the dossiers this worker showed
-     * as refused (item key -> true), the last write of the lane Grist
-     * acknowledged (wall ms: older troubles of other workers' lanes are not
-     * shown after it), and whether a dossier ever came for it */
+     * as refused (item key -> true), the last batch of dossiers of the lane
+     * Grist acknowledged (wall ms: older troubles of other workers' lanes are
+     * not shown after it), and whether a dossier ever came for it */
     struct d2g_flush *status;
     int64_t status_due;
     uint64_t status_sent;

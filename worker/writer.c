@@ -388,7 +388,7 @@ int64_t d2g_writer_next_due(const d2g_writer_t *w) {
                 t = ready;
         }
         if (w->cfg->worker.status_interval_s > 0) {
-            int64_t s = l->status ? (d2g_flush_waiting(l->status) ? INT64_MAX : l->next_try)
+            int64_t s = l->status ? (d2g_flush_waiting(l->status) ? INT64_MAX : d2g_flush_next_try(l->status))
                         : l->state == D2G_LANE_PARKED ? INT64_MAX : l->status_due;
             if (s < t)
                 t = s;
