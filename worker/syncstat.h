@@ -25,8 +25,10 @@
  * only if they changed since this worker last wrote them. Each request under
  * the document's permit. A ticked box becomes a request in
  * <ns>:{fleet}:resync (the producer does the rest) and is cleared by the PUT.
- * A status flush never changes the lane's state: when it fails it is
- * dropped and tried again next period, and a parked lane writes none.
+ * A status flush never changes the lane's state and does not wait on its
+ * backoff (one request per period needs none; the lane's trouble is shown
+ * while it lasts): when it fails it is dropped and tried again next period,
+ * and a parked lane writes none.
  *
  * Only procedures configured for the document are listed or resynced: an
  * agent cannot ask for another document's procedure.
