@@ -28,6 +28,8 @@
 #define SCHEMA_LOCK_MS 120000
 /* Waiting longer than this for another worker's schema lock is a failure of the lane. */
 #define LOCK_WAIT_MAX_MS 60000
+/* A status flush that could not go on waits this long before it tries again. */
+#define STATUS_RETRY_MS 200
 /* Rounds of schema changes after which the schema is taken as not converging. */
 #define CHANGE_ROUNDS_MAX 4
 
@@ -659,12 +661,21 @@ static void send_op(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now)
     f->waiting = 1;
 }
 
+/* A status flush that could not go on (Redis failed, whose wait lands on the
+ * lane) tries again later, never in a loop. */
+static void status_pause(d2g_flush_t *f, int64_t now) {
+    if (f->status && !f->waiting && f->next_try <= now)
+        f->next_try = now + STATUS_RETRY_MS;
+}
+
 int d2g_flush_step(d2g_writer_t *w, d2g_flush_t *f, int64_t now) {
     d2g_lane_t *l = f->lane;
     if (f->waiting || d2g_flush_next_try(f) > now)
         return 0;
-    if (enter(w, l, f, now))
+    if (enter(w, l, f, now)) {
+        status_pause(f, now);
         return 0;
+    }
     if (f->stage == S_DONE && f->status) {
         /* Never a change of the lane's state: the dossiers' batches decide it. */
         if (!f->failed && f->put_digest) {
@@ -703,6 +714,7 @@ int d2g_flush_step(d2g_writer_t *w, d2g_flush_t *f, int64_t now) {
         return 1;
     }
     send_op(w, l, f, now);
+    status_pause(f, now);
     return 0;
 }
 

@@ -25,7 +25,8 @@
  * only if they changed since this worker last wrote them. Each request under
  * the document's permit. A ticked box becomes a request in
  * <ns>:{fleet}:resync (the producer does the rest) and is cleared by the PUT.
- * A status flush never changes the lane's state and does not wait on its
+ * Grist's answers to a status flush never change the lane's state (only a
+ * Redis failure does, as for every batch), and it does not wait on the lane's
  * backoff (one request per period needs none; the lane's trouble is shown
  * while it lasts): when it fails it is dropped and tried again next period,
  * and a parked lane writes none.
