@@ -928,6 +928,7 @@ static int parse_worker(d2g_config_t *cfg, json_t *root, char *err, size_t errle
                                        "max_buffered_total", "max_buffered_bytes", "ds_base_url",
                                        "shutdown_grace_s",
                                        "revoke_deadline_s", "retry_delay_s", "retry_max_delay_s",
+                                       "status_interval_s", /* the sync-status table */
                                        NULL};
     json_t *w = json_object_get(root, "worker");
     json_t *empty = json_object();
@@ -943,6 +944,8 @@ static int parse_worker(d2g_config_t *cfg, json_t *root, char *err, size_t errle
         {"revoke_deadline_s", &cfg->worker.revoke_deadline_s, 20, 1, 3600},
         {"retry_delay_s", &cfg->worker.retry_delay_s, 5, 1, 86400},
         {"retry_max_delay_s", &cfg->worker.retry_max_delay_s, 300, 1, 86400},
+        /* The sync-status table (worker/syncstat.h). */
+        {"status_interval_s", &cfg->worker.status_interval_s, 30, 0, 3600},
         {NULL, NULL, 0, 0, 0},
     };
     if (w && (expect_object(w, "worker", err, errlen) || check_keys(w, "worker", keys, err, errlen)))

@@ -28,11 +28,12 @@ int d2g_cursor_load(d2g_redis_t *r, int64_t procedure, d2g_cursor_t *c, char *er
     memset(c, 0, sizeof(*c));
     key(r, k, sizeof(k), procedure, "cursor");
     const char *argv[] = {"HMGET", k, "updated_since", "after", "deleted_since",
-                          "deleted_after", "max_modified", "last_poll_ms", "labels_at_ms"};
-    redisReply *rep = d2g_redis_argv(r, 9, argv, NULL, err, errlen);
+                          "deleted_after", "max_modified", "last_poll_ms", "labels_at_ms",
+                          "resync_started_ms", "resync_done_ms"};
+    redisReply *rep = d2g_redis_argv(r, 11, argv, NULL, err, errlen);
     if (!rep)
         return -1;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 7) {
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 9) {
         freeReplyObject(rep);
         return d2g_err_set(err, errlen, "redis: unexpected HMGET reply for %s", k);
     }
@@ -45,6 +46,10 @@ int d2g_cursor_load(d2g_redis_t *r, int64_t procedure, d2g_cursor_t *c, char *er
         c->last_poll_ms = strtoll(rep->element[5]->str, NULL, 10);
     if (rep->element[6]->type == REDIS_REPLY_STRING)
         c->labels_at_ms = strtoll(rep->element[6]->str, NULL, 10);
+    if (rep->element[7]->type == REDIS_REPLY_STRING)
+        c->resync_started_ms = strtoll(rep->element[7]->str, NULL, 10);
+    if (rep->element[8]->type == REDIS_REPLY_STRING)
+        c->resync_done_ms = strtoll(rep->element[8]->str, NULL, 10);
     /* Found: a position is there (a hash holding only last_poll_ms, written by a
      * check racing a Redis loss, is no cursor). */
     for (size_t i = 0; i < 4; i++)
@@ -124,6 +129,8 @@ void d2g_cursor_copy(d2g_cursor_t *dst, const d2g_cursor_t *src) {
     dst->max_modified = dup_or_null(src->max_modified);
     dst->last_poll_ms = src->last_poll_ms;
     dst->labels_at_ms = src->labels_at_ms;
+    dst->resync_started_ms = src->resync_started_ms;
+    dst->resync_done_ms = src->resync_done_ms;
     dst->found = src->found;
 }
 

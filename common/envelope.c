@@ -44,6 +44,8 @@ char *d2g_envelope_encode(d2g_envelope_kind_t kind, int flags, int64_t procedure
     }
     if (flags & D2G_ENVELOPE_PARTIAL)
         json_object_set_new(o, "partial", json_true());
+    if (flags & D2G_ENVELOPE_FULL)
+        json_object_set_new(o, "full", json_true());
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (!s) {
@@ -98,6 +100,7 @@ int d2g_envelope_decode(const char *buf, size_t len, d2g_envelope_t *env, char *
     }
     env->kind = strcmp(k, "upsert") == 0 ? D2G_ENVELOPE_UPSERT : D2G_ENVELOPE_DELETE;
     env->partial = json_is_true(json_object_get(root, "partial"));
+    env->full = json_is_true(json_object_get(root, "full"));
     env->procedure = json_integer_value(proc);
     env->number = json_integer_value(num);
     env->modified = json_string_value(mod);

@@ -8,9 +8,11 @@
 static const char *const proc_names[] = {"cursor", "status", "lease", "fence", "labels",
                                          "revision", NULL};
 static const char *const doc_names[] = {"permits", "permitgen", "rate", "schemalock", "versions", "lane",
-                                        "colmap", "recent429", NULL};
+                                        "colmap", "recent429", "syncturn", "syncerr",
+                                        NULL};
+static const char *const doc_proc_names[] = {"present", NULL};
 static const char *const token_names[] = {"budget", NULL};
-static const char *const fleet_names[] = {"producers", "config", NULL};
+static const char *const fleet_names[] = {"producers", "config", "resync", NULL};
 static const char *const registry_names[] = {"entries", "loaded", "version", NULL};
 
 static int known(const char *const *names, const char *name) {
@@ -41,6 +43,15 @@ int d2g_keys_doc(const char *ns, char *buf, size_t buflen, const char *server,
         return fit(-1, buf, buflen);
     return fit(snprintf(buf, buflen, "%s:{doc:%s/%s}:%s", ns, server, document, name), buf,
                buflen);
+}
+
+int d2g_keys_doc_proc(const char *ns, char *buf, size_t buflen, const char *server,
+                      const char *document, const char *name, int64_t procedure) {
+    if (!known(doc_proc_names, name))
+        return fit(-1, buf, buflen);
+    return fit(snprintf(buf, buflen, "%s:{doc:%s/%s}:%s:%" PRId64, ns, server, document, name,
+                        procedure),
+               buf, buflen);
 }
 
 int d2g_keys_dstoken(const char *ns, char *buf, size_t buflen, const char *token,

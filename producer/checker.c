@@ -218,8 +218,9 @@ int d2g_checker_load_cursors(d2g_redis_t *r, const int64_t *numbers, size_t n,
     for (size_t i = 0; i < n; i++) {
         d2g_keys_proc(d2g_redis_namespace(r), k, sizeof(k), numbers[i], "cursor");
         const char *argv[] = {"HMGET", k, "updated_since", "after", "deleted_since",
-                              "deleted_after", "max_modified", "last_poll_ms", "labels_at_ms"};
-        redisAppendCommandArgv(c, 9, argv, NULL);
+                              "deleted_after", "max_modified", "last_poll_ms", "labels_at_ms",
+                              "resync_started_ms", "resync_done_ms"};
+        redisAppendCommandArgv(c, 11, argv, NULL);
     }
     int rc = 0;
     memset(cursors, 0, n * sizeof(*cursors));
@@ -232,7 +233,7 @@ int d2g_checker_load_cursors(d2g_redis_t *r, const int64_t *numbers, size_t n,
             return d2g_err_set(err, errlen, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
         }
         redisReply *rep = v;
-        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 7) {
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 9) {
             if (!rc)
                 rc = d2g_err_set(err, errlen, "redis: unexpected HMGET reply for a cursor%s%s",
                                  rep->type == REDIS_REPLY_ERROR ? ": " : "",
@@ -250,6 +251,10 @@ int d2g_checker_load_cursors(d2g_redis_t *r, const int64_t *numbers, size_t n,
             cu->last_poll_ms = strtoll(rep->element[5]->str, NULL, 10);
         if (rep->element[6]->type == REDIS_REPLY_STRING)
             cu->labels_at_ms = strtoll(rep->element[6]->str, NULL, 10);
+        if (rep->element[7]->type == REDIS_REPLY_STRING)
+            cu->resync_started_ms = strtoll(rep->element[7]->str, NULL, 10);
+        if (rep->element[8]->type == REDIS_REPLY_STRING)
+            cu->resync_done_ms = strtoll(rep->element[8]->str, NULL, 10);
         if (!cu->updated_since)
             cu->updated_since = d2g_strdup(D2G_CURSOR_EPOCH);
         freeReplyObject(rep);
@@ -261,16 +266,27 @@ int d2g_checker_load_cursors(d2g_redis_t *r, const int64_t *numbers, size_t n,
 }
 
 int d2g_checker_mark_polled(d2g_redis_t *r, const int64_t *numbers, const int *labels_done,
-                            size_t n, int64_t now_ms, char *err, size_t errlen) {
+                            const int64_t *next_ms, size_t n, int64_t now_ms, char *err,
+                            size_t errlen) {
     redisContext *c = d2g_redis_context(r);
-    char k[D2G_KEYLEN], now[24];
+    char k[D2G_KEYLEN], now[24], next[24];
     if (!c)
         return d2g_err_set(err, errlen, "redis: not connected");
     snprintf(now, sizeof(now), "%" PRId64, now_ms);
     for (size_t i = 0; i < n; i++) {
         d2g_keys_proc(d2g_redis_namespace(r), k, sizeof(k), numbers[i], "cursor");
-        const char *argv[] = {"HSET", k, "last_poll_ms", now, "labels_at_ms", now};
-        redisAppendCommandArgv(c, labels_done && labels_done[i] ? 6 : 4, argv, NULL);
+        const char *argv[8] = {"HSET", k, "last_poll_ms", now};
+        int argc = 4;
+        if (next_ms) {
+            snprintf(next, sizeof(next), "%" PRId64, next_ms[i]);
+            argv[argc++] = "next_poll_ms";
+            argv[argc++] = next;
+        }
+        if (labels_done && labels_done[i]) {
+            argv[argc++] = "labels_at_ms";
+            argv[argc++] = now;
+        }
+        redisAppendCommandArgv(c, argc, argv, NULL); /* copies its arguments */
     }
     int rc = 0;
     for (size_t i = 0; i < n; i++) {

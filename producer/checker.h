@@ -107,8 +107,10 @@ int d2g_checker_set_ttl(d2g_redis_t *r, const int64_t *numbers, size_t n, int tt
 /* Records last_poll_ms = now_ms in the cursors of n quiet procedures (one
  * round trip): `ds2grist status` shows when each was last looked at; and
  * labels_at_ms = now_ms for those whose label pass the check did
- * (labels_done[i], NULL: none). */
+ * (labels_done[i], NULL: none); and next_poll_ms = next_ms[i] (wall ms of
+ * the next check, NULL: not recorded), for the sync-status table. */
 int d2g_checker_mark_polled(d2g_redis_t *r, const int64_t *numbers, const int *labels_done,
-                            size_t n, int64_t now_ms, char *err, size_t errlen);
+                            const int64_t *next_ms, size_t n, int64_t now_ms, char *err,
+                            size_t errlen);
 
 #endif

@@ -101,6 +101,11 @@ typedef struct proc {
     int in_check;      /* in a check request in flight */
     int64_t check_due; /* mono ms of its next check */
     int64_t active_ms; /* wall ms of its last change seen (adaptive interval), 0 = unknown */
+    /* Full resync (an agent's request, <ns>:{fleet}:resync): the request's
+     * time, taken at the next run's start; full: this run's dossiers pass is
+     * a full pass (its upserts are marked D2G_ENVELOPE_FULL). */
+    int64_t resync_req;
+    int full;
 } proc_t;
 
 /* A check request in flight: the procedures it is about, in alias order. */
@@ -136,6 +141,7 @@ struct d2g_poller {
     int64_t last_gauges_ms;
     d2g_members_t members; /* live replicas, as of the last beat */
     int64_t members_at;    /* mono ms of the last beat */
+    int64_t resync_at;     /* mono ms of the last look at the resync requests */
     d2g_sched_item_t *scratch;
     size_t *picked;
     check_batch_t *checks; /* in flight (freed with the poller if still there) */
@@ -216,14 +222,23 @@ static int64_t next_check_ms(const proc_t *pr, int64_t wall) {
 /* Ends a run: complete = the run went through every pass (its poll time is
  * recorded), else it was cut short and the next run resumes from the cursor. */
 static void end_run(d2g_poller_t *p, proc_t *pr, int complete, int64_t next_in_ms) {
-    char err[D2G_ERRLEN], k[256], now[24];
+    char err[D2G_ERRLEN], k[256], now[24], next[24];
+    int64_t wall = d2g_clock_wall_ms();
+    /* When it is looked at next (the sync-status table shows it); a run cut
+     * short by a stop leaves the last one recorded. */
+    snprintf(next, sizeof(next), "%" PRId64, wall + next_in_ms);
     if (complete) {
-        pr->last_complete_ms = d2g_clock_wall_ms();
+        pr->last_complete_ms = wall;
         snprintf(now, sizeof(now), "%" PRId64, pr->last_complete_ms);
-        const char *pairs[] = {"last_poll_ms", now, NULL};
+        const char *pairs[] = {"last_poll_ms", now, "next_poll_ms", next, NULL};
         if (cursor_write(p, pr, pairs, err, sizeof(err)))
             d2g_log_err(D2G_LOG_WARN, "cursor_save_failed", pr->cfg->number, NULL, err,
                         "could not record the poll time");
+    } else if (!p->stopping && pr->in_run) {
+        const char *pairs[] = {"next_poll_ms", next, NULL};
+        if (cursor_write(p, pr, pairs, err, sizeof(err)) < 0)
+            d2g_log_err(D2G_LOG_WARN, "cursor_save_failed", pr->cfg->number, NULL, err,
+                        "could not record the next poll time");
     }
     proc_key(p, pr, "lease", k, sizeof(k));
     if (d2g_lease_release(p->redis, k, pr->run_token, err, sizeof(err)))
@@ -233,6 +248,7 @@ static void end_run(d2g_poller_t *p, proc_t *pr, int complete, int64_t next_in_m
     free(pr->labels_after);
     pr->labels_after = NULL;
     pr->in_run = 0;
+    pr->full = 0;
     pr->state = ST_IDLE;
     pr->due = d2g_clock_mono_ms() + next_in_ms;
     pr->want_run = pr->labels_only = 0;
@@ -247,8 +263,11 @@ static int restore_cursor(d2g_poller_t *p, proc_t *pr) {
     if (!pr->has_known)
         return 0;
     const d2g_cursor_t *c = &pr->known;
+    char rs[24], rd[24];
     snprintf(la, sizeof(la), "%" PRId64, c->labels_at_ms);
-    const char *pairs[16];
+    snprintf(rs, sizeof(rs), "%" PRId64, c->resync_started_ms);
+    snprintf(rd, sizeof(rd), "%" PRId64, c->resync_done_ms);
+    const char *pairs[20];
     int n = 0;
     pairs[n++] = "updated_since", pairs[n++] = c->updated_since;
     if (c->after)
@@ -260,6 +279,8 @@ static int restore_cursor(d2g_poller_t *p, proc_t *pr) {
     if (c->max_modified)
         pairs[n++] = "max_modified", pairs[n++] = c->max_modified;
     pairs[n++] = "labels_at_ms", pairs[n++] = la;
+    if (c->resync_started_ms)
+        pairs[n++] = "resync_started_ms", pairs[n++] = rs, pairs[n++] = "resync_done_ms", pairs[n++] = rd;
     pairs[n] = NULL;
     /* last_poll_ms is not restored: poll at once, the loss may have hidden changes. */
     if (cursor_write(p, pr, pairs, err, sizeof(err))) {
@@ -274,6 +295,62 @@ static int restore_cursor(d2g_poller_t *p, proc_t *pr) {
             "the cursor was missing from Redis; restored this replica's last copy "
             "(dossiers from %s, deletions from %s)", c->updated_since,
             c->deleted_since ? c->deleted_since : "-");
+    return 0;
+}
+
+/*
+ * An agent asked for a full resync (the request's time in pr->resync_req):
+ * the dossiers pass starts again from the epoch, as `resync` does, but in
+ * the run holding the lease (a fenced write, so no other run's cursor write
+ * mixes with it), and marked in the cursor until it ends. Its pages are sent
+ * with D2G_ENVELOPE_FULL. The deletions pass reads again at least the last
+ * producer.deleted_lookback_s (from the earlier of its date and that, from
+ * its start: it can only re-send deletions, never skip one), so that recent
+ * deletions are repaired too. The request leaves the fleet's set once the
+ * cursor says so. 0, or -1 (Redis, or the lease moved on).
+ */
+static int start_full_pass(d2g_poller_t *p, proc_t *pr) {
+    char err[D2G_ERRLEN], rq[24], k[D2G_KEYLEN], member[24];
+    int fresh = pr->resync_req > pr->cursor.resync_started_ms; /* else: honoured already */
+    char since[D2G_TIME_BUFLEN];
+    double have = 0;
+    int is_int;
+    int64_t back = d2g_clock_wall_ms() - (int64_t)p->cfg->producer.deleted_lookback_s * 1000;
+    if (pr->cursor.deleted_since && d2g_clock_parse_iso(pr->cursor.deleted_since, &have, &is_int) == 0 &&
+        (int64_t)(have * 1000) < back)
+        snprintf(since, sizeof(since), "%s", pr->cursor.deleted_since);
+    else
+        d2g_clock_format_ms(back, since);
+    snprintf(rq, sizeof(rq), "%" PRId64, pr->resync_req);
+    const char *pairs[] = {"updated_since", D2G_CURSOR_EPOCH, "after", "", "deleted_since", since,
+                           "deleted_after", "", "resync_started_ms", rq, NULL};
+    if (fresh && cursor_write(p, pr, pairs, err, sizeof(err))) {
+        d2g_log_err(D2G_LOG_WARN, "cursor_save_failed", pr->cfg->number, NULL, err,
+                    "cannot start the requested resync");
+        return -1;
+    }
+    if (fresh) {
+        free(pr->cursor.updated_since);
+        free(pr->cursor.after);
+        free(pr->cursor.deleted_since);
+        free(pr->cursor.deleted_after);
+        pr->cursor.updated_since = d2g_strdup(D2G_CURSOR_EPOCH);
+        pr->cursor.after = NULL;
+        pr->cursor.deleted_since = d2g_strdup(since);
+        pr->cursor.deleted_after = NULL;
+        pr->cursor.resync_started_ms = pr->resync_req;
+    }
+    d2g_keys_fleet(d2g_redis_namespace(p->redis), k, sizeof(k), "resync");
+    snprintf(member, sizeof(member), "%" PRId64, pr->cfg->number);
+    const char *zrem[] = {"ZREM", k, member};
+    redisReply *rep = d2g_redis_argv(p->redis, 3, zrem, NULL, err, sizeof(err));
+    if (rep)
+        freeReplyObject(rep);
+    else /* seen again at the next look: the pass starts over, nothing lost */
+        d2g_log_err(D2G_LOG_WARN, "redis_error", pr->cfg->number, NULL, err, "resync request not removed");
+    if (fresh)
+        d2g_log(D2G_LOG_INFO, "resync_started", pr->cfg->number, NULL,
+                "full resync asked from the document: every dossier is sent again");
     return 0;
 }
 
@@ -334,9 +411,19 @@ static int begin_run(d2g_poller_t *p, proc_t *pr, int64_t now) {
                 "no cursor in Redis: dossiers from %s, deletions from %s", pr->cursor.updated_since,
                 since);
     }
+    if (pr->resync_req && start_full_pass(p, pr)) {
+        d2g_cursor_clear(&pr->cursor);
+        d2g_lease_release(p->redis, k, pr->run_token, err, sizeof(err));
+        pr->due = now + backoff_ms(p, 3);
+        return 0;
+    }
+    pr->resync_req = 0;
+    pr->full = pr->cursor.resync_started_ms > pr->cursor.resync_done_ms;
     remember_cursor(pr);
     pr->in_run = 1;
-    pr->pass = pr->labels_only && pr->cursor.labels_at_ms > 0 ? PASS_LABELS : PASS_DOSSIERS;
+    pr->pass = pr->full                                             ? PASS_DOSSIERS
+               : pr->labels_only && pr->cursor.labels_at_ms > 0 ? PASS_LABELS
+                                                                 : PASS_DOSSIERS;
     pr->want_revision = 1;
     d2g_log(D2G_LOG_DEBUG, "run_started", pr->cfg->number, NULL, "from %s after %s",
             pr->cursor.updated_since, pr->cursor.after ? "stored cursor" : "the start");
@@ -526,7 +613,8 @@ static void handle_page(d2g_poller_t *p, proc_t *pr, json_t *data) {
     } else {
         json_array_foreach(nodes, i, node) {
             d2g_envelope_kind_t kind = pr->pass == PASS_DOSSIERS ? D2G_ENVELOPE_UPSERT : D2G_ENVELOPE_DELETE;
-            if (emit(p, pr, kind, 0, node, fetched))
+            int flags = pr->pass == PASS_DOSSIERS && pr->full ? D2G_ENVELOPE_FULL : 0;
+            if (emit(p, pr, kind, flags, node, fetched))
                 continue;
             if (pr->pass == PASS_DOSSIERS) {
                 char num[24];
@@ -658,6 +746,18 @@ static void finish_page(d2g_poller_t *p, proc_t *pr) {
     int labels_due = p->cfg->producer.labels_interval_s > 0 &&
                      wall - pr->cursor.labels_at_ms >= (int64_t)p->cfg->producer.labels_interval_s * 1000;
     if (pr->pass == PASS_DOSSIERS) {
+        if (pr->full) {
+            char at[24];
+            snprintf(at, sizeof(at), "%" PRId64, wall);
+            const char *pairs[] = {"resync_done_ms", at, NULL};
+            if (cursor_write(p, pr, pairs, err, sizeof(err)) == 0) {
+                pr->cursor.resync_done_ms = wall;
+                pr->full = 0;
+                remember_cursor(pr);
+                d2g_log(D2G_LOG_INFO, "resync_done", pr->cfg->number, NULL,
+                        "full resync: every dossier sent again");
+            }
+        }
         pr->pass = PASS_DELETED;
     } else if (pr->pass == PASS_DELETED && labels_due && pr->cursor.labels_at_ms > 0) {
         pr->pass = PASS_LABELS;
@@ -816,7 +916,8 @@ static int start_check(d2g_poller_t *p, int64_t now) {
     for (size_t i = 0; i < n; i++) {
         proc_t *pr = p->procs[p->picked[i]];
         d2g_cursor_t *cu = &cursors[i];
-        if (!cu->deleted_since) { /* never ran: a first run, no check */
+        if (!cu->deleted_since || /* never ran: a first run, no check */
+            cu->resync_started_ms > cu->resync_done_ms) { /* a full resync to finish */
             want_run(pr, now, 0);
             continue;
         }
@@ -902,6 +1003,7 @@ static void on_check_done(d2g_poller_t *p, check_batch_t *b, const d2g_ds_result
                   res->http_status == 414 || (res->status == D2G_DS_GRAPHQL && parsed != 0);
     if (parsed == 0) {
         int64_t *quiet = d2g_calloc(b->n + 1, sizeof(int64_t));
+        int64_t *next_at = d2g_calloc(b->n + 1, sizeof(int64_t));
         int *labels_done = d2g_calloc(b->n + 1, sizeof(int));
         size_t nq = 0;
         /* Quiet procedures whose label pass is due: done here if their label page
@@ -942,14 +1044,16 @@ static void on_check_done(d2g_poller_t *p, check_batch_t *b, const d2g_ds_result
             } else {
                 pr->check_due = now + d2g_sched_spread(&p->rng, next_check_ms(pr, wall));
                 pr->last_complete_ms = wall;
+                next_at[nq] = wall + (pr->check_due - now);
                 quiet[nq++] = pr->cfg->number;
             }
         }
-        if (nq && d2g_checker_mark_polled(p->redis, quiet, labels_done, nq, wall, err, sizeof(err)))
+        if (nq && d2g_checker_mark_polled(p->redis, quiet, labels_done, next_at, nq, wall, err, sizeof(err)))
             d2g_log_err(D2G_LOG_WARN, "cursor_save_failed", 0, NULL, err, "could not record check times");
         const char *cl[] = {tok->cfg->name};
         d2g_metric_inc(p->m_checked, cl, (double)b->n);
         free(quiet);
+        free(next_at);
         free(labels_done);
         free(pages);
         free(lnum);
@@ -1032,6 +1136,55 @@ static void beat(d2g_poller_t *p, int64_t now) {
     size_t owned = assign_owners(p, now);
     d2g_log(D2G_LOG_INFO, "replicas_changed", 0, NULL, "%zu live replicas; this one checks %zu of %zu procedures",
             p->members.n, owned, p->cfg->n_procedures);
+}
+
+/* Every 2 s: the full resyncs agents asked for (<ns>:{fleet}:resync, one
+ * ZRANGE). A request for one of this replica's procedures makes it run at
+ * once (even a failed one: the agent may have fixed its token); the run
+ * takes the request (start_full_pass). Requests for procedures no longer
+ * configured are dropped. */
+static void poll_resync(d2g_poller_t *p, int64_t now) {
+    char err[D2G_ERRLEN], k[D2G_KEYLEN];
+    if (p->resync_at && now - p->resync_at < 2000)
+        return;
+    p->resync_at = now;
+    d2g_keys_fleet(d2g_redis_namespace(p->redis), k, sizeof(k), "resync");
+    const char *argv[] = {"ZRANGE", k, "0", "999", "WITHSCORES"};
+    redisReply *rep = d2g_redis_argv(p->redis, 5, argv, NULL, err, sizeof(err));
+    if (!rep) {
+        d2g_log_err(D2G_LOG_WARN, "redis_error", 0, NULL, err, "cannot read the resync requests");
+        return;
+    }
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements; i += 2) {
+        if (rep->element[i]->type != REDIS_REPLY_STRING || rep->element[i + 1]->type != REDIS_REPLY_STRING)
+            continue;
+        int64_t number = strtoll(rep->element[i]->str, NULL, 10);
+        int64_t at = (int64_t)strtod(rep->element[i + 1]->str, NULL);
+        proc_t *pr = NULL;
+        for (size_t lo = 0, hi = p->n_procs; lo < hi && !pr;) {
+            size_t mid = (lo + hi) / 2;
+            if (p->procs[mid]->cfg->number == number)
+                pr = p->procs[mid];
+            else if (p->procs[mid]->cfg->number < number)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (!pr && !p->sweep) {
+            const char *zrem[] = {"ZREM", k, rep->element[i]->str};
+            redisReply *z = d2g_redis_argv(p->redis, 3, zrem, NULL, err, sizeof(err));
+            if (z)
+                freeReplyObject(z);
+            continue;
+        }
+        if (!pr || !pr->owned || pr->removed)
+            continue;
+        if (at > pr->resync_req)
+            pr->resync_req = at;
+        if (!pr->in_run && !pr->want_run)
+            want_run(pr, now, 0);
+    }
+    freeReplyObject(rep);
 }
 
 /* A DS answer: a page of one procedure, or a check. */
@@ -1323,8 +1476,10 @@ int d2g_poller_run(d2g_poller_t *p, volatile sig_atomic_t *stop) {
         if (!p->stopping)
             reload_tick(p, now);
         update_gauges(p, now);
-        if (!p->stopping)
+        if (!p->stopping) {
             beat(p, now);
+            poll_resync(p, now);
+        }
 
         int busy = 0;
         for (size_t i = 0; i < p->n_procs; i++) {

@@ -4,6 +4,7 @@
 #include "filter.h"
 #include "plan.h"
 #include "schema.h"
+#include "syncstat.h"
 #include "versions.h"
 #include "writer_int.h"
 
@@ -28,13 +29,15 @@
 #define SCHEMA_LOCK_MS 120000
 /* Waiting longer than this for another worker's schema lock is a failure of the lane. */
 #define LOCK_WAIT_MAX_MS 60000
+/* A status flush that could not go on waits this long before it tries again. */
+#define STATUS_RETRY_MS 200
 /* Rounds of schema changes after which the schema is taken as not converging. */
 #define CHANGE_ROUNDS_MAX 4
 
-typedef enum { S_PREPARE, S_READ, S_PLAN, S_CHANGE, S_PUT, S_FIND, S_DELETE, S_DONE, S_PROBE } stage_t;
+typedef enum { S_PREPARE, S_READ, S_PLAN, S_CHANGE, S_PUT, S_FIND, S_DELETE, S_DONE, S_PROBE, S_TICKS } stage_t;
 
 static const char *const stage_names[] = {"prepare", "schema", "schema", "schema", "put",
-                                          "find", "delete", "done", "probe"};
+                                          "find", "delete", "done", "probe", "status"};
 
 struct d2g_flush {
     d2g_lane_t *lane;
@@ -60,7 +63,26 @@ struct d2g_flush {
     int planned;       /* the stage's requests are planned (ops) */
     int64_t lock_wait_since;
     char holder[200];
+    /* A status flush (syncstat.h): the rows of the sync-status table, and
+     * the digest of the PUT sent (0: none). */
+    int status;
+    d2g_mapped_t rows;
+    uint64_t put_digest;
+    int cleared; /* ticked boxes the PUT clears */
+    int forced;  /* the table or a column was just made: the rows are written */
+    int64_t next_try; /* a status flush's own wait (mono ms): it does not wait on
+                       * the lane's backoff, nor make the lane wait on it */
 };
+
+/* Nothing of f starts before t: the lane's wait, or a status flush's own. */
+static void wait_until(d2g_lane_t *l, d2g_flush_t *f, int64_t t) {
+    if (f->status)
+        f->next_try = t;
+    else
+        l->next_try = t;
+}
+
+int64_t d2g_flush_next_try(const d2g_flush_t *f) { return f->status ? f->next_try : f->lane->next_try; }
 
 d2g_flush_t *d2g_flush_new(d2g_lane_t *lane, d2g_item_t **items, size_t n) {
     d2g_flush_t *f = d2g_calloc(1, sizeof(*f));
@@ -78,6 +100,17 @@ d2g_flush_t *d2g_flush_new(d2g_lane_t *lane, d2g_item_t **items, size_t n) {
     return f;
 }
 
+d2g_flush_t *d2g_flush_new_status(d2g_lane_t *lane, d2g_mapped_t *rows) {
+    d2g_flush_t *f = d2g_flush_new(lane, NULL, 0);
+    f->status = 1;
+    f->rows = *rows;
+    memset(rows, 0, sizeof(*rows));
+    d2g_mapped_t *v = &f->rows;
+    f->need = d2g_plan_need(&v, 1);
+    f->stage = S_READ;
+    return f;
+}
+
 void d2g_flush_free(d2g_flush_t *f, int free_items) {
     if (!f)
         return;
@@ -88,6 +121,7 @@ void d2g_flush_free(d2g_flush_t *f, int free_items) {
     }
     for (size_t i = 0; i < f->n_versions; i++)
         d2g_version_clear(&f->versions[i]);
+    d2g_mapped_clear(&f->rows);
     free(f->mapped);
     free(f->versions);
     free(f->filtered);
@@ -164,6 +198,7 @@ static void fail_item(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, size_t i, 
                       const char *event, const char *reason) {
     d2g_log_err(D2G_LOG_ERROR, event, f->items[i]->proc->number, l->doc.label, reason,
                 "[%s] dossier %" PRId64 " goes to the dead-letter topic", stage, f->items[i]->env.number);
+    d2g_syncstat_refused(w->redis, l, f->items[i], reason); /* the agents see it */
     d2g_mapped_clear(&f->mapped[i]);
     d2g_writer_finish(w, &f->items[i], 1, reason);
 }
@@ -222,8 +257,13 @@ static int map_all(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) 
 }
 
 static void plan_need(d2g_flush_t *f) {
-    d2g_mapped_t **v = alive(f);
     d2g_need_free(f->need);
+    if (f->status) {
+        d2g_mapped_t *v = &f->rows;
+        f->need = d2g_plan_need(&v, 1);
+        return;
+    }
+    d2g_mapped_t **v = alive(f);
     f->need = d2g_plan_need(v, f->n);
     free(v);
 }
@@ -306,13 +346,13 @@ static int plan_schema(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t n
     if (!dirty && json_array_size(changes) == 0) {
         json_decref(changes);
         release_lock(w, l, f);
-        f->stage = S_PUT;
+        f->stage = f->status ? S_TICKS : S_PUT;
         return 0;
     }
     if (!f->locked && l->schema_owner && l->schema_owner != f) {
         /* The lane's other batch is changing the schema: this one waits. */
         json_decref(changes);
-        l->next_try = now + PERMIT_RETRY_MS;
+        wait_until(l, f, now + PERMIT_RETRY_MS);
         return 1;
     }
     if (!f->locked) {
@@ -334,7 +374,7 @@ static int plan_schema(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t n
                 d2g_lane_log(l, D2G_LOG_WARN, "schema", "schema_lock_wait", NULL,
                              "waited %d s for the schema lock", LOCK_WAIT_MAX_MS / 1000);
             } else {
-                l->next_try = now + d2g_backoff_jitter(&w->rng, 100);
+                wait_until(l, f, now + d2g_backoff_jitter(&w->rng, 100));
             }
             return 1;
         }
@@ -365,7 +405,17 @@ static int plan_schema(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t n
         f->stage = S_READ;
         return 0;
     }
-    if (++f->rounds > CHANGE_ROUNDS_MAX) {
+    if (++f->rounds > CHANGE_ROUNDS_MAX && f->status) {
+        /* The status table does not take its columns: never the lane's trouble. */
+        release_lock(w, l, f);
+        d2g_lane_log(l, D2G_LOG_WARN, "status", "schema_not_converging", NULL,
+                     "the status table does not take its columns; tried again next period");
+        d2g_ops_clear(&f->ops);
+        f->failed = 1;
+        f->stage = S_DONE;
+        return 1;
+    }
+    if (f->rounds > CHANGE_ROUNDS_MAX) {
         release_lock(w, l, f);
         d2g_lane_failed(l, now, D2G_GRIST_REFUSED, D2G_LANE_REJECTED, -1,
                         "the document's schema does not take the changes asked", &w->rng);
@@ -394,7 +444,8 @@ static int plan_schema(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t n
  * changed; NULL (write in full) for deletions and label-only updates. */
 static const d2g_cells_t *prior_cells(const d2g_flush_t *f, size_t i) {
     const d2g_item_t *it = f->items[i];
-    if (!it || it->env.kind != D2G_ENVELOPE_UPSERT || it->env.partial || f->filtered[i] ||
+    /* A full resync writes whole: a row removed by hand comes back. */
+    if (!it || it->env.kind != D2G_ENVELOPE_UPSERT || it->env.partial || f->filtered[i] || it->env.full ||
         !f->versions[i].cells.n)
         return NULL;
     return &f->versions[i].cells;
@@ -487,7 +538,24 @@ static int *no_find(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f) {
         }
     }
     json_decref(tables);
+    for (size_t i = 0; i < f->n; i++) /* a full resync looks: it repairs */
+        if (f->items[i] && f->items[i]->env.full)
+            skip[i] = 0;
     return skip;
+}
+
+/* The status table's PUT, unless its rows are those this worker last wrote
+ * and no box is to be cleared. */
+static void plan_status_put(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f) {
+    d2g_mapped_t *v = &f->rows;
+    int too_big = 0;
+    d2g_plan_puts(&v, 1, (size_t)w->cfg->worker.batch_bytes, &f->ops, &too_big);
+    uint64_t h = 0;
+    for (size_t k = 0; k < f->ops.n; k++)
+        h = h * 31 + d2g_syncstat_digest(f->ops.v[k].body);
+    if (!f->cleared && !f->forced && h == l->status_sent)
+        d2g_ops_clear(&f->ops);
+    f->put_digest = f->ops.n ? h : 0;
 }
 
 static void plan_finds(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f) {
@@ -525,7 +593,8 @@ static int enter(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
             f->cur = 0;
             switch (f->stage) {
             case S_CHANGE: f->stage = S_READ; break; /* read what the changes made */
-            case S_PUT: f->stage = S_FIND; break;
+            case S_PUT: f->stage = f->status ? S_DONE : S_FIND; break;
+            case S_TICKS: f->stage = S_PUT; break;
             case S_FIND: f->stage = S_DELETE; break;
             case S_DELETE: f->stage = S_DONE; break;
             case S_PROBE: return 1; /* answered, not resumed: the lane stays parked */
@@ -558,8 +627,14 @@ static int enter(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
         case S_CHANGE:
             f->stage = S_READ;
             continue;
+        case S_TICKS:
+            d2g_ops_add(&f->ops, D2G_OP_TICKS, "GET", d2g_syncstat_ticks_path(), NULL, D2G_SYNCSTAT_TABLE);
+            f->planned = 1;
+            return 0;
         case S_PUT:
-            if (plan_puts(w, l, f, now))
+            if (f->status)
+                plan_status_put(w, l, f);
+            else if (plan_puts(w, l, f, now))
                 return 1;
             f->planned = 1;
             continue;
@@ -596,7 +671,7 @@ static void send_op(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now)
             l->permit_wait_start = now;
             w->stats.permit_waits++;
         }
-        l->next_try = now + (wait < PERMIT_RETRY_MS ? wait : d2g_backoff_jitter(&w->rng, PERMIT_RETRY_MS));
+        wait_until(l, f, now + (wait < PERMIT_RETRY_MS ? wait : d2g_backoff_jitter(&w->rng, PERMIT_RETRY_MS)));
         return;
     }
     if (o->kind == D2G_OP_CHANGE) {
@@ -630,12 +705,29 @@ static void send_op(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now)
     f->waiting = 1;
 }
 
+/* A status flush that could not go on (Redis failed, whose wait lands on the
+ * lane) tries again later, never in a loop. */
+static void status_pause(d2g_flush_t *f, int64_t now) {
+    if (f->status && !f->waiting && f->next_try <= now)
+        f->next_try = now + STATUS_RETRY_MS;
+}
+
 int d2g_flush_step(d2g_writer_t *w, d2g_flush_t *f, int64_t now) {
     d2g_lane_t *l = f->lane;
-    if (f->waiting || l->next_try > now)
+    if (f->waiting || d2g_flush_next_try(f) > now)
         return 0;
-    if (enter(w, l, f, now))
+    if (enter(w, l, f, now)) {
+        status_pause(f, now);
         return 0;
+    }
+    if (f->stage == S_DONE && f->status) {
+        /* Never a change of the lane's state: the dossiers' batches decide it. */
+        if (!f->failed && f->put_digest) {
+            l->status_sent = f->put_digest;
+            d2g_syncstat_sent(w->redis, l, f->put_digest);
+        }
+        return 1;
+    }
     if (f->stage == S_DONE) {
         char err[D2G_ERRLEN];
         uint64_t *digests = d2g_calloc(f->n + 1, sizeof(uint64_t));
@@ -656,12 +748,17 @@ int d2g_flush_step(d2g_writer_t *w, d2g_flush_t *f, int64_t now) {
         if (vrc)
             d2g_lane_log(l, D2G_LOG_WARN, "done", "redis_error", err,
                          "versions not recorded: the guard is behind Grist until the next write");
+        if (d2g_syncstat_written(w->redis, l, f->items, f->n, err, sizeof(err)))
+            d2g_lane_log(l, D2G_LOG_WARN, "done", "redis_error", err,
+                         "dossiers not counted for the status table");
         w->stats.batches++;
+        l->ok_wall_ms = d2g_clock_wall_ms();
         d2g_writer_finish(w, f->items, f->n, NULL);
         d2g_lane_succeeded(l, !f->failed);
         return 1;
     }
     send_op(w, l, f, now);
+    status_pause(f, now);
     return 0;
 }
 
@@ -745,6 +842,24 @@ static void lane_failure(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, d2g_op_
         release_lock(w, l, f);
 }
 
+/* A request of a status flush failed: the flush is dropped (the next period
+ * tries again), the lane's state is left to its dossiers' batches. */
+static void status_failure(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, d2g_op_t *o, int outcome,
+                           const char *text) {
+    d2g_lane_log(l, D2G_LOG_WARN, "status", "status_not_written", text, "%s %.60s: the status table waits "
+                 "for the next period", o->method, o->path);
+    /* A change may have been applied; a refusal may be a column someone
+     * removed (the next period reads the schema again and makes it). */
+    if (o->kind == D2G_OP_CHANGE || outcome == D2G_GRIST_REFUSED)
+        d2g_schema_forget(l->schema);
+    release_lock(w, l, f);
+    d2g_ops_clear(&f->ops);
+    f->cur = 0;
+    f->planned = 0;
+    f->failed = 1;
+    f->stage = S_DONE;
+}
+
 /* Items left the batch (their partition was revoked) while it was writing:
  * write the rest again from the upserts, without them (upserts make it
  * harmless). Before the writes, nothing is planned for them anyway. */
@@ -774,7 +889,7 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t
         return;
     }
     if (outcome == D2G_GRIST_MISSING && (o->kind == D2G_OP_PUT || o->kind == D2G_OP_COLUMNS ||
-                                         o->kind == D2G_OP_CHANGE)) {
+                                         o->kind == D2G_OP_CHANGE || o->kind == D2G_OP_TICKS)) {
         /* A table or column went away behind our cache: read the schema again. */
         d2g_lane_log(l, D2G_LOG_WARN, stage_names[f->stage], "schema_changed", text,
                      "%s %.60s: reading the schema again", o->method, o->path);
@@ -792,6 +907,10 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t
         char reason[400];
         snprintf(reason, sizeof(reason), "Grist refused %s %.60s: %s", o->method, o->path, text);
         split_or_fail(w, l, f, reason);
+        return;
+    }
+    if (outcome != D2G_GRIST_OK && f->status) {
+        status_failure(w, l, f, o, outcome, text);
         return;
     }
     if (outcome != D2G_GRIST_OK) {
@@ -841,10 +960,13 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t
             json_decref(req);
         }
         d2g_schema_applied(l->schema, o->change, body);
+        f->forced |= f->status;
         break;
     case D2G_OP_PUT: {
-        w->stats.rows_written += o->rows;
-        d2g_metric_observe(w->m_batch_rows, NULL, (double)o->rows);
+        if (!f->status) { /* dossiers' rows only */
+            w->stats.rows_written += o->rows;
+            d2g_metric_observe(w->m_batch_rows, NULL, (double)o->rows);
+        }
         /* Rows of changed cells Grist did not have (someone removed them):
          * written in full after this request. */
         missing = d2g_plan_missing(o, body, &n_missing);
@@ -855,6 +977,20 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t
         break;
     case D2G_OP_DELETE:
         break;
+    case D2G_OP_TICKS: {
+        char err[D2G_ERRLEN];
+        int n = d2g_syncstat_ticks(w->redis, body, &f->rows, d2g_clock_wall_ms(), err, sizeof(err));
+        if (n < 0) {
+            json_decref(body);
+            status_failure(w, l, f, o, D2G_GRIST_OK, err);
+            return;
+        }
+        if (n)
+            d2g_lane_log(l, D2G_LOG_INFO, "status", "resync_asked", NULL,
+                         "%d full resyncs asked from the status table", n);
+        f->cleared = n;
+        break;
+    }
     }
     json_decref(body);
     if (bad) {
@@ -871,6 +1007,11 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t
     }
     free(missing);
     replan_writes(f);
+}
+
+void d2g_flush_drop(d2g_writer_t *w, d2g_flush_t *f) {
+    release_lock(w, f->lane, f);
+    d2g_flush_free(f, 1);
 }
 
 void d2g_flush_abandon(d2g_flush_t *f, uint8_t topic, int32_t partition) {

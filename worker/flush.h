@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "lane.h"
+#include "mapping.h"
 #include "writer.h"
 
 #include "ds2grist/http.h"
@@ -35,9 +36,15 @@ typedef struct d2g_flush d2g_flush_t;
 
 /* A batch of lane's n items (ownership taken; items array too); n = 0: a probe. */
 d2g_flush_t *d2g_flush_new(d2g_lane_t *lane, d2g_item_t **items, size_t n);
+/* A write of the document's sync-status table (syncstat.h): rows (taken,
+ * *rows emptied) after its schema and the read of the ticked boxes. */
+d2g_flush_t *d2g_flush_new_status(d2g_lane_t *lane, d2g_mapped_t *rows);
 d2g_lane_t *d2g_flush_lane(const d2g_flush_t *f);
 /* The keys of its dossiers ({key: true}), borrowed. */
 const json_t *d2g_flush_keys(const d2g_flush_t *f);
+/* A flush given up before its end (not waiting for an answer): the schema
+ * lock it may hold is released, then it is freed with its items (no hooks). */
+void d2g_flush_drop(d2g_writer_t *w, d2g_flush_t *f);
 /* Frees the flush; with free_items its items too (no hooks). */
 void d2g_flush_free(d2g_flush_t *f, int free_items);
 /* Items still in the batch. */
@@ -49,6 +56,9 @@ size_t d2g_flush_bytes(const d2g_flush_t *f);
 d2g_item_t **d2g_flush_take_items(d2g_flush_t *f, size_t *n);
 /* The permit holder of the request in flight. */
 const char *d2g_flush_holder(const d2g_flush_t *f);
+/* Mono ms before which it starts nothing (the lane's backoff; a status
+ * flush's own wait: one request per period needs no backoff of its own). */
+int64_t d2g_flush_next_try(const d2g_flush_t *f);
 /* 1 while one of its requests is in flight. */
 int d2g_flush_waiting(const d2g_flush_t *f);
 

@@ -48,7 +48,9 @@ d2g_lane_t *d2g_lane_new(d2g_redis_t *r, const d2g_grist_server_t *srv, const ch
         d2g_keys_doc(ns, l->versions_key, sizeof(l->versions_key), srv->name, document, "versions") ||
         d2g_keys_doc(ns, l->lane_key, sizeof(l->lane_key), srv->name, document, "lane") ||
         d2g_keys_doc(ns, l->recent429_key, sizeof(l->recent429_key), srv->name, document,
-                     "recent429")) {
+                     "recent429") ||
+        d2g_keys_doc(ns, l->syncturn_key, sizeof(l->syncturn_key), srv->name, document, "syncturn") ||
+        d2g_keys_doc(ns, l->syncerr_key, sizeof(l->syncerr_key), srv->name, document, "syncerr")) {
         free(l);
         d2g_err_set(err, errlen, "redis keys too long for document %s", document);
         return NULL;
@@ -80,6 +82,8 @@ void d2g_lane_free(d2g_lane_t *l) {
     }
     for (size_t i = 0; i < l->n_flights; i++)
         d2g_flush_free(l->flights[i], 1);
+    d2g_flush_free(l->status, 1);
+    json_decref(l->refused);
     d2g_schema_free(l->schema);
     d2g_colmap_free(l->colmap);
     json_decref(l->index);
@@ -103,6 +107,8 @@ void d2g_lane_add(d2g_lane_t *l, d2g_item_t *item) {
     json_t *slot = json_object_get(l->index, item->key);
     if (slot) {
         d2g_item_t *old = (d2g_item_t *)(intptr_t)json_integer_value(slot);
+        /* A full resync's "write whole" survives the collapse. */
+        int full = old->env.full || item->env.full;
         if (d2g_envelope_older(&item->env, &old->env)) {
             /* An older version arriving later: the queued newer one stands. */
             take_msgs(old, item);
@@ -119,6 +125,7 @@ void d2g_lane_add(d2g_lane_t *l, d2g_item_t *item) {
             old->bytes = item->bytes;
             old->attempt = item->attempt;
         }
+        old->env.full = full;
         d2g_item_free(item);
         return;
     }

@@ -69,6 +69,7 @@ typedef struct d2g_lane {
     d2g_config_t *held; /* a reference to the configuration doc.srv points into */
     char lock_key[D2G_KEYLEN], colmap_key[D2G_KEYLEN], versions_key[D2G_KEYLEN];
     char lane_key[D2G_KEYLEN], recent429_key[D2G_KEYLEN];
+    char syncturn_key[D2G_KEYLEN], syncerr_key[D2G_KEYLEN];
 
     /* queue */
     d2g_item_t *head, *tail;
@@ -102,6 +103,22 @@ typedef struct d2g_lane {
     struct d2g_schema *schema;
     d2g_colmap_t *colmap;
     uint64_t colmap_synced; /* generation last merged with Redis */
+
+    /* the document's sync-status table (syncstat.h): its write in flight
+     * (outside flights: it never takes a dossier batch's place), when the
+     * next is due (mono ms), the digest of the rows last written (by any
+     * worker: read from Redis with the rows), the dossiers this worker showed
+     * as refused (item key -> true), the last batch of dossiers of the lane
+     * Grist acknowledged (wall ms: older troubles of other workers' lanes are
+     * not shown after it), and whether a dossier ever came for it */
+    struct d2g_flush *status;
+    int64_t status_due;
+    uint64_t status_sent;
+    json_t *refused;
+    int64_t ok_wall_ms;
+    int used;
+    int status_now; /* the lane's state changed: written next, whoever's turn it is */
+    int64_t status_last; /* mono ms of the last status write's start (or the lane's creation) */
 
     /* error log deduplication */
     char last_event[48], last_text[256];

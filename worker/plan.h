@@ -44,6 +44,7 @@ typedef enum {
     D2G_OP_PUT,       /* PUT /tables/T/records */
     D2G_OP_FIND,      /* GET /tables/T/records?filter= */
     D2G_OP_DELETE,    /* POST /tables/T/data/delete */
+    D2G_OP_TICKS,     /* GET the sync-status table's ticked rows (syncstat.h) */
 } d2g_op_kind_t;
 
 /* One request; everything owned. */

@@ -3,6 +3,7 @@
 #include "colmap_store.h"
 #include "flush.h"
 #include "lane.h"
+#include "syncstat.h"
 #include "writer_int.h"
 
 #include "ds2grist/alloc.h"
@@ -60,8 +61,7 @@ static d2g_lane_t *lane_find(const d2g_writer_t *w, const d2g_procedure_t *proc)
     return slot ? w->lanes[json_integer_value(slot)] : NULL;
 }
 
-static d2g_lane_t *lane_get(d2g_writer_t *w, const d2g_item_t *item) {
-    const d2g_procedure_t *proc = item->proc;
+static d2g_lane_t *lane_for(d2g_writer_t *w, const d2g_procedure_t *proc, const d2g_config_t *held) {
     d2g_lane_t *l = lane_find(w, proc);
     if (l)
         return l;
@@ -71,11 +71,10 @@ static d2g_lane_t *lane_get(d2g_writer_t *w, const d2g_item_t *item) {
         d2g_log(D2G_LOG_ERROR, "lane_unusable", proc->number, proc->document, "[queue] %s", err);
         abort();
     }
-    l->held = d2g_config_ref(item->held ? item->held : w->cfg);
-    /* Start from the column map the fleet persisted: ids stay the same everywhere. */
-    if (d2g_colmap_store_load(w->redis, l->colmap_key, l->colmap, err, sizeof(err)))
-        d2g_lane_log(l, D2G_LOG_WARN, "queue", "redis_error", err, "column map not read; merged later");
-    l->colmap_synced = d2g_colmap_generation(l->colmap);
+    l->held = d2g_config_ref(held);
+    /* Its first status write after one period (then every period). */
+    l->status_last = d2g_clock_mono_ms();
+    l->status_due = l->status_last + (int64_t)w->cfg->worker.status_interval_s * 1000;
     if (w->n_lanes == w->cap_lanes) {
         w->cap_lanes = w->cap_lanes ? w->cap_lanes * 2 : 16;
         w->lanes = d2g_realloc(w->lanes, w->cap_lanes * sizeof(*w->lanes));
@@ -83,6 +82,30 @@ static d2g_lane_t *lane_get(d2g_writer_t *w, const d2g_item_t *item) {
     json_object_set_new(w->lane_index, l->doc.label, json_integer((json_int_t)w->n_lanes));
     w->lanes[w->n_lanes++] = l;
     return l;
+}
+
+/* The lane of an item's document; its first dossier loads the column map
+ * (a lane kept for its status table alone holds none). */
+static d2g_lane_t *lane_get(d2g_writer_t *w, const d2g_item_t *item) {
+    char err[D2G_ERRLEN];
+    d2g_lane_t *l = lane_for(w, item->proc, item->held ? item->held : w->cfg);
+    if (!l->used) {
+        /* Start from the column map the fleet persisted: ids stay the same everywhere. */
+        if (d2g_colmap_store_load(w->redis, l->colmap_key, l->colmap, err, sizeof(err)))
+            d2g_lane_log(l, D2G_LOG_WARN, "queue", "redis_error", err, "column map not read; merged later");
+        l->colmap_synced = d2g_colmap_generation(l->colmap);
+        l->used = 1;
+    }
+    return l;
+}
+
+/* With a sync-status table, every configured document has a lane, so that
+ * the documents nothing is written to show their status too. */
+static void lanes_for_all(d2g_writer_t *w) {
+    if (w->cfg->worker.status_interval_s <= 0)
+        return;
+    for (size_t i = 0; i < w->cfg->n_procedures; i++)
+        lane_for(w, &w->cfg->procedures[i], w->cfg);
 }
 
 static void publish(d2g_writer_t *w, d2g_lane_t *l) {
@@ -94,6 +117,15 @@ static void publish(d2g_writer_t *w, d2g_lane_t *l) {
                      d2g_lane_state_name(l->pub_state), d2g_lane_state_name(l->state),
                      l->reason ? ": " : "", l->reason ? l->reason : "");
     d2g_lane_publish(l, w->redis, w->worker_id);
+    if (l->state != l->pub_state && w->cfg->worker.status_interval_s > 0) {
+        /* The agents see it change with the next write, never sooner than a
+         * period after the last one: a lane flapping on a failing document
+         * adds no requests. */
+        int64_t next = l->status_last + (int64_t)w->cfg->worker.status_interval_s * 1000;
+        int64_t now = d2g_clock_mono_ms();
+        l->status_due = next > now ? next : now;
+        l->status_now = 1;
+    }
     l->pub_state = l->state;
     l->pub_reason = l->reason;
 }
@@ -185,6 +217,52 @@ static int lane_start(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
     return 1;
 }
 
+/* The document's sync-status table (syncstat.h): one write per period, by
+ * the worker whose turn it is, beside the dossiers' batches; none while the
+ * lane is parked. */
+static void status_step(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
+    char err[D2G_ERRLEN];
+    int64_t interval = (int64_t)w->cfg->worker.status_interval_s * 1000;
+    if (l->status) {
+        if (d2g_flush_waiting(l->status))
+            return;
+        if (l->state == D2G_LANE_PARKED)
+            d2g_flush_drop(w, l->status); /* its lock, if it holds it, goes back */
+        else if (d2g_flush_step(w, l->status, now))
+            d2g_flush_free(l->status, 1);
+        else
+            return;
+        l->status = NULL;
+        return;
+    }
+    if (interval <= 0 || l->state == D2G_LANE_PARKED || now < l->status_due)
+        return;
+    l->status_due = now + interval;
+    l->status_last = now;
+    /* A change of this lane's state is this worker's to show: no turn. */
+    int turn = l->status_now ? 1 : d2g_syncstat_turn(w->redis, l, w->worker_id, interval, err, sizeof(err));
+    l->status_now = 0;
+    if (turn < 0)
+        d2g_lane_log(l, D2G_LOG_WARN, "status", "redis_error", err, "status table not written this period");
+    if (turn <= 0)
+        return;
+    d2g_mapped_t rows;
+    if (d2g_syncstat_collect(w->redis, w->cfg, l, w->secrets, w->n_secrets, &rows, &l->status_sent, err,
+                             sizeof(err))) {
+        d2g_lane_log(l, D2G_LOG_WARN, "status", "redis_error", err, "status table not written this period");
+        return;
+    }
+    if (!rows.n_records) { /* no procedure of this configuration writes here any more */
+        d2g_mapped_clear(&rows);
+        return;
+    }
+    l->status = d2g_flush_new_status(l, &rows);
+    if (d2g_flush_step(w, l->status, now)) {
+        d2g_flush_free(l->status, 1);
+        l->status = NULL;
+    }
+}
+
 static void lane_step(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
     for (int guard = 0; guard < 16; guard++) {
         int progressed = 0;
@@ -215,12 +293,17 @@ static void lane_step(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
         if (l->state != D2G_LANE_PARKED || !w->hooks.shed)
             progressed |= lane_start(w, l, now);
         publish(w, l);
+        status_step(w, l, now);
         if (!progressed)
             break;
     }
 }
 
 void d2g_writer_step(d2g_writer_t *w, int64_t now) {
+    if (!w->all_lanes) {
+        lanes_for_all(w);
+        w->all_lanes = 1;
+    }
     for (size_t i = 0; i < w->n_lanes; i++)
         lane_step(w, w->lanes[i], now);
 }
@@ -300,6 +383,12 @@ int64_t d2g_writer_next_due(const d2g_writer_t *w) {
             if (ready < t)
                 t = ready;
         }
+        if (w->cfg->worker.status_interval_s > 0) {
+            int64_t s = l->status ? (d2g_flush_waiting(l->status) ? INT64_MAX : d2g_flush_next_try(l->status))
+                        : l->state == D2G_LANE_PARKED ? INT64_MAX : l->status_due;
+            if (s < t)
+                t = s;
+        }
         if (t < due)
             due = t;
     }
@@ -377,6 +466,8 @@ void d2g_writer_sample(d2g_writer_t *w) {
     char err[D2G_ERRLEN];
     for (size_t i = 0; i < w->n_lanes; i++) {
         d2g_lane_t *l = w->lanes[i];
+        if (!l->used && !l->status)
+            continue; /* a lane kept for its status table alone: nothing to sample */
         /* Requests in flight keep their permits registered (Redis may have
          * restarted empty meanwhile). */
         for (size_t k = 0; k < l->n_flights; k++)
@@ -384,6 +475,10 @@ void d2g_writer_sample(d2g_writer_t *w) {
                 d2g_grist_renew(w->redis, &l->doc, d2g_flush_holder(l->flights[k]), w->cfg->grist.timeout_s,
                                 err, sizeof(err)))
                 d2g_lane_log(l, D2G_LOG_WARN, "flush", "redis_error", err, "permit of a request in flight not renewed");
+        if (l->status && d2g_flush_waiting(l->status) &&
+            d2g_grist_renew(w->redis, &l->doc, d2g_flush_holder(l->status), w->cfg->grist.timeout_s, err,
+                            sizeof(err)))
+            d2g_lane_log(l, D2G_LOG_WARN, "status", "redis_error", err, "permit of a request in flight not renewed");
         int n = d2g_permits_in_use(w->redis, l->doc.permit_key, err, sizeof(err));
         const char *lv[] = {l->doc.label};
         if (n >= 0)
@@ -478,6 +573,7 @@ void d2g_writer_apply(d2g_writer_t *w, const d2g_config_t *cfg) {
         l->held = d2g_config_ref(cfg);
         moved++;
     }
+    lanes_for_all(w); /* documents added: their status tables */
     d2g_log(D2G_LOG_INFO, "config_applied", 0, NULL,
             "generation %" PRIu64 ": %zu lanes on the new configuration, %zu draining on their "
             "old server", cfg->generation, moved, kept);

@@ -26,6 +26,7 @@ struct d2g_writer {
     size_t n_lanes, cap_lanes;
     json_t *lane_index; /* "<server>/<doc>" -> index in lanes */
     int flush_all;
+    int all_lanes; /* every configured document has its lane (syncstat.h) */
     d2g_writer_stats_t stats;
     d2g_metric_t *m_requests, *m_429, *m_retries, *m_written, *m_batch_rows, *m_permit_wait,
         *m_permits, *m_lanes, *m_errors, *m_superseded;

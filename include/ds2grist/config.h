@@ -166,6 +166,8 @@ typedef struct d2g_config {
         int revoke_deadline_s; /* a revocation waits at most this for writes in flight, default 20 */
         int retry_delay_s;     /* first delay of a message sent to the retry topic, default 5 */
         int retry_max_delay_s; /* the delay doubles per attempt up to this, default 300 */
+        int status_interval_s; /* the sync-status table of each document is written this
+                                  often, default 30; 0 = no table (syncstat.h) */
     } worker;
     char *log_level; /* "debug" | "info" | "warn" | "error", default "info" */
     struct {

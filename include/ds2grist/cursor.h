@@ -10,6 +10,13 @@
  *   last_poll_ms    end of the last complete poll (wall ms): replicas use it
  *                   so that a procedure is not polled twice in one interval
  *   labels_at_ms    end of the last complete label pass (wall ms)
+ *   next_poll_ms    when the producer checks it next (wall ms; the
+ *                   sync-status table shows it)
+ *   resync_started_ms  the agent's resync request (wall ms) whose full pass
+ *                   the dossiers pass is (updated_since reset to the epoch:
+ *                   every dossier re-emitted, marked "full")
+ *   resync_done_ms  when the last full pass ended (wall ms); the pass is
+ *                   under way while resync_started_ms > resync_done_ms
  * Key "<ns>:{proc:N}:status", a hash read by operators: last_success_ms,
  * last_error, last_error_ms, failed (0/1), emitted (a counter).
  *
@@ -34,6 +41,7 @@ typedef struct d2g_cursor {
     char *max_modified;
     int64_t last_poll_ms;
     int64_t labels_at_ms;
+    int64_t resync_started_ms, resync_done_ms;
     int found; /* 1: the hash existed in Redis (0: new procedure, or Redis lost it) */
 } d2g_cursor_t;
 

@@ -19,6 +19,11 @@
  * sent as an upsert with "partial": true and a dossier holding only id,
  * number, dateDerniereModification and labels: the worker writes only those.
  *
+ * A full resync (an agent's request, docs/producer.md) sends its upserts with
+ * "full": true: the worker writes every row whole, as if it had never written
+ * it (a row removed from Grist by hand comes back), the version guard still
+ * refusing older versions.
+ *
  * No credential and no Grist target is ever in a message: a worker resolves
  * the target of a procedure from its own configuration.
  */
@@ -35,10 +40,12 @@ typedef enum { D2G_ENVELOPE_UPSERT = 0, D2G_ENVELOPE_DELETE = 1 } d2g_envelope_k
 
 /* encode flags */
 #define D2G_ENVELOPE_PARTIAL 0x1 /* the dossier holds only some fields (label pass) */
+#define D2G_ENVELOPE_FULL 0x2    /* a full resync: write every row whole (see FULL) */
 
 typedef struct d2g_envelope {
     d2g_envelope_kind_t kind;
     int partial; /* 1: only the fields present are to be written (see PARTIAL) */
+    int full;    /* 1: write whole, do not diff against what was last written (FULL) */
     int64_t procedure;
     int64_t number;
     const char *modified;   /* borrowed from root */

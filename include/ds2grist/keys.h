@@ -28,6 +28,15 @@
  *              an older version from overwriting a newer one (worker/versions.h)
  *   lane       hash, worker id -> its lane's state when not active (JSON:
  *              state, reason, since, error), read by `ds2grist status`
+ *   syncturn   string, the worker writing the document's sync-status table
+ *              this period (SET NX PX: one writer per period, syncstat.h)
+ *   syncerr    hash, procedure -> the last dossier of it Grist refused (JSON:
+ *              at, dossier, error; scrubbed), shown in the sync-status table
+ *              until that dossier is written (syncstat.h)
+ * Document keys of one procedure, "<ns>:{doc:<server>/<document>}:<name>:<N>":
+ *   present    set, the numbers of the procedure's dossiers written to the
+ *              document (removed ones taken out): the count shown in the
+ *              sync-status table
  * DS token keys, "<ns>:{dstoken:<name>}:<name>":
  *   budget     sorted set, requests per minute shared by replicas (ratelimit.h)
  * Registry keys, "<ns>:{registry}:<name>" (registry.h):
@@ -42,6 +51,10 @@
  * Fleet keys, "<ns>:{fleet}:<name>":
  *   producers  sorted set, the live producer replicas scored by the expiry of
  *              their registration (producer/members.h)
+ *   resync     sorted set, procedure number -> when an agent asked for a full
+ *              resync (the sync-status table's checkbox, written by a
+ *              worker); the procedure's producer takes it and removes it
+ *              (docs/producer.md, "Full resync")
  *   config     integer, the fleet's configuration generation: every producer
  *              and worker reloads its configuration when it changes
  *              (reload.h, d2g_reload_bump; `ds2grist config reload`)
@@ -66,6 +79,9 @@ int d2g_keys_proc(const char *ns, char *buf, size_t buflen, int64_t procedure, c
 /* "<ns>:{doc:<server>/<document>}:<name>" */
 int d2g_keys_doc(const char *ns, char *buf, size_t buflen, const char *server,
                  const char *document, const char *name);
+/* "<ns>:{doc:<server>/<document>}:<name>:<procedure>" */
+int d2g_keys_doc_proc(const char *ns, char *buf, size_t buflen, const char *server,
+                      const char *document, const char *name, int64_t procedure);
 /* "<ns>:{dstoken:<token>}:<name>" */
 int d2g_keys_dstoken(const char *ns, char *buf, size_t buflen, const char *token,
                      const char *name);
