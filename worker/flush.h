@@ -35,6 +35,10 @@ typedef struct d2g_flush d2g_flush_t;
 
 /* A batch of lane's n items (ownership taken; items array too); n = 0: a probe. */
 d2g_flush_t *d2g_flush_new(d2g_lane_t *lane, d2g_item_t **items, size_t n);
+struct d2g_form_job;
+/* A schema-only batch: the tables and columns of job's forms (formschema.h),
+ * the stages prepare and schema only (ownership of job taken). */
+d2g_flush_t *d2g_flush_new_form(d2g_lane_t *lane, struct d2g_form_job *job);
 d2g_lane_t *d2g_flush_lane(const d2g_flush_t *f);
 /* The keys of its dossiers ({key: true}), borrowed. */
 const json_t *d2g_flush_keys(const d2g_flush_t *f);

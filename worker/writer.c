@@ -60,8 +60,21 @@ static d2g_lane_t *lane_find(const d2g_writer_t *w, const d2g_procedure_t *proc)
     return slot ? w->lanes[json_integer_value(slot)] : NULL;
 }
 
+d2g_lane_t *d2g_writer_find_lane(const d2g_writer_t *w, const d2g_procedure_t *proc) {
+    return lane_find(w, proc);
+}
+
+static d2g_lane_t *lane_get_held(d2g_writer_t *w, const d2g_procedure_t *proc, d2g_config_t *held);
+
 static d2g_lane_t *lane_get(d2g_writer_t *w, const d2g_item_t *item) {
-    const d2g_procedure_t *proc = item->proc;
+    return lane_get_held(w, item->proc, item->held);
+}
+
+d2g_lane_t *d2g_writer_lane(d2g_writer_t *w, const d2g_procedure_t *proc) {
+    return lane_get_held(w, proc, NULL);
+}
+
+static d2g_lane_t *lane_get_held(d2g_writer_t *w, const d2g_procedure_t *proc, d2g_config_t *held) {
     d2g_lane_t *l = lane_find(w, proc);
     if (l)
         return l;
@@ -71,7 +84,7 @@ static d2g_lane_t *lane_get(d2g_writer_t *w, const d2g_item_t *item) {
         d2g_log(D2G_LOG_ERROR, "lane_unusable", proc->number, proc->document, "[queue] %s", err);
         abort();
     }
-    l->held = d2g_config_ref(item->held ? item->held : w->cfg);
+    l->held = d2g_config_ref(held ? held : w->cfg);
     /* Start from the column map the fleet persisted: ids stay the same everywhere. */
     if (d2g_colmap_store_load(w->redis, l->colmap_key, l->colmap, err, sizeof(err)))
         d2g_lane_log(l, D2G_LOG_WARN, "queue", "redis_error", err, "column map not read; merged later");
@@ -212,6 +225,14 @@ static void lane_step(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
             if (held)
                 continue; /* shed what they hold */
         }
+        if (l->state == D2G_LANE_ACTIVE && l->n_flights < max_flights(l) && l->next_try <= now) {
+            /* the schema of a form, before any dossier (formschema.h) */
+            d2g_form_job_t *job = d2g_formschema_take(w->formschema, l);
+            if (job) {
+                l->flights[l->n_flights++] = d2g_flush_new_form(l, job);
+                progressed = 1;
+            }
+        }
         if (l->state != D2G_LANE_PARKED || !w->hooks.shed)
             progressed |= lane_start(w, l, now);
         publish(w, l);
@@ -221,6 +242,7 @@ static void lane_step(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
 }
 
 void d2g_writer_step(d2g_writer_t *w, int64_t now) {
+    d2g_formschema_step(w, now);
     for (size_t i = 0; i < w->n_lanes; i++)
         lane_step(w, w->lanes[i], now);
 }
@@ -284,7 +306,7 @@ void d2g_writer_poll(d2g_writer_t *w, int timeout_ms) {
 }
 
 int64_t d2g_writer_next_due(const d2g_writer_t *w) {
-    int64_t due = INT64_MAX;
+    int64_t due = d2g_formschema_next_due(w->formschema);
     for (size_t i = 0; i < w->n_lanes; i++) {
         const d2g_lane_t *l = w->lanes[i];
         int64_t t = INT64_MAX;
@@ -412,6 +434,7 @@ d2g_writer_t *d2g_writer_new(const d2g_config_t *cfg, d2g_redis_t *redis, const 
     w->redis = redis;
     w->hooks = hooks;
     w->forms = d2g_forms_new(cfg, redis);
+    w->formschema = d2g_formschema_new(cfg);
     w->secrets = d2g_config_secrets(cfg, &w->n_secrets);
     snprintf(w->worker_id, sizeof(w->worker_id), "%s", worker_id);
     w->rng = (unsigned)d2g_clock_wall_ms();
@@ -453,6 +476,7 @@ void d2g_writer_apply(d2g_writer_t *w, const d2g_config_t *cfg) {
     w->cfg = cfg;
     w->secrets = d2g_config_secrets(cfg, &w->n_secrets);
     d2g_forms_apply(w->forms, cfg);
+    d2g_formschema_apply(w->formschema, cfg);
     size_t moved = 0, kept = 0;
     for (size_t i = 0; i < w->n_lanes; i++) {
         d2g_lane_t *l = w->lanes[i];
@@ -491,6 +515,7 @@ void d2g_writer_free(d2g_writer_t *w) {
         d2g_lane_free(w->lanes[i]);
     free(w->lanes);
     d2g_forms_free(w->forms);
+    d2g_formschema_free(w->formschema);
     json_decref(w->lane_index);
     free(w);
 }

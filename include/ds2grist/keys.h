@@ -28,6 +28,11 @@
  *              an older version from overwriting a newer one (worker/versions.h)
  *   lane       hash, worker id -> its lane's state when not active (JSON:
  *              state, reason, since, error), read by `ds2grist status`
+ *   forms      hash, procedure -> the form version (revision id, table prefix,
+ *              mapping options) whose tables and columns the document holds
+ *              (worker/formschema.h)
+ *   formclaim  string, the worker creating a form's schema in the document,
+ *              with a TTL (lease.h)
  * DS token keys, "<ns>:{dstoken:<name>}:<name>":
  *   budget     sorted set, requests per minute shared by replicas (ratelimit.h)
  * Registry keys, "<ns>:{registry}:<name>" (registry.h):
@@ -45,6 +50,10 @@
  *   config     integer, the fleet's configuration generation: every producer
  *              and worker reloads its configuration when it changes
  *              (reload.h, d2g_reload_bump; `ds2grist config reload`)
+ *   forms      sorted set, procedure -> the formsgen value when a producer
+ *              stored a revision different from the one before (workers create
+ *              its new columns, worker/formschema.h)
+ *   formsgen   integer, incremented by each such change
  *
  * The builders return 0, or -1 if the key did not fit in buf (buf then holds
  * a truncated, unusable key) or the name is not one listed above.

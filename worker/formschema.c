@@ -1,0 +1,303 @@
+/* formschema.c - the schema from the form, before the first dossier; see formschema.h. */
+#include "formschema.h"
+#include "writer_int.h"
+
+#include "ds2grist/alloc.h"
+#include "ds2grist/clock.h"
+#include "ds2grist/err.h"
+#include "ds2grist/keys.h"
+#include "ds2grist/lease.h"
+#include "ds2grist/log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A form not in Redis yet is asked for again after this, doubling. */
+#define FORM_WAIT_MS 2000
+
+struct d2g_form_job {
+    d2g_config_t *held; /* the configuration procs point into */
+    const d2g_procedure_t **procs;
+    char **versions;
+    size_t n;
+};
+
+struct d2g_formschema {
+    json_t *due;     /* "<procedure>" -> mono ms of its next check */
+    json_t *tries;   /* "<procedure>" -> checks that found no form yet */
+    json_t *applied; /* "<procedure>" -> "<server>/<doc>" "\n" version known applied */
+    json_t *jobs;    /* lane label -> job (integer pointer) not yet taken */
+    int64_t next_due;
+    int64_t next_poll; /* mono: next read of {fleet}:forms */
+    long long seen;    /* the highest formsgen score read; -1: not read yet */
+};
+
+d2g_formschema_t *d2g_formschema_new(const d2g_config_t *cfg) {
+    d2g_formschema_t *fs = d2g_calloc(1, sizeof(*fs));
+    fs->due = json_object();
+    fs->tries = json_object();
+    fs->applied = json_object();
+    fs->jobs = json_object();
+    fs->seen = -1;
+    d2g_formschema_apply(fs, cfg);
+    return fs;
+}
+
+void d2g_form_job_free(d2g_form_job_t *j) {
+    if (!j)
+        return;
+    for (size_t i = 0; i < j->n; i++)
+        free(j->versions[i]);
+    free(j->versions);
+    free(j->procs);
+    d2g_config_free(j->held);
+    free(j);
+}
+
+void d2g_formschema_free(d2g_formschema_t *fs) {
+    if (!fs)
+        return;
+    const char *k;
+    json_t *v;
+    json_object_foreach(fs->jobs, k, v) d2g_form_job_free((d2g_form_job_t *)(intptr_t)json_integer_value(v));
+    json_decref(fs->jobs);
+    json_decref(fs->due);
+    json_decref(fs->tries);
+    json_decref(fs->applied);
+    free(fs);
+}
+
+static void set_due(d2g_formschema_t *fs, const char *proc, int64_t at) {
+    json_object_set_new(fs->due, proc, json_integer((json_int_t)at));
+    if (at < fs->next_due)
+        fs->next_due = at;
+}
+
+void d2g_formschema_apply(d2g_formschema_t *fs, const d2g_config_t *cfg) {
+    int64_t now = d2g_clock_mono_ms();
+    char key[32];
+    /* jobs not started name procedures of the configuration before: made again from this one
+     * (their claims are this worker's: taken again at once) */
+    const char *k;
+    json_t *v;
+    json_object_foreach(fs->jobs, k, v) d2g_form_job_free((d2g_form_job_t *)(intptr_t)json_integer_value(v));
+    json_object_clear(fs->jobs);
+    json_object_clear(fs->due);
+    fs->next_due = INT64_MAX;
+    for (size_t i = 0; i < cfg->n_procedures; i++) {
+        snprintf(key, sizeof(key), "%" PRId64, cfg->procedures[i].number);
+        set_due(fs, key, now);
+    }
+}
+
+int64_t d2g_formschema_next_due(const d2g_formschema_t *fs) {
+    return fs->next_due < fs->next_poll ? fs->next_due : fs->next_poll;
+}
+
+size_t d2g_form_job_count(const d2g_form_job_t *j) { return j->n; }
+
+const d2g_procedure_t *d2g_form_job_proc(const d2g_form_job_t *j, size_t i) { return j->procs[i]; }
+
+d2g_form_job_t *d2g_formschema_take(d2g_formschema_t *fs, const d2g_lane_t *l) {
+    json_t *slot = json_object_get(fs->jobs, l->doc.label);
+    if (!slot)
+        return NULL;
+    d2g_form_job_t *j = (d2g_form_job_t *)(intptr_t)json_integer_value(slot);
+    json_object_del(fs->jobs, l->doc.label);
+    return j;
+}
+
+/* What the document's schema follows of the procedure: its form, its table
+ * prefix and its mapping options. */
+static char *form_version(const d2g_procedure_t *p, const char *revision) {
+    char buf[600];
+    snprintf(buf, sizeof(buf), "%.300s;%.100s;%d%d%d%d", revision, p->table_prefix,
+             p->mapping.ref_links, p->mapping.geo_areas, p->mapping.avis, p->mapping.messages);
+    return d2g_strdup(buf);
+}
+
+static int doc_key(const d2g_writer_t *w, const d2g_procedure_t *p, const char *name, char *buf) {
+    return d2g_keys_doc(d2g_redis_namespace(w->redis), buf, D2G_KEYLEN, p->grist_server->name,
+                        p->document, name);
+}
+
+/* The producers' news: procedures whose stored revision changed are due now. */
+static void poll_changes(d2g_writer_t *w, d2g_formschema_t *fs, int64_t now) {
+    char err[D2G_ERRLEN], key[D2G_KEYLEN], gkey[D2G_KEYLEN];
+    const char *ns = d2g_redis_namespace(w->redis);
+    fs->next_poll = now + FORMSCHEMA_POLL_MS;
+    if (d2g_keys_fleet(ns, key, sizeof(key), "forms") || d2g_keys_fleet(ns, gkey, sizeof(gkey), "formsgen"))
+        return;
+    redisReply *g = d2g_redis_cmd(w->redis, err, sizeof(err), "GET %s", gkey);
+    if (!g)
+        return; /* Redis is down: the lanes say so; read again later */
+    long long gen = g->type == REDIS_REPLY_STRING ? strtoll(g->str, NULL, 10) : 0;
+    freeReplyObject(g);
+    if (fs->seen < 0 || gen < fs->seen) {
+        /* start-up checks everything anyway; a counter gone back (Redis lost) starts afresh */
+        fs->seen = fs->seen < 0 ? gen : 0;
+        if (fs->seen == gen)
+            return;
+    }
+    if (gen == fs->seen)
+        return;
+    redisReply *r = d2g_redis_cmd(w->redis, err, sizeof(err), "ZRANGEBYSCORE %s (%lld +inf WITHSCORES LIMIT 0 1000",
+                                  key, fs->seen);
+    if (!r)
+        return;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        const redisReply *m = r->element[i], *s = r->element[i + 1];
+        if (m->type != REDIS_REPLY_STRING || s->type != REDIS_REPLY_STRING)
+            continue;
+        long long score = strtoll(s->str, NULL, 10);
+        if (score > fs->seen)
+            fs->seen = score;
+        int64_t number = strtoll(m->str, NULL, 10);
+        const d2g_procedure_t *p = d2g_config_find_procedure(w->cfg, number);
+        if (!p)
+            continue;
+        d2g_forms_expire(w->forms, p); /* its form is read again now */
+        json_object_del(fs->tries, m->str);
+        set_due(fs, m->str, now);
+    }
+    freeReplyObject(r);
+}
+
+/* Adds the procedure to the job waiting for its lane (a new one if none). */
+static void queue_job(d2g_writer_t *w, d2g_formschema_t *fs, const d2g_procedure_t *p, char *version) {
+    d2g_lane_t *l = d2g_writer_lane(w, p);
+    json_t *slot = json_object_get(fs->jobs, l->doc.label);
+    d2g_form_job_t *j = slot ? (d2g_form_job_t *)(intptr_t)json_integer_value(slot) : NULL;
+    if (!j) {
+        j = d2g_calloc(1, sizeof(*j));
+        j->held = d2g_config_ref(w->cfg);
+        json_object_set_new(fs->jobs, l->doc.label, json_integer((json_int_t)(intptr_t)j));
+    }
+    for (size_t i = 0; i < j->n; i++)
+        if (j->procs[i]->number == p->number) {
+            free(j->versions[i]);
+            j->versions[i] = version;
+            return;
+        }
+    j->procs = d2g_realloc(j->procs, (j->n + 1) * sizeof(*j->procs));
+    j->versions = d2g_realloc(j->versions, (j->n + 1) * sizeof(*j->versions));
+    j->procs[j->n] = p;
+    j->versions[j->n++] = version;
+}
+
+/* One procedure's check; returns when it is to be checked next. */
+static int64_t check(d2g_writer_t *w, d2g_formschema_t *fs, const char *key, const d2g_procedure_t *p,
+                     int64_t now) {
+    char err[D2G_ERRLEN], fkey[D2G_KEYLEN], ckey[D2G_KEYLEN], label[600];
+    d2g_lane_t *l = d2g_writer_find_lane(w, p);
+    if (l && (l->state != D2G_LANE_ACTIVE || json_object_get(fs->jobs, l->doc.label)))
+        return now + FORMSCHEMA_BUSY_MS; /* in trouble, or a job already waits for it */
+    if (!d2g_forms_get(w->forms, p, err, sizeof(err)))
+        return now + FORM_WAIT_MS;
+    const char *rev = d2g_forms_revision(w->forms, p);
+    if (!rev) {
+        /* no form in Redis yet: the producer's first run stores it */
+        json_int_t tries = json_integer_value(json_object_get(fs->tries, key));
+        json_object_set_new(fs->tries, key, json_integer(tries + 1));
+        int64_t wait = FORM_WAIT_MS << (tries < 8 ? tries : 8);
+        return now + (wait < FORMSCHEMA_RECHECK_MS ? wait : FORMSCHEMA_RECHECK_MS);
+    }
+    json_object_del(fs->tries, key);
+    char *version = form_version(p, rev);
+    snprintf(label, sizeof(label), "%s/%s\n%s", p->grist_server->name, p->document, version);
+    const char *known = json_string_value(json_object_get(fs->applied, key));
+    if (known && !strcmp(known, label)) {
+        free(version);
+        return now + FORMSCHEMA_RECHECK_MS;
+    }
+    if (doc_key(w, p, "forms", fkey) || doc_key(w, p, "formclaim", ckey)) {
+        free(version);
+        return now + FORMSCHEMA_RECHECK_MS;
+    }
+    redisReply *r = d2g_redis_cmd(w->redis, err, sizeof(err), "HGET %s %s", fkey, key);
+    if (!r) {
+        free(version);
+        return now + FORM_WAIT_MS;
+    }
+    int same = r->type == REDIS_REPLY_STRING && !strcmp(r->str, version);
+    freeReplyObject(r);
+    if (same) {
+        json_object_set_new(fs->applied, key, json_string(label));
+        free(version);
+        return now + FORMSCHEMA_RECHECK_MS;
+    }
+    int got = 0;
+    if (d2g_lease_acquire(w->redis, ckey, w->worker_id, FORMSCHEMA_CLAIM_MS, &got, err, sizeof(err)) || !got) {
+        free(version);
+        return now + (got ? FORM_WAIT_MS : FORMSCHEMA_BUSY_MS / 2); /* another worker does it */
+    }
+    d2g_log(D2G_LOG_INFO, "form_schema_queued", p->number, p->document,
+            "[schema] form %s: its tables and columns are created before any dossier", rev);
+    queue_job(w, fs, p, version);
+    /* checked again once the job is over (done) or in any case later */
+    return now + FORMSCHEMA_RECHECK_MS;
+}
+
+void d2g_formschema_step(d2g_writer_t *w, int64_t now) {
+    d2g_formschema_t *fs = w->formschema;
+    if (now >= fs->next_poll)
+        poll_changes(w, fs, now);
+    if (now < fs->next_due)
+        return;
+    int64_t next = INT64_MAX;
+    int budget = FORMSCHEMA_PER_STEP;
+    const char *key;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(fs->due, tmp, key, v) {
+        int64_t at = (int64_t)json_integer_value(v);
+        if (at <= now && budget > 0) {
+            budget--;
+            const d2g_procedure_t *p = d2g_config_find_procedure(w->cfg, strtoll(key, NULL, 10));
+            if (!p) {
+                json_object_del(fs->due, key);
+                continue;
+            }
+            at = check(w, fs, key, p, now);
+            json_object_set_new(fs->due, key, json_integer((json_int_t)at));
+        }
+        if (at < next)
+            next = at;
+    }
+    fs->next_due = next;
+}
+
+void d2g_formschema_done(d2g_writer_t *w, d2g_lane_t *l, d2g_form_job_t *j, int applied) {
+    d2g_formschema_t *fs = w->formschema;
+    char err[D2G_ERRLEN], fkey[D2G_KEYLEN], ckey[D2G_KEYLEN], key[32], label[600];
+    int64_t now = d2g_clock_mono_ms();
+    for (size_t i = 0; i < j->n; i++) {
+        const d2g_procedure_t *p = j->procs[i];
+        snprintf(key, sizeof(key), "%" PRId64, p->number);
+        if (doc_key(w, p, "forms", fkey))
+            continue;
+        if (applied) {
+            redisReply *r = d2g_redis_cmd(w->redis, err, sizeof(err), "HSET %s %s %s", fkey, key, j->versions[i]);
+            if (r) {
+                freeReplyObject(r);
+                snprintf(label, sizeof(label), "%s/%s\n%s", p->grist_server->name, p->document,
+                         j->versions[i]);
+                json_object_set_new(fs->applied, key, json_string(label));
+            } else {
+                d2g_lane_log(l, D2G_LOG_WARN, "schema", "redis_error", err,
+                             "form version not recorded: checked again later");
+            }
+            d2g_log(D2G_LOG_INFO, "form_schema_applied", p->number, p->document,
+                    "[schema] the document holds the tables and columns of the form");
+        }
+        /* a job that failed is looked at again later (its lane's trouble decides when) */
+        if (d2g_config_find_procedure(w->cfg, p->number))
+            set_due(fs, key, applied ? now + FORMSCHEMA_RECHECK_MS : now + FORMSCHEMA_BUSY_MS);
+    }
+    if (j->n && !doc_key(w, j->procs[0], "formclaim", ckey) &&
+        d2g_lease_release(w->redis, ckey, w->worker_id, err, sizeof(err)))
+        d2g_lane_log(l, D2G_LOG_WARN, "schema", "redis_error", err, "form claim not released; it expires");
+    d2g_form_job_free(j);
+}
