@@ -111,4 +111,10 @@ int d2g_checker_set_ttl(d2g_redis_t *r, const int64_t *numbers, size_t n, int tt
 int d2g_checker_mark_polled(d2g_redis_t *r, const int64_t *numbers, const int *labels_done,
                             size_t n, int64_t now_ms, char *err, size_t errlen);
 
+/* The id of procedure i's published form (activeRevision) in a check answer
+ * (borrowed), or NULL. A procedure whose form changed without any dossier
+ * changing is run once, so that its new form is stored for the workers
+ * (worker/formschema.h). */
+const char *d2g_checker_revision(json_t *data, size_t i);
+
 #endif
