@@ -126,6 +126,10 @@ static const char *expected_type(const char *typename) {
     return NULL;
 }
 
+/* A champ renamed in DS keeps its column and the column its label (the writer
+ * never relabels): its new label is looked for under its old one. */
+static const char *renamed_old, *renamed_new;
+
 /* 1 if the document holds every column and child table of the form (asserts
  * types and descriptions of those it holds when final). */
 static int holds_form(d2g_testenv_t *env, json_t *rev, int final) {
@@ -139,6 +143,8 @@ static int holds_form(d2g_testenv_t *env, json_t *rev, int final) {
         json_array_foreach(json_object_get(rev, annot ? "annotationDescriptors" : "champDescriptors"), i, d) {
             const char *tn = json_string_value(json_object_get(d, "__typename"));
             const char *label = json_string_value(json_object_get(d, "label"));
+            if (renamed_new && !strcmp(label, renamed_new))
+                label = renamed_old;
             if (no_column(tn))
                 continue;
             if (!strcmp(tn, "RepetitionChampDescriptor")) {
@@ -257,13 +263,29 @@ static void test_schema_before_first_dossier(void **state) {
     assert_int_equal(json_array_size(rows), 0);
     json_decref(rows);
 
-    /* (2) a new revision: its champ becomes a column, DS still without a dossier */
+    /* (2) new revisions: a champ added becomes a column, a champ renamed keeps its
+     * column (no second one), DS still without a dossier */
+    json_t *cols1 = column_set(env, "Aides");
+    const char *tid = NULL;
+    size_t di;
+    json_t *dd;
+    json_array_foreach(json_object_get(rev, "champDescriptors"), di, dd)
+        if (!tid && !strcmp(json_string_value(json_object_get(dd, "__typename")), "TextChampDescriptor")) {
+            tid = json_string_value(json_object_get(dd, "id"));
+            renamed_old = json_string_value(json_object_get(dd, "label"));
+        }
+    assert_non_null(tid);
+    renamed_new = "Intitulé du projet (libellé revu)";
+    char rpath[200];
+    snprintf(rpath, sizeof(rpath), "/admin/procedures/1301/champ-descriptors/%s", tid);
+    snprintf(body, sizeof(body), "{\"label\": \"%s\"}", renamed_new);
+    json_decref(d2g_stack_ds_do(env, "PATCH", rpath, body));
     json_t *added = d2g_stack_ds_do(env, "POST", "/admin/procedures/1301/champ-descriptors",
                                     "{\"type\": \"IntegerNumberChampDescriptor\", \"label\": \"Nombre de bénévoles\","
                                     " \"description\": \"Au 1er janvier\"}");
     const char *added_id = json_string_value(json_object_get(added, "id"));
     assert_non_null(added_id);
-    json_decref(rev);
+    json_t *rev1 = rev; /* renamed_old points into it */
     rev = ds_revision(env);
     int64_t t0 = d2g_clock_mono_ms();
     assert_true(wait_form(env, rev, 60));
@@ -276,6 +298,13 @@ static void test_schema_before_first_dossier(void **state) {
     assert_string_equal(col_field(nc, "type"), "Int");
     assert_string_equal(col_field(nc, "description"), "Au 1er janvier");
     json_decref(cols);
+    json_t *cols2 = column_set(env, "Aides");
+    const char *cid;
+    json_t *cv;
+    json_object_foreach(cols1, cid, cv) assert_non_null(json_object_get(cols2, cid));
+    assert_int_equal(json_object_size(cols2), json_object_size(cols1) + 1);
+    json_decref(cols1);
+    json_decref(cols2);
     json_t *ds = d2g_stack_ds_get(env, PROC, 0);
     assert_int_equal(json_array_size(json_object_get(ds, "dossiers")), 0);
     json_decref(ds);
@@ -325,6 +354,7 @@ static void test_schema_before_first_dossier(void **state) {
     json_decref(kids_after);
     json_decref(added);
     json_decref(rev);
+    json_decref(rev1);
 }
 
 int main(void) {
