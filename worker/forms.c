@@ -146,3 +146,16 @@ void d2g_forms_expire(d2g_forms_t *f, const d2g_procedure_t *proc) {
     if (fm)
         fm->loaded_ms = d2g_clock_mono_ms() - FORMS_TTL_MS;
 }
+
+void d2g_forms_forget(d2g_forms_t *f, const d2g_procedure_t *proc) {
+    char key[32];
+    snprintf(key, sizeof(key), "%" PRId64, proc->number);
+    json_t *slot = json_object_get(f->index, key);
+    form_t *fm = slot ? (form_t *)(intptr_t)json_integer_value(slot) : NULL;
+    if (!fm)
+        return;
+    d2g_mapping_ctx_free(fm->ctx);
+    free(fm->revision_id);
+    free(fm);
+    json_object_del(f->index, key);
+}

@@ -40,5 +40,8 @@ const char *d2g_forms_revision(d2g_forms_t *f, const d2g_procedure_t *proc);
 /* The procedure's form is read again at the next d2g_forms_get (a producer
  * stored a new one). */
 void d2g_forms_expire(d2g_forms_t *f, const d2g_procedure_t *proc);
+/* The procedure's context is freed (built again on demand): a worker checks
+ * every procedure's form (formschema.h) but keeps only those it maps. */
+void d2g_forms_forget(d2g_forms_t *f, const d2g_procedure_t *proc);
 
 #endif

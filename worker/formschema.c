@@ -29,6 +29,7 @@ struct d2g_formschema {
     json_t *tries;   /* "<procedure>" -> checks that found no form yet */
     json_t *applied; /* "<procedure>" -> "<server>/<doc>" "\n" version known applied */
     json_t *jobs;    /* lane label -> job (integer pointer) not yet taken */
+    json_t *targets; /* "<procedure>" -> what its schema depends on in the configuration */
     int64_t next_due;
     int64_t next_poll; /* mono: next read of {fleet}:forms */
     long long seen;    /* the highest formsgen score read; -1: not read yet */
@@ -40,6 +41,7 @@ d2g_formschema_t *d2g_formschema_new(const d2g_config_t *cfg) {
     fs->tries = json_object();
     fs->applied = json_object();
     fs->jobs = json_object();
+    fs->targets = json_object();
     fs->seen = -1;
     d2g_formschema_apply(fs, cfg);
     return fs;
@@ -66,6 +68,7 @@ void d2g_formschema_free(d2g_formschema_t *fs) {
     json_decref(fs->due);
     json_decref(fs->tries);
     json_decref(fs->applied);
+    json_decref(fs->targets);
     free(fs);
 }
 
@@ -75,21 +78,43 @@ static void set_due(d2g_formschema_t *fs, const char *proc, int64_t at) {
         fs->next_due = at;
 }
 
+/* What a procedure's schema depends on in the configuration. */
+static json_t *target_of(const d2g_procedure_t *p) {
+    return json_sprintf("%s/%s;%s;%d%d%d%d", p->grist_server->name, p->document, p->table_prefix,
+                        p->mapping.ref_links, p->mapping.geo_areas, p->mapping.avis, p->mapping.messages);
+}
+
 void d2g_formschema_apply(d2g_formschema_t *fs, const d2g_config_t *cfg) {
     int64_t now = d2g_clock_mono_ms();
     char key[32];
+    json_t *due = fs->due, *targets = json_object();
     /* jobs not started name procedures of the configuration before: made again from this one
      * (their claims are this worker's: taken again at once) */
     const char *k;
     json_t *v;
     json_object_foreach(fs->jobs, k, v) d2g_form_job_free((d2g_form_job_t *)(intptr_t)json_integer_value(v));
     json_object_clear(fs->jobs);
-    json_object_clear(fs->due);
+    fs->due = json_object();
     fs->next_due = INT64_MAX;
+    /* New procedures, and those whose document, prefix or options changed, are checked
+     * now, spread over up to a minute (each check may read a form from Redis); the
+     * others keep their turn. */
+    size_t fresh = 0;
     for (size_t i = 0; i < cfg->n_procedures; i++) {
-        snprintf(key, sizeof(key), "%" PRId64, cfg->procedures[i].number);
-        set_due(fs, key, now);
+        const d2g_procedure_t *p = &cfg->procedures[i];
+        snprintf(key, sizeof(key), "%" PRId64, p->number);
+        json_t *t = target_of(p), *old = json_object_get(fs->targets, key), *at = json_object_get(due, key);
+        if (old && at && json_equal(old, t)) {
+            set_due(fs, key, (int64_t)json_integer_value(at));
+        } else {
+            int64_t spread = (int64_t)fresh++ * 5;
+            set_due(fs, key, now + (spread < 60000 ? spread : 60000));
+        }
+        json_object_set_new(targets, key, t);
     }
+    json_decref(due);
+    json_decref(fs->targets);
+    fs->targets = targets;
 }
 
 int64_t d2g_formschema_next_due(const d2g_formschema_t *fs) {
@@ -189,7 +214,7 @@ static void queue_job(d2g_writer_t *w, d2g_formschema_t *fs, const d2g_procedure
 
 /* One procedure's check; returns when it is to be checked next. */
 static int64_t check(d2g_writer_t *w, d2g_formschema_t *fs, const char *key, const d2g_procedure_t *p,
-                     int64_t now) {
+                     int64_t now, int *queued) {
     char err[D2G_ERRLEN], fkey[D2G_KEYLEN], ckey[D2G_KEYLEN], label[600];
     d2g_lane_t *l = d2g_writer_find_lane(w, p);
     if (l && (l->state != D2G_LANE_ACTIVE || json_object_get(fs->jobs, l->doc.label)))
@@ -236,6 +261,7 @@ static int64_t check(d2g_writer_t *w, d2g_formschema_t *fs, const char *key, con
     d2g_log(D2G_LOG_INFO, "form_schema_queued", p->number, p->document,
             "[schema] form %s: its tables and columns are created before any dossier", rev);
     queue_job(w, fs, p, version);
+    *queued = 1;
     /* checked again once the job is over (done) or in any case later */
     return now + FORMSCHEMA_RECHECK_MS;
 }
@@ -260,7 +286,10 @@ void d2g_formschema_step(d2g_writer_t *w, int64_t now) {
                 json_object_del(fs->due, key);
                 continue;
             }
-            at = check(w, fs, key, p, now);
+            int queued = 0;
+            at = check(w, fs, key, p, now, &queued);
+            if (!queued)
+                d2g_forms_forget(w->forms, p); /* kept only by the lanes that map it */
             json_object_set_new(fs->due, key, json_integer((json_int_t)at));
         }
         if (at < next)
@@ -292,6 +321,7 @@ void d2g_formschema_done(d2g_writer_t *w, d2g_lane_t *l, d2g_form_job_t *j, int 
             d2g_log(D2G_LOG_INFO, "form_schema_applied", p->number, p->document,
                     "[schema] the document holds the tables and columns of the form");
         }
+        d2g_forms_forget(w->forms, p); /* read again by the lane if it maps dossiers of it */
         /* a job that failed is looked at again later (its lane's trouble decides when) */
         if (d2g_config_find_procedure(w->cfg, p->number))
             set_due(fs, key, applied ? now + FORMSCHEMA_RECHECK_MS : now + FORMSCHEMA_BUSY_MS);
