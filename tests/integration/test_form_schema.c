@@ -11,6 +11,8 @@
  *                    DS still has no dossier
  *   dossiers_land    then dossiers arrive: their cells land in those same columns
  *                    and child tables, none is made twice
+ *   parked_document  a document refusing the key: its lane parks, no retry loop,
+ *                    another document syncs meanwhile; the schema once it works
  *
  * The three run in one stack (one test function): each step needs the last.
  */
@@ -357,10 +359,77 @@ static void test_schema_before_first_dossier(void **state) {
     json_decref(rev1);
 }
 
+/* Requests Grist received for a document (any status). */
+static long long doc_requests(d2g_testenv_t *env, const char *doc) {
+    char url[320];
+    snprintf(url, sizeof(url), "%s/admin/stats", env->grist_url);
+    json_t *j = d2g_test_json("GET", url, NULL);
+    long long n = json_integer_value(json_object_get(json_object_get(json_object_get(j, "docs"), doc), "requests"));
+    json_decref(j);
+    return n;
+}
+
+/* Lines of the log holding needle. */
+static int log_count(d2g_testenv_t *env, const char *name, const char *needle) {
+    char path[400], line[4096];
+    snprintf(path, sizeof(path), "%s/%s.log", env->dir, name);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    while (f && fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* A document that refuses the key while its procedure has no dossier: its lane
+ * parks, the form is not retried in a loop, another document syncs meanwhile;
+ * once the key works again the form's schema is made. */
+static void test_parked_document(void **state) {
+    d2g_testenv_t *env = *state;
+    char cfg[900];
+    d2g_test_proc_t producer, worker;
+    assert_int_equal(d2g_testenv_start_ds(env, "{\"seed\": 7, \"procedures\": [{\"number\": 1301, \"dossiers\": 0},"
+                                               " {\"number\": 1302, \"dossiers\": 60}],"
+                                               " \"tokens\": [{\"name\": \"main\", \"secret\": \"" TOKEN "\", \"procedures\": \"*\"}]}"), 0);
+    assert_int_equal(d2g_testenv_start_grist(env, "{\"docs\": [{\"id\": \"docA\", \"keys\": [\"" GKEY "\"]},"
+                                                  " {\"id\": \"docB\", \"keys\": [\"" GKEY "\"]}]}"), 0);
+    json_decref(d2g_stack_grist_do(env, "POST", "/admin/faults",
+                                   "{\"doc\": \"docA\", \"status\": 401, \"count\": 100000, \"error\": \"invalid API key\"}"));
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json",
+                                           "[{\"number\": 1301, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docA\", \"table_prefix\": \"Aides\"},"
+                                           " {\"number\": 1302, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docB\", \"table_prefix\": \"Autres\"}]",
+                                           400, 8, "\"defaults\": {\"poll_interval_s\": 1}", cfg, sizeof(cfg)), 0);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_stack_spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    int64_t t0 = d2g_clock_mono_ms();
+    /* the other document is not held up */
+    assert_int_equal(d2g_stack_wait_synced(env, "docB", "Autres", 1302, 60), 60);
+    double other_s = (double)(d2g_clock_mono_ms() - t0) / 1000.0;
+    int64_t wait = 20000 - (d2g_clock_mono_ms() - t0);
+    if (wait > 0)
+        d2g_test_sleep_ms(wait);
+    long long refused = doc_requests(env, "docA");
+    int attempts = log_count(env, "worker", "\"form_schema_queued\",\"procedure\":1301");
+    print_message("# refused document: %lld requests in %.0f s, %d form attempts; the other document synced in %.1f s\n",
+                  refused, (double)(d2g_clock_mono_ms() - t0) / 1000.0, attempts, other_s);
+    /* the lane's probes (200 ms doubling) and one form attempt, not a loop */
+    assert_true(refused <= 15);
+    assert_true(attempts <= 1);
+    /* the key works again: the form's schema is made */
+    json_decref(d2g_stack_grist_do(env, "DELETE", "/admin/faults", NULL));
+    int64_t t1 = d2g_clock_mono_ms();
+    json_t *rev = ds_revision(env);
+    assert_true(wait_form(env, rev, 120));
+    print_message("# key restored: the form's schema %.1f s later\n", (double)(d2g_clock_mono_ms() - t1) / 1000.0);
+    json_decref(rev);
+}
+
 int main(void) {
     d2g_test_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_schema_before_first_dossier, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_parked_document, d2g_stack_setup_kafka, d2g_stack_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
