@@ -242,10 +242,33 @@ static void assert_no_duplicate_labels(d2g_testenv_t *env, const char *table) {
     json_decref(cols);
 }
 
+/* Requests Grist received for a document (any status). */
+static long long doc_requests(d2g_testenv_t *env, const char *doc) {
+    char url[320];
+    snprintf(url, sizeof(url), "%s/admin/stats", env->grist_url);
+    json_t *j = d2g_test_json("GET", url, NULL);
+    long long n = json_integer_value(json_object_get(json_object_get(json_object_get(j, "docs"), doc), "requests"));
+    json_decref(j);
+    return n;
+}
+
+/* Lines of the log holding needle. */
+static int log_count(d2g_testenv_t *env, const char *name, const char *needle) {
+    char path[400], line[4096];
+    snprintf(path, sizeof(path), "%s/%s.log", env->dir, name);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    while (f && fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
 static void test_schema_before_first_dossier(void **state) {
     d2g_testenv_t *env = *state;
     char cfg[600], body[400];
-    d2g_test_proc_t producer, worker;
+    d2g_test_proc_t producer, worker, worker2;
     assert_int_equal(d2g_testenv_start_ds(env, "{\"seed\": 7, \"procedures\": [{\"number\": 1301, \"dossiers\": 0}],"
                                                " \"tokens\": [{\"name\": \"main\", \"secret\": \"" TOKEN "\", \"procedures\": \"*\"}]}"), 0);
     assert_int_equal(d2g_testenv_start_grist(env, "{\"docs\": [{\"id\": \"docA\", \"keys\": [\"" GKEY "\"]}]}"), 0);
@@ -257,10 +280,16 @@ static void test_schema_before_first_dossier(void **state) {
                                            "\"defaults\": {\"poll_interval_s\": 1}", cfg, sizeof(cfg)), 0);
     d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
     d2g_stack_spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    d2g_stack_spawn(env, &worker2, D2G_WORKER_BIN, "worker2", cfg);
 
-    /* (1) no dossier in DS: the form's tables and columns, and no row */
+    /* (1) no dossier in DS: the form's tables and columns, and no row; made by one
+     * of the two workers */
     json_t *rev = ds_revision(env);
     assert_true(wait_form(env, rev, 60));
+    d2g_test_sleep_ms(1000);
+    int by1 = log_count(env, "worker", "\"form_schema_applied\""), by2 = log_count(env, "worker2", "\"form_schema_applied\"");
+    print_message("# the form applied by worker 1: %d, worker 2: %d\n", by1, by2);
+    assert_int_equal(by1 + by2, 1);
     json_t *rows = d2g_stack_grist_rows(env, "docA", "Aides");
     assert_int_equal(json_array_size(rows), 0);
     json_decref(rows);
@@ -357,29 +386,6 @@ static void test_schema_before_first_dossier(void **state) {
     json_decref(added);
     json_decref(rev);
     json_decref(rev1);
-}
-
-/* Requests Grist received for a document (any status). */
-static long long doc_requests(d2g_testenv_t *env, const char *doc) {
-    char url[320];
-    snprintf(url, sizeof(url), "%s/admin/stats", env->grist_url);
-    json_t *j = d2g_test_json("GET", url, NULL);
-    long long n = json_integer_value(json_object_get(json_object_get(json_object_get(j, "docs"), doc), "requests"));
-    json_decref(j);
-    return n;
-}
-
-/* Lines of the log holding needle. */
-static int log_count(d2g_testenv_t *env, const char *name, const char *needle) {
-    char path[400], line[4096];
-    snprintf(path, sizeof(path), "%s/%s.log", env->dir, name);
-    FILE *f = fopen(path, "r");
-    int n = 0;
-    while (f && fgets(line, sizeof(line), f))
-        n += strstr(line, needle) != NULL;
-    if (f)
-        fclose(f);
-    return n;
 }
 
 /* A document that refuses the key while its procedure has no dossier: its lane
