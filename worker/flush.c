@@ -64,6 +64,7 @@ struct d2g_flush {
     /* a schema-only batch (formschema.h): the forms' tables and columns, no record */
     d2g_form_job_t *job;
     d2g_mapped_t *form_mapped; /* per procedure of the job */
+    size_t n_form;             /* entries of form_mapped (the job may be gone) */
 };
 
 d2g_flush_t *d2g_flush_new(d2g_lane_t *lane, d2g_item_t **items, size_t n) {
@@ -85,13 +86,14 @@ d2g_flush_t *d2g_flush_new(d2g_lane_t *lane, d2g_item_t **items, size_t n) {
 d2g_flush_t *d2g_flush_new_form(d2g_lane_t *lane, d2g_form_job_t *job) {
     d2g_flush_t *f = d2g_flush_new(lane, NULL, 0);
     f->job = job;
-    f->form_mapped = d2g_calloc(d2g_form_job_count(job) + 1, sizeof(d2g_mapped_t));
+    f->n_form = d2g_form_job_count(job);
+    f->form_mapped = d2g_calloc(f->n_form + 1, sizeof(d2g_mapped_t));
     f->stage = S_PREPARE;
     return f;
 }
 
 static void forms_clear(d2g_flush_t *f) {
-    for (size_t j = 0; f->job && j < d2g_form_job_count(f->job); j++)
+    for (size_t j = 0; j < f->n_form; j++)
         d2g_mapped_clear(&f->form_mapped[j]);
 }
 

@@ -386,6 +386,10 @@ static void test_schema_before_first_dossier(void **state) {
     json_decref(added);
     json_decref(rev);
     json_decref(rev1);
+    /* a clean exit (LeakSanitizer included) */
+    assert_int_equal(d2g_test_proc_stop(&worker), 0);
+    assert_int_equal(d2g_test_proc_stop(&worker2), 0);
+    assert_int_equal(d2g_test_proc_stop(&producer), 0);
 }
 
 /* A document that refuses the key while its procedure has no dossier: its lane
@@ -429,6 +433,8 @@ static void test_parked_document(void **state) {
     assert_true(wait_form(env, rev, 120));
     print_message("# key restored: the form's schema %.1f s later\n", (double)(d2g_clock_mono_ms() - t1) / 1000.0);
     json_decref(rev);
+    assert_int_equal(d2g_test_proc_stop(&worker), 0); /* clean, LeakSanitizer included */
+    assert_int_equal(d2g_test_proc_stop(&producer), 0);
 }
 
 int main(void) {
