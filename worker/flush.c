@@ -65,6 +65,7 @@ struct d2g_flush {
     d2g_form_job_t *job;
     d2g_mapped_t *form_mapped; /* per procedure of the job */
     size_t n_form;             /* entries of form_mapped (the job may be gone) */
+    int job_refused;           /* Grist refused a change of the job: not applied */
 };
 
 d2g_flush_t *d2g_flush_new(d2g_lane_t *lane, d2g_item_t **items, size_t n) {
@@ -707,7 +708,7 @@ int d2g_flush_step(d2g_writer_t *w, d2g_flush_t *f, int64_t now) {
         return 0;
     if (f->stage == S_DONE && f->job) {
         release_lock(w, l, f);
-        d2g_formschema_done(w, l, f->job, 1);
+        d2g_formschema_done(w, l, f->job, !f->job_refused);
         f->job = NULL;
         w->stats.batches++;
         d2g_lane_succeeded(l, !f->failed);
@@ -748,6 +749,11 @@ int d2g_flush_step(d2g_writer_t *w, d2g_flush_t *f, int64_t now) {
  * queue, a dossier alone goes to the dead-letter topic. The flush is over. */
 static void split_or_fail(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, const char *reason) {
     size_t n = 0;
+    if (f->job) {
+        d2g_lane_log(l, D2G_LOG_ERROR, "schema", "form_schema_refused", reason,
+                     "the form's tables and columns are not all made; tried again later");
+        f->job_refused = 1;
+    }
     for (size_t i = 0; i < f->n; i++) {
         d2g_mapped_clear(&f->mapped[i]);
         if (f->items[i])

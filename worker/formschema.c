@@ -326,8 +326,15 @@ void d2g_formschema_done(d2g_writer_t *w, d2g_lane_t *l, d2g_form_job_t *j, int 
         if (d2g_config_find_procedure(w->cfg, p->number))
             set_due(fs, key, applied ? now + FORMSCHEMA_RECHECK_MS : now + FORMSCHEMA_BUSY_MS);
     }
-    if (j->n && !doc_key(w, j->procs[0], "formclaim", ckey) &&
-        d2g_lease_release(w->redis, ckey, w->worker_id, err, sizeof(err)))
-        d2g_lane_log(l, D2G_LOG_WARN, "schema", "redis_error", err, "form claim not released; it expires");
+    if (j->n && !doc_key(w, j->procs[0], "formclaim", ckey)) {
+        int got = 0;
+        /* Done: the claim is given back. Failed: this worker keeps it for
+         * FORMSCHEMA_HOLD_MS, so that the other workers do not each open a lane on a
+         * document in trouble; it tries again once its lane is active again. */
+        if (applied ? d2g_lease_release(w->redis, ckey, w->worker_id, err, sizeof(err))
+                    : d2g_lease_acquire(w->redis, ckey, w->worker_id, FORMSCHEMA_HOLD_MS, &got, err,
+                                        sizeof(err)))
+            d2g_lane_log(l, D2G_LOG_WARN, "schema", "redis_error", err, "form claim not updated; it expires");
+    }
     d2g_form_job_free(j);
 }

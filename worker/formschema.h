@@ -27,11 +27,13 @@
  * will use. Then the version is recorded and the claim released.
  *
  * Failures. A lane that is not active is never given a job (it is looked at
- * again after FORMSCHEMA_BUSY_MS); a job whose lane parks is dropped without
- * recording anything (the claim expires), and the procedure is checked again
- * later: a failing document costs one attempt per FORMSCHEMA_BUSY_MS at most,
- * on top of the lane's own probes. Nothing here waits: a step looks at no more
- * than FORMSCHEMA_PER_STEP procedures.
+ * again after FORMSCHEMA_BUSY_MS); a job whose lane parks, or whose change
+ * Grist refuses, is dropped without recording anything, and its worker keeps
+ * the document's claim for FORMSCHEMA_HOLD_MS (the other workers do not each
+ * open a lane on a document in trouble): a failing document costs one attempt
+ * per FORMSCHEMA_BUSY_MS at most, on top of the lane's own probes, from one
+ * worker. Nothing here waits: a step looks at no more than FORMSCHEMA_PER_STEP
+ * procedures.
  */
 #ifndef D2G_FORMSCHEMA_H
 #define D2G_FORMSCHEMA_H
@@ -45,6 +47,7 @@
 #define FORMSCHEMA_RECHECK_MS 600000
 #define FORMSCHEMA_CLAIM_MS 120000
 #define FORMSCHEMA_BUSY_MS 60000
+#define FORMSCHEMA_HOLD_MS 600000
 #define FORMSCHEMA_PER_STEP 32
 
 struct d2g_writer;
