@@ -13,6 +13,7 @@
  *                    and child tables, none is made twice
  *   parked_document  a document refusing the key: its lane parks, no retry loop,
  *                    another document syncs meanwhile; the schema once it works
+ *   added_live       a procedure added by a configuration reload gets its table
  *
  * The three run in one stack (one test function): each step needs the last.
  */
@@ -437,11 +438,52 @@ static void test_parked_document(void **state) {
     assert_int_equal(d2g_test_proc_stop(&producer), 0);
 }
 
+/* A procedure added by a live reload of the configuration file: its document gets
+ * the form's tables and columns without a restart and without a dossier. */
+static void test_procedure_added_live(void **state) {
+    d2g_testenv_t *env = *state;
+    char cfg[900];
+    d2g_test_proc_t producer, worker;
+    assert_int_equal(d2g_testenv_start_ds(env, "{\"seed\": 7, \"procedures\": [{\"number\": 1301, \"dossiers\": 0},"
+                                               " {\"number\": 1303, \"dossiers\": 0}],"
+                                               " \"tokens\": [{\"name\": \"main\", \"secret\": \"" TOKEN "\", \"procedures\": \"*\"}]}"), 0);
+    assert_int_equal(d2g_testenv_start_grist(env, "{\"docs\": [{\"id\": \"docA\", \"keys\": [\"" GKEY "\"]}]}"), 0);
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROCS, 400, 8,
+                                           "\"defaults\": {\"poll_interval_s\": 1}", cfg, sizeof(cfg)), 0);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_stack_spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    json_t *rev = ds_revision(env);
+    assert_true(wait_form(env, rev, 60));
+    json_decref(rev);
+    /* 1303 joins the file (same document, its own prefix) */
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json",
+                                           "[{\"number\": 1301, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docA\", \"table_prefix\": \"Aides\"},"
+                                           " {\"number\": 1303, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docA\", \"table_prefix\": \"Bourses\"}]",
+                                           400, 8, "\"defaults\": {\"poll_interval_s\": 1}", cfg, sizeof(cfg)), 0);
+    int64_t t0 = d2g_clock_mono_ms(), end = t0 + 60000;
+    json_t *cols = NULL;
+    while (!(cols = columns(env, "Bourses")) || json_array_size(cols) < 20) {
+        json_decref(cols);
+        cols = NULL;
+        assert_true(d2g_clock_mono_ms() < end);
+        d2g_test_sleep_ms(300);
+    }
+    print_message("# procedure added live: its table with %zu columns %.1f s after the file changed\n",
+                  json_array_size(cols), (double)(d2g_clock_mono_ms() - t0) / 1000.0);
+    json_decref(cols);
+    json_t *rows = d2g_stack_grist_rows(env, "docA", "Bourses");
+    assert_int_equal(json_array_size(rows), 0);
+    json_decref(rows);
+    assert_int_equal(d2g_test_proc_stop(&worker), 0);
+    assert_int_equal(d2g_test_proc_stop(&producer), 0);
+}
+
 int main(void) {
     d2g_test_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_schema_before_first_dossier, d2g_stack_setup_kafka, d2g_stack_teardown),
         cmocka_unit_test_setup_teardown(test_parked_document, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_procedure_added_live, d2g_stack_setup_kafka, d2g_stack_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
