@@ -14,6 +14,8 @@
  *   parked_document  a document refusing the key: its lane parks, no retry loop,
  *                    another document syncs meanwhile; the schema once it works
  *   added_live       a procedure added by a configuration reload gets its table
+ *   refused_change   Grist refuses the form's table: not recorded, tried again a
+ *                    minute later, made once Grist takes it
  *
  * The three run in one stack (one test function): each step needs the last.
  */
@@ -438,6 +440,40 @@ static void test_parked_document(void **state) {
     assert_int_equal(d2g_test_proc_stop(&producer), 0);
 }
 
+/* Grist refuses the form's new table (400): not recorded as applied, tried again
+ * a minute later (no loop), made once Grist takes it. */
+static void test_refused_change(void **state) {
+    d2g_testenv_t *env = *state;
+    char cfg[900];
+    d2g_test_proc_t producer, worker;
+    assert_int_equal(d2g_testenv_start_ds(env, "{\"seed\": 7, \"procedures\": [{\"number\": 1301, \"dossiers\": 0}],"
+                                               " \"tokens\": [{\"name\": \"main\", \"secret\": \"" TOKEN "\", \"procedures\": \"*\"}]}"), 0);
+    assert_int_equal(d2g_testenv_start_grist(env, "{\"docs\": [{\"id\": \"docA\", \"keys\": [\"" GKEY "\"]}]}"), 0);
+    json_decref(d2g_stack_grist_do(env, "POST", "/admin/faults",
+                                   "{\"doc\": \"docA\", \"method\": \"POST\", \"pattern\": \"^/tables$\", \"status\": 400,"
+                                   " \"count\": -1, \"error\": \"Invalid table id\"}"));
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROCS, 400, 8,
+                                           "\"defaults\": {\"poll_interval_s\": 1}", cfg, sizeof(cfg)), 0);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_stack_spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    d2g_test_sleep_ms(15000);
+    int refused = log_count(env, "worker", "\"form_schema_refused\"");
+    int applied = log_count(env, "worker", "\"form_schema_applied\"");
+    long long requests = doc_requests(env, "docA");
+    print_message("# refused table: %d refusals, %lld requests in 15 s\n", refused, requests);
+    assert_int_equal(refused, 1);
+    assert_int_equal(applied, 0);
+    assert_true(requests <= 8);
+    json_decref(d2g_stack_grist_do(env, "DELETE", "/admin/faults", NULL));
+    int64_t t1 = d2g_clock_mono_ms();
+    json_t *rev = ds_revision(env);
+    assert_true(wait_form(env, rev, 120));
+    print_message("# Grist takes it again: the form's schema %.1f s later\n", (double)(d2g_clock_mono_ms() - t1) / 1000.0);
+    json_decref(rev);
+    assert_int_equal(d2g_test_proc_stop(&worker), 0);
+    assert_int_equal(d2g_test_proc_stop(&producer), 0);
+}
+
 /* A procedure added by a live reload of the configuration file: its document gets
  * the form's tables and columns without a restart and without a dossier. */
 static void test_procedure_added_live(void **state) {
@@ -484,6 +520,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_schema_before_first_dossier, d2g_stack_setup_kafka, d2g_stack_teardown),
         cmocka_unit_test_setup_teardown(test_parked_document, d2g_stack_setup_kafka, d2g_stack_teardown),
         cmocka_unit_test_setup_teardown(test_procedure_added_live, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_refused_change, d2g_stack_setup_kafka, d2g_stack_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
