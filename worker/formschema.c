@@ -27,7 +27,6 @@ struct d2g_form_job {
 struct d2g_formschema {
     json_t *due;     /* "<procedure>" -> mono ms of its next check */
     json_t *tries;   /* "<procedure>" -> checks that found no form yet */
-    json_t *applied; /* "<procedure>" -> "<server>/<doc>" "\n" version known applied */
     json_t *jobs;    /* lane label -> job (integer pointer) not yet taken */
     json_t *targets; /* "<procedure>" -> what its schema depends on in the configuration */
     int64_t next_due;
@@ -39,7 +38,6 @@ d2g_formschema_t *d2g_formschema_new(const d2g_config_t *cfg) {
     d2g_formschema_t *fs = d2g_calloc(1, sizeof(*fs));
     fs->due = json_object();
     fs->tries = json_object();
-    fs->applied = json_object();
     fs->jobs = json_object();
     fs->targets = json_object();
     fs->seen = -1;
@@ -67,7 +65,6 @@ void d2g_formschema_free(d2g_formschema_t *fs) {
     json_decref(fs->jobs);
     json_decref(fs->due);
     json_decref(fs->tries);
-    json_decref(fs->applied);
     json_decref(fs->targets);
     free(fs);
 }
@@ -215,15 +212,14 @@ static void queue_job(d2g_writer_t *w, d2g_formschema_t *fs, const d2g_procedure
 /* One procedure's check; returns when it is to be checked next. */
 static int64_t check(d2g_writer_t *w, d2g_formschema_t *fs, const char *key, const d2g_procedure_t *p,
                      int64_t now, int *queued) {
-    char err[D2G_ERRLEN], fkey[D2G_KEYLEN], ckey[D2G_KEYLEN], label[600];
+    char err[D2G_ERRLEN], fkey[D2G_KEYLEN], ckey[D2G_KEYLEN];
     d2g_lane_t *l = d2g_writer_find_lane(w, p);
     if (l && (l->state != D2G_LANE_ACTIVE || json_object_get(fs->jobs, l->doc.label)))
         return now + FORMSCHEMA_BUSY_MS; /* in trouble, or a job already waits for it */
-    if (!d2g_forms_get(w->forms, p, err, sizeof(err)))
-        return now + FORM_WAIT_MS;
-    const char *rev = d2g_forms_revision(w->forms, p);
+    const char *rev = d2g_forms_get(w->forms, p, err, sizeof(err)) ? d2g_forms_revision(w->forms, p) : NULL;
     if (!rev) {
-        /* no form in Redis yet: the producer's first run stores it */
+        /* Redis did not answer, or holds no form yet (the producer's first run stores
+         * it): asked again after 2 s, doubling */
         json_int_t tries = json_integer_value(json_object_get(fs->tries, key));
         json_object_set_new(fs->tries, key, json_integer(tries + 1));
         int64_t wait = FORM_WAIT_MS << (tries < 8 ? tries : 8);
@@ -231,12 +227,6 @@ static int64_t check(d2g_writer_t *w, d2g_formschema_t *fs, const char *key, con
     }
     json_object_del(fs->tries, key);
     char *version = form_version(p, rev);
-    snprintf(label, sizeof(label), "%s/%s\n%s", p->grist_server->name, p->document, version);
-    const char *known = json_string_value(json_object_get(fs->applied, key));
-    if (known && !strcmp(known, label)) {
-        free(version);
-        return now + FORMSCHEMA_RECHECK_MS;
-    }
     if (doc_key(w, p, "forms", fkey) || doc_key(w, p, "formclaim", ckey)) {
         free(version);
         return now + FORMSCHEMA_RECHECK_MS;
@@ -249,14 +239,17 @@ static int64_t check(d2g_writer_t *w, d2g_formschema_t *fs, const char *key, con
     int same = r->type == REDIS_REPLY_STRING && !strcmp(r->str, version);
     freeReplyObject(r);
     if (same) {
-        json_object_set_new(fs->applied, key, json_string(label));
         free(version);
         return now + FORMSCHEMA_RECHECK_MS;
     }
     int got = 0;
-    if (d2g_lease_acquire(w->redis, ckey, w->worker_id, FORMSCHEMA_CLAIM_MS, &got, err, sizeof(err)) || !got) {
+    if (d2g_lease_acquire(w->redis, ckey, w->worker_id, FORMSCHEMA_CLAIM_MS, &got, err, sizeof(err))) {
         free(version);
-        return now + (got ? FORM_WAIT_MS : FORMSCHEMA_BUSY_MS / 2); /* another worker does it */
+        return now + FORM_WAIT_MS;
+    }
+    if (!got) {
+        free(version);
+        return now + FORMSCHEMA_BUSY_MS / 2; /* another worker does it */
     }
     d2g_log(D2G_LOG_INFO, "form_schema_queued", p->number, p->document,
             "[schema] form %s: its tables and columns are created before any dossier", rev);
@@ -300,7 +293,7 @@ void d2g_formschema_step(d2g_writer_t *w, int64_t now) {
 
 void d2g_formschema_done(d2g_writer_t *w, d2g_lane_t *l, d2g_form_job_t *j, int applied) {
     d2g_formschema_t *fs = w->formschema;
-    char err[D2G_ERRLEN], fkey[D2G_KEYLEN], ckey[D2G_KEYLEN], key[32], label[600];
+    char err[D2G_ERRLEN], fkey[D2G_KEYLEN], ckey[D2G_KEYLEN], key[32];
     int64_t now = d2g_clock_mono_ms();
     for (size_t i = 0; i < j->n; i++) {
         const d2g_procedure_t *p = j->procs[i];
@@ -311,9 +304,6 @@ void d2g_formschema_done(d2g_writer_t *w, d2g_lane_t *l, d2g_form_job_t *j, int 
             redisReply *r = d2g_redis_cmd(w->redis, err, sizeof(err), "HSET %s %s %s", fkey, key, j->versions[i]);
             if (r) {
                 freeReplyObject(r);
-                snprintf(label, sizeof(label), "%s/%s\n%s", p->grist_server->name, p->document,
-                         j->versions[i]);
-                json_object_set_new(fs->applied, key, json_string(label));
             } else {
                 d2g_lane_log(l, D2G_LOG_WARN, "schema", "redis_error", err,
                              "form version not recorded: checked again later");
