@@ -695,10 +695,12 @@ static void send_op(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now)
 
 int d2g_flush_step(d2g_writer_t *w, d2g_flush_t *f, int64_t now) {
     d2g_lane_t *l = f->lane;
-    if (f->job && !f->waiting && l->state == D2G_LANE_PARKED) {
-        /* the document is in trouble: the lane's probes take over, the form is checked later */
+    if (f->job && !f->waiting && (l->state == D2G_LANE_PARKED || l->head || l->groups)) {
+        /* The document is in trouble: the lane's probes take over, the form is checked
+         * later. Or dossiers came: their batches make the same columns (their mapping
+         * declares the whole form), the form's batch gives way and comes back later. */
         release_lock(w, l, f);
-        d2g_formschema_done(w, l, f->job, 0);
+        d2g_formschema_done(w, l, f->job, l->state == D2G_LANE_PARKED ? D2G_FORM_FAILED : D2G_FORM_YIELDED);
         f->job = NULL;
         return 1;
     }
@@ -708,7 +710,7 @@ int d2g_flush_step(d2g_writer_t *w, d2g_flush_t *f, int64_t now) {
         return 0;
     if (f->stage == S_DONE && f->job) {
         release_lock(w, l, f);
-        d2g_formschema_done(w, l, f->job, !f->job_refused);
+        d2g_formschema_done(w, l, f->job, f->job_refused ? D2G_FORM_FAILED : D2G_FORM_APPLIED);
         f->job = NULL;
         w->stats.batches++;
         d2g_lane_succeeded(l, !f->failed);

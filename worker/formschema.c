@@ -16,6 +16,12 @@
 
 /* A form not in Redis yet is asked for again after this, doubling. */
 #define FORM_WAIT_MS 2000
+/* A job that gave way to dossiers is looked at again after this (they make the
+ * same columns meanwhile). */
+#define FORM_YIELD_MS FORMSCHEMA_BUSY_MS
+/* The first checks after start-up wait this long: a worker starting with a
+ * backlog writes its dossiers first (they make the same columns). */
+#define FORM_START_MS 15000
 
 struct d2g_form_job {
     d2g_config_t *held; /* the configuration procs point into */
@@ -42,6 +48,11 @@ d2g_formschema_t *d2g_formschema_new(const d2g_config_t *cfg) {
     fs->targets = json_object();
     fs->seen = -1;
     d2g_formschema_apply(fs, cfg);
+    /* start-up: after the first dossiers had their chance */
+    const char *k;
+    json_t *v;
+    json_object_foreach(fs->due, k, v) json_integer_set(v, json_integer_value(v) + FORM_START_MS);
+    fs->next_due += FORM_START_MS;
     return fs;
 }
 
@@ -291,7 +302,8 @@ void d2g_formschema_step(d2g_writer_t *w, int64_t now) {
     fs->next_due = next;
 }
 
-void d2g_formschema_done(d2g_writer_t *w, d2g_lane_t *l, d2g_form_job_t *j, int applied) {
+void d2g_formschema_done(d2g_writer_t *w, d2g_lane_t *l, d2g_form_job_t *j, int how) {
+    int applied = how == D2G_FORM_APPLIED;
     d2g_formschema_t *fs = w->formschema;
     char err[D2G_ERRLEN], fkey[D2G_KEYLEN], ckey[D2G_KEYLEN], key[32];
     int64_t now = d2g_clock_mono_ms();
@@ -314,14 +326,15 @@ void d2g_formschema_done(d2g_writer_t *w, d2g_lane_t *l, d2g_form_job_t *j, int 
         d2g_forms_forget(w->forms, p); /* read again by the lane if it maps dossiers of it */
         /* a job that failed is looked at again later (its lane's trouble decides when) */
         if (d2g_config_find_procedure(w->cfg, p->number))
-            set_due(fs, key, applied ? now + FORMSCHEMA_RECHECK_MS : now + FORMSCHEMA_BUSY_MS);
+            set_due(fs, key, now + (applied ? FORMSCHEMA_RECHECK_MS
+                                    : how == D2G_FORM_YIELDED ? FORM_YIELD_MS : FORMSCHEMA_BUSY_MS));
     }
     if (j->n && !doc_key(w, j->procs[0], "formclaim", ckey)) {
         int got = 0;
         /* Done: the claim is given back. Failed: this worker keeps it for
          * FORMSCHEMA_HOLD_MS, so that the other workers do not each open a lane on a
          * document in trouble; it tries again once its lane is active again. */
-        if (applied ? d2g_lease_release(w->redis, ckey, w->worker_id, err, sizeof(err))
+        if (how != D2G_FORM_FAILED ? d2g_lease_release(w->redis, ckey, w->worker_id, err, sizeof(err))
                     : d2g_lease_acquire(w->redis, ckey, w->worker_id, FORMSCHEMA_HOLD_MS, &got, err,
                                         sizeof(err)))
             d2g_lane_log(l, D2G_LOG_WARN, "schema", "redis_error", err, "form claim not updated; it expires");

@@ -24,7 +24,9 @@
  * and schema (read, lock, merge the column map with the fleet's, create what
  * is missing), every request under the document's permit and schema lock,
  * exactly as a dossier's batch would, so the columns are those the dossiers
- * will use. Then the version is recorded and the claim released.
+ * will use. Then the version is recorded and the claim released. It runs on
+ * an idle lane only, and gives way to dossiers that come meanwhile (their
+ * batches declare the whole form too): it is tried again once they are written.
  *
  * Failures. A lane that is not active is never given a job (it is looked at
  * again after FORMSCHEMA_BUSY_MS); a job whose lane parks, or whose change
@@ -69,9 +71,12 @@ int64_t d2g_formschema_next_due(const d2g_formschema_t *fs);
 d2g_form_job_t *d2g_formschema_take(d2g_formschema_t *fs, const struct d2g_lane *l);
 size_t d2g_form_job_count(const d2g_form_job_t *j);
 const d2g_procedure_t *d2g_form_job_proc(const d2g_form_job_t *j, size_t i);
-/* The job is over: applied (its versions are recorded in the document's
- * hash) or not (checked again later). Frees it. */
-void d2g_formschema_done(struct d2g_writer *w, struct d2g_lane *l, d2g_form_job_t *j, int applied);
+/* How a job ended. */
+#define D2G_FORM_APPLIED 1 /* its versions are recorded in the document's hash */
+#define D2G_FORM_FAILED 0  /* checked again after FORMSCHEMA_BUSY_MS, the claim kept */
+#define D2G_FORM_YIELDED 2 /* dossiers came (their batches make the same columns): again soon */
+/* The job is over (D2G_FORM_*). Frees it. */
+void d2g_formschema_done(struct d2g_writer *w, struct d2g_lane *l, d2g_form_job_t *j, int how);
 /* Frees a job that never ended (its lane is freed). */
 void d2g_form_job_free(d2g_form_job_t *j);
 

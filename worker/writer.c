@@ -225,8 +225,8 @@ static void lane_step(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
             if (held)
                 continue; /* shed what they hold */
         }
-        if (l->state == D2G_LANE_ACTIVE && l->n_flights < max_flights(l) && l->next_try <= now) {
-            /* the schema of a form, before any dossier (formschema.h) */
+        if (l->state == D2G_LANE_ACTIVE && !l->n_flights && !l->head && !l->groups && l->next_try <= now) {
+            /* the schema of a form, before any dossier (formschema.h), on an idle lane */
             d2g_form_job_t *job = d2g_formschema_take(w->formschema, l);
             if (job) {
                 l->flights[l->n_flights++] = d2g_flush_new_form(l, job);
