@@ -8,11 +8,11 @@
 static const char *const proc_names[] = {"cursor", "status", "lease", "fence", "labels",
                                          "revision", NULL};
 static const char *const doc_names[] = {"permits", "permitgen", "rate", "schemalock", "versions", "lane",
-                                        "colmap", "recent429", "syncturn", "syncerr",
+                                        "colmap", "recent429", "syncturn", "syncerr", "forms", "formclaim",
                                         NULL};
 static const char *const doc_proc_names[] = {"present", NULL};
 static const char *const token_names[] = {"budget", NULL};
-static const char *const fleet_names[] = {"producers", "config", "resync", NULL};
+static const char *const fleet_names[] = {"producers", "config", "resync", "forms", "formsgen", NULL};
 static const char *const registry_names[] = {"entries", "loaded", "version", NULL};
 
 static int known(const char *const *names, const char *name) {

@@ -14,6 +14,7 @@
 #define ALIAS_FMT                                                                              \
     "  p%zu: demarche(number: $n%zu) {\n"                                                      \
     "    number\n"                                                                             \
+    "    activeRevision { id }\n"                                                              \
     "    dossiers(first: 1, after: $a%zu, updatedSince: $u%zu) { nodes { number } }\n"       \
     "    deletedDossiers(first: 1, after: $b%zu, deletedSince: $d%zu) { nodes { number } }\n"
 #define VARS_FMT "$n%zu: Int!, $a%zu: String, $u%zu: ISO8601DateTime, $b%zu: String, " \
@@ -333,4 +334,10 @@ int d2g_checker_set_ttl(d2g_redis_t *r, const int64_t *numbers, size_t n, int tt
             }
     }
     return rc;
+}
+
+const char *d2g_checker_revision(json_t *data, size_t i) {
+    char k[24];
+    snprintf(k, sizeof(k), "p%zu", i);
+    return json_string_value(json_object_get(json_object_get(json_object_get(data, k), "activeRevision"), "id"));
 }

@@ -113,4 +113,10 @@ int d2g_checker_mark_polled(d2g_redis_t *r, const int64_t *numbers, const int *l
                             const int64_t *next_ms, size_t n, int64_t now_ms, char *err,
                             size_t errlen);
 
+/* The id of procedure i's published form (activeRevision) in a check answer
+ * (borrowed), or NULL. A procedure whose form changed without any dossier
+ * changing is run once, so that its new form is stored for the workers
+ * (worker/formschema.h). */
+const char *d2g_checker_revision(json_t *data, size_t i);
+
 #endif

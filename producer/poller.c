@@ -82,6 +82,7 @@ typedef struct proc {
     /* The form's descriptors whose champs' `columns` the worker never reads
      * (champs.h): left out of the messages. NULL until a run brought the form. */
     json_t *ruled;
+    char *revision_id;  /* the form last stored or seen by a check; NULL: unknown */
     int page_emitted;
     int64_t last_complete_ms; /* wall ms of the last complete run, 0 = unknown */
     /* The run's lease token (lease.h): every cursor write is fenced by it. */
@@ -638,6 +639,33 @@ static void handle_page(d2g_poller_t *p, proc_t *pr, json_t *data) {
     pr->page_has_next = json_is_true(json_object_get(info, "hasNextPage"));
 }
 
+/* The workers create a new form's columns before any dossier (worker/formschema.h). */
+static const d2g_redis_script_t forms_changed_script = {
+    "forms_changed",
+    "local g = redis.call('INCR', KEYS[2])\n"
+    "redis.call('ZADD', KEYS[1], g, ARGV[1])\n"
+    "redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -10001)\n"
+    "return g\n",
+};
+
+static void forms_changed(d2g_poller_t *p, proc_t *pr) {
+    char err[D2G_ERRLEN], fk[D2G_KEYLEN], gk[D2G_KEYLEN], num[24];
+    const char *ns = d2g_redis_namespace(p->redis);
+    if (d2g_keys_fleet(ns, fk, sizeof(fk), "forms") || d2g_keys_fleet(ns, gk, sizeof(gk), "formsgen"))
+        return;
+    snprintf(num, sizeof(num), "%" PRId64, pr->cfg->number);
+    const char *keys[] = {fk, gk}, *args[] = {num};
+    redisReply *rep = d2g_redis_eval(p->redis, &forms_changed_script, 2, keys, 1, args, err, sizeof(err));
+    if (!rep) {
+        d2g_log_err(D2G_LOG_WARN, "redis_error", pr->cfg->number, NULL, err,
+                    "new form not announced: the workers see it within their recheck");
+        return;
+    }
+    freeReplyObject(rep);
+    d2g_log(D2G_LOG_INFO, "form_changed", pr->cfg->number, NULL, "new form %s stored",
+            pr->revision_id ? pr->revision_id : "(no id)");
+}
+
 /* Every message of the page is acknowledged (or failed): persist, go on. */
 static void finish_page(d2g_poller_t *p, proc_t *pr) {
     char err[D2G_ERRLEN], k[256];
@@ -656,11 +684,22 @@ static void finish_page(d2g_poller_t *p, proc_t *pr) {
     /* Side state first, the cursor last: a crash in between re-emits the page. */
     if (pr->page_revision) {
         proc_key(p, pr, "revision", k, sizeof(k));
-        const char *argv[] = {"SET", k, pr->page_revision};
-        redisReply *rep = d2g_redis_argv(p->redis, 3, argv, NULL, err, sizeof(err));
+        const char *argv[] = {"SET", k, pr->page_revision, "GET"};
+        redisReply *rep = d2g_redis_argv(p->redis, 4, argv, NULL, err, sizeof(err));
         rc |= rep ? 0 : -1;
-        if (rep)
+        if (rep) {
+            int changed = rep->type != REDIS_REPLY_STRING || strcmp(rep->str, pr->page_revision);
             freeReplyObject(rep);
+            json_t *rev = json_loads(pr->page_revision, 0, NULL);
+            const char *id = json_string_value(json_object_get(rev, "id"));
+            if (id) {
+                free(pr->revision_id);
+                pr->revision_id = d2g_strdup(id);
+            }
+            json_decref(rev);
+            if (changed)
+                forms_changed(p, pr);
+        }
     }
     if (!rc && json_object_size(pr->page_labels) > 0) {
         size_t n = json_object_size(pr->page_labels), argc = 2;
@@ -1026,6 +1065,16 @@ static void on_check_done(d2g_poller_t *p, check_batch_t *b, const d2g_ds_result
         }
         for (size_t i = 0; i < b->n; i++) {
             proc_t *pr = b->procs[i];
+            /* A new form without any dossier changed: a run stores it (its first page). */
+            const char *rid = d2g_checker_revision(data, i);
+            if (rid && pr->revision_id && strcmp(rid, pr->revision_id) && out[i] == D2G_CHECK_QUIET &&
+                !b->labels_due[i]) {
+                d2g_log(D2G_LOG_INFO, "form_published", pr->cfg->number, NULL,
+                        "form %s replaces %s: a run stores it", rid, pr->revision_id);
+                out[i] = D2G_CHECK_CHANGED;
+            }
+            if (rid && !pr->revision_id)
+                pr->revision_id = d2g_strdup(rid);
             if (out[i] == D2G_CHECK_QUIET && b->labels_due[i]) {
                 if (lat[i] && same[lat[i] - 1])
                     labels_done[nq] = 1; /* the label pass is done: quiet */
@@ -1298,6 +1347,7 @@ static proc_t *proc_new(d2g_poller_t *p, const d2g_config_t *cfg, const d2g_proc
 }
 
 static void proc_free(proc_t *pr) {
+    free(pr->revision_id);
     page_clear(pr);
     d2g_cursor_clear(&pr->cursor);
     d2g_cursor_clear(&pr->known);

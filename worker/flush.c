@@ -2,6 +2,7 @@
 #include "flush.h"
 #include "colmap_store.h"
 #include "filter.h"
+#include "formschema.h"
 #include "plan.h"
 #include "schema.h"
 #include "syncstat.h"
@@ -72,6 +73,11 @@ struct d2g_flush {
     int forced;  /* the table or a column was just made: the rows are written */
     int64_t next_try; /* a status flush's own wait (mono ms): it does not wait on
                        * the lane's backoff, nor make the lane wait on it */
+    /* a schema-only batch (formschema.h): the forms' tables and columns, no record */
+    d2g_form_job_t *job;
+    d2g_mapped_t *form_mapped; /* per procedure of the job */
+    size_t n_form;             /* entries of form_mapped (the job may be gone) */
+    int job_refused;           /* Grist refused a change of the job: not applied */
 };
 
 /* Nothing of f starts before t: the lane's wait, or a status flush's own. */
@@ -111,6 +117,20 @@ d2g_flush_t *d2g_flush_new_status(d2g_lane_t *lane, d2g_mapped_t *rows) {
     return f;
 }
 
+d2g_flush_t *d2g_flush_new_form(d2g_lane_t *lane, d2g_form_job_t *job) {
+    d2g_flush_t *f = d2g_flush_new(lane, NULL, 0);
+    f->job = job;
+    f->n_form = d2g_form_job_count(job);
+    f->form_mapped = d2g_calloc(f->n_form + 1, sizeof(d2g_mapped_t));
+    f->stage = S_PREPARE;
+    return f;
+}
+
+static void forms_clear(d2g_flush_t *f) {
+    for (size_t j = 0; j < f->n_form; j++)
+        d2g_mapped_clear(&f->form_mapped[j]);
+}
+
 void d2g_flush_free(d2g_flush_t *f, int free_items) {
     if (!f)
         return;
@@ -126,6 +146,9 @@ void d2g_flush_free(d2g_flush_t *f, int free_items) {
     free(f->versions);
     free(f->filtered);
     free(f->items);
+    forms_clear(f);
+    free(f->form_mapped);
+    d2g_form_job_free(f->job);
     json_decref(f->keys);
     if (f->lane->schema_owner == f)
         f->lane->schema_owner = NULL;
@@ -184,6 +207,24 @@ static d2g_mapped_t **alive(d2g_flush_t *f) {
     return v;
 }
 
+/* The forms of a schema-only batch, mapped with the lane's column map (the
+ * same ids as the dossiers'). 1: wait (a form is unavailable). */
+static int map_forms(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
+    char err[D2G_ERRLEN];
+    forms_clear(f);
+    for (size_t j = 0; j < d2g_form_job_count(f->job); j++) {
+        const d2g_mapping_ctx_t *ctx = d2g_forms_get(w->forms, d2g_form_job_proc(f->job, j), err, sizeof(err));
+        if (!ctx) {
+            d2g_lane_failed(l, now, D2G_GRIST_RETRY, D2G_LANE_REDIS, -1, err, &w->rng);
+            d2g_lane_log(l, D2G_LOG_WARN, "prepare", "form_unavailable", err, "the form's schema waits");
+            return 1;
+        }
+        if (d2g_mapping_map_form(ctx, l->colmap, &f->form_mapped[j], err, sizeof(err)))
+            d2g_lane_log(l, D2G_LOG_ERROR, "prepare", "form_unmappable", err, "the form's schema is not made");
+    }
+    return 0;
+}
+
 static void release_lock(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f) {
     char err[D2G_ERRLEN];
     if (f->locked && d2g_lease_release(w->redis, l->lock_key, w->worker_id, err, sizeof(err)))
@@ -208,6 +249,8 @@ static void fail_item(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, size_t i, 
 /* Maps every item still in the batch. 1: wait (a form is unavailable). */
 static int map_all(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
     char err[D2G_ERRLEN];
+    if (f->job)
+        return map_forms(w, l, f, now);
     for (size_t i = 0; i < f->n; i++) {
         d2g_item_t *it = f->items[i];
         if (!it)
@@ -264,12 +307,28 @@ static void plan_need(d2g_flush_t *f) {
         return;
     }
     d2g_mapped_t **v = alive(f);
-    f->need = d2g_plan_need(v, f->n);
+    if (f->job) {
+        size_t nj = d2g_form_job_count(f->job);
+        d2g_mapped_t **fv = d2g_calloc(nj + 1, sizeof(*fv));
+        for (size_t j = 0; j < nj; j++)
+            fv[j] = &f->form_mapped[j];
+        f->need = d2g_plan_need(fv, nj);
+        free(fv);
+    } else {
+        f->need = d2g_plan_need(v, f->n);
+    }
     free(v);
 }
 
 static int prepare(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
     char err[D2G_ERRLEN];
+    if (f->job) {
+        if (map_forms(w, l, f, now))
+            return 1;
+        plan_need(f);
+        f->stage = S_READ;
+        return 0;
+    }
     /* Versions Grist already holds newer are done without a write. */
     if (d2g_versions_check(w->redis, l->versions_key, f->items, f->n, f->versions, err, sizeof(err))) {
         d2g_lane_failed(l, now, D2G_GRIST_RETRY, D2G_LANE_REDIS, -1, err, &w->rng);
@@ -610,7 +669,7 @@ static int enter(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
         case S_PREPARE:
             if (prepare(w, l, f, now))
                 return 1;
-            f->stage = d2g_flush_items(f) ? S_READ : S_DONE;
+            f->stage = d2g_flush_items(f) || f->job ? S_READ : S_DONE;
             continue;
         case S_READ:
             plan_reads(l, f);
@@ -632,6 +691,10 @@ static int enter(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
             f->planned = 1;
             return 0;
         case S_PUT:
+            if (f->job) { /* the schema was all a form's batch makes */
+                f->stage = S_DONE;
+                continue;
+            }
             if (f->status)
                 plan_status_put(w, l, f);
             else if (plan_puts(w, l, f, now))
@@ -714,6 +777,15 @@ static void status_pause(d2g_flush_t *f, int64_t now) {
 
 int d2g_flush_step(d2g_writer_t *w, d2g_flush_t *f, int64_t now) {
     d2g_lane_t *l = f->lane;
+    if (f->job && !f->waiting && (l->state == D2G_LANE_PARKED || l->head || l->groups)) {
+        /* The document is in trouble: the lane's probes take over, the form is checked
+         * later. Or dossiers came: their batches make the same columns (their mapping
+         * declares the whole form), the form's batch gives way and comes back later. */
+        release_lock(w, l, f);
+        d2g_formschema_done(w, l, f->job, l->state == D2G_LANE_PARKED ? D2G_FORM_FAILED : D2G_FORM_YIELDED);
+        f->job = NULL;
+        return 1;
+    }
     if (f->waiting || d2g_flush_next_try(f) > now)
         return 0;
     if (enter(w, l, f, now)) {
@@ -726,6 +798,14 @@ int d2g_flush_step(d2g_writer_t *w, d2g_flush_t *f, int64_t now) {
             l->status_sent = f->put_digest;
             d2g_syncstat_sent(w->redis, l, f->put_digest);
         }
+        return 1;
+    }
+    if (f->stage == S_DONE && f->job) {
+        release_lock(w, l, f);
+        d2g_formschema_done(w, l, f->job, f->job_refused ? D2G_FORM_FAILED : D2G_FORM_APPLIED);
+        f->job = NULL;
+        w->stats.batches++;
+        d2g_lane_succeeded(l, !f->failed);
         return 1;
     }
     if (f->stage == S_DONE) {
@@ -768,6 +848,11 @@ int d2g_flush_step(d2g_writer_t *w, d2g_flush_t *f, int64_t now) {
  * queue, a dossier alone goes to the dead-letter topic. The flush is over. */
 static void split_or_fail(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, const char *reason) {
     size_t n = 0;
+    if (f->job) {
+        d2g_lane_log(l, D2G_LOG_ERROR, "schema", "form_schema_refused", reason,
+                     "the form's tables and columns are not all made; tried again later");
+        f->job_refused = 1;
+    }
     for (size_t i = 0; i < f->n; i++) {
         d2g_mapped_clear(&f->mapped[i]);
         if (f->items[i])

@@ -39,6 +39,10 @@ d2g_flush_t *d2g_flush_new(d2g_lane_t *lane, d2g_item_t **items, size_t n);
 /* A write of the document's sync-status table (syncstat.h): rows (taken,
  * *rows emptied) after its schema and the read of the ticked boxes. */
 d2g_flush_t *d2g_flush_new_status(d2g_lane_t *lane, d2g_mapped_t *rows);
+struct d2g_form_job;
+/* A schema-only batch: the tables and columns of job's forms (formschema.h),
+ * the stages prepare and schema only (ownership of job taken). */
+d2g_flush_t *d2g_flush_new_form(d2g_lane_t *lane, struct d2g_form_job *job);
 d2g_lane_t *d2g_flush_lane(const d2g_flush_t *f);
 /* The keys of its dossiers ({key: true}), borrowed. */
 const json_t *d2g_flush_keys(const d2g_flush_t *f);

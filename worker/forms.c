@@ -82,7 +82,9 @@ const d2g_mapping_ctx_t *d2g_forms_get(d2g_forms_t *f, const d2g_procedure_t *pr
     snprintf(key, sizeof(key), "%" PRId64, proc->number);
     json_t *slot = json_object_get(f->index, key);
     form_t *fm = slot ? (form_t *)(intptr_t)json_integer_value(slot) : NULL;
-    if (fm && fm->ctx && now - fm->loaded_ms < FORMS_TTL_MS)
+    /* Without a form yet (the producer's first run has not stored it), asked
+     * again sooner: the schema is created from it as soon as it comes. */
+    if (fm && fm->ctx && now - fm->loaded_ms < (fm->revision_id ? FORMS_TTL_MS : FORMS_RETRY_MS))
         return fm->ctx;
     if (!fm) {
         fm = d2g_calloc(1, sizeof(*fm));
@@ -126,4 +128,34 @@ const d2g_mapping_ctx_t *d2g_forms_get(d2g_forms_t *f, const d2g_procedure_t *pr
     fm->revision_id = rev_id ? d2g_strdup(rev_id) : NULL;
     json_decref(rev);
     return fm->ctx;
+}
+
+const char *d2g_forms_revision(d2g_forms_t *f, const d2g_procedure_t *proc) {
+    char key[32];
+    snprintf(key, sizeof(key), "%" PRId64, proc->number);
+    json_t *slot = json_object_get(f->index, key);
+    form_t *fm = slot ? (form_t *)(intptr_t)json_integer_value(slot) : NULL;
+    return fm && fm->ctx ? fm->revision_id : NULL;
+}
+
+void d2g_forms_expire(d2g_forms_t *f, const d2g_procedure_t *proc) {
+    char key[32];
+    snprintf(key, sizeof(key), "%" PRId64, proc->number);
+    json_t *slot = json_object_get(f->index, key);
+    form_t *fm = slot ? (form_t *)(intptr_t)json_integer_value(slot) : NULL;
+    if (fm)
+        fm->loaded_ms = d2g_clock_mono_ms() - FORMS_TTL_MS;
+}
+
+void d2g_forms_forget(d2g_forms_t *f, const d2g_procedure_t *proc) {
+    char key[32];
+    snprintf(key, sizeof(key), "%" PRId64, proc->number);
+    json_t *slot = json_object_get(f->index, key);
+    form_t *fm = slot ? (form_t *)(intptr_t)json_integer_value(slot) : NULL;
+    if (!fm)
+        return;
+    d2g_mapping_ctx_free(fm->ctx);
+    free(fm->revision_id);
+    free(fm);
+    json_object_del(f->index, key);
 }

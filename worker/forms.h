@@ -33,5 +33,15 @@ void d2g_forms_free(d2g_forms_t *f);
  * procedure), or NULL: Redis did not answer and there is none yet (err). */
 const d2g_mapping_ctx_t *d2g_forms_get(d2g_forms_t *f, const d2g_procedure_t *proc, char *err,
                                        size_t errlen);
+/* The id of the form the procedure's context was last built from (borrowed,
+ * valid until the next call for it), or NULL: none yet, or built without a
+ * form (Redis holds none). */
+const char *d2g_forms_revision(d2g_forms_t *f, const d2g_procedure_t *proc);
+/* The procedure's form is read again at the next d2g_forms_get (a producer
+ * stored a new one). */
+void d2g_forms_expire(d2g_forms_t *f, const d2g_procedure_t *proc);
+/* The procedure's context is freed (built again on demand): a worker checks
+ * every procedure's form (formschema.h) but keeps only those it maps. */
+void d2g_forms_forget(d2g_forms_t *f, const d2g_procedure_t *proc);
 
 #endif

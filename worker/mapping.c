@@ -419,6 +419,32 @@ done:
     return rc;
 }
 
+int d2g_mapping_map_form(const d2g_mapping_ctx_t *ctx, d2g_colmap_t *map, d2g_mapped_t *out,
+                         char *err, size_t errlen) {
+    builder_t b;
+    table_b *main;
+    json_t *fields = NULL, *none = json_array();
+    int rc = -1;
+
+    if (d2g_mb_init(&b, ctx, map, out, err, errlen))
+        goto done;
+    if (!(main = main_table(&b)))
+        goto done;
+    /* the cells are those of a dossier without any champ: thrown away */
+    fields = json_object();
+    if (ctx->descs &&
+        (map_with_form(&b, main, fields, none, "champs", ctx->descs, ctx->n_champs, 0, 0) ||
+         map_with_form(&b, main, fields, none, "annotations", ctx->descs + ctx->n_champs,
+                       ctx->n_annots, 1, 0)))
+        goto done;
+    rc = d2g_mb_finish(&b, out);
+done:
+    json_decref(fields);
+    json_decref(none);
+    d2g_mb_free(&b);
+    return rc;
+}
+
 static int remove_child(const char *desc_id, const char *id, void *arg) {
     builder_t *b = arg;
     (void)desc_id;

@@ -177,6 +177,19 @@ int d2g_mapping_map_dossier(const d2g_mapping_ctx_t *ctx, json_t *dossier, int f
                             d2g_colmap_t *map, d2g_mapped_t *out, char *err, size_t errlen);
 
 /*
+ * The tables and columns of the procedure's form alone, before any dossier
+ * (worker/formschema.h): the dossiers table with its fixed columns, one
+ * column (and its typed sub-columns) per champ and annotation of the form,
+ * with the descriptors' descriptions, and every repetition block's child
+ * table with its sub-champs' columns, exactly as a dossier lacking every
+ * champ would declare them (same ids from map, same types, choices from the
+ * form's options). out holds tables only (no record; rowsets, if any, are
+ * not to be written). Without a form: the dossiers table's fixed columns.
+ */
+int d2g_mapping_map_form(const d2g_mapping_ctx_t *ctx, d2g_colmap_t *map, d2g_mapped_t *out,
+                         char *err, size_t errlen);
+
+/*
  * Maps a deletedDossiers node {id number dateSupression state reason}.
  * D2G_DELETED_MARK: the dossiers table and one record {numero} -> {supprime:
  * true, date_suppression, motif_suppression, etat, ds_id}; child rows stay.

@@ -84,11 +84,11 @@ static d2g_lane_t *lane_for(d2g_writer_t *w, const d2g_procedure_t *proc, const 
     return l;
 }
 
-/* The lane of an item's document; its first dossier loads the column map
- * (a lane kept for its status table alone holds none). */
-static d2g_lane_t *lane_get(d2g_writer_t *w, const d2g_item_t *item) {
+/* The lane of a procedure's document, to write to: the first use loads the
+ * column map (a lane kept for its status table alone holds none). */
+static d2g_lane_t *lane_used(d2g_writer_t *w, const d2g_procedure_t *proc, const d2g_config_t *held) {
     char err[D2G_ERRLEN];
-    d2g_lane_t *l = lane_for(w, item->proc, item->held ? item->held : w->cfg);
+    d2g_lane_t *l = lane_for(w, proc, held ? held : w->cfg);
     if (!l->used) {
         /* Start from the column map the fleet persisted: ids stay the same everywhere. */
         if (d2g_colmap_store_load(w->redis, l->colmap_key, l->colmap, err, sizeof(err)))
@@ -97,6 +97,18 @@ static d2g_lane_t *lane_get(d2g_writer_t *w, const d2g_item_t *item) {
         l->used = 1;
     }
     return l;
+}
+
+static d2g_lane_t *lane_get(d2g_writer_t *w, const d2g_item_t *item) {
+    return lane_used(w, item->proc, item->held);
+}
+
+d2g_lane_t *d2g_writer_find_lane(const d2g_writer_t *w, const d2g_procedure_t *proc) {
+    return lane_find(w, proc);
+}
+
+d2g_lane_t *d2g_writer_lane(d2g_writer_t *w, const d2g_procedure_t *proc) {
+    return lane_used(w, proc, NULL);
 }
 
 /* With a sync-status table, every configured document has a lane, so that
@@ -290,6 +302,14 @@ static void lane_step(d2g_writer_t *w, d2g_lane_t *l, int64_t now) {
             if (held)
                 continue; /* shed what they hold */
         }
+        if (l->state == D2G_LANE_ACTIVE && !l->n_flights && !l->head && !l->groups && l->next_try <= now) {
+            /* the schema of a form, before any dossier (formschema.h), on an idle lane */
+            d2g_form_job_t *job = d2g_formschema_take(w->formschema, l);
+            if (job) {
+                l->flights[l->n_flights++] = d2g_flush_new_form(l, job);
+                progressed = 1;
+            }
+        }
         if (l->state != D2G_LANE_PARKED || !w->hooks.shed)
             progressed |= lane_start(w, l, now);
         publish(w, l);
@@ -304,6 +324,7 @@ void d2g_writer_step(d2g_writer_t *w, int64_t now) {
         lanes_for_all(w);
         w->all_lanes = 1;
     }
+    d2g_formschema_step(w, now);
     for (size_t i = 0; i < w->n_lanes; i++)
         lane_step(w, w->lanes[i], now);
 }
@@ -367,7 +388,7 @@ void d2g_writer_poll(d2g_writer_t *w, int timeout_ms) {
 }
 
 int64_t d2g_writer_next_due(const d2g_writer_t *w) {
-    int64_t due = INT64_MAX;
+    int64_t due = d2g_formschema_next_due(w->formschema);
     for (size_t i = 0; i < w->n_lanes; i++) {
         const d2g_lane_t *l = w->lanes[i];
         int64_t t = INT64_MAX;
@@ -507,6 +528,7 @@ d2g_writer_t *d2g_writer_new(const d2g_config_t *cfg, d2g_redis_t *redis, const 
     w->redis = redis;
     w->hooks = hooks;
     w->forms = d2g_forms_new(cfg, redis);
+    w->formschema = d2g_formschema_new(cfg);
     w->secrets = d2g_config_secrets(cfg, &w->n_secrets);
     snprintf(w->worker_id, sizeof(w->worker_id), "%s", worker_id);
     w->rng = (unsigned)d2g_clock_wall_ms();
@@ -548,6 +570,7 @@ void d2g_writer_apply(d2g_writer_t *w, const d2g_config_t *cfg) {
     w->cfg = cfg;
     w->secrets = d2g_config_secrets(cfg, &w->n_secrets);
     d2g_forms_apply(w->forms, cfg);
+    d2g_formschema_apply(w->formschema, cfg);
     size_t moved = 0, kept = 0;
     for (size_t i = 0; i < w->n_lanes; i++) {
         d2g_lane_t *l = w->lanes[i];
@@ -587,6 +610,7 @@ void d2g_writer_free(d2g_writer_t *w) {
         d2g_lane_free(w->lanes[i]);
     free(w->lanes);
     d2g_forms_free(w->forms);
+    d2g_formschema_free(w->formschema);
     json_decref(w->lane_index);
     free(w);
 }

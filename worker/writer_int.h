@@ -5,6 +5,7 @@
 #ifndef D2G_WRITER_INT_H
 #define D2G_WRITER_INT_H
 
+#include "formschema.h"
 #include "forms.h"
 #include "lane.h"
 #include "writer.h"
@@ -16,6 +17,7 @@ struct d2g_writer {
     d2g_redis_t *redis;
     d2g_http_t *http;
     d2g_forms_t *forms;
+    d2g_formschema_t *formschema; /* schemas from the forms, before any dossier */
     d2g_writer_hooks_t hooks;
     char worker_id[128];
     const char *const *secrets;
@@ -34,6 +36,9 @@ struct d2g_writer {
 
 /* Hands items back (failure NULL: written) and frees them; NULL entries skipped. */
 void d2g_writer_finish(d2g_writer_t *w, d2g_item_t **items, size_t n, const char *failure);
+/* The lane of proc's document, or NULL if there is none yet; _lane creates it. */
+d2g_lane_t *d2g_writer_find_lane(const d2g_writer_t *w, const d2g_procedure_t *proc);
+d2g_lane_t *d2g_writer_lane(d2g_writer_t *w, const d2g_procedure_t *proc);
 /* Sends the items to the retry topic (their lane is parked) and frees them. */
 void d2g_writer_shed_items(d2g_writer_t *w, d2g_lane_t *l, d2g_item_t **items, size_t n);
 

@@ -33,6 +33,11 @@
  *   syncerr    hash, procedure -> the last dossier of it Grist refused (JSON:
  *              at, dossier, error; scrubbed), shown in the sync-status table
  *              until that dossier is written (syncstat.h)
+ *   forms      hash, procedure -> the form version (revision id, table prefix,
+ *              mapping options) whose tables and columns the document holds
+ *              (worker/formschema.h)
+ *   formclaim  string, the worker creating a form's schema in the document,
+ *              with a TTL (lease.h)
  * Document keys of one procedure, "<ns>:{doc:<server>/<document>}:<name>:<N>":
  *   present    set, the numbers of the procedure's dossiers written to the
  *              document (removed ones taken out): the count shown in the
@@ -58,6 +63,10 @@
  *   config     integer, the fleet's configuration generation: every producer
  *              and worker reloads its configuration when it changes
  *              (reload.h, d2g_reload_bump; `ds2grist config reload`)
+ *   forms      sorted set, procedure -> the formsgen value when a producer
+ *              stored a revision different from the one before (workers create
+ *              its new columns, worker/formschema.h)
+ *   formsgen   integer, incremented by each such change
  *
  * The builders return 0, or -1 if the key did not fit in buf (buf then holds
  * a truncated, unusable key) or the name is not one listed above.

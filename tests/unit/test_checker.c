@@ -32,7 +32,17 @@ static void test_query_and_variables(void **state) {
     assert_null(strstr(l + 1, "labels: dossiers"));
     assert_non_null(strstr(q, "dossiers(first: 1, after: $a1, updatedSince: $u1)"));
     assert_non_null(strstr(q, "deletedDossiers(first: 1, after: $b2, deletedSince: $d2)"));
+    /* each procedure's published form id: a new form is stored without a dossier changing */
+    const char *r = strstr(q, "activeRevision { id }");
+    assert_non_null(r);
+    assert_true(r > strstr(q, "p0:") && r < strstr(q, "p1:"));
     free(q);
+    json_t *data = json_loads("{\"p0\": {\"number\": 1, \"activeRevision\": {\"id\": \"UmV2LTE=\"}},"
+                              " \"p1\": {\"number\": 2, \"activeRevision\": null}}", 0, NULL);
+    assert_string_equal(d2g_checker_revision(data, 0), "UmV2LTE=");
+    assert_null(d2g_checker_revision(data, 1));
+    assert_null(d2g_checker_revision(data, 2));
+    json_decref(data);
 
     d2g_check_item_t items[] = {
         {1001, "2000-01-01T00:00:00Z", NULL, "2026-01-01T00:00:00.000Z", NULL},

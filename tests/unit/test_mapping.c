@@ -576,6 +576,46 @@ static void test_champs_with_revision(void **state) {
     fx_free(&f);
 }
 
+/* The form alone (the schema before the first dossier): tables and columns, no
+ * record; the dossier mapped afterwards with the same map uses those very columns,
+ * with the ids, types and descriptions a dossier mapped first would have had. */
+static void test_form_alone(void **state) {
+    (void)state;
+    fx_t f, g;
+    fx_init(&f, REVISION);
+    fx_init(&g, REVISION);
+    d2g_mapped_t form = {0};
+    assert_int_equal(d2g_mapping_map_form(f.ctx, f.map, &form, f.err, sizeof(f.err)), 0);
+    assert_int_equal(form.n_records, 0);
+    assert_true(form.n_tables >= 2); /* the dossiers table and the block's child table */
+    const d2g_table_t *t = table(&form, "Subventions");
+    assert_string_equal(type_of(t, "commentaire"), "Text");
+    assert_string_equal(json_string_value(json_object_get(column(t, "nom_de_l_etablissement")->fields,
+                                                          "description")),
+                        "Tel qu'il figure au répertoire SIRENE");
+    assert_non_null(column(t, "numero"));
+    fx_map(&f, DOSSIER, 0); /* after the form, with its map */
+    fx_map(&g, DOSSIER, 0); /* first, on a fresh map */
+    for (size_t k = 0; k < form.n_tables; k++) {
+        const d2g_table_t *ft = &form.tables[k];
+        const d2g_table_t *dt = table(&f.out, ft->id), *gt = table(&g.out, ft->id);
+        assert_non_null(dt);
+        assert_non_null(gt);
+        for (size_t c = 0; c < ft->n_columns; c++) {
+            const d2g_column_t *fc = &ft->columns[c];
+            const d2g_column_t *dc = column(dt, fc->id), *gc = column(gt, fc->id);
+            if (!dc || !gc)
+                fail_msg("%s.%s: declared by the form, not by the dossier", ft->id, fc->id);
+            assert_string_equal(fc->type, dc->type);
+            assert_string_equal(fc->type, gc->type);
+            assert_string_equal(fc->label, gc->label);
+        }
+    }
+    d2g_mapped_clear(&form);
+    fx_free(&f);
+    fx_free(&g);
+}
+
 static void test_champs_without_revision(void **state) {
     (void)state;
     fx_t f;
@@ -1458,6 +1498,7 @@ int main(void) {
         cmocka_unit_test(test_parse_iso),
         cmocka_unit_test(test_fixed_columns),
         cmocka_unit_test(test_champs_with_revision),
+        cmocka_unit_test(test_form_alone),
         cmocka_unit_test(test_champs_without_revision),
         cmocka_unit_test(test_cell_fallbacks),
         cmocka_unit_test(test_repetition),

@@ -194,7 +194,7 @@ class Store {
   }
 
   /** Form change: add a descriptor to a new active revision. */
-  addDescriptor(proc, { type, label, options, annotation = false, level }) {
+  addDescriptor(proc, { type, label, options, annotation = false, level, description }) {
     const typename = type.endsWith('ChampDescriptor') ? type : `${type}ChampDescriptor`;
     if (!TYPE_DE_CHAMP[typename] && !/^(Textarea|Email|Phone)ChampDescriptor$/.test(typename)) {
       throw Object.assign(new Error(`unsupported descriptor type ${type}`), { status: 400 });
@@ -205,6 +205,7 @@ class Store {
     else if (/DropDownList/.test(typename)) extra.options = typename.startsWith('Linked') ? LINKED_OPTIONS : DROPDOWN_OPTIONS;
     if (typename === 'HeaderSectionChampDescriptor') extra.level = level || 1;
     if (typename === 'DropDownListChampDescriptor') extra.otherOption = false;
+    if (description) extra.description = description;
     const d = this.makeDescriptor([typename, kind, label || 'Nouveau champ', extra], proc);
     if (typename === 'RepetitionChampDescriptor') d.champDescriptors = [this.makeDescriptor(REPETITION_SUB[0], proc)];
     const cur = proc.activeRevision;
