@@ -544,8 +544,9 @@ static int parse_options(json_t *o, const char *path, int *poll_interval_s,
 /* procedures[].mapping and defaults.mapping: booleans, absent = inherited. */
 static int parse_mapping(json_t *o, const char *path, d2g_proc_mapping_t *m, char *err,
                          size_t errlen) {
-    static const char *const keys[] = {"ref_links", "geo_areas", "avis", "messages", NULL};
-    int *dst[] = {&m->ref_links, &m->geo_areas, &m->avis, &m->messages};
+    static const char *const keys[] = {"ref_links", "geo_areas", "avis", "messages", "attachments",
+                                       NULL};
+    int *dst[] = {&m->ref_links, &m->geo_areas, &m->avis, &m->messages, &m->attachments};
     if (!o)
         return 0;
     if (expect_object(o, path, err, errlen) || check_keys(o, path, keys, err, errlen))
@@ -584,7 +585,7 @@ int d2g_proc_data_equal(const d2g_procedure_t *a, const d2g_procedure_t *b) {
     const d2g_proc_mapping_t *x = &a->mapping, *y = &b->mapping;
     const d2g_proc_filter_t *f = &a->filter, *g = &b->filter;
     if (x->ref_links != y->ref_links || x->geo_areas != y->geo_areas || x->avis != y->avis ||
-        x->messages != y->messages || f->states != g->states || f->n_groups != g->n_groups ||
+        x->messages != y->messages || x->attachments != y->attachments || f->states != g->states || f->n_groups != g->n_groups ||
         strcmp(f->deposited_from, g->deposited_from) || strcmp(f->deposited_to, g->deposited_to))
         return 0;
     for (size_t i = 0; i < f->n_groups; i++)
@@ -928,7 +929,8 @@ static int parse_worker(d2g_config_t *cfg, json_t *root, char *err, size_t errle
                                        "max_buffered_total", "max_buffered_bytes", "ds_base_url",
                                        "shutdown_grace_s",
                                        "revoke_deadline_s", "retry_delay_s", "retry_max_delay_s",
-                                       NULL};
+                                       "attachment_max_bytes", "attachment_budget_bytes",
+                                       "attachment_downloads", NULL};
     json_t *w = json_object_get(root, "worker");
     json_t *empty = json_object();
     int rc = -1;
@@ -943,6 +945,9 @@ static int parse_worker(d2g_config_t *cfg, json_t *root, char *err, size_t errle
         {"revoke_deadline_s", &cfg->worker.revoke_deadline_s, 20, 1, 3600},
         {"retry_delay_s", &cfg->worker.retry_delay_s, 5, 1, 86400},
         {"retry_max_delay_s", &cfg->worker.retry_max_delay_s, 300, 1, 86400},
+        {"attachment_max_bytes", &cfg->worker.attachment_max_bytes, 20971520, 1, 2147483647},
+        {"attachment_budget_bytes", &cfg->worker.attachment_budget_bytes, 1073741824, 0, 2147483647},
+        {"attachment_downloads", &cfg->worker.attachment_downloads, 4, 1, 64},
         {NULL, NULL, 0, 0, 0},
     };
     if (w && (expect_object(w, "worker", err, errlen) || check_keys(w, "worker", keys, err, errlen)))
