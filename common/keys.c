@@ -8,7 +8,7 @@
 static const char *const proc_names[] = {"cursor", "status", "lease", "fence", "labels",
                                          "revision", NULL};
 static const char *const doc_names[] = {"permits", "permitgen", "rate", "schemalock", "versions", "lane",
-                                        "colmap", "recent429", NULL};
+                                        "colmap", "recent429", "attachments", NULL};
 static const char *const token_names[] = {"budget", NULL};
 static const char *const fleet_names[] = {"producers", "config", NULL};
 static const char *const registry_names[] = {"entries", "loaded", "version", NULL};

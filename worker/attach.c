@@ -426,6 +426,8 @@ d2g_attach_job_t *d2g_attach_start(d2g_attach_t *a, const d2g_config_t *cfg,
             json_object_set_new(j->by_sum, sum, json_integer((json_int_t)j->n_tasks++));
             a->busy++;
         }
+    d2g_log(D2G_LOG_DEBUG, "attachments_started", 0, doc->label,
+            "[attach] %zu files of %zu dossiers, %zu to look up or copy", total, n, j->n_tasks);
     return j;
 }
 
@@ -497,6 +499,19 @@ static void fill_cells(d2g_attach_job_t *j) {
                 json_object_set_new(fields, text, json_string(t));
             free(t);
         }
+}
+
+void d2g_attach_refill(d2g_attach_job_t *j, d2g_mapped_t *mapped, size_t n) {
+    if (!j)
+        return;
+    for (size_t i = 0; i < j->n; i++) /* the tasks are done: they no longer read these */
+        json_decref(j->cells[i]);
+    free(j->cells);
+    j->cells = d2g_calloc(n + 1, sizeof(json_t *));
+    for (size_t i = 0; i < n; i++)
+        j->cells[i] = json_incref(mapped[i].attachments);
+    j->n = n;
+    fill_cells(j);
 }
 
 int d2g_attach_step(d2g_attach_t *a, d2g_attach_job_t *j, int64_t now) {

@@ -47,6 +47,9 @@ d2g_attach_job_t *d2g_attach_start(d2g_attach_t *a, const d2g_config_t *cfg,
 /* Advances the job (never blocks): 1 while files are being copied, 0 when every
  * cell of it is filled (ids of the copied files, reasons in the text cells). */
 int d2g_attach_step(d2g_attach_t *a, d2g_attach_job_t *j, int64_t now);
+/* The dossiers were mapped again (the column map moved ids): their new cells get what the
+ * job found (no transfer). Only once d2g_attach_step gave 0. */
+void d2g_attach_refill(d2g_attach_job_t *j, d2g_mapped_t *mapped, size_t n);
 /* Ends the job, its transfers aborted (a permit held is given back). */
 void d2g_attach_job_free(d2g_attach_t *a, d2g_attach_job_t *j);
 

@@ -364,6 +364,8 @@ static int plan_schema(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t n
         /* Ids may have moved: map again with the merged map (pure, cheap). */
         if (moved && map_all(w, l, f, now))
             return 1;
+        if (moved)
+            d2g_attach_refill(f->attach, f->mapped, f->n); /* the files copied, in the new cells */
         l->colmap_synced = d2g_colmap_generation(l->colmap);
         plan_need(f);
     }
@@ -566,9 +568,7 @@ static int enter(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
                     l->next_try = now + ATTACH_POLL_MS;
                 return 1;
             }
-            d2g_attach_job_free(w->attach, f->attach);
-            f->attach = NULL;
-            f->stage = S_READ;
+            f->stage = S_READ; /* the job is kept for d2g_attach_refill */
             continue;
         case S_READ:
             plan_reads(l, f);

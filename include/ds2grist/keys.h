@@ -28,6 +28,8 @@
  *              an older version from overwriting a newer one (worker/versions.h)
  *   lane       hash, worker id -> its lane's state when not active (JSON:
  *              state, reason, since, error), read by `ds2grist status`
+ *   attachments hash, DS file checksum -> the Grist attachment id it was copied
+ *              to, and "bytes" -> bytes copied into the document (worker/attach.h)
  * DS token keys, "<ns>:{dstoken:<name>}:<name>":
  *   budget     sorted set, requests per minute shared by replicas (ratelimit.h)
  * Registry keys, "<ns>:{registry}:<name>" (registry.h):
