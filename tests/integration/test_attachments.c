@@ -125,6 +125,10 @@ static int id_other_than(json_t *row, const void *arg) {
     return json_array_size(c) == 2 && json_integer_value(json_array_get(c, 1)) != *(const json_int_t *)arg;
 }
 
+static int written_after(json_t *row, const void *arg) {
+    return json_integer_value(d2g_stack_field(row, "date_derniere_modification")) > *(const json_int_t *)arg;
+}
+
 /* The bytes of Grist attachment id, through Grist's API. */
 static char *download(d2g_testenv_t *env, json_int_t id) {
     char url[256], *body = NULL;
@@ -193,11 +197,15 @@ static void test_copies(void **state) {
     bytes = download(env, id_a2);
     assert_string_equal(bytes, "le devis de A, v2");
     free(bytes);
-    json_decref(ra);
     assert_int_equal(n_attachments(env), 2);
+    json_int_t seen = json_integer_value(d2g_stack_field(ra, "date_derniere_modification"));
+    json_decref(ra);
+    d2g_test_sleep_ms(1100); /* a later second: the next version's date differs */
     patch(env, a, "[{\"key\": \"a\", \"filename\": \"devis.pdf\", \"content\": \"le devis de A, v2\","
                   " \"virusScanResult\": \"safe\"}]");
-    d2g_test_sleep_ms(4000); /* a poll and a batch */
+    ra = wait_row(env, a, written_after, &seen);
+    assert_int_equal(json_integer_value(json_array_get(cell(ra, 0), 1)), id_a2);
+    json_decref(ra);
     assert_int_equal(n_attachments(env), 2);
 
     /* DS's URLs expire before the worker downloads: B is written, its file not copied */
