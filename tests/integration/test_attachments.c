@@ -180,6 +180,15 @@ static void test_copies(void **state) {
     json_t *rb = wait_row(env, b, has_ids, (void *)(intptr_t)2);
     assert_int_equal(json_integer_value(json_array_get(cell(rb, 0), 1)), id_a);
     assert_int_equal(n_attachments(env), 1);
+    char url[256], *meta = NULL;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/docs/docA/tables/_grist_Attachments/records",
+             env->grist_port);
+    assert_int_equal(d2g_test_http("GET", url, GKEY, NULL, &meta), 200);
+    json_t *m = json_loads(meta, 0, NULL), *m0 = json_object_get(json_array_get(json_object_get(m, "records"), 0), "fields");
+    assert_string_equal(json_string_value(json_object_get(m0, "fileName")), "devis.pdf");
+    assert_int_equal(json_integer_value(json_object_get(m0, "fileSize")), 13); /* DS's byteSizeBigInt */
+    json_decref(m);
+    free(meta);
     /* C: nothing copied, and the text says why, per file */
     json_t *rc = wait_row(env, cc, text_has, "analyse antivirus");
     assert_true(json_array_size(cell(rc, 0)) <= 1); /* ["L"], which Grist keeps as null */
