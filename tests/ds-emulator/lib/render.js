@@ -106,7 +106,11 @@ function fileFor(ctx, key, filename, contentType, size, createdMs, extra = {}) {
   const base = (ctx && ctx.fileBaseUrl) || 'https://object.files.ds-emulator.example';
   const blob = content != null ? `c.${Buffer.from(content, 'utf8').toString('base64url')}` : `g.${bytes}.${encodeURIComponent(key)}`;
   const url = `${base}/storage/${blob}/${encodeURIComponent(filename)}?expires=${expires}&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=3600&X-Amz-Signature=${sig}`;
-  const checksum = extra.checksum || fileChecksum(key, bytes, content);
+  // Downloadable files (fileBaseUrl set) carry the MD5 of their bytes; otherwise there are
+  // no bytes to match and the checksum is the key's (hashing megabytes per file would slow
+  // every large listing).
+  const checksum = extra.checksum || (ctx && ctx.fileBaseUrl != null
+    ? fileChecksum(key, bytes, content) : crypto.createHash('md5').update(key).digest('base64'));
   const virusScanResult = extra.virusScanResult || scanFor(key);
   return { filename, contentType, checksum, byteSize: bytes, byteSizeBigInt: String(bytes), url, createdAt: isoParis(createdMs), virusScanResult };
 }
