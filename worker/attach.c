@@ -6,6 +6,7 @@
 #include "ds2grist/err.h"
 #include "ds2grist/keys.h"
 #include "ds2grist/log.h"
+#include "ds2grist/md5.h"
 #include "ds2grist/permits.h"
 
 #include <curl/curl.h>
@@ -34,6 +35,8 @@ typedef struct task {
     char reason[200];
     CURL *easy;
     FILE *tmp; /* the downloaded bytes (unlinked at creation) */
+    d2g_md5_t md5; /* of the bytes downloaded: DS's checksum is its base64 */
+    int write_failed;
     curl_mime *mime;
     struct curl_slist *headers;
     char holder[200];
@@ -147,6 +150,18 @@ static size_t on_answer(char *p, size_t sz, size_t nm, void *ud) {
     return n;
 }
 
+/* Download bytes: into the temporary file, and the digest. */
+static size_t on_bytes(char *p, size_t sz, size_t nm, void *ud) {
+    task_t *t = ud;
+    size_t n = sz * nm;
+    if (fwrite(p, 1, n, t->tmp) != n) {
+        t->write_failed = 1;
+        return 0;
+    }
+    d2g_md5_update(&t->md5, p, n);
+    return n;
+}
+
 static size_t read_tmp(char *buf, size_t sz, size_t nm, void *ud) {
     return fread(buf, 1, sz * nm, (FILE *)ud);
 }
@@ -175,7 +190,9 @@ static int start_download(task_t *t) {
     curl_easy_setopt(t->easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(t->easy, CURLOPT_MAXREDIRS, 3L);
-    curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t->tmp);
+    d2g_md5_init(&t->md5);
+    curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_bytes);
+    curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(t->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->job->max_file);
     curl_easy_setopt(t->easy, CURLOPT_TIMEOUT, (long)DOWNLOAD_TIMEOUT_S);
     curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
@@ -260,14 +277,20 @@ static void download_done(task_t *t, CURLcode code, long status) {
     j->a->downloads--;
     transfer_end(t);
     long long got = t->tmp ? (long long)ftello(t->tmp) : -1;
-    if (code == CURLE_OK && status == 200 && got == t->size) {
+    char sum[25];
+    d2g_md5_base64(&t->md5, sum);
+    int same = !strcmp(sum, t->checksum);
+    if (code == CURLE_OK && status == 200 && got == t->size && same && !t->write_failed) {
         t->state = T_UP_WAIT;
         return;
     }
     j->reserved -= t->size;
-    if (code == CURLE_OK && status == 200)
+    if (code == CURLE_OK && status == 200 && got != t->size)
         snprintf(why, sizeof(why), "non copié : %lld octets reçus au lieu de %lld, nouvel essai à la "
                  "prochaine version du dossier", got, t->size);
+    else if (code == CURLE_OK && status == 200)
+        snprintf(why, sizeof(why), "non copié : le fichier reçu ne correspond pas à la somme de "
+                 "contrôle de DS, nouvel essai à la prochaine version du dossier");
     else if (code == CURLE_OK)
         snprintf(why, sizeof(why), "non copié : téléchargement refusé par DS (HTTP %ld%s), nouvel "
                  "essai à la prochaine version du dossier", status,
@@ -277,8 +300,9 @@ static void download_done(task_t *t, CURLcode code, long status) {
                  "prochaine version du dossier", curl_easy_strerror(code));
     /* the file's name, never its URL (signed: a credential) */
     d2g_log(D2G_LOG_WARN, "attachment_download_failed", 0, j->doc->label,
-            "[attach] dossier %" PRId64 ": file \"%s\" not copied: %s", t->number, t->filename,
-            code == CURLE_OK ? (status == 200 ? "size mismatch" : "HTTP error") : curl_easy_strerror(code));
+            "[attach] dossier %" PRId64 ": file \"%s\" not copied: HTTP %ld%s%s", t->number,
+            t->filename, status, code == CURLE_OK && status == 200 ? ", size or checksum mismatch" : "",
+            code == CURLE_OK ? "" : curl_easy_strerror(code));
     task_done(t, "download_failed", why);
 }
 

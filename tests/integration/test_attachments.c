@@ -7,7 +7,7 @@
  *   copies   a safe file lands as a Grist attachment whose bytes are DS's file, in the
  *            champ's Attachments cell ["L", id]; the same file in a second dossier is
  *            uploaded once (same id); a pending and an oversized file are not copied and
- *            the text cell says why; a changed file (new checksum) is copied once, and a
+ *            the text cell says why, so does a download whose bytes are not DS's checksum; a changed file (new checksum) is copied once, and a
  *            later version with the same file copies nothing; an expired URL (403) still
  *            writes the dossier, with the reason and no attachment, and the next version
  *            copies the file
@@ -170,7 +170,9 @@ static void test_copies(void **state) {
                                " \"virusScanResult\": \"safe\"}]");
     json_int_t cc = create(env, "[{\"key\": \"c1\", \"filename\": \"scan.pdf\", \"content\": \"pas encore vu\","
                                 " \"virusScanResult\": \"pending\"},"
-                                " {\"key\": \"c2\", \"filename\": \"gros.pdf\", \"size\": 6000, \"virusScanResult\": \"safe\"}]");
+                                " {\"key\": \"c2\", \"filename\": \"gros.pdf\", \"size\": 6000, \"virusScanResult\": \"safe\"},"
+                                " {\"key\": \"c3\", \"filename\": \"faux.pdf\", \"content\": \"autre chose\","
+                                "  \"checksum\": \"AAAAAAAAAAAAAAAAAAAAAA==\", \"virusScanResult\": \"safe\"}]");
     const char *extra = "\"defaults\": {\"poll_interval_s\": 1}, \"worker\": {\"attachment_max_bytes\": 5000}";
     assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROCS, 400, 8, extra, cfg, sizeof(cfg)), 0);
     d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
@@ -200,6 +202,8 @@ static void test_copies(void **state) {
     json_t *rc = wait_row(env, cc, text_has, "analyse antivirus");
     assert_true(json_array_size(cell(rc, 0)) <= 1); /* ["L"], which Grist keeps as null */
     assert_non_null(strstr(json_string_value(cell(rc, 1)), "gros.pdf : non copié : plus grand"));
+    /* bytes that are not the file DS describes (its checksum) are not kept */
+    assert_non_null(strstr(json_string_value(cell(rc, 1)), "faux.pdf : non copié : le fichier reçu ne correspond pas"));
     printf("# copies: 1 upload for 2 dossiers; C's text:\n#   %s\n", json_string_value(cell(rc, 1)));
     json_decref(ra);
     json_decref(rb);
