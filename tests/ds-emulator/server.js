@@ -47,6 +47,7 @@ function buildConfig(args) {
     latency: { baseMs: 0, perDossierMs: 0, ...(cfg.latency || {}) },
     fileBaseUrl: cfg.fileBaseUrl || null, // null: fake https host; "self": served by the emulator
     fileUrlTtlS: cfg.fileUrlTtlS ?? 3600, // lifetime of File.url; <= 0: expired when rendered
+    fileLatencyMs: cfg.fileLatencyMs ?? 0, // a download's answer waits this long (slow storage)
   };
   // {first, count, dossiers}: procedures generated on first use (10,000 held cheaply)
   const lazyProcedures = args['lazy-procedures'] != null
@@ -363,8 +364,12 @@ class Emulator {
       res.writeHead(404, { 'Content-Type': 'application/xml' });
       return res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code></Error>');
     }
-    res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': content.length });
-    return res.end(content);
+    const send = () => {
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': content.length });
+      res.end(content);
+    };
+    if (this.settings.fileLatencyMs > 0) return this.later(this.settings.fileLatencyMs, send);
+    return send();
   }
 
   // ---- admin API ----
@@ -386,7 +391,7 @@ class Emulator {
       case 'POST /counters/reset': this.counters.reset(); return ok({ ok: true });
       case 'GET /config': return ok(this.settings);
       case 'POST /config': {
-        for (const k of ['rateLimitPerMinute', 'maxComplexity', 'maxDepth', 'serverTimeoutMs', 'champListFactor', 'timeoutResponse', 'fileBaseUrl', 'fileUrlTtlS']) {
+        for (const k of ['rateLimitPerMinute', 'maxComplexity', 'maxDepth', 'serverTimeoutMs', 'champListFactor', 'timeoutResponse', 'fileBaseUrl', 'fileUrlTtlS', 'fileLatencyMs']) {
           if (body[k] !== undefined) this.settings[k] = body[k];
         }
         if (body.latency) this.settings.latency = { ...this.settings.latency, ...body.latency };

@@ -11,6 +11,8 @@
  *            later version with the same file copies nothing; an expired URL (403) still
  *            writes the dossier, with the reason and no attachment, and the next version
  *            copies the file
+ *   no_wait  a slow download (the DS emulator's fileLatencyMs) holds up only its own
+ *            batch: another document's dossier is written meanwhile
  *   budget   worker.attachment_budget_bytes reached: the next file is not copied, its
  *            text cell says so, the dossier is written
  */
@@ -287,11 +289,49 @@ static void test_budget(void **state) {
     assert_int_equal(d2g_test_proc_stop(&producer), 0);
 }
 
+static void test_no_wait(void **state) {
+    d2g_testenv_t *env = *state;
+    char cfg[900];
+    d2g_test_proc_t producer, worker;
+    start_stack(env);
+    json_decref(d2g_testenv_grist_admin(env, "POST", "/docs", "{\"id\": \"docB\", \"keys\": [\"" GKEY "\"]}"));
+    json_decref(d2g_stack_ds_do(env, "POST", "/admin/procedures", "{\"number\": 1402, \"dossiers\": 0}"));
+    const char *procs =
+        "[{\"number\": 1401, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docA\","
+        " \"table_prefix\": \"Pieces\", \"mapping\": {\"attachments\": true}},"
+        " {\"number\": 1402, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docB\","
+        " \"table_prefix\": \"Autres\"}]";
+    const char *extra = "\"defaults\": {\"poll_interval_s\": 1}";
+    assert_int_equal(d2g_test_write_config(env, "ds2grist.json", procs, 400, 8, extra, cfg, sizeof(cfg)), 0);
+    d2g_stack_spawn(env, &producer, D2G_PRODUCER_BIN, "producer", cfg);
+    d2g_stack_spawn(env, &worker, D2G_WORKER_BIN, "worker", cfg);
+    assert_int_equal(d2g_stack_wait_synced(env, "docA", "Pieces", PROC, 90), 1); /* start_stack's dossier */
+    json_decref(d2g_stack_ds_do(env, "POST", "/admin/config", "{\"fileLatencyMs\": 8000}"));
+    json_int_t a = create(env, "[{\"key\": \"lent\", \"filename\": \"lent.pdf\", \"content\": \"servi lentement\","
+                               " \"virusScanResult\": \"safe\"}]");
+    d2g_test_sleep_ms(1500); /* polled: its download has begun */
+    int64_t t0 = d2g_clock_mono_ms();
+    json_decref(d2g_stack_ds_do(env, "POST", "/admin/procedures/1402/dossiers", "{}"));
+    size_t n = d2g_stack_wait_synced(env, "docB", "Autres", 1402, 30);
+    int64_t took = d2g_clock_mono_ms() - t0;
+    assert_int_equal(n, 1);
+    json_t *ra = row_of(env, a);
+    printf("# no_wait: docB's dossier written in %lld ms while docA's file downloads (%s)\n",
+           (long long)took, ra ? "docA written already" : "docA not written yet");
+    assert_null(ra); /* its batch still waits for the file */
+    assert_true(took < 6000);
+    ra = wait_row(env, a, has_ids, (void *)(intptr_t)2);
+    json_decref(ra);
+    assert_int_equal(d2g_test_proc_stop(&worker), 0);
+    assert_int_equal(d2g_test_proc_stop(&producer), 0);
+}
+
 int main(void) {
     d2g_test_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_copies, d2g_stack_setup_kafka, d2g_stack_teardown),
         cmocka_unit_test_setup_teardown(test_budget, d2g_stack_setup_kafka, d2g_stack_teardown),
+        cmocka_unit_test_setup_teardown(test_no_wait, d2g_stack_setup_kafka, d2g_stack_teardown),
     };
     return cmocka_run_group_tests_name("attachments", tests, NULL, NULL);
 }
