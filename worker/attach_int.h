@@ -34,6 +34,7 @@ typedef struct task {
     FILE *tmp; /* the downloaded bytes (unlinked at creation) */
     d2g_md5_t md5; /* of the bytes downloaded: DS's checksum is its base64 */
     int write_failed;
+    long long got; /* bytes downloaded */
     curl_mime *mime;
     struct curl_slist *headers;
     char holder[200];

@@ -60,6 +60,10 @@ static size_t on_answer(char *p, size_t sz, size_t nm, void *ud) {
 static size_t on_bytes(char *p, size_t sz, size_t nm, void *ud) {
     task_t *t = ud;
     size_t n = sz * nm;
+    /* more than DS said (a server without Content-Length): stopped, not stored */
+    if (t->got + (long long)n > t->size)
+        return 0;
+    t->got += (long long)n;
     if (fwrite(p, 1, n, t->tmp) != n) {
         t->write_failed = 1;
         return 0;
@@ -191,7 +195,7 @@ void d2g_attach_task_downloaded(task_t *t, CURLcode code, long status) {
         return;
     }
     j->reserved -= t->size;
-    if (code == CURLE_OK && status == 200 && got != t->size)
+    if ((code == CURLE_OK || code == CURLE_WRITE_ERROR) && status == 200 && got != t->size)
         snprintf(why, sizeof(why), "non copié : %lld octets reçus au lieu de %lld, nouvel essai à la "
                  "prochaine version du dossier", got, t->size);
     else if (code == CURLE_OK && status == 200)
