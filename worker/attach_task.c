@@ -60,6 +60,10 @@ static size_t on_answer(char *p, size_t sz, size_t nm, void *ud) {
 static size_t on_bytes(char *p, size_t sz, size_t nm, void *ud) {
     task_t *t = ud;
     size_t n = sz * nm;
+    long status = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200) /* an error page (an expired URL's 403): not the file, not kept */
+        return n;
     /* more than DS said (a server without Content-Length): stopped, not stored */
     if (t->got + (long long)n > t->size)
         return 0;
