@@ -544,8 +544,9 @@ static int parse_options(json_t *o, const char *path, int *poll_interval_s,
 /* procedures[].mapping and defaults.mapping: booleans, absent = inherited. */
 static int parse_mapping(json_t *o, const char *path, d2g_proc_mapping_t *m, char *err,
                          size_t errlen) {
-    static const char *const keys[] = {"ref_links", "geo_areas", "avis", "messages", NULL};
-    int *dst[] = {&m->ref_links, &m->geo_areas, &m->avis, &m->messages};
+    static const char *const keys[] = {"ref_links", "geo_areas", "avis", "messages", "attachments",
+                                       NULL};
+    int *dst[] = {&m->ref_links, &m->geo_areas, &m->avis, &m->messages, &m->attachments};
     if (!o)
         return 0;
     if (expect_object(o, path, err, errlen) || check_keys(o, path, keys, err, errlen))
@@ -584,7 +585,7 @@ int d2g_proc_data_equal(const d2g_procedure_t *a, const d2g_procedure_t *b) {
     const d2g_proc_mapping_t *x = &a->mapping, *y = &b->mapping;
     const d2g_proc_filter_t *f = &a->filter, *g = &b->filter;
     if (x->ref_links != y->ref_links || x->geo_areas != y->geo_areas || x->avis != y->avis ||
-        x->messages != y->messages || f->states != g->states || f->n_groups != g->n_groups ||
+        x->messages != y->messages || x->attachments != y->attachments || f->states != g->states || f->n_groups != g->n_groups ||
         strcmp(f->deposited_from, g->deposited_from) || strcmp(f->deposited_to, g->deposited_to))
         return 0;
     for (size_t i = 0; i < f->n_groups; i++)
@@ -929,7 +930,8 @@ static int parse_worker(d2g_config_t *cfg, json_t *root, char *err, size_t errle
                                        "shutdown_grace_s",
                                        "revoke_deadline_s", "retry_delay_s", "retry_max_delay_s",
                                        "status_interval_s", /* the sync-status table */
-                                       NULL};
+                                       "attachment_max_bytes", "attachment_budget_bytes",
+                                       "attachment_downloads", NULL};
     json_t *w = json_object_get(root, "worker");
     json_t *empty = json_object();
     int rc = -1;
@@ -946,6 +948,9 @@ static int parse_worker(d2g_config_t *cfg, json_t *root, char *err, size_t errle
         {"retry_max_delay_s", &cfg->worker.retry_max_delay_s, 300, 1, 86400},
         /* The sync-status table (worker/syncstat.h). */
         {"status_interval_s", &cfg->worker.status_interval_s, 30, 0, 3600},
+        {"attachment_max_bytes", &cfg->worker.attachment_max_bytes, 20971520, 1, 2147483647},
+        {"attachment_budget_bytes", &cfg->worker.attachment_budget_bytes, 1073741824, 0, 2147483647},
+        {"attachment_downloads", &cfg->worker.attachment_downloads, 4, 1, 64},
         {NULL, NULL, 0, 0, 0},
     };
     if (w && (expect_object(w, "worker", err, errlen) || check_keys(w, "worker", keys, err, errlen)))

@@ -9,6 +9,7 @@ static const char *const proc_names[] = {"cursor", "status", "lease", "fence", "
                                          "revision", NULL};
 static const char *const doc_names[] = {"permits", "permitgen", "rate", "schemalock", "versions", "lane",
                                         "colmap", "recent429", "syncturn", "syncerr", "forms", "formclaim",
+                                        "attachments",
                                         NULL};
 static const char *const doc_proc_names[] = {"present", NULL};
 static const char *const token_names[] = {"budget", NULL};

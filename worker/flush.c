@@ -1,5 +1,6 @@
 /* flush.c - one lane's batch into Grist, stage after stage; see flush.h. */
 #include "flush.h"
+#include "attach.h"
 #include "colmap_store.h"
 #include "filter.h"
 #include "formschema.h"
@@ -14,6 +15,7 @@
 #include "ds2grist/clock.h"
 #include "ds2grist/err.h"
 #include "ds2grist/grist.h"
+#include "ds2grist/keys.h"
 #include "ds2grist/lease.h"
 #include "ds2grist/log.h"
 #include "ds2grist/permits.h"
@@ -32,13 +34,16 @@
 #define LOCK_WAIT_MAX_MS 60000
 /* A status flush that could not go on waits this long before it tries again. */
 #define STATUS_RETRY_MS 200
+/* How often a batch copying files looks at its transfers. */
+#define ATTACH_POLL_MS 5
 /* Rounds of schema changes after which the schema is taken as not converging. */
 #define CHANGE_ROUNDS_MAX 4
 
-typedef enum { S_PREPARE, S_READ, S_PLAN, S_CHANGE, S_PUT, S_FIND, S_DELETE, S_DONE, S_PROBE, S_TICKS } stage_t;
+typedef enum { S_PREPARE, S_READ, S_PLAN, S_CHANGE, S_PUT, S_FIND, S_DELETE, S_DONE, S_PROBE, S_TICKS,
+               S_ATTACH } stage_t;
 
 static const char *const stage_names[] = {"prepare", "schema", "schema", "schema", "put",
-                                          "find", "delete", "done", "probe", "status"};
+                                          "find", "delete", "done", "probe", "status", "attach"};
 
 struct d2g_flush {
     d2g_lane_t *lane;
@@ -78,6 +83,9 @@ struct d2g_flush {
     d2g_mapped_t *form_mapped; /* per procedure of the job */
     size_t n_form;             /* entries of form_mapped (the job may be gone) */
     int job_refused;           /* Grist refused a change of the job: not applied */
+    d2g_attach_job_t *attach; /* the files being copied (attach.h), S_ATTACH */
+    d2g_attach_t *lane_attach; /* its engine */
+    int attach_started;
 };
 
 /* Nothing of f starts before t: the lane's wait, or a status flush's own. */
@@ -155,6 +163,7 @@ void d2g_flush_free(d2g_flush_t *f, int free_items) {
     d2g_need_free(f->need);
     d2g_ops_clear(&f->ops);
     d2g_ops_clear(&f->deletes);
+    d2g_attach_job_free(f->lane_attach, f->attach);
     free(f);
 }
 
@@ -454,6 +463,8 @@ static int plan_schema(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t n
         /* Ids may have moved: map again with the merged map (pure, cheap). */
         if (moved && map_all(w, l, f, now))
             return 1;
+        if (moved)
+            d2g_attach_refill(f->attach, f->mapped, f->n); /* the files copied, in the new cells */
         l->colmap_synced = d2g_colmap_generation(l->colmap);
         plan_need(f);
     }
@@ -669,7 +680,23 @@ static int enter(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
         case S_PREPARE:
             if (prepare(w, l, f, now))
                 return 1;
-            f->stage = d2g_flush_items(f) || f->job ? S_READ : S_DONE;
+            f->stage = d2g_flush_items(f) ? S_ATTACH : f->job ? S_READ : S_DONE;
+            continue;
+        case S_ATTACH: /* files copied into Grist attachments before the rows name them */
+            if (!f->attach_started) {
+                char key[D2G_KEYLEN];
+                f->attach_started = 1;
+                if (!d2g_keys_doc(d2g_redis_namespace(w->redis), key, sizeof(key), l->doc.srv->name,
+                                  l->doc.id, "attachments"))
+                    f->attach = d2g_attach_start(w->attach, w->cfg, &l->doc, key, f->mapped, f->n);
+                f->lane_attach = w->attach;
+            }
+            if (f->attach && d2g_attach_step(w->attach, f->attach, now)) {
+                if (l->next_try < now + ATTACH_POLL_MS)
+                    l->next_try = now + ATTACH_POLL_MS;
+                return 1;
+            }
+            f->stage = S_READ; /* the job is kept for d2g_attach_refill */
             continue;
         case S_READ:
             plan_reads(l, f);

@@ -69,6 +69,7 @@ void d2g_forms_opts(const d2g_procedure_t *proc, d2g_mapping_opts_t *opts) {
     opts->geo_areas = proc->mapping.geo_areas;
     opts->avis = proc->mapping.avis;
     opts->messages = proc->mapping.messages;
+    opts->attachments = proc->mapping.attachments;
 }
 
 static int same_id(const char *a, const char *b) {

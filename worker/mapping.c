@@ -121,6 +121,29 @@ static int generic_columns(builder_t *b, table_b *t, json_t *fields, json_t *cha
     return 0;
 }
 
+/* opts.attachments: the champ's Attachments column "<id>_fichiers" (["L"] while its files
+ * are not copied, null without files), and the files to copy in b->attach. */
+static int attachments_column(builder_t *b, table_b *t, json_t *fields, json_t *champ,
+                              const char *desc_id, const char *main_id, const char *label) {
+    json_t *files = champ ? json_object_get(champ, "files") : NULL;
+    int any = json_is_array(files) && json_array_size(files) > 0;
+    if (sub_column(b, t, fields, desc_id, main_id, "fichiers", "fichiers", "fichiers", label,
+                   "Attachments", any ? json_pack("[s]", "L") : json_null()))
+        return -1;
+    if (!any)
+        return 0;
+    char *key = d2g_map_concat(desc_id, "/fichiers");
+    const char *id = d2g_colmap_lookup(b->map, t->id, key);
+    free(key);
+    if (!b->attach)
+        b->attach = json_array();
+    if (!id || json_array_append_new(b->attach, json_pack("{s:O, s:s, s:s, s:O}", "fields", fields,
+                                                          "column", id, "text", main_id, "files",
+                                                          files)))
+        return d2g_mb_oom(b);
+    return 0;
+}
+
 /*
  * The columns of one champ of kind k in table t, and its cells in fields: the champ's
  * column, its explicit sub-columns, DS's own columns for generic kinds. champ NULL:
@@ -146,6 +169,8 @@ static int champ_columns(builder_t *b, table_b *t, json_t *fields, json_t *champ
     for (const d2g_subcol_t *s = k->subs; rc == 0 && s && s->key; s++)
         rc = sub_column(b, t, fields, desc_id, c->id, s->key, s->key, s->label, l, s->type,
                         champ ? d2g_kind_subcell(s, champ) : NULL);
+    if (rc == 0 && k->cell == d2g_kind_files_cell && b->ctx->opts.attachments)
+        rc = attachments_column(b, t, fields, champ, desc_id, c->id, l);
     if (rc == 0 && k->generic && champ)
         rc = generic_columns(b, t, fields, champ, desc_id, c->id, l);
     if (rc == 0 && k->geo && champ)

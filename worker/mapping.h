@@ -62,6 +62,9 @@ typedef struct d2g_mapping_opts {
     int avis;      /* Dossier.avis in <prefix>_Avis */
     int messages;  /* Dossier.messages in <prefix>_Messages (personal data: opt-in per
                     * procedure; the producer fetches them only with $withMessages) */
+    /* PieceJustificative champs get a second column "<champ>_fichiers" of type
+     * Attachments, whose cells the worker fills (d2g_mapped_t.attachments) */
+    int attachments;
     /* All default to 0 (d2g_mapping_opts_default): the mapping of earlier versions. */
 } d2g_mapping_opts_t;
 
@@ -153,6 +156,13 @@ typedef struct d2g_mapped {
     size_t n_rowsets;
     d2g_removal_t *removals;
     size_t n_removals;
+    /* With opts.attachments: the file cells to fill, NULL if none. An array of
+     * {"fields": <the record's fields, shared>, "column": <its Attachments column>,
+     *  "text": <the champ's text column>, "files": <DS's File objects>}; each
+     * Attachments cell is ["L"] until the worker (attach.h) puts the ids of the files
+     * it copied, and appends to the text cell why a file was not copied. The files
+     * hold DS's signed URLs: never log them. */
+    json_t *attachments;
 } d2g_mapped_t;
 
 void d2g_mapped_clear(d2g_mapped_t *out);

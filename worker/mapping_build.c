@@ -74,6 +74,7 @@ void d2g_mb_free(builder_t *b) {
     for (size_t i = 0; i < b->n_rems; i++)
         free(b->rems[i].table);
     free(b->rems);
+    json_decref(b->attach);
 }
 
 table_b *d2g_mb_table(builder_t *b, const char *id, const char *key, const char *dossier_col,
@@ -235,6 +236,7 @@ void d2g_mapped_clear(d2g_mapped_t *out) {
     for (size_t i = 0; i < out->n_removals; i++)
         free(out->removals[i].table);
     free(out->removals);
+    json_decref(out->attachments);
     memset(out, 0, sizeof(*out));
 }
 
@@ -292,5 +294,7 @@ int d2g_mb_finish(builder_t *b, d2g_mapped_t *out) {
     out->n_removals = b->n_rems;
     b->rems = NULL;
     b->n_rems = 0;
+    out->attachments = b->attach;
+    b->attach = NULL;
     return 0;
 }

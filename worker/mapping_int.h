@@ -109,6 +109,7 @@ typedef struct builder {
     size_t n_recs, cap_recs;
     d2g_removal_t *rems;
     size_t n_rems, cap_rems;
+    json_t *attach; /* d2g_mapped_t.attachments being built, or NULL */
     char *err;
     size_t errlen;
 } builder_t;
@@ -215,6 +216,9 @@ typedef struct d2g_kind {
     int choices_from_form;    /* the form's options seed the column's choices */
     int geo;                  /* Carte: its geo areas go to the <prefix>_Zones table */
 } d2g_kind_t;
+
+/* PieceJustificative's cell: its files as lasting text (the kind opts.attachments copies). */
+json_t *d2g_kind_files_cell(json_t *champ, col_b *c, const d2g_cellenv_t *env);
 
 /* The kind of a champ's __typename (descriptor: a ChampDescriptor's); never NULL:
  * an unknown kind is text with generic sub-columns. */

@@ -94,7 +94,7 @@ static json_t *c_choicelist(json_t *ch, col_b *c, const d2g_cellenv_t *e) {
     }
     return l;
 }
-static json_t *c_files(json_t *ch, col_b *c, const d2g_cellenv_t *e) {
+json_t *d2g_kind_files_cell(json_t *ch, col_b *c, const d2g_cellenv_t *e) {
     (void)c;
     json_t *files = json_object_get(ch, "files");
     if (json_is_array(files))
@@ -197,7 +197,7 @@ static const d2g_kind_t kinds[] = {
     {"DropDownList", KC_VALUE, "Choice", c_choice, NULL, 0, 1, 0},
     {"MultipleDropDownList", KC_VALUE, "ChoiceList", c_choicelist, NULL, 0, 1, 0},
     {"LinkedDropDownList", KC_VALUE, "Text", c_text, linked, 0, 0, 0},
-    {"PieceJustificative", KC_VALUE, "Text", c_files, NULL, 0, 0, 0},
+    {"PieceJustificative", KC_VALUE, "Text", d2g_kind_files_cell, NULL, 0, 0, 0},
     {"TitreIdentite", KC_VALUE, "Text", c_text, NULL, 0, 0, 0},
     {"Commune", KC_VALUE, "Text", c_text, commune, 0, 0, 0},
     {"Address", KC_VALUE, "Text", c_text, address, 0, 0, 0},

@@ -5,6 +5,7 @@
 #include "lane.h"
 #include "syncstat.h"
 #include "writer_int.h"
+#include "attach.h"
 
 #include "ds2grist/alloc.h"
 #include "ds2grist/clock.h"
@@ -384,7 +385,11 @@ static void on_answer(void *opaque, const d2g_http_response_t *resp, void *ud) {
 }
 
 void d2g_writer_poll(d2g_writer_t *w, int timeout_ms) {
+    /* files being copied are moved on between polls of the Grist requests */
+    if (d2g_attach_busy(w->attach) && timeout_ms > 5)
+        timeout_ms = 5;
     d2g_http_poll(w->http, timeout_ms, on_answer, w);
+    d2g_attach_poll(w->attach);
 }
 
 int64_t d2g_writer_next_due(const d2g_writer_t *w) {
@@ -529,6 +534,7 @@ d2g_writer_t *d2g_writer_new(const d2g_config_t *cfg, d2g_redis_t *redis, const 
     w->hooks = hooks;
     w->forms = d2g_forms_new(cfg, redis);
     w->formschema = d2g_formschema_new(cfg);
+    w->attach = d2g_attach_new(redis, worker_id, metrics);
     w->secrets = d2g_config_secrets(cfg, &w->n_secrets);
     snprintf(w->worker_id, sizeof(w->worker_id), "%s", worker_id);
     w->rng = (unsigned)d2g_clock_wall_ms();
@@ -608,6 +614,7 @@ void d2g_writer_free(d2g_writer_t *w) {
     d2g_http_free(w->http); /* no answer comes any more */
     for (size_t i = 0; i < w->n_lanes; i++)
         d2g_lane_free(w->lanes[i]);
+    d2g_attach_free(w->attach); /* after the batches that used it */
     free(w->lanes);
     d2g_forms_free(w->forms);
     d2g_formschema_free(w->formschema);

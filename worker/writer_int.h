@@ -18,6 +18,7 @@ struct d2g_writer {
     d2g_http_t *http;
     d2g_forms_t *forms;
     d2g_formschema_t *formschema; /* schemas from the forms, before any dossier */
+    struct d2g_attach *attach; /* files copied into Grist attachments (attach.h) */
     d2g_writer_hooks_t hooks;
     char worker_id[128];
     const char *const *secrets;

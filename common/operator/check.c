@@ -60,11 +60,12 @@ static const char *const state_names[] = {"en_construction", "en_instruction", "
 
 /* A procedure's mapping options, e.g. "ref_links,avis", or "-". */
 static void mapping_text(const d2g_procedure_t *p, char *buf, size_t len) {
-    const char *names[] = {"ref_links", "geo_areas", "avis", "messages"};
-    int on[] = {p->mapping.ref_links, p->mapping.geo_areas, p->mapping.avis, p->mapping.messages};
+    const char *names[] = {"ref_links", "geo_areas", "avis", "messages", "attachments"};
+    int on[] = {p->mapping.ref_links, p->mapping.geo_areas, p->mapping.avis, p->mapping.messages,
+                p->mapping.attachments};
     size_t n = 0;
     buf[0] = '\0';
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (on[i] && n < len)
             n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? "," : "", names[i]);
     if (!n)
@@ -93,8 +94,9 @@ static void filter_text(const d2g_procedure_t *p, char *buf, size_t len) {
 
 /* {"ref_links": b, ...} and the filter as configured (null when it keeps everything). */
 static json_t *mapping_json(const d2g_procedure_t *p) {
-    return json_pack("{s:b, s:b, s:b, s:b}", "ref_links", p->mapping.ref_links, "geo_areas",
-                     p->mapping.geo_areas, "avis", p->mapping.avis, "messages", p->mapping.messages);
+    return json_pack("{s:b, s:b, s:b, s:b, s:b}", "ref_links", p->mapping.ref_links, "geo_areas",
+                     p->mapping.geo_areas, "avis", p->mapping.avis, "messages", p->mapping.messages,
+                     "attachments", p->mapping.attachments);
 }
 
 static json_t *filter_json(const d2g_procedure_t *p) {

@@ -67,6 +67,7 @@ typedef struct d2g_proc_mapping {
     int geo_areas; /* <prefix>_Zones: the areas of Carte champs */
     int avis;      /* <prefix>_Avis */
     int messages;  /* <prefix>_Messages (personal data: opt-in) */
+    int attachments; /* files of PieceJustificative champs copied into Grist attachments */
 } d2g_proc_mapping_t;
 
 /* DS dossier states, as bits of d2g_proc_filter_t.states. */
@@ -168,6 +169,9 @@ typedef struct d2g_config {
         int retry_max_delay_s; /* the delay doubles per attempt up to this, default 300 */
         int status_interval_s; /* the sync-status table of each document is written this
                                   often, default 30; 0 = no table (syncstat.h) */
+        int attachment_max_bytes;    /* a file larger is not copied into Grist, default 20 MiB */
+        int attachment_budget_bytes; /* bytes copied into one document at most, default 1 GiB */
+        int attachment_downloads;    /* downloads in flight per worker, default 4 */
     } worker;
     char *log_level; /* "debug" | "info" | "warn" | "error", default "info" */
     struct {

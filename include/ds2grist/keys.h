@@ -38,6 +38,8 @@
  *              (worker/formschema.h)
  *   formclaim  string, the worker creating a form's schema in the document,
  *              with a TTL (lease.h)
+ *   attachments hash, DS file checksum -> the Grist attachment id it was copied
+ *              to, and "bytes" -> bytes copied into the document (worker/attach.h)
  * Document keys of one procedure, "<ns>:{doc:<server>/<document>}:<name>:<N>":
  *   present    set, the numbers of the procedure's dossiers written to the
  *              document (removed ones taken out): the count shown in the

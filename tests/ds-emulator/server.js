@@ -13,7 +13,7 @@ const http = require('http');
 const fs = require('fs');
 const crypto = require('crypto');
 const { Store } = require('./lib/store');
-const { Renderer } = require('./lib/render');
+const { Renderer, storageBytes } = require('./lib/render');
 const { Api, analyse, rootTarget, rootTargets, withCode } = require('./lib/api');
 const { isoParis } = require('./lib/util');
 const { parse } = require('graphql');
@@ -46,6 +46,8 @@ function buildConfig(args) {
     timeoutResponse: cfg.timeoutResponse || 'graphql', // 'graphql' (DS app) or 'http504' (proxy)
     latency: { baseMs: 0, perDossierMs: 0, ...(cfg.latency || {}) },
     fileBaseUrl: cfg.fileBaseUrl || null, // null: fake https host; "self": served by the emulator
+    fileUrlTtlS: cfg.fileUrlTtlS ?? 3600, // lifetime of File.url; <= 0: expired when rendered
+    fileLatencyMs: cfg.fileLatencyMs ?? 0, // a download's answer waits this long (slow storage)
   };
   // {first, count, dossiers}: procedures generated on first use (10,000 held cheaply)
   const lazyProcedures = args['lazy-procedures'] != null
@@ -289,7 +291,7 @@ class Emulator {
     }
 
     // 5. execute
-    const ctx = { token, procedures: new Set(), dossiersServed: 0, fileBaseUrl: this.fileBaseUrl() };
+    const ctx = { token, procedures: new Set(), dossiersServed: 0, fileBaseUrl: this.fileBaseUrl(), fileTtlS: this.settings.fileUrlTtlS };
     const result = await this.api.run(prepared.document, variables, operationName, ctx);
     const out = {};
     if ('data' in result) out.data = result.data;
@@ -349,15 +351,27 @@ class Emulator {
     return null;
   }
 
+  // GET /storage/<blob>/<filename>?expires=..: the file's bytes (those its checksum and size
+  // describe) until expires, then 403 as object storage answers; an unknown blob is 404.
   storage(res, url) {
     const expires = Number(url.searchParams.get('expires'));
+    this.counters.inc(this.counters.byOperation, 'storage');
     if (!expires || expires * 1000 < Date.now()) {
       res.writeHead(403, { 'Content-Type': 'application/xml' });
       return res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>');
     }
-    const content = `%PDF-1.4\n% ds-emulator file ${decodeURIComponent(url.pathname)}\n%%EOF\n`;
-    res.writeHead(200, { 'Content-Type': 'application/pdf', 'Content-Length': Buffer.byteLength(content) });
-    return res.end(content);
+    const blob = url.pathname.split('/')[2] || '';
+    const content = storageBytes(blob);
+    if (!content) {
+      res.writeHead(404, { 'Content-Type': 'application/xml' });
+      return res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code></Error>');
+    }
+    const send = () => {
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': content.length });
+      res.end(content);
+    };
+    if (this.settings.fileLatencyMs > 0) return this.later(this.settings.fileLatencyMs, send);
+    return send();
   }
 
   // ---- admin API ----
@@ -379,7 +393,7 @@ class Emulator {
       case 'POST /counters/reset': this.counters.reset(); return ok({ ok: true });
       case 'GET /config': return ok(this.settings);
       case 'POST /config': {
-        for (const k of ['rateLimitPerMinute', 'maxComplexity', 'maxDepth', 'serverTimeoutMs', 'champListFactor', 'timeoutResponse', 'fileBaseUrl']) {
+        for (const k of ['rateLimitPerMinute', 'maxComplexity', 'maxDepth', 'serverTimeoutMs', 'champListFactor', 'timeoutResponse', 'fileBaseUrl', 'fileUrlTtlS', 'fileLatencyMs']) {
           if (body[k] !== undefined) this.settings[k] = body[k];
         }
         if (body.latency) this.settings.latency = { ...this.settings.latency, ...body.latency };
@@ -426,7 +440,7 @@ class Emulator {
       }
       case 'GET /procedures/:/dossiers/:': {
         const p = procOf(parts[1]); dossierOf(p, parts[3]);
-        const ctx = { token: { procedures: '*' }, procedures: new Set(), dossiersServed: 0, fileBaseUrl: this.fileBaseUrl() };
+        const ctx = { token: { procedures: '*' }, procedures: new Set(), dossiersServed: 0, fileBaseUrl: this.fileBaseUrl(), fileTtlS: this.settings.fileUrlTtlS };
         const r = await this.api.run(parse(FULL_QUERY), { dossierNumber: Number(parts[3]) }, 'getDossier', ctx);
         if (r.errors) throw err(500, r.errors.map((e) => e.message).join('; '));
         return ok(r.data.dossier);

@@ -210,7 +210,7 @@ static void test_config_check(void **state) {
     json_decref(both);
     assert_string_equal(shown, "{\"filter\":{\"deposited_from\":null,\"deposited_to\":\"2026-06-30\","
                                "\"instruction_groups\":[],\"states\":[\"accepte\",\"refuse\"]},"
-                               "\"mapping\":{\"avis\":true,\"geo_areas\":false,\"messages\":false,\"ref_links\":true}}");
+                               "\"mapping\":{\"attachments\":false,\"avis\":true,\"geo_areas\":false,\"messages\":false,\"ref_links\":true}}");
     free(shown);
     json_decref(j);
     free(out);

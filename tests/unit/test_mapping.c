@@ -1299,6 +1299,33 @@ static void fx_init_opts(fx_t *f, const d2g_mapping_opts_t *o) {
     f->map = d2g_colmap_new();
 }
 
+/* opts.attachments: PieceJustificative champs get an Attachments column, ["L"] until the
+ * worker copies the files, and the files to copy are listed with their cells. */
+static void test_attachments(void **state) {
+    (void)state;
+    fx_t f;
+    fx_init(&f, REVISION);
+    fx_map(&f, DOSSIER, 0);
+    assert_null(f.out.attachments); /* off by default */
+    fx_free(&f);
+
+    d2g_mapping_opts_t o;
+    d2g_mapping_opts_default(&o);
+    o.attachments = 1;
+    fx_init_opts(&f, &o);
+    fx_map(&f, DOSSIER, 0);
+    assert_string_equal(type_of(&f.out.tables[0], "justificatifs_fichiers"), "Attachments");
+    json_t *rec = record(&f.out, "Subventions", "{`numero`: 42}");
+    assert_cell(rec, "justificatifs_fichiers", "[`L`]");
+    assert_int_equal(json_array_size(f.out.attachments), 1);
+    json_t *a = json_array_get(f.out.attachments, 0);
+    assert_ptr_equal(json_object_get(a, "fields"), rec); /* the record's own cells */
+    assert_string_equal(json_string_value(json_object_get(a, "column")), "justificatifs_fichiers");
+    assert_string_equal(json_string_value(json_object_get(a, "text")), "justificatifs");
+    assert_int_equal(json_array_size(json_object_get(a, "files")), 2);
+    fx_free(&f);
+}
+
 static void test_geo_avis_messages(void **state) {
     (void)state;
     fx_t f;
@@ -1514,6 +1541,7 @@ int main(void) {
         cmocka_unit_test(test_big_numbers),
         cmocka_unit_test(test_ref_links),
         cmocka_unit_test(test_geo_avis_messages),
+        cmocka_unit_test(test_attachments),
         cmocka_unit_test(test_mapping_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

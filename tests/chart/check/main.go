@@ -418,7 +418,8 @@ func checkConfig(text string) (obj, []secretRef) {
 		bad("producer: unknown keys %v", b)
 	}
 	if b := onlyKeys(asMap(cfg, "worker"), "linger_ms", "batch_bytes", "max_buffered", "max_buffered_total", "max_buffered_bytes", "ds_base_url", "shutdown_grace_s",
-		"revoke_deadline_s", "retry_delay_s", "retry_max_delay_s", "status_interval_s"); b != nil {
+		"revoke_deadline_s", "retry_delay_s", "retry_max_delay_s", "status_interval_s", "attachment_max_bytes",
+		"attachment_budget_bytes", "attachment_downloads"); b != nil {
 		bad("worker: unknown keys %v", b)
 	}
 	if v, ok := cfg["log_level"]; ok && v != "debug" && v != "info" && v != "warn" && v != "error" {

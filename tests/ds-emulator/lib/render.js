@@ -63,15 +63,64 @@ function personneMorale(r, siret) {
   };
 }
 
-/** A signed-looking, expiring download URL (changes on every request, like DS). */
-function fileFor(ctx, key, filename, contentType, size, createdMs) {
+/**
+ * A file's bytes: `content` when the admin API gave it, else `size` bytes made from its
+ * key (deterministic, so the download always matches the checksum and the size).
+ */
+function fileBytes(key, size, content) {
+  if (content != null) return Buffer.from(String(content), 'utf8');
+  const line = Buffer.from(`%PDF-1.4 ds-emulator file ${key}\n`, 'utf8');
+  const out = Buffer.alloc(Math.max(0, size));
+  for (let o = 0; o < out.length; o += line.length) line.copy(out, o, 0, Math.min(line.length, out.length - o));
+  return out;
+}
+/** DS's checksum: the base64 MD5 of the bytes (ActiveStorage), memoised per file. */
+const checksums = new Map();
+function fileChecksum(key, size, content) {
+  const k = content != null ? `c:${content}` : `${key}:${size}`;
+  let c = checksums.get(k);
+  if (!c) {
+    c = crypto.createHash('md5').update(fileBytes(key, size, content)).digest('base64');
+    if (checksums.size > 20000) checksums.clear();
+    checksums.set(k, c);
+  }
+  return c;
+}
+/** Generated files: mostly scanned safe, some pending, a few infected (from the key, not the rng). */
+function scanFor(key) {
+  const h = hash('scan', key) % 100;
+  return h < 90 ? 'safe' : h < 97 ? 'pending' : 'infected';
+}
+/**
+ * A signed-looking, expiring download URL (changes on every request, like DS). The file
+ * (key, size, content?) is encoded in the path so that GET /storage serves its bytes;
+ * ctx.fileTtlS (settings.fileUrlTtlS, default 3600) sets the expiry (<= 0: already expired).
+ */
+function fileFor(ctx, key, filename, contentType, size, createdMs, extra = {}) {
   const now = Date.now();
-  const expires = Math.floor(now / 1000) + 3600;
+  const ttl = ctx && ctx.fileTtlS != null ? ctx.fileTtlS : 3600;
+  const expires = Math.floor(now / 1000) + ttl;
+  const content = extra.content != null ? String(extra.content) : null;
+  const bytes = content != null ? Buffer.byteLength(content) : size;
   const sig = crypto.createHmac('sha256', 'ds-emulator').update(`${key}/${filename}/${expires}`).digest('hex');
   const base = (ctx && ctx.fileBaseUrl) || 'https://object.files.ds-emulator.example';
-  const url = `${base}/storage/${key}/${encodeURIComponent(filename)}?expires=${expires}&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=3600&X-Amz-Signature=${sig}`;
-  const checksum = crypto.createHash('md5').update(key).digest('base64');
-  return { filename, contentType, checksum, byteSize: size, byteSizeBigInt: String(size), url, createdAt: isoParis(createdMs) };
+  const blob = content != null ? `c.${Buffer.from(content, 'utf8').toString('base64url')}` : `g.${bytes}.${encodeURIComponent(key)}`;
+  const url = `${base}/storage/${blob}/${encodeURIComponent(filename)}?expires=${expires}&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=3600&X-Amz-Signature=${sig}`;
+  // Downloadable files (fileBaseUrl set) carry the MD5 of their bytes; otherwise there are
+  // no bytes to match and the checksum is the key's (hashing megabytes per file would slow
+  // every large listing).
+  const checksum = extra.checksum || (ctx && ctx.fileBaseUrl != null
+    ? fileChecksum(key, bytes, content) : crypto.createHash('md5').update(key).digest('base64'));
+  const virusScanResult = extra.virusScanResult || scanFor(key);
+  return { filename, contentType, checksum, byteSize: bytes, byteSizeBigInt: String(bytes), url, createdAt: isoParis(createdMs), virusScanResult };
+}
+/** The bytes a /storage path names (fileFor's blob), or null. */
+function storageBytes(blob) {
+  let m = /^c\.([A-Za-z0-9_-]*)$/.exec(blob);
+  if (m) return Buffer.from(m[1], 'base64url');
+  m = /^g\.(\d+)\.(.+)$/.exec(blob);
+  if (m) return fileBytes(decodeURIComponent(m[2]), Number(m[1]), null);
+  return null;
 }
 
 // --- champ values ----------------------------------------------------------------
@@ -191,6 +240,12 @@ function overrideValue(kind, v, generated) {
     case 'LinkedDropDownListChamp': { const [a, b] = s.split(/\s*\/\s*/); return { stringValue: s, primaryValue: a || null, secondaryValue: b || null }; }
     case 'RepetitionChamp': return { stringValue: '', rowCount: parseInt(s, 10) || 0 };
     case 'DossierLinkChamp': return { stringValue: s, dossierNumber: parseInt(s, 10) };
+    case 'PieceJustificativeChamp': {
+      if (!Array.isArray(v) || v.some((f) => typeof f !== 'object' || f === null)) return { ...generated, stringValue: s };
+      // files given whole: [{key, filename, contentType?, content? | size?, virusScanResult?, checksum?}]
+      const files = v.map((f, i) => ({ key: `admin-${i}`, contentType: 'application/pdf', size: 1000, ...f, filename: f.filename || `fichier ${i}.pdf` }));
+      return { stringValue: files.map((f) => f.filename).join(', '), files };
+    }
     case 'CarteChamp': {
       if (!Array.isArray(v) || v.some((a) => typeof a !== 'object' || a === null)) return { ...generated, stringValue: s };
       // geo areas given whole: [{id, description?, source?, geometry?, __typename?, ...parcel fields}]
@@ -246,7 +301,7 @@ class Renderer {
         base.stringValue = val.rowCount ? `${val.rowCount} ligne(s)` : '';
         break;
       case 'PieceJustificativeChamp':
-        base.files = () => (val.files || []).map((f) => fileFor(ctx, f.key, f.filename, f.contentType, f.size, d.dateDepot));
+        base.files = () => (val.files || []).map((f) => fileFor(ctx, f.key, f.filename, f.contentType, f.size, d.dateDepot, f));
         break;
       case 'DossierLinkChamp':
         base.dossier = () => {
@@ -333,4 +388,4 @@ class Renderer {
   }
 }
 
-module.exports = { Renderer, fileFor };
+module.exports = { Renderer, fileFor, storageBytes };

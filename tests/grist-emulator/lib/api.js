@@ -230,6 +230,18 @@ function attachmentMeta(a) {
   return { fileName: a.fileName, fileSize: a.fileSize, timeUploaded: new Date(a.timeUploaded).toISOString() };
 }
 
+// The rows of _grist_Attachments, as grist-core's metadata table holds them.
+function attachmentRecords(doc) {
+  return [...doc.attachments.entries()].map(([id, a]) => ({
+    id,
+    fields: {
+      fileIdent: a.fileIdent, fileName: a.fileName, fileType: a.fileType, fileSize: a.fileSize,
+      imageHeight: a.imageHeight, imageWidth: a.imageWidth, timeUploaded: a.timeUploaded / 1000,
+      timeDeleted: null,
+    },
+  }));
+}
+
 const ROUTES = [
   {
     method: 'GET', path: [], kind: 'doc', role: 'viewers', unthrottled: true,
@@ -318,6 +330,9 @@ const ROUTES = [
   {
     method: 'GET', path: ['tables', ':table', 'records'], kind: 'records', role: 'viewers',
     read: ({ doc, params, query, req }) => {
+      // grist-core keeps attachments' metadata in the metadata table _grist_Attachments,
+      // readable like any table (fileIdent is the SHA-1 of the bytes plus the extension).
+      if (params.table === '_grist_Attachments') { return { records: attachmentRecords(doc) }; }
       const table = doc.table(params.table);
       const cols = table.userColumns(isAffirmative(query.get('hidden')));
       const rows = queryRows(req, table, query);
