@@ -44,17 +44,9 @@ static void die(const char *what) {
 }
 
 static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    char *s = d2g_test_read_text(path);
+    if (!s)
         die("cannot read the producer's query");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n)
-        die("short read");
-    s[n] = 0;
-    fclose(f);
     return s;
 }
 

@@ -256,6 +256,25 @@ int d2g_testenv_kafka_refuse_produce(d2g_testenv_t *env) {
     return 0;
 }
 
+char *d2g_test_read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *s = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+        s = malloc((size_t)n + 1);
+        if (s && fread(s, 1, (size_t)n, f) == (size_t)n) {
+            s[n] = 0;
+        } else {
+            free(s);
+            s = NULL;
+        }
+    }
+    fclose(f);
+    return s;
+}
+
 int d2g_testenv_write_file(d2g_testenv_t *env, const char *name, const char *text, char *path,
                            size_t pathlen) {
     snprintf(path, pathlen, "%s/%s", env->dir, name);

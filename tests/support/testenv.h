@@ -74,6 +74,9 @@ void d2g_test_sleep_ms(long ms);
  * Call first thing in main. */
 void d2g_test_filter_from_env(void);
 
+/* The whole file at path, NUL-terminated (caller frees); NULL if it cannot be read. */
+char *d2g_test_read_text(const char *path);
+
 /* Writes text to <env->dir>/<name>; path receives the full path. */
 int d2g_testenv_write_file(d2g_testenv_t *env, const char *name, const char *text, char *path,
                            size_t pathlen);
