@@ -242,16 +242,20 @@ size_t d2g_lane_held(const d2g_lane_t *l) {
 }
 
 size_t d2g_lane_held_bytes(const d2g_lane_t *l, size_t *bytes) {
-    size_t b = 0;
+    size_t n = l->n_queued, b = 0;
     for (const d2g_item_t *it = l->head; it; it = it->next)
         b += it->bytes;
-    for (const d2g_group_t *g = l->groups; g; g = g->next)
+    for (const d2g_group_t *g = l->groups; g; g = g->next) {
+        n += g->n;
         for (size_t i = 0; i < g->n; i++)
             b += g->items[i]->bytes;
-    for (size_t i = 0; i < l->n_flights; i++)
+    }
+    for (size_t i = 0; i < l->n_flights; i++) {
+        n += d2g_flush_items(l->flights[i]);
         b += d2g_flush_bytes(l->flights[i]);
+    }
     *bytes = b;
-    return d2g_lane_held(l);
+    return n;
 }
 
 int d2g_item_in_partition(const d2g_item_t *it, uint8_t topic, int32_t partition) {

@@ -187,8 +187,6 @@ static int same_text(json_t *cached, const char *s) {
 
 /* column_fields, or the same object as for the last dossier if nothing differs. */
 static json_t *column_fields_cached(const d2g_mapping_ctx_t *ctx, const char *table, const col_b *c) {
-    if (!ctx->colcache)
-        return column_fields(c);
     size_t tl = strlen(table), cl = strlen(c->id);
     char stack[256], *key = tl + cl + 2 <= sizeof(stack) ? stack : d2g_malloc(tl + cl + 2);
     memcpy(key, table, tl);
