@@ -433,9 +433,31 @@ void d2g_schema_views_done(d2g_schema_t *s) {
     s->views = NULL;
 }
 
+/* The views of a POST /tables change, without the tables Grist made under another id
+ * (one of that id existed: its columns are not ours to hide). New reference. */
+static json_t *views_made(json_t *chg, json_t *answer) {
+    json_t *views = json_deep_copy(json_object_get(chg, "views"));
+    json_t *req = json_loads(json_string_value(json_object_get(chg, "body")), 0, NULL);
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(req, "tables"), i, t) {
+        const char *want = json_string_value(json_object_get(t, "id"));
+        const char *got = json_string_value(json_object_get(json_array_get(json_object_get(answer, "tables"), i), "id"));
+        if (want && (!got || strcmp(want, got))) {
+            json_object_del(json_object_get(views, "hide"), want);
+            json_object_del(json_object_get(views, "refs"), want);
+        }
+    }
+    json_decref(req);
+    return views;
+}
+
 void d2g_schema_applied(d2g_schema_t *s, json_t *chg, json_t *answer) {
-    (void)answer;
-    views_merge(s, json_object_get(chg, "views"));
+    json_t *views = !strcmp(json_string_value(json_object_get(chg, "path")), "/tables")
+                        ? views_made(chg, answer)
+                        : json_incref(json_object_get(chg, "views"));
+    views_merge(s, views);
+    json_decref(views);
     if (!s->tables)
         return;
     const char *path = json_string_value(json_object_get(chg, "path"));
