@@ -313,6 +313,23 @@ static void assert_hidden(d2g_testenv_t *env, const char *table, const char *con
     json_decref(raw);
 }
 
+/* Grist's requests of a kind so far (admin stats). */
+static long long requests_of(d2g_testenv_t *env, const char *kind) {
+    json_t *s = d2g_stack_grist_do(env, "GET", "/admin/stats", NULL);
+    long long n = json_integer_value(json_object_get(json_object_get(json_object_get(s, "requests"), "byKind"), kind));
+    json_decref(s);
+    return n;
+}
+
+/* The views work costs at most one read and one write per schema change request. */
+static void assert_views_cost(d2g_testenv_t *env) {
+    long long reads = requests_of(env, "POST sql"), writes = requests_of(env, "POST apply");
+    long long changes = requests_of(env, "POST tables") + requests_of(env, "POST columns") +
+                        requests_of(env, "PATCH columns");
+    printf("# views: %lld POST /sql, %lld POST /apply for %lld schema change requests\n", reads, writes, changes);
+    assert_true(reads >= 1 && writes >= 1 && writes <= reads && reads <= changes);
+}
+
 static const char *const DOSSIER_TECH[] = {"ds_id", "groupe_instructeur_id", "supprime", "date_suppression",
                                            "motif_suppression", NULL};
 static const char *const ZONE_TECH[] = {"ds_row_id", "champ_id", NULL};
@@ -416,6 +433,7 @@ static void test_child_tables(void **state) {
     assert_ref_display(env, "Aides_Avis");
     assert_ref_display(env, "Aides_Messages");
     printf("# ref_links: `dossier` displays the number (visibleCol numero), ds_dossier_numero left the page\n");
+    assert_views_cost(env);
 
     /* In DS: dossier a's avis replaced, its message changed and a second one added, its
      * areas replaced by one; dossier b loses all of them. */
