@@ -339,7 +339,7 @@ static const char *const LINKED_TECH[] = {"ds_row_id", "ds_dossier_numero", NULL
 /* The child table's `dossier` Ref shows the dossier's number: visibleCol is the
  * dossiers table's numero, its displayCol a formula $dossier.numero whose values are
  * the numbers of the rows. */
-static void assert_ref_display(d2g_testenv_t *env, const char *table) {
+static void assert_ref_display(d2g_testenv_t *env, const char *table, const char *prefix) {
     int64_t end = d2g_clock_mono_ms() + 30000; /* set right after the column is made */
     json_t *d = column_fields(env, table, "dossier");
     while (d && !json_integer_value(json_object_get(d, "displayCol")) && d2g_clock_mono_ms() < end) {
@@ -347,7 +347,7 @@ static void assert_ref_display(d2g_testenv_t *env, const char *table) {
         d2g_test_sleep_ms(200);
         d = column_fields(env, table, "dossier");
     }
-    json_t *numero = column_fields(env, "Aides", "numero");
+    json_t *numero = column_fields(env, prefix, "numero");
     assert_non_null(d);
     assert_non_null(numero);
     assert_int_equal(json_integer_value(json_object_get(d, "visibleCol")),
@@ -381,16 +381,32 @@ static void assert_ref_display(d2g_testenv_t *env, const char *table) {
     json_decref(numero);
 }
 
+/* 1302: linked from the start, its block's table made with the Ref (POST /tables). */
 #define PROC_OPTS(ref)                                                                                   \
     "[{\"number\": 1301, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docA\","        \
     " \"table_prefix\": \"Aides\", \"mapping\": {\"geo_areas\": true, \"avis\": true, \"messages\": true," \
-    " \"ref_links\": " ref "}}]"
+    " \"ref_links\": " ref "}},"                                                                          \
+    " {\"number\": 1302, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docA\","         \
+    " \"table_prefix\": \"Liees\", \"mapping\": {\"ref_links\": true}}]"
+
+/* The child tables of prefix (<prefix>_...) the document has (new reference). */
+static json_t *child_tables(d2g_testenv_t *env, const char *prefix) {
+    char url[320];
+    snprintf(url, sizeof(url), "%s/admin/docs/docA/tables", env->grist_url);
+    json_t *tl = d2g_test_json("GET", url, NULL), *out = json_array(), *t;
+    const char *tid;
+    json_object_foreach(json_object_get(tl, "tables"), tid, t)
+        if (!strncmp(tid, prefix, strlen(prefix)) && tid[strlen(prefix)] == '_')
+            json_array_append_new(out, json_string(tid));
+    json_decref(tl);
+    return out;
+}
 
 static void test_child_tables(void **state) {
     d2g_testenv_t *env = *state;
     char cfg[600];
     d2g_test_proc_t producer, worker;
-    start_emulators(env, "[{\"number\": 1301, \"dossiers\": 24}]");
+    start_emulators(env, "[{\"number\": 1301, \"dossiers\": 24}, {\"number\": 1302, \"dossiers\": 8}]");
     const char *extra = "\"defaults\": {\"poll_interval_s\": 1},"
                         " \"worker\": {\"retry_delay_s\": 1, \"retry_max_delay_s\": 2}";
     assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC_OPTS("false"), 400, 8, extra, cfg,
@@ -411,7 +427,15 @@ static void test_child_tables(void **state) {
     assert_hidden(env, "Aides", DOSSIER_TECH, "etat");
     assert_hidden(env, "Aides_Zones", ZONE_TECH, "dossier");
     assert_hidden(env, "Aides_Avis", AVIS_TECH, "dossier");
-    printf("# technical columns: in raw data, not in the tables' pages\n");
+    assert_int_equal(d2g_stack_wait_synced(env, "docA", "Liees", 1302, 60), 8);
+    json_t *linked = child_tables(env, "Liees");
+    assert_true(json_array_size(linked) > 0);
+    for (size_t k = 0; k < json_array_size(linked); k++) {
+        assert_hidden(env, json_string_value(json_array_get(linked, k)), LINKED_TECH, "dossier");
+        assert_ref_display(env, json_string_value(json_array_get(linked, k)), "Liees");
+    }
+    json_decref(linked);
+    printf("# technical columns: in raw data, not in the tables' pages; a table made linked displays the number\n");
 
     /* ref_links on, by a reload: the next writes migrate the tables. */
     assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC_OPTS("true"), 400, 8, extra, cfg,
@@ -429,9 +453,9 @@ static void test_child_tables(void **state) {
     }
     wait_children(env, 1301, "Aides", "ds_dossier_numero", 60); /* every row kept its number */
     assert_hidden(env, "Aides_Messages", LINKED_TECH, "dossier");
-    assert_ref_display(env, "Aides_Zones");
-    assert_ref_display(env, "Aides_Avis");
-    assert_ref_display(env, "Aides_Messages");
+    assert_ref_display(env, "Aides_Zones", "Aides");
+    assert_ref_display(env, "Aides_Avis", "Aides");
+    assert_ref_display(env, "Aides_Messages", "Aides");
     printf("# ref_links: `dossier` displays the number (visibleCol numero), ds_dossier_numero left the page\n");
     assert_views_cost(env);
 
