@@ -8,7 +8,8 @@
  *                  and a field each); ref_links turned on by a reload on the same document:
  *                  `dossier` becomes a Ref formula column, the numbers move to
  *                  ds_dossier_numero (old rows too) and displays the number (visibleCol);
- *                  technical columns are in raw data, not in the pages; then an avis, a message and an area
+ *                  technical columns are in raw data, not in the pages (a procedure
+ *                  linked from the start too); then an avis, a message and an area
  *                  changed, and all of another dossier's removed, in DS: Grist follows;
  *                  ref_links off again: the lane parks with the cause, nothing is
  *                  dead-lettered or written, and on again the change arrives
