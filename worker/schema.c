@@ -414,7 +414,7 @@ json_t *d2g_schema_changes(const d2g_schema_t *s, const d2g_need_t *n) {
 
 /* What a change made joins the views work pending. */
 static void views_merge(d2g_schema_t *s, json_t *views) {
-    if (!views)
+    if (!json_object_size(json_object_get(views, "hide")) && !json_object_size(json_object_get(views, "refs")))
         return;
     if (!s->views)
         s->views = views_new();
