@@ -6,6 +6,7 @@
 #include "formschema.h"
 #include "plan.h"
 #include "schema.h"
+#include "views.h"
 #include "syncstat.h"
 #include "versions.h"
 #include "writer_int.h"
@@ -40,10 +41,10 @@
 #define CHANGE_ROUNDS_MAX 4
 
 typedef enum { S_PREPARE, S_READ, S_PLAN, S_CHANGE, S_PUT, S_FIND, S_DELETE, S_DONE, S_PROBE, S_TICKS,
-               S_ATTACH } stage_t;
+               S_ATTACH, S_VIEWS } stage_t;
 
 static const char *const stage_names[] = {"prepare", "schema", "schema", "schema", "put",
-                                          "find", "delete", "done", "probe", "status", "attach"};
+                                          "find", "delete", "done", "probe", "status", "attach", "views"};
 
 struct d2g_flush {
     d2g_lane_t *lane;
@@ -413,6 +414,10 @@ static int plan_schema(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t n
     json_t *changes = d2g_schema_changes(l->schema, f->need);
     if (!dirty && json_array_size(changes) == 0) {
         json_decref(changes);
+        if (d2g_schema_views(l->schema)) { /* what the changes made, while the lock is held */
+            f->stage = S_VIEWS;
+            return 0;
+        }
         release_lock(w, l, f);
         f->stage = f->status ? S_TICKS : S_PUT;
         return 0;
@@ -667,6 +672,10 @@ static int enter(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
             case S_TICKS: f->stage = S_PUT; break;
             case S_FIND: f->stage = S_DELETE; break;
             case S_DELETE: f->stage = S_DONE; break;
+            case S_VIEWS: /* done or given up: once, at creation */
+                d2g_schema_views_done(l->schema);
+                f->stage = S_PLAN;
+                break;
             case S_PROBE: return 1; /* answered, not resumed: the lane stays parked */
             default: break;         /* S_READ reads again what is still unknown */
             }
@@ -712,6 +721,11 @@ static int enter(d2g_writer_t *w, d2g_lane_t *l, d2g_flush_t *f, int64_t now) {
             continue;
         case S_CHANGE:
             f->stage = S_READ;
+            continue;
+        case S_VIEWS:
+            d2g_ops_add(&f->ops, D2G_OP_VIEWS_READ, "POST", d2g_strdup("/sql"),
+                        d2g_views_query(d2g_schema_views(l->schema)), NULL);
+            f->planned = 1;
             continue;
         case S_TICKS:
             d2g_ops_add(&f->ops, D2G_OP_TICKS, "GET", d2g_syncstat_ticks_path(), NULL, D2G_SYNCSTAT_TABLE);
@@ -986,6 +1000,31 @@ static void replan_writes(d2g_flush_t *f) {
     f->stage = S_PUT;
 }
 
+/* The answer to a views request (views.h): the read plans the write; a failure
+ * leaves the columns in the pages (a warning: the data is what matters) and is
+ * never tried again, as an agent may have changed the pages meanwhile. */
+static void views_answer(d2g_lane_t *l, d2g_flush_t *f, const d2g_http_response_t *resp, int outcome,
+                         const char *text) {
+    d2g_op_t *o = &f->ops.v[f->cur];
+    if (outcome != D2G_GRIST_OK) {
+        d2g_lane_log(l, D2G_LOG_WARN, "views", "views_not_set", text, "%s %s: the new technical columns "
+                     "stay in the pages, the Ref columns show row ids", o->method, o->path);
+        f->cur = f->ops.n;
+        return;
+    }
+    f->cur++;
+    if (o->kind != D2G_OP_VIEWS_READ)
+        return;
+    char err[D2G_ERRLEN];
+    json_t *body = json_loadb(resp->body, resp->body_len, JSON_DECODE_ANY, NULL);
+    char *actions = d2g_views_actions(d2g_schema_views(l->schema), body, err, sizeof(err));
+    json_decref(body);
+    if (actions)
+        d2g_ops_add(&f->ops, D2G_OP_VIEWS, "POST", d2g_strdup("/apply"), actions, NULL);
+    else if (err[0])
+        d2g_lane_log(l, D2G_LOG_WARN, "views", "views_not_set", err, "the new technical columns stay in the pages");
+}
+
 void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t *resp) {
     d2g_lane_t *l = f->lane;
     f->waiting = 0;
@@ -994,6 +1033,10 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t
     char text[256] = "";
     if (outcome != D2G_GRIST_OK)
         d2g_grist_error_text(resp, w->secrets, w->n_secrets, text, sizeof(text));
+    if (o->kind == D2G_OP_VIEWS_READ || o->kind == D2G_OP_VIEWS) {
+        views_answer(l, f, resp, outcome, text);
+        return;
+    }
     /* A row already gone is a delete done; a table not made yet holds no row. */
     if ((o->kind == D2G_OP_DELETE && outcome == D2G_GRIST_REFUSED && strstr(text, "Invalid row id")) ||
         (o->kind == D2G_OP_FIND && outcome == D2G_GRIST_MISSING)) {
@@ -1088,6 +1131,8 @@ void d2g_flush_answer(d2g_writer_t *w, d2g_flush_t *f, const d2g_http_response_t
         bad = d2g_plan_deletes(o, body, &f->deletes);
         break;
     case D2G_OP_DELETE:
+    case D2G_OP_VIEWS_READ: /* views_answer */
+    case D2G_OP_VIEWS:
         break;
     case D2G_OP_TICKS: {
         char err[D2G_ERRLEN];

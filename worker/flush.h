@@ -8,6 +8,9 @@
  *            if something is missing, take the document's schema lock,
  *            merge the column map, read again under the lock, create what
  *            is still missing (schema.h), read again
+ *   views    still under the lock, once the changes are made: the technical
+ *            columns they created leave the pages, the new Ref columns show
+ *            the dossier's number (views.h: one read, one write)
  *   put      the upserts (plan.h)
  *   find     the rows that are gone; delete them
  *   done     record the versions written; the dossiers' messages are done

@@ -102,6 +102,9 @@ typedef struct d2g_column {
     /* A formula column (fields hold "isFormula": true and "formula"): Grist computes
      * it, records never hold a cell for it. NULL for data columns. */
     const char *formula;
+    /* A technical column (DS ids, row keys, deletion flags): the writer takes it out of
+     * the table's page widget when it creates it (docs/mapping.md); Raw Data shows it. */
+    int technical;
 } d2g_column_t;
 
 typedef struct d2g_table {

@@ -133,7 +133,7 @@ int d2g_mb_fixed(builder_t *b, table_b *t, const d2g_fixed_col_t *f, size_t n) {
                                "column map: \"%s\" is assigned to a champ in table %s", f[i].id,
                                t->id);
         d2g_mb_column(t, f[i].id, f[i].label, f[i].type ? f[i].type : "Any", f[i].widget, NULL)
-            ->tail = f[i].tail;
+            ->tech = f[i].tech;
     }
     return 0;
 }
@@ -260,7 +260,7 @@ int d2g_mb_finish(builder_t *b, d2g_mapped_t *out) {
             o->columns = d2g_calloc(t->n, sizeof(*o->columns));
         for (size_t k = 0; k < 2 * t->n; k++) { /* technical columns last */
             col_b *src = t->cols[k % t->n];
-            if (src->tail != (k >= t->n))
+            if (!!(src->tech & D2G_FIXED_LAST) != (k >= t->n))
                 continue;
             d2g_column_t *c = &o->columns[o->n_columns++];
             c->fields = column_fields_cached(b->ctx, o->id, src);
@@ -270,6 +270,7 @@ int d2g_mb_finish(builder_t *b, d2g_mapped_t *out) {
             c->type = json_string_value(json_object_get(c->fields, "type"));
             c->widget_options = json_string_value(json_object_get(c->fields, "widgetOptions"));
             c->formula = json_string_value(json_object_get(c->fields, "formula"));
+            c->technical = !!(src->tech & D2G_FIXED_TECH);
         }
         if (t->row_ids) {
             d2g_rowset_t *r = &out->rowsets[out->n_rowsets++];

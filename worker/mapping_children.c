@@ -29,7 +29,7 @@ static const d2g_fixed_col_t zone_cols[] = {
     {"numero", "Numéro de parcelle", "Text", NULL, 0},
     {"surface_parcelle", "Surface de la parcelle (m²)", "Numeric", NULL, 0},
     {"geometrie", "Géométrie (GeoJSON)", "Text", NULL, 0},
-    {"champ_id", "ID du champ DS", "Text", NULL, 1},
+    {"champ_id", "ID du champ DS", "Text", NULL, D2G_FIXED_TAIL},
 };
 static const d2g_fixed_col_t avis_cols[] = {
     {"question", "Question", "Text", NULL, 0},
@@ -53,8 +53,8 @@ static const d2g_fixed_col_t message_cols[] = {
 static const d2g_fixed_col_t link_int[] = {{"dossier", "Dossier", "Int", NULL, 0}};
 static const d2g_fixed_col_t link_ref[] = {{"dossier", "Dossier", NULL, NULL, 0}};
 static const d2g_fixed_col_t keys[] = {
-    {"ds_row_id", "ID DS", "Text", NULL, 1},
-    {"ds_dossier_numero", "Numéro du dossier", "Int", NULL, 1},
+    {"ds_row_id", "ID DS", "Text", NULL, D2G_FIXED_TAIL},
+    {"ds_dossier_numero", "Numéro du dossier", "Int", NULL, D2G_FIXED_TAIL},
 };
 
 /* The table (pseudo: its key in the procedure's table map, "#zones"...), created with

@@ -17,7 +17,7 @@ static const char DEMANDEUR_TYPES[] =
 
 const d2g_fixed_col_t d2g_mapping_dossier_cols[] = {
     {"numero", "Numéro", "Int", NULL, 0},
-    {"ds_id", "ID DS", "Text", NULL, 1},
+    {"ds_id", "ID DS", "Text", NULL, D2G_FIXED_TAIL},
     {"etat", "État", "Choice", STATES, 0},
     {"archive", "Archivé", "Bool", NULL, 0},
     {"date_depot", "Date de dépôt", DT, NULL, 0},
@@ -39,15 +39,15 @@ const d2g_fixed_col_t d2g_mapping_dossier_cols[] = {
     {"demandeur_adresse", "Adresse du demandeur", "Text", NULL, 0},
     {"groupe_instructeur", "Groupe instructeur", "Text", NULL, 0},
     {"groupe_instructeur_numero", "Numéro du groupe instructeur", "Int", NULL, 0},
-    {"groupe_instructeur_id", "ID DS du groupe instructeur", "Text", NULL, 1},
+    {"groupe_instructeur_id", "ID DS du groupe instructeur", "Text", NULL, D2G_FIXED_TAIL},
     {"instructeurs", "Instructeurs", "Text", NULL, 0},
     {"labels", "Labels", "ChoiceList", NULL, 0},
     {"motivation", "Motivation", "Text", NULL, 0},
     {"traitements", "Traitements", "Text", NULL, 0},
     {"lien_ds", "Lien DS", "Text", NULL, 0},
-    {"supprime", "Supprimé", "Bool", NULL, 1},
-    {"date_suppression", "Date de suppression", DT, NULL, 1},
-    {"motif_suppression", "Motif de suppression", "Text", NULL, 1},
+    {"supprime", "Supprimé", "Bool", NULL, D2G_FIXED_TAIL},
+    {"date_suppression", "Date de suppression", DT, NULL, D2G_FIXED_TAIL},
+    {"motif_suppression", "Motif de suppression", "Text", NULL, D2G_FIXED_TAIL},
 };
 const size_t d2g_mapping_n_dossier_cols = sizeof(d2g_mapping_dossier_cols) / sizeof(d2g_mapping_dossier_cols[0]);
 
@@ -64,15 +64,15 @@ const char *const d2g_mapping_fixed_columns[] = {
  * numero_ligne first. With ref_links: dossier (a Ref formula) and numero_ligne first,
  * the technical keys last. */
 static const d2g_fixed_col_t child_int[] = {
-    {"ds_row_id", "ID de ligne DS", "Text", NULL, 0},
+    {"ds_row_id", "ID de ligne DS", "Text", NULL, D2G_FIXED_TECH}, /* first, as in earlier versions */
     {"dossier", "Dossier", "Int", NULL, 0},
     {"numero_ligne", "Numéro de ligne", "Int", NULL, 0},
 };
 static const d2g_fixed_col_t child_ref[] = {
     {"dossier", "Dossier", NULL, NULL, 0}, /* Ref:<prefix>, a formula: see link_column */
     {"numero_ligne", "Numéro de ligne", "Int", NULL, 0},
-    {"ds_row_id", "ID de ligne DS", "Text", NULL, 1},
-    {"ds_dossier_numero", "Numéro du dossier", "Int", NULL, 1},
+    {"ds_row_id", "ID de ligne DS", "Text", NULL, D2G_FIXED_TAIL},
+    {"ds_dossier_numero", "Numéro du dossier", "Int", NULL, D2G_FIXED_TAIL},
 };
 
 const d2g_fixed_col_t *d2g_mapping_child_cols(const d2g_mapping_ctx_t *ctx, size_t *n) {

@@ -78,7 +78,7 @@ typedef struct col_b {
     json_t *choices;     /* choice columns: array of the choices, in order */
     json_t *seen;        /* and the same as a set */
     json_t *extra;       /* more fields of the column (formula...), or NULL */
-    int tail;            /* a technical column: after the others */
+    int tech;            /* D2G_FIXED_TECH, D2G_FIXED_LAST (d2g_fixed_col_t) */
 } col_b;
 
 typedef struct table_b {
@@ -114,10 +114,16 @@ typedef struct builder {
     size_t errlen;
 } builder_t;
 
+/* A fixed column's flags. */
+#define D2G_FIXED_TECH 1 /* technical (DS ids, keys, deletion flags): not in the table's page
+                          * widget (d2g_column_t.technical) */
+#define D2G_FIXED_LAST 2 /* after the other columns */
+#define D2G_FIXED_TAIL (D2G_FIXED_TECH | D2G_FIXED_LAST)
+
 /* A fixed column of a table (not from a champ). */
 typedef struct d2g_fixed_col {
     const char *id, *label, *type, *widget;
-    int tail; /* technical (DS ids, deletion flags): the table's last columns */
+    int tech; /* D2G_FIXED_* flags, 0 for a column agents work with */
 } d2g_fixed_col_t;
 
 int d2g_mb_init(builder_t *b, const d2g_mapping_ctx_t *ctx, d2g_colmap_t *map, d2g_mapped_t *out,

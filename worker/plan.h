@@ -45,6 +45,8 @@ typedef enum {
     D2G_OP_FIND,      /* GET /tables/T/records?filter= */
     D2G_OP_DELETE,    /* POST /tables/T/data/delete */
     D2G_OP_TICKS,     /* GET the sync-status table's ticked rows (syncstat.h) */
+    D2G_OP_VIEWS_READ, /* POST /sql: the fields of columns just made, the number columns (views.h) */
+    D2G_OP_VIEWS,      /* POST /apply: those fields removed, the Ref columns' display set */
 } d2g_op_kind_t;
 
 /* One request; everything owned. */

@@ -17,6 +17,7 @@ struct d2g_need {
 /* tables: table -> null (columns not read) | {col -> fields} */
 struct d2g_schema {
     json_t *tables; /* NULL: not loaded */
+    json_t *views;  /* made, their views still to set (views.h): {"hide": {}, "refs": {}} */
 };
 
 static char *escape(const char *s) {
@@ -82,8 +83,9 @@ void d2g_need_column(d2g_need_t *n, const char *table, const d2g_column_t *col) 
     json_t *t = need_table(n, table);
     json_t *c = json_object_get(t, col->id);
     if (!c) {
-        c = json_pack("{s:O, s:[], s:{}, s:b}", "fields", col->fields, "choices", "set", "choice",
-                      col->type && (!strcmp(col->type, "Choice") || !strcmp(col->type, "ChoiceList")));
+        c = json_pack("{s:O, s:[], s:{}, s:b, s:b}", "fields", col->fields, "choices", "set", "choice",
+                      col->type && (!strcmp(col->type, "Choice") || !strcmp(col->type, "ChoiceList")),
+                      "tech", col->technical);
         json_object_set_new(t, col->id, c);
     }
     json_t *ch = choices_of(col->widget_options);
@@ -141,6 +143,7 @@ void d2g_schema_free(d2g_schema_t *s) {
     if (!s)
         return;
     json_decref(s->tables);
+    json_decref(s->views);
     free(s);
 }
 
@@ -296,8 +299,37 @@ int d2g_schema_conflict(const d2g_schema_t *s, const d2g_need_t *n, char *why, s
     return 0;
 }
 
+/* The views work of a created column (views.h): a technical one leaves the pages, the
+ * child tables' `dossier` Ref formula gets its display. */
+static void views_of(json_t *views, const char *table, const char *cid, json_t *want) {
+    json_t *fields = json_object_get(want, "fields");
+    const char *type = json_string_value(json_object_get(fields, "type"));
+    if (json_is_true(json_object_get(want, "tech")))
+        d2g_schema_views_hide(views, table, cid);
+    if (!strcmp(cid, D2G_SCHEMA_REF_COL) && is_formula(fields) && type && !strncmp(type, "Ref:", 4))
+        json_object_set_new(json_object_get(views, "refs"), table, json_string(type + 4));
+}
+
+void d2g_schema_views_hide(json_t *views, const char *table, const char *col) {
+    json_t *hide = json_object_get(views, "hide"), *t = json_object_get(hide, table);
+    if (!t) {
+        t = json_object();
+        json_object_set_new(hide, table, t);
+    }
+    json_object_set_new(t, col, json_true());
+}
+
+static json_t *views_new(void) { return json_pack("{s:{}, s:{}}", "hide", "refs"); }
+
+/* The change with what it makes for views.h, when there is any. */
+static void with_views(json_t *chg, json_t *views) {
+    if (json_object_size(json_object_get(views, "hide")) || json_object_size(json_object_get(views, "refs")))
+        json_object_set(chg, "views", views);
+    json_decref(views);
+}
+
 json_t *d2g_schema_changes(const d2g_schema_t *s, const d2g_need_t *n) {
-    json_t *out = json_array(), *create = json_array();
+    json_t *out = json_array(), *create = json_array(), *create_views = views_new();
     size_t i;
     json_t *tid;
     json_array_foreach(n->order, i, tid) {
@@ -308,15 +340,17 @@ json_t *d2g_schema_changes(const d2g_schema_t *s, const d2g_need_t *n) {
         json_t *want;
         if (!have) {
             json_t *cl = json_array();
-            json_object_foreach(cols, cid, want)
+            json_object_foreach(cols, cid, want) {
                 json_array_append_new(cl, json_pack("{s:s, s:o}", "id", cid, "fields",
                                                     fields_with_choices(want)));
+                views_of(create_views, table, cid, want);
+            }
             json_array_append_new(create, json_pack("{s:s, s:o}", "id", table, "columns", cl));
             continue;
         }
         if (!json_is_object(have))
             continue; /* columns unknown: read them first */
-        json_t *add = json_array(), *patch = json_array();
+        json_t *add = json_array(), *patch = json_array(), *add_views = views_new();
         char *esc = escape(table);
         size_t len = strlen(esc) + 32;
         int migrate = ref_migration(have, cols);
@@ -330,6 +364,8 @@ json_t *d2g_schema_changes(const d2g_schema_t *s, const d2g_need_t *n) {
                                                         D2G_SCHEMA_NUMBER_COL, "label",
                                                         D2G_SCHEMA_NUMBER_LABEL),
                                               table));
+            /* the number, shown until now as `dossier`, is technical from now on */
+            d2g_schema_views_hide(add_views, table, D2G_SCHEMA_NUMBER_COL);
         }
         json_object_foreach(cols, cid, want) {
             json_t *existing = json_object_get(have, cid);
@@ -340,6 +376,7 @@ json_t *d2g_schema_changes(const d2g_schema_t *s, const d2g_need_t *n) {
             if (!existing) {
                 json_array_append_new(add, json_pack("{s:s, s:o}", "id", cid, "fields",
                                                      fields_with_choices(want)));
+                views_of(add_views, table, cid, want);
                 continue;
             }
             json_t *entry = grow_choices(existing, want, cid);
@@ -349,8 +386,12 @@ json_t *d2g_schema_changes(const d2g_schema_t *s, const d2g_need_t *n) {
         if (json_array_size(add)) {
             char *path = d2g_malloc(len);
             snprintf(path, len, "/tables/%s/columns", esc);
-            json_array_append_new(out, change("POST", path, json_pack("{s:O}", "columns", add), table));
+            json_t *chg = change("POST", path, json_pack("{s:O}", "columns", add), table);
+            with_views(chg, add_views);
+            add_views = NULL;
+            json_array_append_new(out, chg);
         }
+        json_decref(add_views);
         if (json_array_size(patch)) {
             char *path = d2g_malloc(len);
             snprintf(path, len, "/tables/%s/columns", esc);
@@ -360,15 +401,63 @@ json_t *d2g_schema_changes(const d2g_schema_t *s, const d2g_need_t *n) {
         json_decref(add);
         json_decref(patch);
     }
-    if (json_array_size(create))
-        json_array_insert_new(out, 0, change("POST", d2g_strdup("/tables"),
-                                             json_pack("{s:O}", "tables", create), ""));
+    if (json_array_size(create)) {
+        json_t *chg = change("POST", d2g_strdup("/tables"), json_pack("{s:O}", "tables", create), "");
+        with_views(chg, create_views);
+        create_views = NULL;
+        json_array_insert_new(out, 0, chg);
+    }
+    json_decref(create_views);
     json_decref(create);
     return out;
 }
 
+/* What a change made joins the views work pending. */
+static void views_merge(d2g_schema_t *s, json_t *views) {
+    if (!json_object_size(json_object_get(views, "hide")) && !json_object_size(json_object_get(views, "refs")))
+        return;
+    if (!s->views)
+        s->views = views_new();
+    const char *table, *col;
+    json_t *cols, *v;
+    json_object_foreach(json_object_get(views, "hide"), table, cols) {
+        json_object_foreach(cols, col, v) d2g_schema_views_hide(s->views, table, col);
+    }
+    json_object_update(json_object_get(s->views, "refs"), json_object_get(views, "refs"));
+}
+
+json_t *d2g_schema_views(const d2g_schema_t *s) { return s->views; }
+
+void d2g_schema_views_done(d2g_schema_t *s) {
+    json_decref(s->views);
+    s->views = NULL;
+}
+
+/* The views of a POST /tables change, without the tables Grist made under another id
+ * (one of that id existed: its columns are not ours to hide). New reference. */
+static json_t *views_made(json_t *chg, json_t *answer) {
+    json_t *views = json_deep_copy(json_object_get(chg, "views"));
+    json_t *req = json_loads(json_string_value(json_object_get(chg, "body")), 0, NULL);
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(req, "tables"), i, t) {
+        const char *want = json_string_value(json_object_get(t, "id"));
+        const char *got = json_string_value(json_object_get(json_array_get(json_object_get(answer, "tables"), i), "id"));
+        if (want && (!got || strcmp(want, got))) {
+            json_object_del(json_object_get(views, "hide"), want);
+            json_object_del(json_object_get(views, "refs"), want);
+        }
+    }
+    json_decref(req);
+    return views;
+}
+
 void d2g_schema_applied(d2g_schema_t *s, json_t *chg, json_t *answer) {
-    (void)answer;
+    json_t *views = !strcmp(json_string_value(json_object_get(chg, "path")), "/tables")
+                        ? views_made(chg, answer)
+                        : json_incref(json_object_get(chg, "views"));
+    views_merge(s, views);
+    json_decref(views);
     if (!s->tables)
         return;
     const char *path = json_string_value(json_object_get(chg, "path"));

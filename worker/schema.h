@@ -17,6 +17,10 @@
  * sent again blindly: the schema is read again and the change planned anew,
  * so what Grist did apply is adopted instead of being created twice
  * ("Dossiers2", "col_2").
+ *
+ * A change object also says, under "views", the technical columns and the
+ * `dossier` Ref columns it creates (views.h: they are taken out of the pages,
+ * the Ref displayed by number, once the change went through).
  */
 #ifndef D2G_SCHEMA_H
 #define D2G_SCHEMA_H
@@ -77,7 +81,17 @@ json_t *d2g_schema_changes(const d2g_schema_t *s, const d2g_need_t *n);
  * columns are known are looked at. */
 int d2g_schema_conflict(const d2g_schema_t *s, const d2g_need_t *n, char *why, size_t whylen);
 /* A change went through: the cache learns what it made (POST /tables) or
- * forgets the table it touched (columns are read again). */
+ * forgets the table it touched (columns are read again); the technical columns
+ * and `dossier` Ref columns it created (a change's "views") join the views work
+ * pending. */
 void d2g_schema_applied(d2g_schema_t *s, json_t *change, json_t *answer);
+/* The views work pending (views.h): {"hide": {table: {column: true}}, "refs":
+ * {table: dossiers table}}, or NULL if none (borrowed). Kept when the schema is
+ * forgotten: the columns were made. */
+json_t *d2g_schema_views(const d2g_schema_t *s);
+/* The views work was done (or given up): nothing pending. */
+void d2g_schema_views_done(d2g_schema_t *s);
+/* views: {"hide": {...}} gets table.col (used by the changes and their merge). */
+void d2g_schema_views_hide(json_t *views, const char *table, const char *col);
 
 #endif

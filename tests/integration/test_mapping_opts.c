@@ -7,7 +7,9 @@
  *                  hold, dossier by dossier, exactly DS's areas, avis and messages (ids
  *                  and a field each); ref_links turned on by a reload on the same document:
  *                  `dossier` becomes a Ref formula column, the numbers move to
- *                  ds_dossier_numero (old rows too); then an avis, a message and an area
+ *                  ds_dossier_numero (old rows too) and displays the number (visibleCol);
+ *                  technical columns are in raw data, not in the pages (a procedure
+ *                  linked from the start too); then an avis, a message and an area
  *                  changed, and all of another dossier's removed, in DS: Grist follows;
  *                  ref_links off again: the lane parks with the cause, nothing is
  *                  dead-lettered or written, and on again the change arrives
@@ -233,16 +235,179 @@ static long long ds_updated_s(d2g_testenv_t *env, json_int_t num) {
     return s;
 }
 
+/* --- what agents see: pages and Ref display ----------------------------------------- */
+
+/* GET /api/docs/docA/<path> as the API key sees it (metadata tables included). */
+static json_t *grist_get(d2g_testenv_t *env, const char *path) {
+    char url[640], *resp = NULL;
+    snprintf(url, sizeof(url), "%s/api/docs/docA%s", env->grist_url, path);
+    assert_int_equal(d2g_test_http("GET", url, GKEY, NULL, &resp), 200);
+    json_t *j = json_loads(resp, 0, NULL);
+    free(resp);
+    assert_non_null(j);
+    return j;
+}
+
+/* The records of a metadata table whose column col is value. */
+static json_t *meta_where(d2g_testenv_t *env, const char *table, const char *col, json_int_t value) {
+    char path[256];
+    snprintf(path, sizeof(path), "/tables/%s/records?filter=%%7B%%22%s%%22%%3A%%5B%lld%%5D%%7D", table, col,
+             (long long)value);
+    json_t *j = grist_get(env, path), *recs = json_incref(json_object_get(j, "records"));
+    json_decref(j);
+    return recs;
+}
+
+/* The table's _grist_Tables record fields (new reference). */
+static json_t *table_meta(d2g_testenv_t *env, const char *table) {
+    json_t *j = grist_get(env, "/tables/_grist_Tables/records"), *out = NULL;
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(j, "records"), i, r)
+        if (!strcmp(json_string_value(json_object_get(json_object_get(r, "fields"), "tableId")), table))
+            out = json_pack("{s:I, s:O}", "id", json_integer_value(json_object_get(r, "id")), "fields",
+                            json_object_get(r, "fields"));
+    json_decref(j);
+    assert_non_null(out);
+    return out;
+}
+
+/* {colId: true} of the fields of the table's raw section (raw) or of its page's widget. */
+static json_t *shown_columns(d2g_testenv_t *env, const char *table, int raw) {
+    json_t *t = table_meta(env, table), *tf = json_object_get(t, "fields");
+    json_int_t section = json_integer_value(json_object_get(tf, "rawViewSectionRef"));
+    if (!raw) {
+        json_t *secs = meta_where(env, "_grist_Views_section", "parentId",
+                                  json_integer_value(json_object_get(tf, "primaryViewId")));
+        assert_int_equal(json_array_size(secs), 1);
+        section = json_integer_value(json_object_get(json_array_get(secs, 0), "id"));
+        json_decref(secs);
+    }
+    json_t *cols = meta_where(env, "_grist_Tables_column", "parentId", json_integer_value(json_object_get(t, "id")));
+    json_t *fields = meta_where(env, "_grist_Views_section_field", "parentId", section), *out = json_object();
+    size_t i, k;
+    json_t *f, *c;
+    json_array_foreach(fields, i, f) {
+        json_int_t ref = json_integer_value(json_object_get(json_object_get(f, "fields"), "colRef"));
+        json_array_foreach(cols, k, c) if (json_integer_value(json_object_get(c, "id")) == ref)
+            json_object_set_new(out, json_string_value(json_object_get(json_object_get(c, "fields"), "colId")),
+                                json_true());
+    }
+    json_decref(cols);
+    json_decref(fields);
+    json_decref(t);
+    return out;
+}
+
+/* The page widget of table shows none of hidden (NULL-terminated), the raw section all. */
+static void assert_hidden(d2g_testenv_t *env, const char *table, const char *const *hidden, const char *shown) {
+    json_t *page = shown_columns(env, table, 0), *raw = shown_columns(env, table, 1);
+    for (size_t i = 0; hidden[i]; i++) {
+        if (json_object_get(page, hidden[i]))
+            fail_msg("%s: the page shows the technical column %s", table, hidden[i]);
+        if (!json_object_get(raw, hidden[i]))
+            fail_msg("%s: raw data lacks %s", table, hidden[i]);
+    }
+    if (!json_object_get(page, shown) || !json_object_get(raw, shown))
+        fail_msg("%s: column %s is not shown", table, shown);
+    json_decref(page);
+    json_decref(raw);
+}
+
+/* Grist's requests of a kind so far (admin stats). */
+static long long requests_of(d2g_testenv_t *env, const char *kind) {
+    json_t *s = d2g_stack_grist_do(env, "GET", "/admin/stats", NULL);
+    long long n = json_integer_value(json_object_get(json_object_get(json_object_get(s, "requests"), "byKind"), kind));
+    json_decref(s);
+    return n;
+}
+
+/* The views work costs at most one read and one write per schema change request. */
+static void assert_views_cost(d2g_testenv_t *env) {
+    long long reads = requests_of(env, "POST sql"), writes = requests_of(env, "POST apply");
+    long long changes = requests_of(env, "POST tables") + requests_of(env, "POST columns") +
+                        requests_of(env, "PATCH columns");
+    printf("# views: %lld POST /sql, %lld POST /apply for %lld schema change requests\n", reads, writes, changes);
+    assert_true(reads >= 1 && writes >= 1 && writes <= reads && reads <= changes);
+}
+
+static const char *const DOSSIER_TECH[] = {"ds_id", "groupe_instructeur_id", "supprime", "date_suppression",
+                                           "motif_suppression", NULL};
+static const char *const ZONE_TECH[] = {"ds_row_id", "champ_id", NULL};
+static const char *const AVIS_TECH[] = {"ds_row_id", NULL};
+static const char *const LINKED_TECH[] = {"ds_row_id", "ds_dossier_numero", NULL};
+
+/* The child table's `dossier` Ref shows the dossier's number: visibleCol is the
+ * dossiers table's numero, its displayCol a formula $dossier.numero whose values are
+ * the numbers of the rows. */
+static void assert_ref_display(d2g_testenv_t *env, const char *table, const char *prefix) {
+    int64_t end = d2g_clock_mono_ms() + 30000; /* set right after the column is made */
+    json_t *d = column_fields(env, table, "dossier");
+    while (d && !json_integer_value(json_object_get(d, "displayCol")) && d2g_clock_mono_ms() < end) {
+        json_decref(d);
+        d2g_test_sleep_ms(200);
+        d = column_fields(env, table, "dossier");
+    }
+    json_t *numero = column_fields(env, prefix, "numero");
+    assert_non_null(d);
+    assert_non_null(numero);
+    assert_int_equal(json_integer_value(json_object_get(d, "visibleCol")),
+                     json_integer_value(json_object_get(numero, "colRef")));
+    char path[256];
+    snprintf(path, sizeof(path), "/tables/%s/columns?hidden=1", table);
+    json_t *cols = grist_get(env, path), *helper = NULL;
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(cols, "columns"), i, c)
+        if (json_integer_value(json_object_get(json_object_get(c, "fields"), "colRef")) ==
+            json_integer_value(json_object_get(d, "displayCol")))
+            helper = c;
+    assert_non_null(helper);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(helper, "fields"), "formula")),
+                        "$dossier.numero");
+    snprintf(path, sizeof(path), "/tables/%s/records?hidden=1", table);
+    json_t *recs = grist_get(env, path);
+    const char *hid = json_string_value(json_object_get(helper, "id"));
+    size_t n = 0;
+    json_array_foreach(json_object_get(recs, "records"), i, c) {
+        json_t *f = json_object_get(c, "fields");
+        assert_int_equal(json_integer_value(json_object_get(f, hid)),
+                         json_integer_value(json_object_get(f, "ds_dossier_numero")));
+        n++;
+    }
+    assert_true(n > 0);
+    json_decref(recs);
+    json_decref(cols);
+    json_decref(d);
+    json_decref(numero);
+}
+
+/* 1302: linked from the start, its block's table made with the Ref (POST /tables). */
 #define PROC_OPTS(ref)                                                                                   \
     "[{\"number\": 1301, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docA\","        \
     " \"table_prefix\": \"Aides\", \"mapping\": {\"geo_areas\": true, \"avis\": true, \"messages\": true," \
-    " \"ref_links\": " ref "}}]"
+    " \"ref_links\": " ref "}},"                                                                          \
+    " {\"number\": 1302, \"ds_token\": \"main\", \"grist_server\": \"g\", \"document\": \"docA\","         \
+    " \"table_prefix\": \"Liees\", \"mapping\": {\"ref_links\": true}}]"
+
+/* The child tables of prefix (<prefix>_...) the document has (new reference). */
+static json_t *child_tables(d2g_testenv_t *env, const char *prefix) {
+    char url[320];
+    snprintf(url, sizeof(url), "%s/admin/docs/docA/tables", env->grist_url);
+    json_t *tl = d2g_test_json("GET", url, NULL), *out = json_array(), *t;
+    const char *tid;
+    json_object_foreach(json_object_get(tl, "tables"), tid, t)
+        if (!strncmp(tid, prefix, strlen(prefix)) && tid[strlen(prefix)] == '_')
+            json_array_append_new(out, json_string(tid));
+    json_decref(tl);
+    return out;
+}
 
 static void test_child_tables(void **state) {
     d2g_testenv_t *env = *state;
     char cfg[600];
     d2g_test_proc_t producer, worker;
-    start_emulators(env, "[{\"number\": 1301, \"dossiers\": 24}]");
+    start_emulators(env, "[{\"number\": 1301, \"dossiers\": 24}, {\"number\": 1302, \"dossiers\": 8}]");
     const char *extra = "\"defaults\": {\"poll_interval_s\": 1},"
                         " \"worker\": {\"retry_delay_s\": 1, \"retry_max_delay_s\": 2}";
     assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC_OPTS("false"), 400, 8, extra, cfg,
@@ -260,6 +425,18 @@ static void test_child_tables(void **state) {
     json_decref(before);
     assert_true(zones > 0 && avis > 0); /* the emulator's form has a Carte champ; every 3rd dossier an avis */
     printf("# child tables: %zu areas, %zu avis, 24 messages, as in DS\n", zones, avis);
+    assert_hidden(env, "Aides", DOSSIER_TECH, "etat");
+    assert_hidden(env, "Aides_Zones", ZONE_TECH, "dossier");
+    assert_hidden(env, "Aides_Avis", AVIS_TECH, "dossier");
+    assert_int_equal(d2g_stack_wait_synced(env, "docA", "Liees", 1302, 60), 8);
+    json_t *linked = child_tables(env, "Liees");
+    assert_true(json_array_size(linked) > 0);
+    for (size_t k = 0; k < json_array_size(linked); k++) {
+        assert_hidden(env, json_string_value(json_array_get(linked, k)), LINKED_TECH, "dossier");
+        assert_ref_display(env, json_string_value(json_array_get(linked, k)), "Liees");
+    }
+    json_decref(linked);
+    printf("# technical columns: in raw data, not in the tables' pages; a table made linked displays the number\n");
 
     /* ref_links on, by a reload: the next writes migrate the tables. */
     assert_int_equal(d2g_test_write_config(env, "ds2grist.json", PROC_OPTS("true"), 400, 8, extra, cfg,
@@ -276,6 +453,12 @@ static void test_child_tables(void **state) {
         d2g_test_sleep_ms(500);
     }
     wait_children(env, 1301, "Aides", "ds_dossier_numero", 60); /* every row kept its number */
+    assert_hidden(env, "Aides_Messages", LINKED_TECH, "dossier");
+    assert_ref_display(env, "Aides_Zones", "Aides");
+    assert_ref_display(env, "Aides_Avis", "Aides");
+    assert_ref_display(env, "Aides_Messages", "Aides");
+    printf("# ref_links: `dossier` displays the number (visibleCol numero), ds_dossier_numero left the page\n");
+    assert_views_cost(env);
 
     /* In DS: dossier a's avis replaced, its message changed and a second one added, its
      * areas replaced by one; dossier b loses all of them. */

@@ -38,6 +38,7 @@
 #include "mapping.h"
 #include "plan.h"
 #include "schema.h"
+#include "views.h"
 
 #include "ds2grist/clock.h"
 #include "ds2grist/grist.h"
@@ -276,6 +277,77 @@ static d2g_need_t *need_of(int ref_links, d2g_mapped_t *m, d2g_colmap_t *map) {
     return need;
 }
 
+/* The tables a batch creates: their technical columns and the child table's Ref are
+ * the views work (views.h) once Grist made them under their ids; the read names them,
+ * the write removes only their fields and sets the Ref's display. */
+static void test_views_planned(void **state) {
+    (void)state;
+    d2g_colmap_t *map = d2g_colmap_new();
+    d2g_mapped_t m = {0};
+    d2g_need_t *need = need_of(1, &m, map);
+    d2g_schema_t *s = d2g_schema_new();
+    json_t *none = json_pack("{s:[]}", "tables");
+    d2g_schema_read_tables(s, none);
+    json_decref(none);
+    json_t *changes = d2g_schema_changes(s, need), *create = json_array_get(changes, 0);
+    assert_string_equal(json_string_value(json_object_get(create, "path")), "/tables");
+    json_t *hide = json_object_get(json_object_get(create, "views"), "hide");
+    const char *const dossier_tech[] = {"ds_id", "groupe_instructeur_id", "supprime", "date_suppression",
+                                        "motif_suppression"};
+    for (size_t i = 0; i < 5; i++)
+        assert_true(json_is_true(json_object_get(json_object_get(hide, "Subventions"), dossier_tech[i])));
+    assert_int_equal(json_object_size(json_object_get(hide, "Subventions")), 5);
+    assert_int_equal(json_object_size(json_object_get(hide, "Subventions_Beneficiaires")), 2);
+    assert_null(json_object_get(json_object_get(hide, "Subventions_Beneficiaires"), "dossier"));
+    /* Grist made the child table under another id: only the dossiers table is ours */
+    json_t *renamed = json_pack("{s:[{s:s}, {s:s}]}", "tables", "id", "Subventions", "id", "Subventions_Beneficiaires2");
+    d2g_schema_applied(s, create, renamed);
+    json_decref(renamed);
+    json_t *pending = d2g_schema_views(s);
+    assert_non_null(pending);
+    assert_null(json_object_get(json_object_get(pending, "hide"), "Subventions_Beneficiaires"));
+    assert_int_equal(json_object_size(json_object_get(pending, "refs")), 0);
+    d2g_schema_views_done(s);
+    assert_null(d2g_schema_views(s));
+    json_t *made = json_pack("{s:[{s:s}, {s:s}]}", "tables", "id", "Subventions", "id", "Subventions_Beneficiaires");
+    d2g_schema_applied(s, create, made);
+    json_decref(made);
+    pending = d2g_schema_views(s);
+    char *query = d2g_views_query(pending);
+    json_t *q = json_loads(query, 0, NULL);
+    const char *sql = json_string_value(json_object_get(q, "sql"));
+    assert_non_null(strstr(sql, "s.id <> t.rawViewSectionRef"));
+    assert_non_null(strstr(sql, " UNION ALL "));
+    assert_int_equal(json_array_size(json_object_get(q, "args")), 1 + 5 + 1 + 2 + 1);
+    json_decref(q);
+    free(query);
+    /* the answer: two fields of pending columns, one of a column an agent works with
+     * (never removed), the dossiers table's number */
+    json_t *answer = json_pack(
+        "{s:[{s:{s:s, s:i, s:s, s:s}}, {s:{s:s, s:i, s:s, s:s}}, {s:{s:s, s:i, s:s, s:s}}, {s:{s:s, s:i, s:s, s:s}}]}",
+        "records", "fields", "what", "hide", "ref", 11, "tbl", "Subventions", "col", "ds_id", "fields", "what",
+        "hide", "ref", 12, "tbl", "Subventions", "col", "etat", "fields", "what", "hide", "ref", 13, "tbl",
+        "Subventions_Beneficiaires", "col", "ds_row_id", "fields", "what", "visible", "ref", 2, "tbl",
+        "Subventions", "col", "numero");
+    char err[256];
+    char *actions = d2g_views_actions(pending, answer, err, sizeof(err));
+    assert_string_equal(actions, "[[\"BulkRemoveRecord\",\"_grist_Views_section_field\",[11,13]],"
+                                 "[\"ModifyColumn\",\"Subventions_Beneficiaires\",\"dossier\",{\"visibleCol\":2}],"
+                                 "[\"SetDisplayFormula\",\"Subventions_Beneficiaires\",null,\"dossier\","
+                                 "\"$dossier.numero\"]]");
+    free(actions);
+    json_decref(answer);
+    answer = json_pack("{s:s}", "error", "insufficient document access");
+    assert_null(d2g_views_actions(pending, answer, err, sizeof(err)));
+    assert_non_null(strstr(err, "no records"));
+    json_decref(answer);
+    json_decref(changes);
+    d2g_schema_free(s);
+    d2g_need_free(need);
+    d2g_mapped_clear(&m);
+    d2g_colmap_free(map);
+}
+
 /* ref_links turned on for a document that has child tables: `dossier` is renamed
  * ds_dossier_numero first (rows keep their numbers), then the Ref formula added. */
 static void test_ref_links_migration(void **state) {
@@ -317,6 +389,12 @@ static void test_ref_links_migration(void **state) {
         }
     }
     assert_true(saw_ref);
+    /* the renamed number leaves the pages, the new Ref gets its display (views.h) */
+    json_t *views = json_object_get(add, "views");
+    assert_true(json_is_true(json_object_get(json_object_get(json_object_get(views, "hide"),
+                                                             "Subventions_Beneficiaires"), "ds_dossier_numero")));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(views, "refs"), "Subventions_Beneficiaires")),
+                        "Subventions");
     json_decref(body);
     json_decref(changes);
     d2g_schema_free(s);
@@ -566,6 +644,7 @@ int main(void) {
         cmocka_unit_test(test_choices_20000), cmocka_unit_test(test_find_urls),
         cmocka_unit_test(test_deletes),       cmocka_unit_test(test_oversized),
         cmocka_unit_test(test_finds_on_dossier_col), cmocka_unit_test(test_ref_links_migration),
+        cmocka_unit_test(test_views_planned),
         cmocka_unit_test(test_backoff),       cmocka_unit_test(test_parking),
         cmocka_unit_test(test_collapse),      cmocka_unit_test(test_log_repeats),
         cmocka_unit_test(test_error_text),

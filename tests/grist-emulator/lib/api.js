@@ -10,6 +10,9 @@
 const Busboy = require('busboy');
 const types = require('./types');
 const { Tx } = require('./store');
+const meta = require('./meta');
+const { runSql } = require('./sql');
+const { cellValue } = require('./formula');
 const { ApiError } = require('./errors');
 const { sendJson, sendHtml, sendError, readJsonRequest, isMultipart, drain } = require('./http');
 
@@ -136,13 +139,26 @@ function bulkColValues(doc, table, recs, get, parse, tx) {
 // ---- responses for reads ------------------------------------------------------------------
 
 function tableRecord(t) {
-  return {
-    id: t.tableId,
-    fields: {
-      tableRef: t.ref, onDemand: false, primaryViewId: t.ref, summarySourceTable: 0,
-      rawViewSectionRef: t.ref * 2, recordCardViewSectionRef: t.ref * 2 + 1,
-    },
-  };
+  const f = meta.tableFields(t);
+  delete f.tableId;
+  return { id: t.tableId, fields: { tableRef: t.ref, ...f } };
+}
+
+// Records of a metadata table (meta.js) after ?filter= (column values, as for any table).
+function metaRecordsQuery(doc, tableId, query) {
+  let rows = meta.metaRecords(doc, tableId);
+  if (!rows) { return null; }
+  let filters = {};
+  if (query.get('filter')) {
+    try { filters = JSON.parse(query.get('filter')); } catch (e) { throw new ApiError(500, e.message); }
+  }
+  if (!isObject(filters) || !Object.values(filters).every(Array.isArray)) {
+    throw new ApiError(400, 'Invalid query: filter values must be arrays');
+  }
+  for (const [c, vals] of Object.entries(filters)) {
+    rows = rows.filter((r) => vals.includes(c === 'id' ? r.id : r.fields[c]));
+  }
+  return rows;
 }
 
 function columnRecord(c) {
@@ -333,13 +349,16 @@ const ROUTES = [
       // grist-core keeps attachments' metadata in the metadata table _grist_Attachments,
       // readable like any table (fileIdent is the SHA-1 of the bytes plus the extension).
       if (params.table === '_grist_Attachments') { return { records: attachmentRecords(doc) }; }
+      // Pages, widgets, fields, tables and columns: grist-core's metadata tables (meta.js).
+      const metaRows = metaRecordsQuery(doc, params.table, query);
+      if (metaRows) { return { records: metaRows }; }
       const table = doc.table(params.table);
       const cols = table.userColumns(isAffirmative(query.get('hidden')));
       const rows = queryRows(req, table, query);
       return {
         records: rows.map(([id, row]) => {
           const fields = {};
-          for (const c of cols) { fields[c.colId] = types.encodeCell(row[c.colId]); }
+          for (const c of cols) { fields[c.colId] = types.encodeCell(cellValue(doc, table, id, row, c.colId)); }
           return { id, fields };
         }),
       };
@@ -351,7 +370,9 @@ const ROUTES = [
       const table = doc.table(params.table);
       const rows = queryRows(req, table, query);
       const out = { id: rows.map(([id]) => id) };
-      for (const c of table.columns) { out[c.colId] = rows.map(([, row]) => types.encodeCell(row[c.colId])); }
+      for (const c of table.columns) {
+        out[c.colId] = rows.map(([id, row]) => types.encodeCell(cellValue(doc, table, id, row, c.colId)));
+      }
       return out;
     },
   },
@@ -404,6 +425,37 @@ const ROUTES = [
     precheck: (ctx) => checkDeleteBody(ctx),
     noop: ({ body }) => Array.isArray(body) && body.length === 0,
     write: ({ doc, body, params }) => (tx) => { doc.table(params.table).removeRows(body, tx); return null; },
+  },
+  {
+    // DocApi.ts: applyUserActions of the body, a list of user actions, as one bundle. The
+    // emulator knows those ds2grist sends (meta.js applyAction); others are refused.
+    method: 'POST', path: ['apply'], kind: 'apply', role: 'editors',
+    validate: ({ body }) => {
+      if (!Array.isArray(body) || !body.every(Array.isArray)) {
+        throw new ApiError(400, 'Invalid payload', { userError: 'Error: body is not an array of user actions' });
+      }
+    },
+    write: ({ doc, body }) => (tx) => ({
+      actionNum: ++doc.actionNum, actionHash: null, isModification: body.length > 0,
+      retValues: body.map((a) => meta.applyAction(doc, a, tx)),
+    }),
+  },
+  {
+    // DocApi.ts _runSql: a SELECT on the document (sql.js), viewers allowed.
+    method: 'POST', path: ['sql'], kind: 'sql', role: 'viewers',
+    validate: ({ body }) => {
+      if (!isObject(body) || typeof body.sql !== 'string') { throw invalidPayload('body.sql is not a string'); }
+      if (body.args !== undefined && !Array.isArray(body.args)) { throw invalidPayload('body.args is not an array'); }
+    },
+    read: ({ doc, body }) => ({
+      statement: body.sql, records: runSql(body.sql, body.args, (name) => meta.sqlRows(doc, name)),
+    }),
+  },
+  {
+    method: 'GET', path: ['sql'], kind: 'sql', role: 'viewers',
+    read: ({ doc, query }) => ({
+      statement: query.get('q'), records: runSql(query.get('q'), [], (name) => meta.sqlRows(doc, name)),
+    }),
   },
   {
     method: 'POST', path: ['attachments'], kind: 'attachments', role: 'editors', multipart: true,

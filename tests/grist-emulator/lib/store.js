@@ -8,6 +8,7 @@ const crypto = require('crypto');
 const ids = require('./ids');
 const types = require('./types');
 const { ApiError } = require('./errors');
+const { Views } = require('./views');
 
 class Tx {
   constructor() {
@@ -52,6 +53,10 @@ class Table {
     this.maxDirty = false;
     this.unsorted = false;          // true when rows were not added in increasing id order
     this.indexes = new Map();       // upsert lookup indexes, keyed by the sorted colId list
+    // _grist_Tables' references to its page and widgets (views.js)
+    this.primaryViewId = 0;
+    this.rawViewSectionRef = 0;
+    this.recordCardViewSectionRef = 0;
   }
 
   userColumns(includeHidden = false) {
@@ -205,7 +210,8 @@ class Table {
 
   // ---- column operations ---------------------------------------------------------------
   // Adds one column; colId is picked by Grist's rules (avoiding existing ids and 'id').
-  addColumn(colId, fields, tx, { pickedId } = {}) {
+  // As AddVisibleColumn (POST/PUT /columns) unless hidden: then as doAddColumn, no field.
+  addColumn(colId, fields, tx, { pickedId, hidden } = {}) {
     const finalId = pickedId || ids.pickColIdent(colId === undefined || colId === null || colId === '' ?
       (fields.label || null) : colId, [...this.colById.keys(), 'id']);
     const col = makeColumn(this.doc, this, finalId, fields);
@@ -219,6 +225,7 @@ class Table {
       this.colById.delete(finalId);
       for (const row of this.rows.values()) { delete row[finalId]; }
     });
+    if (!hidden) { this.doc.views.addVisibleColumn(this, col, tx); }
     return col;
   }
 
@@ -231,6 +238,7 @@ class Table {
     this.columns.splice(pos, 1);
     this.colById.delete(colId);
     this.dropIndexes();
+    this.doc.views.removeColumnFields(col, tx);
     tx.push(() => {
       this.columns.splice(pos, 0, col);
       this.colById.set(colId, col);
@@ -335,6 +343,8 @@ class Doc {
     this.nextColRef = 1;
     this.attachments = new Map();
     this.nextAttachmentId = 1;
+    this.views = new Views();       // pages, widgets and their fields (views.js)
+    this.actionNum = 0;             // POST /apply's answers
     // Runtime counters (see state.js / admin.js).
     this.inFlight = 0;          // every admitted API request + occupied slots
     this.apiInFlight = 0;       // admitted API requests only
@@ -396,6 +406,7 @@ class Doc {
     }
     this.tables.set(finalId, table);
     tx.push(() => { this.tables.delete(finalId); });
+    this.views.addTable(table, tableId || finalId, tx);
     return table;
   }
 
