@@ -511,7 +511,7 @@ static int parse_options(json_t *o, const char *path, int *poll_interval_s,
                          int *poll_interval_max_s, d2g_deleted_mode_t *deleted, char *err,
                          size_t errlen) {
     static const char *const okeys[] = {"poll_interval_s", "poll_interval_max_s", "deleted", NULL};
-    /* defaults also holds the procedures' default mapping (parse_mapping) */
+    /* defaults also holds the procedures' default mapping (d2g_config_parse_mapping) */
     static const char *const dkeys[] = {"poll_interval_s", "poll_interval_max_s", "deleted",
                                         "mapping", NULL};
     long long n = 0, mx = 0;
@@ -541,9 +541,10 @@ static int parse_options(json_t *o, const char *path, int *poll_interval_s,
     return 0;
 }
 
-/* procedures[].mapping and defaults.mapping: booleans, absent = inherited. */
-static int parse_mapping(json_t *o, const char *path, d2g_proc_mapping_t *m, char *err,
-                         size_t errlen) {
+/* procedures[].mapping, defaults.mapping and a registry entry's mapping:
+ * booleans, absent = inherited. */
+int d2g_config_parse_mapping(json_t *o, const char *path, d2g_proc_mapping_t *m, char *err,
+                             size_t errlen) {
     static const char *const keys[] = {"ref_links", "geo_areas", "avis", "messages", "attachments",
                                        NULL};
     int *dst[] = {&m->ref_links, &m->geo_areas, &m->avis, &m->messages, &m->attachments};
@@ -613,10 +614,18 @@ static int cmp_i64(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* procedures[].filter: {"states": [...], "instruction_groups": [...],
- * "deposited_from": "YYYY-MM-DD", "deposited_to": "YYYY-MM-DD"}. */
-static int parse_filter(json_t *o, const char *path, d2g_proc_filter_t *f, char *err,
-                        size_t errlen) {
+void d2g_proc_filter_clear(d2g_proc_filter_t *f) {
+    if (!f)
+        return;
+    free(f->groups);
+    memset(f, 0, sizeof(*f));
+}
+
+/* procedures[].filter and a registry entry's filter: {"states": [...],
+ * "instruction_groups": [...], "deposited_from": "YYYY-MM-DD",
+ * "deposited_to": "YYYY-MM-DD"}. */
+int d2g_config_parse_filter(json_t *o, const char *path, d2g_proc_filter_t *f, char *err,
+                            size_t errlen) {
     static const char *const keys[] = {"states", "instruction_groups", "deposited_from",
                                        "deposited_to", NULL};
     if (!o)
@@ -669,6 +678,15 @@ static int parse_filter(json_t *o, const char *path, d2g_proc_filter_t *f, char 
     return 0;
 }
 
+int d2g_config_check_proc_data(json_t *mapping, json_t *filter, char *err, size_t errlen) {
+    d2g_proc_mapping_t m = {0};
+    d2g_proc_filter_t f = {0};
+    int rc = d2g_config_parse_mapping(mapping, "mapping", &m, err, errlen) ||
+             d2g_config_parse_filter(filter, "filter", &f, err, errlen);
+    d2g_proc_filter_clear(&f);
+    return rc ? -1 : 0;
+}
+
 static int parse_procedures(d2g_config_t *cfg, json_t *root, const merged_t *mg, char *err,
                             size_t errlen) {
     static const char *const pkeys[] = {"number", "ds_token", "grist_server", "document",
@@ -681,8 +699,8 @@ static int parse_procedures(d2g_config_t *cfg, json_t *root, const merged_t *mg,
 
     if (parse_options(json_object_get(root, "defaults"), "defaults", &def_poll, &def_poll_max,
                       &def_deleted, err, errlen) ||
-        parse_mapping(json_object_get(json_object_get(root, "defaults"), "mapping"),
-                      "defaults.mapping", &def_mapping, err, errlen))
+        d2g_config_parse_mapping(json_object_get(json_object_get(root, "defaults"), "mapping"),
+                                 "defaults.mapping", &def_mapping, err, errlen))
         return -1;
     json_t *procs = json_object_get(root, "procedures");
     if (!procs)
@@ -749,10 +767,12 @@ static int parse_procedures(d2g_config_t *cfg, json_t *root, const merged_t *mg,
             return -1;
         proc->mapping = def_mapping;
         snprintf(opath, sizeof(opath), "%s.mapping", path);
-        if (parse_mapping(json_object_get(p, "mapping"), opath, &proc->mapping, err, errlen))
+        if (d2g_config_parse_mapping(json_object_get(p, "mapping"), opath, &proc->mapping, err,
+                                     errlen))
             return -1;
         snprintf(opath, sizeof(opath), "%s.filter", path);
-        if (parse_filter(json_object_get(p, "filter"), opath, &proc->filter, err, errlen))
+        if (d2g_config_parse_filter(json_object_get(p, "filter"), opath, &proc->filter, err,
+                                    errlen))
             return -1;
         if (proc->poll_interval_max_s == 0)
             proc->poll_interval_max_s = proc->poll_interval_s <= 86400 / 5 ? 5 * proc->poll_interval_s : 86400;
@@ -1339,7 +1359,7 @@ void d2g_config_free(d2g_config_t *cfg) {
         free(cfg->procedures[i].document);
         free(cfg->procedures[i].table_prefix);
         free(cfg->procedures[i].source);
-        free(cfg->procedures[i].filter.groups);
+        d2g_proc_filter_clear(&cfg->procedures[i].filter);
     }
     free(cfg->procedures);
     free(cfg->worker.ds_base_url);

@@ -60,6 +60,8 @@ void d2g_reg_entry_clear(d2g_reg_entry_t *e) {
     d2g_secret_free(e->ds_token_sealed);
     free(e->table_prefix);
     free(e->created_by);
+    json_decref(e->mapping);
+    json_decref(e->filter);
     memset(e, 0, sizeof(*e));
 }
 
@@ -79,9 +81,29 @@ char *d2g_reg_entry_to_json(const d2g_reg_entry_t *e) {
                           e->created_by ? e->created_by : "");
     if (!o)
         return NULL;
+    if (e->mapping) /* absent from entries without options, as before they existed */
+        json_object_set(o, "mapping", e->mapping);
+    if (e->filter)
+        json_object_set(o, "filter", e->filter);
     char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
     return s;
+}
+
+/* An option object as stored: absent, null or {} is none (NULL). */
+static json_t *option_value(json_t *v) {
+    return json_is_object(v) && json_object_size(v) ? json_incref(v) : NULL;
+}
+
+/* o[key], an object or absent (entries written before options existed). */
+static int take_option(json_t *o, const char *key, json_t **out, char *err, size_t errlen) {
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_object(v))
+        return d2g_err_set(err, errlen, "registry entry: %s: must be an object", key);
+    *out = option_value(v);
+    return 0;
 }
 
 int d2g_reg_entry_from_json(const char *json, size_t len, d2g_reg_entry_t *out, char *err,
@@ -111,8 +133,37 @@ int d2g_reg_entry_from_json(const char *json, size_t len, d2g_reg_entry_t *out, 
     out->created_ms = created;
     out->updated_ms = updated;
     out->created_by = d2g_strdup(by ? by : "");
+    int rc = take_option(o, "mapping", &out->mapping, err, errlen) ||
+             take_option(o, "filter", &out->filter, err, errlen);
     json_decref(o);
+    if (rc)
+        d2g_reg_entry_clear(out);
+    return rc ? -1 : 0;
+}
+
+/* ---- options ---------------------------------------------------------------------------- */
+
+int d2g_reg_entry_set_options(d2g_reg_entry_t *e, json_t *mapping, json_t *filter,
+                              int *filter_changed, char *err, size_t errlen) {
+    json_t *m = mapping ? mapping : e->mapping, *f = filter ? filter : e->filter;
+    if (filter_changed)
+        *filter_changed = 0;
+    if (d2g_config_check_proc_data(json_is_null(m) ? NULL : m, json_is_null(f) ? NULL : f, err,
+                                   errlen))
+        return -1;
+    m = option_value(m);
+    f = option_value(f);
+    if (filter_changed)
+        *filter_changed = !(f == e->filter || (f && e->filter && json_equal(f, e->filter)));
+    json_decref(e->mapping);
+    json_decref(e->filter);
+    e->mapping = m;
+    e->filter = f;
     return 0;
+}
+
+json_t *d2g_reg_entry_options(const d2g_reg_entry_t *e) {
+    return json_pack("{sO? sO?}", "mapping", e->mapping, "filter", e->filter);
 }
 
 d2g_registry_t *d2g_registry_new(const d2g_config_t *cfg, char *err, size_t errlen) {
@@ -398,6 +449,10 @@ static int ensure_loaded(d2g_registry_t *reg, char *err, size_t errlen) {
 }
 
 int d2g_registry_put(d2g_registry_t *reg, const d2g_reg_entry_t *e, char *err, size_t errlen) {
+    char cause[D2G_ERRLEN];
+    if (d2g_config_check_proc_data(e->mapping, e->filter, cause, sizeof(cause)))
+        return d2g_err_set(err, errlen, "registry: procedure %" PRId64 ": %s", e->procedure,
+                           cause);
     char *json = d2g_reg_entry_to_json(e);
     if (!json)
         return d2g_err_set(err, errlen, "registry: cannot encode the entry");
@@ -515,6 +570,22 @@ out:
     return rc;
 }
 
+int d2g_registry_request_resync(d2g_registry_t *reg, int64_t procedure, int64_t at_ms, char *err,
+                                size_t errlen) {
+    char k[D2G_KEYLEN], at[24], member[24];
+    d2g_keys_fleet(d2g_redis_namespace(reg->redis), k, sizeof(k), "resync");
+    snprintf(at, sizeof(at), "%" PRId64, at_ms);
+    snprintf(member, sizeof(member), "%" PRId64, procedure);
+    const char *argv[] = {"ZADD", k, at, member};
+    pthread_mutex_lock(&reg->lock);
+    redisReply *r = d2g_redis_argv(reg->redis, 4, argv, NULL, err, errlen);
+    pthread_mutex_unlock(&reg->lock);
+    if (!r)
+        return -1;
+    freeReplyObject(r);
+    return 0;
+}
+
 int64_t d2g_registry_version(d2g_registry_t *reg, char *err, size_t errlen) {
     pthread_mutex_lock(&reg->lock);
     int64_t v = 0;
@@ -539,6 +610,22 @@ int d2g_registry_has(d2g_registry_t *reg, int64_t procedure) {
     return found;
 }
 
+/* An entry as a procedure of the source's overlay (config.h), its options
+ * included: the loader checks them as the file's. messages is always given
+ * (false unless the entry turns it on): personal data is synchronised only
+ * on the entry's own request, never by defaults.mapping. */
+static json_t *source_procedure(const d2g_reg_entry_t *e, const char *token_name) {
+    json_t *mapping = e->mapping ? json_copy(e->mapping) : json_object();
+    if (!json_object_get(mapping, "messages"))
+        json_object_set_new(mapping, "messages", json_false());
+    json_t *p = json_pack("{sI ss ss ss ss so}", "number", (json_int_t)e->procedure, "ds_token",
+                          token_name, "grist_server", e->grist_server, "document", e->document,
+                          "table_prefix", e->table_prefix, "mapping", mapping);
+    if (e->filter)
+        json_object_set(p, "filter", e->filter);
+    return p;
+}
+
 int d2g_registry_source_fn(void *ud, json_t **overlay, char *err, size_t errlen) {
     d2g_registry_source_t *src = ud;
     const d2g_config_t *running = src->servers_of ? src->servers_of(src->servers_ud) : NULL;
@@ -557,6 +644,11 @@ int d2g_registry_source_fn(void *ud, json_t **overlay, char *err, size_t errlen)
                     "Grist server %s is not in grist.servers", e[i].grist_server);
             continue;
         }
+        if (d2g_config_check_proc_data(e[i].mapping, e[i].filter, cause, sizeof(cause))) {
+            d2g_log(D2G_LOG_WARN, "registry_skipped", e[i].procedure, NULL,
+                    "its options are refused: %s", cause);
+            continue;
+        }
         char *tok = d2g_sealbox_open(src->sb, e[i].ds_token_sealed, cause, sizeof(cause));
         if (!tok) {
             d2g_log(D2G_LOG_WARN, "registry_skipped", e[i].procedure, NULL,
@@ -569,10 +661,7 @@ int d2g_registry_source_fn(void *ud, json_t **overlay, char *err, size_t errlen)
                                 json_pack("{s{ss} ss}", "secret", "value", tok, "endpoint",
                                           e[i].ds_endpoint));
         d2g_secret_free(tok);
-        json_array_append_new(procs, json_pack("{sI ss ss ss ss}", "number",
-                                               (json_int_t)e[i].procedure, "ds_token", name,
-                                               "grist_server", e[i].grist_server, "document",
-                                               e[i].document, "table_prefix", e[i].table_prefix));
+        json_array_append_new(procs, source_procedure(&e[i], name));
     }
     d2g_reg_entries_free(e, n);
     *overlay = json_pack("{s{so} so}", "ds", "tokens", tokens, "procedures", procs);

@@ -236,20 +236,29 @@ static json_t *sync_status(d2g_onboarding_t *ob, int64_t procedure, const char *
     return sync;
 }
 
+/* o with e's "mapping" and "filter" (null: none); returns o. */
+static json_t *with_options(json_t *o, const d2g_reg_entry_t *e) {
+    json_t *opts = d2g_reg_entry_options(e);
+    json_object_update(o, opts);
+    json_decref(opts);
+    return o;
+}
+
 static json_t *entry_status(d2g_onboarding_t *ob, const d2g_reg_entry_t *e) {
     json_t *o = json_pack("{sI ss ss ss ss ss so so}", "procedure", (json_int_t)e->procedure,
                           "document", e->document, "grist_server", e->grist_server, "source",
                           "registry", "state", d2g_reg_state_name(e->state), "table_prefix",
                           e->table_prefix, "created_at", iso_or_null(e->created_ms), "sync",
                           sync_status(ob, e->procedure, e->grist_server, e->document));
-    return o;
+    return with_options(o, e);
 }
 
 static json_t *file_status(d2g_onboarding_t *ob, const d2g_procedure_t *p) {
-    return json_pack("{sI ss ss ss ss ss sn so}", "procedure", (json_int_t)p->number, "document",
-                     p->document, "grist_server", p->grist_server->name, "source", "file",
-                     "state", "active", "table_prefix", p->table_prefix, "created_at", "sync",
-                     sync_status(ob, p->number, p->grist_server->name, p->document));
+    return json_pack("{sI ss ss ss ss ss sn so sn sn}", "procedure", (json_int_t)p->number,
+                     "document", p->document, "grist_server", p->grist_server->name, "source",
+                     "file", "state", "active", "table_prefix", p->table_prefix, "created_at",
+                     "sync", sync_status(ob, p->number, p->grist_server->name, p->document),
+                     "mapping", "filter");
 }
 
 /* ---- the API ---------------------------------------------------------------------------- */
@@ -388,6 +397,97 @@ static enum MHD_Result api_disconnect(call_t *c) {
                      0);
 }
 
+/* The "mapping" and "filter" of a request body set on e (absent: kept),
+ * checked by the configuration's parser: 0, or -1 answered 400 naming the
+ * key at fault ("mapping.messages: must be true or false"). */
+static int body_options(call_t *c, json_t *body, d2g_reg_entry_t *e, int *filter_changed,
+                        enum MHD_Result *ret) {
+    char err[D2G_ERRLEN];
+    if (!d2g_reg_entry_set_options(e, json_object_get(body, "mapping"),
+                                   json_object_get(body, "filter"), filter_changed, err,
+                                   sizeof(err)))
+        return 0;
+    *ret = refuse(c, MHD_HTTP_BAD_REQUEST, "bad_request", 0, "%s.", err);
+    return -1;
+}
+
+/* The JSON object of a body, its keys among allowed (NULL-terminated):
+ * NULL when answered 400. */
+static json_t *body_object(call_t *c, const request_t *req, const char *const *allowed,
+                           const char *what, enum MHD_Result *ret) {
+    json_error_t jerr;
+    json_t *body = req->len ? json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+    if (!json_is_object(body)) {
+        json_decref(body);
+        *ret = refuse(c, MHD_HTTP_BAD_REQUEST, "bad_request", 0, "The body must be a JSON object %s.",
+                      what);
+        return NULL;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        int ok = 0;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = !strcmp(*a, key);
+        if (!ok) {
+            *ret = refuse(c, MHD_HTTP_BAD_REQUEST, "bad_request", 0, "Unknown field \"%.60s\".",
+                          key);
+            json_decref(body);
+            return NULL;
+        }
+    }
+    return body;
+}
+
+/* POST /api/v1/procedures/N/options: the procedure's mapping options and
+ * filter. The workers apply them on their reload (seconds), to the dossiers
+ * they write afterwards; a changed filter also asks for a full resync, a
+ * few seconds later, so that every dossier enters or leaves the tables. */
+static enum MHD_Result api_options(call_t *c, const request_t *req) {
+    static const char *const keys[] = {"mapping", "filter", NULL};
+    d2g_reg_entry_t e;
+    enum MHD_Result ret;
+    char err[D2G_ERRLEN];
+    json_t *body = body_object(c, req, keys, "{\"mapping\", \"filter\"}", &ret);
+    if (!body)
+        return ret;
+    if (find_here(c, &e, &ret) < 0) {
+        json_decref(body);
+        return ret;
+    }
+    json_t *before = d2g_reg_entry_options(&e);
+    int filter_changed = 0, resync = 0;
+    if (body_options(c, body, &e, &filter_changed, &ret))
+        goto out;
+    json_t *after = d2g_reg_entry_options(&e);
+    int changed = !json_equal(before, after);
+    json_decref(after);
+    int64_t now = d2g_clock_wall_ms();
+    if (changed) {
+        e.updated_ms = now;
+        if (d2g_registry_put(c->ob->registry, &e, err, sizeof(err))) {
+            ret = unavailable(c, err);
+            goto out;
+        }
+    }
+    if (filter_changed) {
+        resync = !d2g_registry_request_resync(c->ob->registry, c->procedure,
+                                              now + D2G_REGISTRY_RESYNC_DELAY_MS, err, sizeof(err));
+        if (!resync)
+            d2g_log_err(D2G_LOG_WARN, "onboarding_resync_failed", c->procedure, c->doc, err,
+                        "the new filter applies to the dossiers changed from now on");
+    }
+    audit_ok(c);
+    json_t *o = entry_status(c->ob, &e);
+    json_object_set_new(o, "resync_requested", json_boolean(resync));
+    ret = send_json(c->conn, MHD_HTTP_OK, o, 0);
+out:
+    json_decref(before);
+    json_decref(body);
+    d2g_reg_entry_clear(&e);
+    return ret;
+}
+
 static int printable_ascii(const char *s, size_t max) {
     size_t n = strlen(s);
     if (n == 0 || n > max)
@@ -435,6 +535,7 @@ static enum MHD_Result api_connect(call_t *c, const request_t *req) {
     enum MHD_Result ret;
     json_t *demarche = NULL;
     char *sealed = NULL;
+    d2g_reg_entry_t opts = {0}; /* the body's mapping and filter, checked */
     if (!json_is_object(body)) {
         json_decref(body);
         return refuse(c, MHD_HTTP_BAD_REQUEST, "bad_request", 0,
@@ -446,7 +547,7 @@ static enum MHD_Result api_connect(call_t *c, const request_t *req) {
     json_t *v;
     json_object_foreach(body, key, v) {
         if (strcmp(key, "procedure") && strcmp(key, "ds_token") && strcmp(key, "table_prefix") &&
-            strcmp(key, "dry_run")) {
+            strcmp(key, "dry_run") && strcmp(key, "mapping") && strcmp(key, "filter")) {
             char k[64];
             snprintf(k, sizeof(k), "%.60s", key);
             ret = refuse(c, MHD_HTTP_BAD_REQUEST, "bad_request", 0, "Unknown field \"%s\".", k);
@@ -474,6 +575,8 @@ static enum MHD_Result api_connect(call_t *c, const request_t *req) {
         ret = refuse(c, MHD_HTTP_BAD_REQUEST, "bad_request", 0, "dry_run: must be true or false.");
         goto out;
     }
+    if (body_options(c, body, &opts, NULL, &ret))
+        goto out;
     int dry = jd && json_is_true(jd);
     char prefix[80];
     snprintf(prefix, sizeof(prefix), "%s",
@@ -564,7 +667,9 @@ static enum MHD_Result api_connect(call_t *c, const request_t *req) {
                               .state = D2G_REG_ACTIVE,
                               .created_ms = now,
                               .updated_ms = now,
-                              .created_by = by};
+                              .created_by = by,
+                              .mapping = opts.mapping,
+                              .filter = opts.filter};
         if (!sealed || d2g_registry_put(ob->registry, &ne, err, sizeof(err))) {
             json_decref(tables);
             json_decref(dm);
@@ -574,12 +679,16 @@ static enum MHD_Result api_connect(call_t *c, const request_t *req) {
         audit_ok(c);
     }
     ret = send_json(c->conn, dry ? MHD_HTTP_OK : MHD_HTTP_CREATED,
-                    json_pack("{sI ss ss ss ss sb so so so}", "procedure", (json_int_t)c->procedure,
-                              "document", c->doc, "grist_server", c->srv->name, "source",
-                              "registry", "state", "active", "dry_run", dry, "demarche", dm,
-                              "tables", tables, "created_at", dry ? json_null() : iso_or_null(now)),
+                    with_options(json_pack("{sI ss ss ss ss sb so so so}", "procedure",
+                                           (json_int_t)c->procedure, "document", c->doc,
+                                           "grist_server", c->srv->name, "source", "registry",
+                                           "state", "active", "dry_run", dry, "demarche", dm,
+                                           "tables", tables, "created_at",
+                                           dry ? json_null() : iso_or_null(now)),
+                                 &opts),
                     0);
 out:
+    d2g_reg_entry_clear(&opts);
     free(sealed);
     json_decref(demarche);
     /* The body held the DS token: wipe the parsed copy. */
@@ -666,7 +775,8 @@ static enum MHD_Result api(call_t *c, const char *url, const request_t *req) {
         c->procedure = n;
         if (*end == '/') {
             verb = end + 1;
-            if (strcmp(verb, "pause") && strcmp(verb, "resume") && strcmp(verb, "resync"))
+            if (strcmp(verb, "pause") && strcmp(verb, "resume") && strcmp(verb, "resync") &&
+                strcmp(verb, "options"))
                 return refuse(c, MHD_HTTP_NOT_FOUND, "not_found", 0, "No such route.");
         }
     }
@@ -757,6 +867,8 @@ static enum MHD_Result api(call_t *c, const char *url, const request_t *req) {
         return api_set_state(c, D2G_REG_ACTIVE, 0);
     if (!strcmp(c->action, "resync"))
         return api_set_state(c, D2G_REG_ACTIVE, 1);
+    if (!strcmp(c->action, "options"))
+        return api_options(c, req);
     return api_disconnect(c);
 }
 

@@ -1188,8 +1188,10 @@ static void beat(d2g_poller_t *p, int64_t now) {
 }
 
 /* Every 2 s: the full resyncs agents asked for (<ns>:{fleet}:resync, one
- * ZRANGE). A request for one of this replica's procedures makes it run at
- * once (even a failed one: the agent may have fixed its token); the run
+ * ZRANGE), once their time has come (a registry entry's filter change asks
+ * for one a few seconds ahead). A request for one of this replica's
+ * procedures makes it run at once (even a failed one: the agent may have
+ * fixed its token); the run
  * takes the request (start_full_pass). Requests for procedures no longer
  * configured are dropped. */
 static void poll_resync(d2g_poller_t *p, int64_t now) {
@@ -1204,6 +1206,7 @@ static void poll_resync(d2g_poller_t *p, int64_t now) {
         d2g_log_err(D2G_LOG_WARN, "redis_error", 0, NULL, err, "cannot read the resync requests");
         return;
     }
+    int64_t wall = d2g_clock_wall_ms();
     for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements; i += 2) {
         if (rep->element[i]->type != REDIS_REPLY_STRING || rep->element[i + 1]->type != REDIS_REPLY_STRING)
             continue;
@@ -1227,6 +1230,8 @@ static void poll_resync(d2g_poller_t *p, int64_t now) {
             continue;
         }
         if (!pr || !pr->owned || pr->removed)
+            continue;
+        if (at > wall) /* asked for later (a registry entry's filter change, registry.h) */
             continue;
         if (at > pr->resync_req)
             pr->resync_req = at;

@@ -272,6 +272,26 @@
     if (dd.textContent !== text) dd.textContent = text;
   }
 
+  var OPTION_NAMES = {ref_links: 'liens Ref', geo_areas: 'zones géographiques', avis: 'avis',
+                      messages: 'messagerie', attachments: 'pièces jointes'};
+  var STATE_NAMES = {en_construction: 'en construction', en_instruction: 'en instruction', accepte: 'accepté',
+                     refuse: 'refusé', sans_suite: 'classé sans suite'};
+
+  /* The procedure's mapping options and filter (docs/onboarding-api.md, "options"), read only. */
+  function optionsText(st) {
+    if (st.source === 'file') return "celles de l'équipe de la plateforme";
+    var m = st.mapping || {}, f = st.filter || {}, parts = [];
+    var on = Object.keys(OPTION_NAMES).filter(function (k) { return m[k] === true; });
+    if (on.length) parts.push('tables en plus : ' + on.map(function (k) { return OPTION_NAMES[k]; }).join(', '));
+    var kept = [];
+    if (f.states) kept.push('états ' + f.states.map(function (s) { return STATE_NAMES[s] || s; }).join(', '));
+    if (f.instruction_groups) kept.push('groupes instructeurs ' + f.instruction_groups.join(', '));
+    if (f.deposited_from) kept.push('déposés à partir du ' + f.deposited_from);
+    if (f.deposited_to) kept.push("déposés jusqu'au " + f.deposited_to);
+    if (kept.length) parts.push('dossiers gardés : ' + kept.join(' ; '));
+    return parts.length ? parts.join(' — ') : 'par défaut (tous les dossiers)';
+  }
+
   function renderCard(st) {
     var n = st.procedure;
     var card = state.cards.get(n);
@@ -306,6 +326,7 @@
       ? String(sync.last_error.message || '') + (sync.last_error.at ? ' — ' + timeText(sync.last_error.at) : '')
       : 'aucune');
     var fromFile = st.source === 'file';
+    setText(li2, 'options', optionsText(st));
     setText(li2, 'source', fromFile ? "l'équipe de la plateforme (lecture seule)" : 'ce document (ce widget)');
     li2.querySelector('.actions').hidden = fromFile;
     li2.querySelector('[data-action="pause"]').hidden = st.state === 'paused';

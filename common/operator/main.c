@@ -43,6 +43,8 @@ static const char usage[] =
     "                                            copy dead letters back to the dossier topic\n"
     "  registry list|pause|resume|remove|rebuild [PROCEDURE] [--json]\n"
     "                                            the procedures added at run time\n"
+    "  registry options PROCEDURE [--mapping JSON] [--filter JSON] [--json]\n"
+    "                                            show or set a registry procedure's options\n"
     "Exit codes: 0 ok, 1 Redis or Kafka failure, 2 usage or configuration error.\n";
 
 static const char usage_config[] =

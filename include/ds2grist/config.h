@@ -109,6 +109,27 @@ int d2g_proc_filter_empty(const d2g_proc_filter_t *f);
 /* 1 if two procedures' mapping options and filters are the same. */
 int d2g_proc_data_equal(const d2g_procedure_t *a, const d2g_procedure_t *b);
 
+/*
+ * The one parser of a procedure's "mapping" and "filter" objects: the file's
+ * (procedures[].mapping, defaults.mapping, procedures[].filter) and a
+ * procedure registry entry's (registry.h), so that the onboarding API and
+ * the CLI refuse exactly what the file refuses, with the same words. path
+ * names the object in errors: "mapping" gives "mapping.messages: must be
+ * true or false". o NULL: nothing to read (0).
+ *   d2g_config_parse_mapping sets the keys o has, leaves the others in *m.
+ *   d2g_config_parse_filter fills *f (zeroed by the caller); f->groups is
+ *   malloc'ed, even on a failure: free it with d2g_proc_filter_clear.
+ * 0, or -1 with err naming the exact key ("filter.states[1]: given twice").
+ */
+int d2g_config_parse_mapping(json_t *o, const char *path, d2g_proc_mapping_t *m, char *err,
+                             size_t errlen);
+int d2g_config_parse_filter(json_t *o, const char *path, d2g_proc_filter_t *f, char *err,
+                            size_t errlen);
+void d2g_proc_filter_clear(d2g_proc_filter_t *f);
+/* Both parsers on a registry entry's options (either may be NULL), paths
+ * "mapping" and "filter"; nothing kept. 0, or -1 with err. */
+int d2g_config_check_proc_data(json_t *mapping, json_t *filter, char *err, size_t errlen);
+
 /* Where the widget's files are installed (onboarding.static_dir's default). */
 #ifndef D2G_WIDGET_DIR
 #define D2G_WIDGET_DIR "/usr/share/ds2grist/widget"

@@ -44,7 +44,19 @@ typedef struct d2g_reg_entry {
     int64_t created_ms;    /* wall clock */
     int64_t updated_ms;
     char *created_by;      /* "doc:<server>/<document>" (the widget) or "cli" */
+    /* The procedure's options, as the file's procedures[].mapping and
+     * .filter (config.h's parser checks them; NULL: none). Absent mapping
+     * keys take defaults.mapping, but messages (personal data), which only
+     * the entry itself turns on. Owned: d2g_reg_entry_clear drops them. */
+    json_t *mapping;
+    json_t *filter;
 } d2g_reg_entry_t;
+
+/* A filter change asks for a full resync of the procedure this long after
+ * it (the fleet's resync set, keys.h), so that every worker has reloaded the
+ * new filter (reload.h reads the generation every 3 s) before the pass's
+ * first dossier reaches it. */
+#define D2G_REGISTRY_RESYNC_DELAY_MS 10000
 
 typedef struct d2g_registry d2g_registry_t;
 
@@ -53,7 +65,8 @@ typedef struct d2g_registry d2g_registry_t;
 d2g_registry_t *d2g_registry_new(const d2g_config_t *cfg, char *err, size_t errlen);
 void d2g_registry_free(d2g_registry_t *reg);
 
-/* Adds or replaces an entry: Kafka first (acknowledged), then Redis. */
+/* Adds or replaces an entry: Kafka first (acknowledged), then Redis. Its
+ * options are checked first (config.h's parser; err names the key). */
 int d2g_registry_put(d2g_registry_t *reg, const d2g_reg_entry_t *e, char *err, size_t errlen);
 /* Removes an entry (a tombstone in Kafka, then Redis); *found = 0 if absent. */
 int d2g_registry_remove(d2g_registry_t *reg, int64_t procedure, int *found, char *err,
@@ -70,6 +83,24 @@ int d2g_registry_list(d2g_registry_t *reg, d2g_reg_entry_t **out, size_t *n, cha
 int d2g_registry_rebuild(d2g_registry_t *reg, int force, long *rebuilt, char *err, size_t errlen);
 /* The change counter (0 if never changed). */
 int64_t d2g_registry_version(d2g_registry_t *reg, char *err, size_t errlen);
+
+/* A full resync of procedure asked for at_ms (wall ms; the producers take
+ * it once that time has come), as the document's resync checkbox asks it. */
+int d2g_registry_request_resync(d2g_registry_t *reg, int64_t procedure, int64_t at_ms, char *err,
+                                size_t errlen);
+
+/*
+ * Changes e's options from a request's "mapping" and "filter" values (NULL:
+ * absent, kept; JSON null or {}: removed; else replaced), checked with
+ * config.h's parser first: on a refusal e is unchanged and err names the key
+ * ("mapping.messages: must be true or false"). *filter_changed (may be NULL)
+ * = 1 if the filter is not the one e had. Borrows mapping and filter.
+ */
+int d2g_reg_entry_set_options(d2g_reg_entry_t *e, json_t *mapping, json_t *filter,
+                              int *filter_changed, char *err, size_t errlen);
+/* e's options as shown to agents and operators: {"mapping": {...} | null,
+ * "filter": {...} | null} (new). */
+json_t *d2g_reg_entry_options(const d2g_reg_entry_t *e);
 
 void d2g_reg_entry_clear(d2g_reg_entry_t *e);
 void d2g_reg_entries_free(d2g_reg_entry_t *e, size_t n);

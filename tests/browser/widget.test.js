@@ -288,6 +288,16 @@ async function run(context) {
     assert.match(await card.locator('.procedure-title').textContent(), new RegExp(`Démarche n° ${PROCEDURE} — .+`));
   });
 
+  await step('options set through the API are shown on the card (read only)', async () => {
+    assert.equal(await card.locator('[data-field="options"]').textContent(), 'par défaut (tous les dossiers)');
+    const r = await apiDirect('POST', `procedures/${PROCEDURE}/options`, { mapping: { avis: true } });
+    assert.equal(r.status, 200);
+    assert.equal(r.data.mapping.avis, true);
+    assert.equal(r.data.resync_requested, false);
+    await until('the options on the card', async () =>
+      (await card.locator('[data-field="options"]').textContent()) === 'tables en plus : avis', 30000);
+  });
+
   await step('a screenshot of the widget in its panel', async () => {
     const file = path.join(ARTIFACTS, 'onboarding-widget.png');
     await (await widgetFrame(h.page)).evaluate(() => { document.activeElement.blur(); window.scrollTo(0, 0); });

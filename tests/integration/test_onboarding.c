@@ -12,10 +12,15 @@
  *   lifecycle    connect (dry run first) -> rows in Grist; status; pause ->
  *                a new dossier does not arrive; resume -> it does; resync;
  *                disconnect -> the entry gone, the next dossier does not arrive
+ *   options      connect with {"mapping": {"avis": true}, "filter": {"states":
+ *                ["accepte"]}} -> an avis table, only accepted dossiers unmarked
+ *                (the others marked hors_filtre); bad options refused naming the
+ *                key (API and CLI); a filter change through the API -> a full
+ *                resync, the dossiers of the new filter unmarked
  *   rate_limit   per address (X-Forwarded-For) and per document: the budget
  *                holds, then 429 with Retry-After
  *   rebuild      Redis restarted empty: the registry comes back from the Kafka
- *                topic (CLI list, API status), the sync goes on
+ *                topic (CLI list, API status), options included; the sync goes on
  *   cli          registry list/pause/resume/remove; self-service off
  *   no_leak      the agent's DS token and every Grist access token appear in
  *                no API answer, log line, CLI output, Redis value or Kafka
@@ -54,6 +59,7 @@
 #define PROC 2001    /* the agent's procedure */
 #define PROC_NO 2002 /* one the agent's DS token cannot read */
 #define PROC_FILE 2003
+#define PROC_OPT 2004 /* connected with mapping options and a filter */
 
 typedef struct fixture {
     d2g_testenv_t env;
@@ -186,7 +192,16 @@ static char *mint(const char *doc, const char *key, int read_only, long ttl_ms, 
 
 /* ---- the CLI ---------------------------------------------------------------------------- */
 
+static char *cli_argv(int *status, char **argv);
+
 static char *cli(int *status, const char *config, const char *a1, const char *a2, const char *a3) {
+    char *argv[] = {D2G_CLI_BIN, "--config", (char *)config, (char *)a1, (char *)a2,
+                    (char *)a3, NULL};
+    return cli_argv(status, argv);
+}
+
+/* argv: the whole command line, NULL-terminated. */
+static char *cli_argv(int *status, char **argv) {
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
@@ -194,8 +209,6 @@ static char *cli(int *status, const char *config, const char *a1, const char *a2
         dup2(fds[1], 1);
         dup2(fds[1], 2);
         close(fds[0]);
-        char *argv[] = {D2G_CLI_BIN, "--config", (char *)config, (char *)a1, (char *)a2,
-                        (char *)a3, NULL};
         execv(D2G_CLI_BIN, argv);
         _exit(127);
     }
@@ -260,11 +273,12 @@ static int setup(void **state) {
     char ds[1024];
     snprintf(ds, sizeof(ds),
              "{\"seed\": 3, \"procedures\": [{\"number\": %d, \"dossiers\": 12},"
-             " {\"number\": %d, \"dossiers\": 3}, {\"number\": %d, \"dossiers\": 3}],"
+             " {\"number\": %d, \"dossiers\": 3}, {\"number\": %d, \"dossiers\": 3},"
+             " {\"number\": %d, \"dossiers\": 8}],"
              " \"tokens\": [{\"name\": \"main\", \"secret\": \"" D2G_STACK_DS_TOKEN "\", \"procedures\": \"*\"},"
-             "  {\"name\": \"agent\", \"secret\": \"" AGENT_DS_TOKEN "\", \"procedures\": [%d]},"
+             "  {\"name\": \"agent\", \"secret\": \"" AGENT_DS_TOKEN "\", \"procedures\": [%d, %d]},"
              "  {\"name\": \"other\", \"secret\": \"" OTHER_DS_TOKEN "\", \"procedures\": [%d]}]}",
-             PROC, PROC_NO, PROC_FILE, PROC, PROC_NO);
+             PROC, PROC_NO, PROC_FILE, PROC_OPT, PROC, PROC_OPT, PROC_NO);
     if (d2g_testenv_start_ds(&F->env, ds))
         return -1;
     const char *grist =
@@ -272,10 +286,11 @@ static int setup(void **state) {
         " {\"id\": \"docC\", \"keys\": [\"" D2G_STACK_GRIST_KEY "\"]},"
         " {\"id\": \"docR\", \"keys\": [\"" D2G_STACK_GRIST_KEY "\"]},"
         " {\"id\": \"docF\", \"keys\": [\"" D2G_STACK_GRIST_KEY "\"]},"
+        " {\"id\": \"docO\", \"keys\": [\"" D2G_STACK_GRIST_KEY "\"]},"
         " {\"id\": \"docV\", \"keys\": []}],"
         " \"users\": [{\"key\": \"" AGENT_KEY "\", \"docs\": [{\"id\": \"docA\", \"access\": \"editors\"},"
         "   {\"id\": \"docC\", \"access\": \"editors\"}, {\"id\": \"docV\", \"access\": \"owners\"},"
-        "   {\"id\": \"docR\", \"access\": \"editors\"},"
+        "   {\"id\": \"docR\", \"access\": \"editors\"}, {\"id\": \"docO\", \"access\": \"editors\"},"
         "   {\"id\": \"docF\", \"access\": \"editors\"}]},"
         "  {\"key\": \"" VIEWER_KEY "\", \"docs\": [{\"id\": \"docA\", \"access\": \"viewers\"}]},"
         "  {\"key\": \"" D2G_STACK_GRIST_KEY "\", \"docs\": [{\"id\": \"docV\", \"access\": \"viewers\"}]}]}";
@@ -569,6 +584,175 @@ static void test_lifecycle(void **state) {
     free(tok);
 }
 
+/* Every DS dossier of proc has one row in doc's table, unmarked exactly when its state
+ * is one of states (a NULL-terminated list), else marked hors_filtre (mark mode). */
+static int options_synced(int proc, const char *doc, const char *table, const char *const *states) {
+    json_t *list = d2g_stack_ds_get(&F->env, proc, 0);
+    json_t *rows = d2g_stack_grist_rows(&F->env, doc, table);
+    json_t *by_num = json_object();
+    size_t i;
+    json_t *r, *d;
+    json_array_foreach(rows, i, r) {
+        char n[24];
+        snprintf(n, sizeof(n), "%lld", (long long)json_integer_value(d2g_stack_field(r, "numero")));
+        json_object_set(by_num, n, r);
+    }
+    json_t *dossiers = json_object_get(list, "dossiers");
+    int same = json_array_size(dossiers) > 0 && json_object_size(by_num) == json_array_size(rows) &&
+               json_array_size(rows) == json_array_size(dossiers);
+    json_array_foreach(dossiers, i, d) {
+        char n[24];
+        snprintf(n, sizeof(n), "%lld", (long long)json_integer_value(json_object_get(d, "number")));
+        const char *st = json_string_value(json_object_get(d, "state"));
+        int in = 0;
+        for (const char *const *s = states; *s; s++)
+            in |= st && !strcmp(st, *s);
+        json_t *row = json_object_get(by_num, n), *motif = d2g_stack_field(row, "motif_suppression");
+        if (!row || json_is_true(d2g_stack_field(row, "supprime")) == in ||
+            (!in && (!json_is_string(motif) || strcmp(json_string_value(motif), "hors_filtre"))))
+            same = 0;
+    }
+    json_decref(by_num);
+    json_decref(rows);
+    json_decref(list);
+    return same;
+}
+
+static void wait_options(int proc, const char *doc, const char *table, const char *const *states,
+                         int timeout_s) {
+    int64_t end = d2g_clock_mono_ms() + timeout_s * 1000LL;
+    while (!options_synced(proc, doc, table, states)) {
+        if (d2g_clock_mono_ms() > end)
+            fail_msg("%s/%s never matched DS's dossiers through the filter; see %s", doc, table,
+                     F->env.dir);
+        d2g_test_sleep_ms(300);
+    }
+}
+
+/* A dossier of proc (the first whose number is not `not`) set to state, with extra fields. */
+static json_int_t ds_set_dossier(int proc, json_int_t not, const char *state, const char *extra) {
+    json_t *list = d2g_stack_ds_get(&F->env, proc, 0);
+    json_int_t num = 0;
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(list, "dossiers"), i, d) {
+        json_int_t n = json_integer_value(json_object_get(d, "number"));
+        if (!num && n != not)
+            num = n;
+    }
+    json_decref(list);
+    assert_true(num > 0);
+    char path[128], body[512];
+    snprintf(path, sizeof(path), "/admin/procedures/%d/dossiers/%lld", proc, (long long)num);
+    snprintf(body, sizeof(body), "{\"state\": \"%s\"%s}", state, extra);
+    json_decref(d2g_stack_ds_do(&F->env, "PATCH", path, body));
+    return num;
+}
+
+/* 400 bad_request whose message starts with want (the key at fault). */
+static void expect_key(answer_t *a, const char *want) {
+    const char *msg = json_string_value(json_object_get(a->json, "error"));
+    if (a->status != 400 || !msg || strncmp(msg, want, strlen(want))) {
+        fprintf(stderr, "expected 400 \"%s...\", got %ld %s\n", want, a->status, a->body);
+        fail();
+    }
+    expect(a, 400, "bad_request");
+}
+
+static void test_options(void **state) {
+    (void)state;
+    char base[256], path[128], body[512];
+    char *tok = mint("docO", AGENT_KEY, 0, 900000, base, sizeof(base));
+    /* One dossier accepted with an avis, one in instruction: both matter below. */
+    json_int_t acc = ds_set_dossier(PROC_OPT, 0, "accepte",
+                                    ", \"avis\": [{\"id\": \"avis-opt\", \"question\": \"Budget ?\","
+                                    " \"reponse\": \"Favorable\"}]");
+    ds_set_dossier(PROC_OPT, acc, "en_instruction", "");
+
+    /* Bad options: refused with the key at fault, nothing stored. */
+    snprintf(body, sizeof(body), "{\"procedure\": %d, \"ds_token\": \"%s\", \"mapping\":"
+             " {\"messages\": \"yes\"}}", PROC_OPT, AGENT_DS_TOKEN);
+    expect_key(call("POST", "/api/v1/procedures", tok, base, body, "10.6.0.1"),
+               "mapping.messages: must be true or false");
+    snprintf(body, sizeof(body), "{\"procedure\": %d, \"ds_token\": \"%s\", \"filter\":"
+             " {\"states\": [\"accepte\", \"brouillon\"]}}", PROC_OPT, AGENT_DS_TOKEN);
+    expect_key(call("POST", "/api/v1/procedures", tok, base, body, "10.6.0.1"),
+               "filter.states[1]: not a DS state");
+    snprintf(path, sizeof(path), "/api/v1/procedures/%d", PROC_OPT);
+    expect(call("GET", path, tok, base, NULL, "10.6.0.1"), 404, "not_connected");
+
+    /* Connected with options: the reply shows them; the avis table; only accepted
+     * dossiers unmarked. */
+    snprintf(body, sizeof(body), "{\"procedure\": %d, \"ds_token\": \"%s\", \"mapping\":"
+             " {\"avis\": true}, \"filter\": {\"states\": [\"accepte\"]}}", PROC_OPT, AGENT_DS_TOKEN);
+    answer_t *a = call("POST", "/api/v1/procedures", tok, base, body, "10.6.0.2");
+    assert_int_equal(a->status, 201);
+    assert_true(json_is_true(json_object_get(json_object_get(a->json, "mapping"), "avis")));
+    assert_string_equal(json_string_value(json_array_get(
+                            json_object_get(json_object_get(a->json, "filter"), "states"), 0)),
+                        "accepte");
+    answer_free(a);
+    const char *accepted[] = {"accepte", NULL};
+    wait_options(PROC_OPT, "docO", "D2004", accepted, 60);
+    int64_t end = d2g_clock_mono_ms() + 20000;
+    while (d2g_stack_count(&F->env, "docO", "D2004_Avis", "dossier", acc) != 1) {
+        assert_true(d2g_clock_mono_ms() < end);
+        d2g_test_sleep_ms(300);
+    }
+    a = call("GET", path, tok, base, NULL, "10.6.0.3");
+    assert_int_equal(a->status, 200);
+    assert_true(json_is_true(json_object_get(json_object_get(a->json, "mapping"), "avis")));
+    assert_non_null(json_object_get(json_object_get(a->json, "filter"), "states"));
+    answer_free(a);
+
+    /* Changed through the API: a bad value names its key; a new filter asks for a full
+     * resync, after which the dossiers in instruction are unmarked too (unchanged in DS). */
+    snprintf(path, sizeof(path), "/api/v1/procedures/%d/options", PROC_OPT);
+    expect_key(call("POST", path, tok, base, "{\"mapping\": {\"avis\": 1}}", "10.6.0.4"),
+               "mapping.avis: must be true or false");
+    expect(call("POST", path, tok, base, "{\"ds_token\": \"x\"}", "10.6.0.4"), 400, "bad_request");
+    a = call("POST", path, tok, base,
+             "{\"filter\": {\"states\": [\"accepte\", \"en_instruction\"]}}", "10.6.0.4");
+    assert_int_equal(a->status, 200);
+    assert_true(json_is_true(json_object_get(a->json, "resync_requested")));
+    assert_int_equal(json_array_size(json_object_get(json_object_get(a->json, "filter"), "states")), 2);
+    assert_true(json_is_true(json_object_get(json_object_get(a->json, "mapping"), "avis"))); /* kept */
+    answer_free(a);
+    const char *wider[] = {"accepte", "en_instruction", NULL};
+    wait_options(PROC_OPT, "docO", "D2004", wider, 60);
+
+    /* The CLI shows them, refuses a bad value naming its key, sets the mapping alone
+     * (no resync). */
+    int st;
+    char num[16];
+    snprintf(num, sizeof(num), "%d", PROC_OPT);
+    char *show[] = {D2G_CLI_BIN, "--config", F->config, "registry", "options", num, "--json", NULL};
+    char *out = cli_argv(&st, show);
+    assert_int_equal(st, 0);
+    json_t *o = json_loads(out, 0, NULL);
+    assert_true(json_is_true(json_object_get(json_object_get(o, "mapping"), "avis")));
+    assert_int_equal(json_array_size(json_object_get(json_object_get(o, "filter"), "states")), 2);
+    json_decref(o);
+    free(out);
+    char *bad[] = {D2G_CLI_BIN, "--config", F->config, "registry", "options", num, "--mapping",
+                   "{\"geo_areas\": 1}", NULL};
+    out = cli_argv(&st, bad);
+    assert_int_equal(st, 2);
+    assert_non_null(strstr(out, "mapping.geo_areas: must be true or false"));
+    free(out);
+    char *set[] = {D2G_CLI_BIN, "--config", F->config, "registry", "options", num, "--mapping",
+                   "{\"avis\": true, \"geo_areas\": true}", "--json", NULL};
+    out = cli_argv(&st, set);
+    assert_int_equal(st, 0);
+    assert_non_null(strstr(out, "action=options outcome=done by=cli")); /* the audit line */
+    o = strstr(out, "{\n") ? json_loads(strstr(out, "{\n"), 0, NULL) : NULL; /* after it */
+    assert_true(json_is_true(json_object_get(json_object_get(o, "mapping"), "geo_areas")));
+    assert_false(json_is_true(json_object_get(o, "resync_requested")));
+    json_decref(o);
+    free(out);
+    free(tok);
+}
+
 static void test_rebuild(void **state) {
     (void)state;
     char base[256], path[128];
@@ -582,6 +766,11 @@ static void test_rebuild(void **state) {
     assert_int_equal(json_integer_value(json_object_get(e, "procedure")), PROC);
     assert_string_equal(json_string_value(json_object_get(e, "state")), "active");
     assert_null(json_object_get(e, "ds_token")); /* never shown, even sealed */
+    assert_true(json_is_null(json_object_get(e, "filter")));  /* connected without options */
+    e = json_array_get(json_object_get(l, "entries"), 1);
+    assert_int_equal(json_integer_value(json_object_get(e, "procedure")), PROC_OPT);
+    assert_int_equal(json_array_size(json_object_get(json_object_get(e, "filter"), "states")), 2);
+    assert_true(json_is_true(json_object_get(json_object_get(e, "mapping"), "geo_areas")));
     json_decref(l);
     free(out);
     snprintf(path, sizeof(path), "/api/v1/procedures/%d", PROC);
@@ -652,6 +841,10 @@ static void test_cli_and_off(void **state) {
     free(out);
     out = cli(&st, F->config, "registry", "pause", "99999");
     assert_int_equal(st, 2);
+    free(out);
+    snprintf(pstr, sizeof(pstr), "%d", PROC_OPT);
+    out = cli(&st, F->config, "registry", "remove", pstr);
+    assert_int_equal(st, 0);
     free(out);
 
     /* Disconnect from the widget: the entry goes, the next dossier does not arrive. */
@@ -848,7 +1041,7 @@ int main(void) {
     d2g_test_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refusals),   cmocka_unit_test(test_lifecycle),
-        cmocka_unit_test(test_rebuild),    cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test(test_options),    cmocka_unit_test(test_rebuild),    cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_cli_and_off), cmocka_unit_test(test_no_leak),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);

@@ -1,4 +1,5 @@
-/* test_config.c - configuration loading: good files load, bad ones name the key at fault. */
+/* test_config.c - configuration loading: good files load, bad ones name the key at fault;
+ * the registry's options (mapping, filter) are refused by the same parser with the same words. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -587,6 +588,58 @@ static void test_many_procedures(void **state) {
     free(text);
 }
 
+/* The registry's options go through the file's parser: every row of the table
+ * about procedures[0].mapping or .filter, given as a registry entry's option,
+ * is refused with the same words, the path starting at the option. */
+static void test_options_parser(void **state) {
+    (void)state;
+    const char *const prefixes[] = {"procedures[0].mapping", "procedures[0].filter"};
+    size_t tried = 0;
+    char err[D2G_ERRLEN];
+    for (size_t i = 0; i < sizeof(bad_configs) / sizeof(bad_configs[0]); i++) {
+        const bad_t *b = &bad_configs[i];
+        for (int k = 0; k < 2 && b->path; k++) {
+            size_t pl = strlen(prefixes[k]);
+            if (strncmp(b->path, prefixes[k], pl) || (b->path[pl] && b->path[pl] != '.'))
+                continue;
+            json_t *v = json_loads(b->value, JSON_DECODE_ANY, NULL), *opt = v;
+            if (b->path[pl] == '.')
+                opt = json_pack("{so}", b->path + pl + 1, v);
+            err[0] = '\0';
+            assert_int_equal(d2g_config_check_proc_data(k ? NULL : opt, k ? opt : NULL, err,
+                                                        sizeof(err)), -1);
+            const char *want = b->want + strlen("procedures[0].");
+            if (strncmp(err, want, strlen(want)))
+                fail_msg("%s = %s: \"%s\" does not start with \"%s\"", b->path, b->value, err,
+                         want);
+            json_decref(opt);
+            tried++;
+        }
+    }
+    assert_true(tried >= 20);
+    /* What the file accepts, as the test's end-to-end run uses it. */
+    json_t *m = json_pack("{sb}", "avis", 1), *f = json_pack("{s[s]}", "states", "accepte");
+    assert_int_equal(d2g_config_check_proc_data(m, f, err, sizeof(err)), 0);
+    assert_int_equal(d2g_config_check_proc_data(NULL, NULL, err, sizeof(err)), 0);
+    d2g_proc_mapping_t pm = {0};
+    d2g_proc_filter_t pf = {0};
+    assert_int_equal(d2g_config_parse_mapping(m, "mapping", &pm, err, sizeof(err)), 0);
+    assert_int_equal(d2g_config_parse_filter(f, "filter", &pf, err, sizeof(err)), 0);
+    assert_int_equal(pm.avis, 1);
+    assert_int_equal(pm.messages, 0);
+    assert_int_equal(pf.states, D2G_STATE_ACCEPTE);
+    d2g_proc_filter_clear(&pf);
+    json_decref(m);
+    json_decref(f);
+    /* A failure after the groups were allocated: cleared by the caller, nothing leaks. */
+    f = json_loads("{\"instruction_groups\": [3, 3]}", 0, NULL);
+    assert_int_equal(d2g_config_parse_filter(f, "filter", &pf, err, sizeof(err)), -1);
+    assert_string_equal(err, "filter.instruction_groups[1]: given twice");
+    d2g_proc_filter_clear(&pf);
+    json_decref(f);
+    printf("# %zu bad mapping and filter values refused alike by the file and the registry\n", tried);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_good_config, setup_env),
@@ -596,6 +649,7 @@ int main(void) {
         cmocka_unit_test_setup(test_secret_from_file, setup_env),
         cmocka_unit_test_setup(test_many_procedures, setup_env),
         cmocka_unit_test_setup(test_bad_config_table, setup_env),
+        cmocka_unit_test_setup(test_options_parser, setup_env),
         cmocka_unit_test_setup(test_registry_onboarding, setup_env),
         cmocka_unit_test_setup(test_env_errors_name_the_variable, setup_env),
     };

@@ -90,7 +90,74 @@ static void test_entry_json(void **state) {
     assert_string_equal(back.created_by, "doc:main/docA");
     d2g_reg_entry_clear(&back);
     assert_int_equal(d2g_reg_entry_from_json("{\"procedure\": 1}", 16, &back, err, sizeof(err)), -1);
+    /* Written before options existed: none, and none written back. */
+    assert_null(strstr(json, "mapping"));
+    assert_int_equal(d2g_reg_entry_from_json(json, strlen(json), &back, err, sizeof(err)), 0);
+    assert_null(back.mapping);
+    assert_null(back.filter);
+    d2g_reg_entry_clear(&back);
     free(json);
+}
+
+/* Options: checked by the configuration's parser, stored, read back; a
+ * refusal names the key and leaves the entry as it was. */
+static void test_entry_options(void **state) {
+    (void)state;
+    char err[256];
+    d2g_reg_entry_t e = {0};
+    json_t *m = json_loads("{\"avis\": true}", 0, NULL);
+    json_t *f = json_loads("{\"states\": [\"accepte\"]}", 0, NULL);
+    json_t *bad = json_loads("{\"messages\": 1}", 0, NULL);
+    int changed = 0;
+    assert_int_equal(d2g_reg_entry_set_options(&e, m, f, &changed, err, sizeof(err)), 0);
+    assert_true(changed);
+    assert_int_equal(d2g_reg_entry_set_options(&e, bad, NULL, &changed, err, sizeof(err)), -1);
+    assert_string_equal(err, "mapping.messages: must be true or false");
+    assert_true(json_equal(e.mapping, m)); /* unchanged */
+    json_t *bad_f = json_loads("{\"states\": [\"brouillon\"]}", 0, NULL);
+    assert_int_equal(d2g_reg_entry_set_options(&e, NULL, bad_f, &changed, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "filter.states[0]: not a DS state"));
+    json_decref(bad_f);
+    /* The same filter again: not a change; the mapping alone changes. */
+    json_t *m2 = json_loads("{\"avis\": true, \"geo_areas\": true}", 0, NULL);
+    assert_int_equal(d2g_reg_entry_set_options(&e, m2, f, &changed, err, sizeof(err)), 0);
+    assert_false(changed);
+    e.procedure = 7;
+    e.document = strdup("docA");
+    e.grist_server = strdup("main");
+    e.ds_endpoint = strdup("https://ds");
+    e.ds_token_sealed = strdup("sb1:xyz");
+    e.table_prefix = strdup("D7");
+    e.created_by = strdup("cli");
+    char *json = d2g_reg_entry_to_json(&e);
+    d2g_reg_entry_t back;
+    assert_int_equal(d2g_reg_entry_from_json(json, strlen(json), &back, err, sizeof(err)), 0);
+    assert_true(json_equal(back.mapping, m2));
+    assert_true(json_equal(back.filter, f));
+    json_t *shown = d2g_reg_entry_options(&back);
+    assert_true(json_equal(json_object_get(shown, "filter"), f));
+    json_decref(shown);
+    /* null or {} removes. */
+    json_t *null = json_null(), *empty = json_object();
+    assert_int_equal(d2g_reg_entry_set_options(&back, empty, null, &changed, err, sizeof(err)), 0);
+    assert_true(changed);
+    assert_null(back.mapping);
+    assert_null(back.filter);
+    d2g_reg_entry_clear(&back);
+    d2g_reg_entry_clear(&e);
+    free(json);
+    /* A stored option that is not an object: the entry is refused. */
+    const char *odd = "{\"procedure\": 1, \"document\": \"d\", \"grist_server\": \"g\","
+                      " \"ds_endpoint\": \"e\", \"ds_token\": \"sb1:x\", \"table_prefix\": \"D1\","
+                      " \"state\": \"active\", \"filter\": [1]}";
+    assert_int_equal(d2g_reg_entry_from_json(odd, strlen(odd), &back, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "filter: must be an object"));
+    json_decref(null);
+    json_decref(empty);
+    json_decref(m);
+    json_decref(m2);
+    json_decref(f);
+    json_decref(bad);
 }
 
 int main(void) {
@@ -98,6 +165,7 @@ int main(void) {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_bad_keys),
         cmocka_unit_test(test_entry_json),
+        cmocka_unit_test(test_entry_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
