@@ -153,7 +153,10 @@ static d2g_item_t *pop(d2g_lane_t *l) {
 size_t d2g_lane_batch_target(const d2g_lane_t *l, size_t batch_bytes) {
     if (l->body_ratio <= 0)
         return batch_bytes;
-    double t = (double)batch_bytes / l->body_ratio;
+    /* Aimed a little under the limit: a batch whose body came out a few per
+     * cent over it would be sent as a full body and a tiny one (two fixed
+     * costs for one body's rows, and a mean body near 60% of the limit). */
+    double t = D2G_LANE_BODY_FILL * (double)batch_bytes / l->body_ratio;
     /* Bounded: a batch never holds more than 16 full bodies' worth of messages. */
     if (t > 16.0 * (double)batch_bytes)
         t = 16.0 * (double)batch_bytes;

@@ -141,6 +141,8 @@ void d2g_lane_add(d2g_lane_t *l, d2g_item_t *item);
  * step). *n gets the count (0: nothing). */
 d2g_item_t **d2g_lane_take(d2g_lane_t *l, size_t batch_bytes, const json_t *const *busy, size_t n_busy,
                            size_t *n);
+/* The share of grist.batch_bytes a batch's largest body is aimed at. */
+#define D2G_LANE_BODY_FILL 0.92
 /* How many bytes of messages make a full batch, from body_ratio. */
 size_t d2g_lane_batch_target(const d2g_lane_t *l, size_t batch_bytes);
 /* A batch of message_bytes made PUT bodies of largest_table_bytes for its largest table. */

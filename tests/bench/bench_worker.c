@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ds2grist/clock.h"
@@ -85,8 +86,13 @@ static void sb_printf(sbuf_t *b, const char *fmt, ...) {
 }
 
 /* The mock broker keeps at most 5 MiB per partition (oldest dropped first):
- * enough partitions keep every dossier of the run. */
-#define PARTITIONS 32
+ * enough partitions keep every dossier of the run (at least 32; more for a
+ * large backlog: a wide message is about 10.5 kB, a narrow one about 2 kB). */
+static int partitions_for(int dossiers, int narrow) {
+    long long bytes = (long long)dossiers * (narrow ? 3 : 12) * 1024;
+    long long n = bytes / (3 * 1024 * 1024) + 1;
+    return n < 32 ? 32 : n > 1024 ? 1024 : (int)n;
+}
 
 /* Messages in the dossier topic (sum of the partitions' high watermarks);
  * *dropped gets those the broker no longer has (low watermarks). */
@@ -205,13 +211,14 @@ int main(int argc, char **argv) {
         die("--documents 1-1000, --workers 1-32, --permits >= 1, --shape wide|narrow, at least "
             "one dossier per document");
 
+    int partitions = partitions_for(dossiers, narrow);
     setenv("D2G_TEST_DS_TOKEN", TOKEN, 1);
     setenv("D2G_TEST_GRIST_KEY", GKEY, 1);
     setenv("DS2GRIST_LOG_LEVEL", "warn", 1);
     d2g_testenv_t env;
     memset(&env, 0, sizeof(env));
     running_env = &env;
-    if (d2g_testenv_init(&env) || d2g_testenv_start_redis(&env) || d2g_testenv_start_kafka(&env, PARTITIONS))
+    if (d2g_testenv_init(&env) || d2g_testenv_start_redis(&env) || d2g_testenv_start_kafka(&env, partitions))
         die("cannot start Redis and Kafka");
 
     /* One procedure per document, the dossiers shared out. */
@@ -260,9 +267,11 @@ int main(int argc, char **argv) {
     running[n_running++] = &producer;
     int64_t t0 = d2g_clock_mono_ms();
     long long dropped = 0;
-    while (topic_messages(env.kafka_bootstrap, PARTITIONS, &dropped) < dossiers) {
+    while (topic_messages(env.kafka_bootstrap, partitions, &dropped) < dossiers) {
         if (d2g_clock_mono_ms() - t0 > 1200000)
             die("the producer did not emit every dossier within 20 minutes");
+        if (waitpid(producer.pid, NULL, WNOHANG) == producer.pid)
+            die("the producer stopped (its log is in the test directory)");
         d2g_test_sleep_ms(200);
     }
     d2g_test_proc_stop(&producer);
