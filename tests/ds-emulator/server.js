@@ -77,6 +77,14 @@ class Counters {
     // Requests about one procedure being answered at the same time: a client that
     // polls each procedure from one place at a time never goes above 1.
     this.inFlightPerProcedure = new Map(); this.maxConcurrentPerProcedure = { max: 0 };
+    // Per GraphQL operation: bytes of the answers and milliseconds from arrival to answer
+    // (simulated latency included), so that a client's mean page size and time can be read.
+    this.bytesByOperation = {}; this.msByOperation = {};
+  }
+  answered(res, payload) {
+    if (!res.operation) return;
+    this.inc(this.bytesByOperation, res.operation, Buffer.byteLength(payload));
+    if (res.startedAt) this.inc(this.msByOperation, res.operation, Number(process.hrtime.bigint() - res.startedAt) / 1e6);
   }
   procedureArrival(procedure, res) {
     const key = String(procedure);
@@ -98,8 +106,9 @@ class Counters {
     this.maxPerTokenPerMinute[tokenName] = Math.max(this.maxPerTokenPerMinute[tokenName] || 0, w.length);
   }
   toJSON() {
-    const { total, byToken, byOperation, byTokenOperation, byStatus, byProcedure, maxPerTokenPerMinute, dossiersServed, maxConcurrentPerProcedure } = this;
-    return { total, byToken, byOperation, byTokenOperation, byStatus, byProcedure, maxPerTokenPerMinute, dossiersServed, maxConcurrentPerProcedure };
+    const { total, byToken, byOperation, byTokenOperation, byStatus, byProcedure, maxPerTokenPerMinute, dossiersServed, maxConcurrentPerProcedure, bytesByOperation } = this;
+    const msByOperation = Object.fromEntries(Object.entries(this.msByOperation).map(([k, v]) => [k, Math.round(v)]));
+    return { total, byToken, byOperation, byTokenOperation, byStatus, byProcedure, maxPerTokenPerMinute, dossiersServed, maxConcurrentPerProcedure, bytesByOperation, msByOperation };
   }
 }
 
@@ -135,6 +144,7 @@ class Emulator {
     // Rails' Rack::Runtime header: seconds spent in the application (simulated delays excluded)
     if (res.startedAt && res.appTime == null) res.appTime = Number(process.hrtime.bigint() - res.startedAt) / 1e9;
     if (res.appTime != null) headers = { 'X-Runtime': res.appTime.toFixed(6), ...headers };
+    this.counters.answered(res, payload);
     res.writeHead(status, {
       'Content-Type': isText ? 'text/plain; charset=utf-8' : 'application/json; charset=utf-8',
       'Content-Length': Buffer.byteLength(payload), ...headers,
@@ -145,6 +155,7 @@ class Emulator {
   sendRaw(res, status, payload) {
     if (res.writableEnded || res.destroyed) return;
     this.counters.inc(this.counters.byStatus, String(status));
+    this.counters.answered(res, payload);
     res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(payload), 'X-Runtime': res.appTime.toFixed(6) });
     res.end(payload);
   }
@@ -216,6 +227,7 @@ class Emulator {
     if (query) { try { document = parse(query); } catch { document = null; } }
     const procedure = document ? this.procedureOf(rootTarget(document, operationName, variables)) : null;
     const op = operationName || '(anonymous)';
+    res.operation = op;
     this.counters.inc(this.counters.byOperation, op);
     this.counters.inc(this.counters.byTokenOperation[tokenName] = this.counters.byTokenOperation[tokenName] || {}, op);
     // A request naming several procedures (a batched check) counts for each of them in

@@ -218,8 +218,14 @@ static void test_backfill(void **state) {
     seen_t *s;
     size_t ns = read_messages(env, &s);
     int64_t pages = ds_counter(env, "byOperation", "getDossiers");
+    int64_t page_bytes = ds_counter(env, "bytesByOperation", "getDossiers");
+    int64_t page_ms = ds_counter(env, "msByOperation", "getDossiers");
     printf("# backfill: %d dossiers in %lld ms (%.0f dossiers/s), %zu messages, %lld DS page requests\n",
            covered, (long long)elapsed, covered * 1000.0 / (double)elapsed, ns, (long long)pages);
+    printf("# backfill: a page of the producer's query is %.0f kB (%.1f kB per dossier) and takes the"
+           " emulator %.0f ms on average\n", pages ? (double)page_bytes / 1024.0 / (double)pages : 0.0,
+           (double)page_bytes / 1024.0 / (double)N, pages ? (double)page_ms / (double)pages : 0.0);
+    assert_true(page_bytes > 0);
     assert_int_equal(covered, N);
     assert_int_equal(pages, N / 100); /* one DS request per 100 dossiers */
     free_seen(s, ns);
