@@ -161,17 +161,10 @@ function metaRecordsQuery(doc, tableId, query) {
   return rows;
 }
 
+// GET /columns: the column's _grist_Tables_column fields, its colId as the record's id.
 function columnRecord(c) {
-  return {
-    id: c.colId,
-    fields: {
-      colRef: c.colRef, parentId: c.parentId, parentPos: c.parentPos, type: c.type,
-      widgetOptions: c.widgetOptions, isFormula: c.isFormula, formula: c.formula, label: c.label,
-      description: c.description, untieColIdFromLabel: c.untieColIdFromLabel,
-      summarySourceCol: c.summarySourceCol, displayCol: c.displayCol, visibleCol: c.visibleCol,
-      rules: c.rules, recalcWhen: c.recalcWhen, recalcDeps: c.recalcDeps, reverseCol: c.reverseCol,
-    },
-  };
+  const { colId, ...fields } = meta.columnFields(c);
+  return { id: colId, fields: { colRef: c.colRef, ...fields } };
 }
 
 function typeRank(v) {

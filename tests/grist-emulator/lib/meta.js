@@ -131,4 +131,4 @@ function applyAction(doc, action, tx) {
   throw sandboxError(`the emulator does not implement the user action ${name}${meta ? ` on ${meta}` : ''}`);
 }
 
-module.exports = { metaRecords, sqlRows, applyAction, tableFields };
+module.exports = { metaRecords, sqlRows, applyAction, tableFields, columnFields };
