@@ -63,6 +63,8 @@ void d2g_attach_poll(d2g_attach_t *a) {
             d2g_attach_task_downloaded(t, code, status);
         else if (t->state == T_UP)
             d2g_attach_task_uploaded(t, code, status, d2g_clock_mono_ms());
+        else if (t->state == T_CHECK)
+            d2g_attach_probe_done(t, code, status);
     }
 }
 
@@ -124,6 +126,8 @@ d2g_attach_job_t *d2g_attach_start(d2g_attach_t *a, const d2g_config_t *cfg,
     j->budget = cfg->worker.attachment_budget_bytes;
     j->max_downloads = cfg->worker.attachment_downloads;
     j->timeout_s = cfg->grist.timeout_s;
+    j->probe.job = j;
+    j->probe.state = T_DONE; /* none in flight */
     for (i = 0; i < n; i++)
         json_array_foreach(mapped[i].attachments, k, cell) json_array_foreach(
             json_object_get(cell, "files"), m, f) {
@@ -167,6 +171,10 @@ void d2g_attach_job_free(d2g_attach_t *a, d2g_attach_job_t *j) {
         free(t->answer);
     }
     free(j->tasks);
+    if (j->probe.state == T_CHECK)
+        d2g_permits_release(a->redis, j->doc->permit_key, j->probe.holder, err, sizeof(err));
+    d2g_attach_task_end(&j->probe);
+    free(j->probe.answer);
     for (size_t i = 0; i < j->n; i++)
         json_decref(j->cells[i]);
     free(j->cells);
@@ -255,6 +263,7 @@ int d2g_attach_step(d2g_attach_t *a, d2g_attach_job_t *j, int64_t now) {
         }
         pending |= t->state != T_DONE;
     }
+    d2g_attach_probe_step(j, now);
     if (pending)
         return 1;
     fill_cells(j);

@@ -20,7 +20,11 @@
 /* Grist's answer to an upload: a JSON array of ids. */
 #define ANSWER_MAX 65536
 
-typedef enum { T_NEW, T_DL_WAIT, T_DL, T_UP_WAIT, T_UP, T_DONE } tstate_t;
+/* T_CHECK_WAIT: a copy is remembered (its id), to be confirmed in Grist by the job's probe;
+ * T_CHECK: the probe's own state while its request is in flight. */
+typedef enum { T_NEW, T_CHECK_WAIT, T_CHECK, T_DL_WAIT, T_DL, T_UP_WAIT, T_UP, T_DONE } tstate_t;
+/* Remembered copies confirmed by one probe request at most. */
+#define PROBE_MAX_IDS 200
 
 typedef struct task {
     d2g_attach_job_t *job;
@@ -57,6 +61,10 @@ struct d2g_attach_job {
     long long max_file, budget, reserved;
     int max_downloads;
     long timeout_s;
+    /* One GET /attachments?filter={"id": [...]} that confirms the remembered copies are
+     * still in the document (an agent may have removed them: "remove unused
+     * attachments"); its own transfer, under the document's permit. */
+    task_t probe;
 };
 
 struct d2g_attach {
@@ -85,5 +93,11 @@ int d2g_attach_task_upload(task_t *t);
 /* A transfer of the engine's multi ended. */
 void d2g_attach_task_downloaded(task_t *t, CURLcode code, long status);
 void d2g_attach_task_uploaded(task_t *t, CURLcode code, long status, int64_t now);
+/* Starts the job's probe for its T_CHECK_WAIT tasks if none is in flight (under a permit,
+ * retried later when none is free). */
+void d2g_attach_probe_step(d2g_attach_job_t *j, int64_t now);
+/* The probe's answer: the copies found are reused, the others copied again (their
+ * memory in Redis forgotten); when Grist cannot say, they are reused as before. */
+void d2g_attach_probe_done(task_t *probe, CURLcode code, long status);
 
 #endif

@@ -163,8 +163,10 @@ void d2g_attach_task_decide(task_t *t) {
         if (rep->element[0]->type == REDIS_REPLY_STRING) {
             t->id = strtoll(rep->element[0]->str, NULL, 10);
             freeReplyObject(rep);
-            if (t->id > 0)
-                return d2g_attach_task_done(t, "reused", NULL);
+            if (t->id > 0) { /* reused once the probe finds it still in the document */
+                t->state = T_CHECK_WAIT;
+                return;
+            }
             rep = NULL;
         }
         if (rep && rep->element[1]->type == REDIS_REPLY_STRING)
@@ -266,3 +268,134 @@ void d2g_attach_task_uploaded(task_t *t, CURLcode code, long status, int64_t now
     d2g_attach_task_done(t, "upload_failed", why);
 }
 
+
+/* --- the probe: remembered copies still in the document? ------------------------------ */
+
+void d2g_attach_probe_step(d2g_attach_job_t *j, int64_t now) {
+    d2g_attach_t *a = j->a;
+    task_t *p = &j->probe;
+    char err[D2G_ERRLEN];
+    if (p->state == T_CHECK || p->not_before > now)
+        return;
+    json_t *ids = json_array();
+    for (size_t i = 0; i < j->n_tasks && json_array_size(ids) < PROBE_MAX_IDS; i++)
+        if (j->tasks[i].state == T_CHECK_WAIT)
+            json_array_append_new(ids, json_integer(j->tasks[i].id));
+    if (!json_array_size(ids)) {
+        json_decref(ids);
+        return;
+    }
+    int64_t wait = 0;
+    snprintf(p->holder, sizeof(p->holder), "%s:a%" PRIu64, a->worker_id, ++a->seq);
+    int rc = d2g_grist_begin(a->redis, j->doc, p->holder, j->timeout_s, &wait, err, sizeof(err));
+    if (rc != 0) { /* no permit now (or Redis): again soon */
+        p->not_before = now + (rc > 0 && wait < 50 ? wait : 50);
+        json_decref(ids);
+        return;
+    }
+    json_t *filter = json_pack("{s:o}", "id", ids);
+    char *ftext = json_dumps(filter, JSON_COMPACT);
+    json_decref(filter);
+    char *esc = curl_easy_escape(NULL, ftext, 0);
+    free(ftext);
+    size_t ulen = strlen(j->doc->base) + (esc ? strlen(esc) : 0) + 32;
+    char *url = d2g_malloc(ulen), auth[1024];
+    snprintf(url, ulen, "%s/attachments?filter=%s", j->doc->base, esc ? esc : "");
+    curl_free(esc);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
+             j->doc->srv->api_key ? j->doc->srv->api_key : "");
+    free(p->answer);
+    p->answer = NULL;
+    p->answer_len = 0;
+    if (!(p->easy = curl_easy_init())) {
+        explicit_bzero(auth, sizeof(auth));
+        free(url);
+        d2g_permits_release(a->redis, j->doc->permit_key, p->holder, err, sizeof(err));
+        p->not_before = now + 1000;
+        return;
+    }
+    p->headers = curl_slist_append(NULL, auth);
+    explicit_bzero(auth, sizeof(auth));
+    curl_easy_setopt(p->easy, CURLOPT_URL, url);
+    curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->headers);
+    curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, on_answer);
+    curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p);
+    curl_easy_setopt(p->easy, CURLOPT_TIMEOUT, j->timeout_s);
+    curl_easy_setopt(p->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(p->easy, CURLOPT_PRIVATE, p);
+    free(url);
+    if (curl_multi_add_handle(a->multi, p->easy) != CURLM_OK) {
+        d2g_attach_task_end(p);
+        d2g_permits_release(a->redis, j->doc->permit_key, p->holder, err, sizeof(err));
+        p->not_before = now + 1000;
+        return;
+    }
+    p->state = T_CHECK;
+    for (size_t i = 0; i < j->n_tasks; i++) /* those asked about: the probe answers for them */
+        if (j->tasks[i].state == T_CHECK_WAIT)
+            j->tasks[i].state = T_CHECK;
+}
+
+/* A remembered copy is gone from the document: forgotten, and copied again. */
+static void forget_copy(task_t *t) {
+    d2g_attach_job_t *j = t->job;
+    char err[D2G_ERRLEN], ids[32], size[32];
+    snprintf(ids, sizeof(ids), "%" JSON_INTEGER_FORMAT, t->id);
+    snprintf(size, sizeof(size), "%lld", -t->size);
+    /* only if it still names that copy (another worker may have copied it again meanwhile) */
+    const char *script = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then "
+                         "redis.call('HDEL', KEYS[1], ARGV[1]); "
+                         "redis.call('HINCRBY', KEYS[1], 'bytes', ARGV[3]) end return 0";
+    const char *argv[] = {"EVAL", script, "1", j->store_key, t->checksum, ids, size};
+    redisReply *rep = d2g_redis_argv(j->a->redis, 7, argv, NULL, err, sizeof(err));
+    if (rep)
+        freeReplyObject(rep);
+    d2g_log(D2G_LOG_INFO, "attachment_gone", 0, j->doc->label,
+            "[attach] dossier %" PRId64 ": file \"%s\" no longer in the document (attachment %"
+            JSON_INTEGER_FORMAT "): copied again", t->number, t->filename, t->id);
+    t->id = 0;
+    t->state = T_NEW;
+}
+
+void d2g_attach_probe_done(task_t *p, CURLcode code, long status) {
+    d2g_attach_job_t *j = p->job;
+    d2g_attach_t *a = j->a;
+    curl_off_t ct = 0;
+    curl_easy_getinfo(p->easy, CURLINFO_CONNECT_TIME_T, &ct);
+    d2g_http_response_t resp = {.curl_code = (int)code, .status = code ? 0 : status,
+                                .body = p->answer ? p->answer : "", .retry_after = "",
+                                .connected = ct > 0 || status > 0};
+    d2g_grist_end(a->redis, j->doc, p->holder, &resp);
+    d2g_attach_task_end(p);
+    p->state = T_DONE;
+    json_t *ans = code == CURLE_OK && status == 200 && p->answer ? json_loads(p->answer, 0, NULL) : NULL;
+    json_t *recs = json_object_get(ans, "records");
+    json_t *found = json_object(); /* id (text) -> true */
+    size_t i;
+    json_t *r;
+    json_array_foreach(recs, i, r) {
+        char k[32];
+        snprintf(k, sizeof(k), "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(r, "id")));
+        json_object_set_new(found, k, json_true());
+    }
+    if (!json_is_array(recs))
+        d2g_log(D2G_LOG_WARN, "attachment_probe_failed", 0, j->doc->label,
+                "[attach] remembered copies not confirmed (%s %ld): reused as they are",
+                code ? "curl" : "HTTP", code ? (long)code : status);
+    for (i = 0; i < j->n_tasks; i++) {
+        task_t *t = &j->tasks[i];
+        if (t->state != T_CHECK)
+            continue;
+        char k[32];
+        snprintf(k, sizeof(k), "%" JSON_INTEGER_FORMAT, t->id);
+        if (!json_is_array(recs) || json_object_get(found, k))
+            d2g_attach_task_done(t, "reused", NULL);
+        else
+            forget_copy(t);
+    }
+    json_decref(found);
+    json_decref(ans);
+    free(p->answer);
+    p->answer = NULL;
+    p->answer_len = 0;
+}

@@ -249,6 +249,29 @@ static void test_copies(void **state) {
     json_decref(rb);
     assert_int_equal(n_attachments(env), 3);
 
+    /* An agent removes the attachments no cell uses any more (Grist's "remove unused
+     * attachments"): A's first file, which only the worker's memory of copies still names.
+     * A new dossier with that same file gets a copy that is in the document, not the
+     * forgotten id (a broken attachment in the agent's cell). */
+    char *rm = NULL;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/docs/docA/attachments/removeUnused?expiredonly=0",
+             env->grist_port);
+    assert_int_equal(d2g_test_http("POST", url, GKEY, NULL, &rm), 200);
+    free(rm);
+    assert_int_equal(n_attachments(env), 2);
+    json_int_t dd = create(env, "[{\"key\": \"d\", \"filename\": \"devis-d.pdf\", \"content\": \"le devis de A\","
+                                " \"virusScanResult\": \"safe\"}]");
+    json_t *rd = wait_row(env, dd, has_ids, (void *)(intptr_t)2);
+    json_int_t id_d = json_integer_value(json_array_get(cell(rd, 0), 1));
+    printf("# copies: A's first copy (%lld) removed by the agent; the same file in a new dossier: %lld\n",
+           (long long)id_a, (long long)id_d);
+    assert_true(id_d != id_a);
+    bytes = download(env, id_d);
+    assert_string_equal(bytes, "le devis de A");
+    free(bytes);
+    json_decref(rd);
+    assert_int_equal(n_attachments(env), 3);
+
     /* the signed URLs never reach a log */
     char path[600], *log = NULL;
     snprintf(path, sizeof(path), "%s/worker.log", env->dir);

@@ -146,8 +146,12 @@ function tableRecord(t) {
 
 // Records of a metadata table (meta.js) after ?filter= (column values, as for any table).
 function metaRecordsQuery(doc, tableId, query) {
-  let rows = meta.metaRecords(doc, tableId);
-  if (!rows) { return null; }
+  const rows = tableId === '_grist_Attachments' ? attachmentRecords(doc) : meta.metaRecords(doc, tableId);
+  return rows ? filterRecords(rows, query) : null;
+}
+
+function filterRecords(records, query) {
+  let rows = records;
   let filters = {};
   if (query.get('filter')) {
     try { filters = JSON.parse(query.get('filter')); } catch (e) { throw new ApiError(500, e.message); }
@@ -455,10 +459,40 @@ const ROUTES = [
     write: ({ doc, files }) => (tx) => files.map((f) => doc.addAttachment(f, tx)),
   },
   {
+    // DocApi.ts: the rows of _grist_Attachments (getTableRecords: ?filter= as for any table),
+    // cleaned to fileName, fileSize, timeUploaded (cleanAttachmentRecord).
     method: 'GET', path: ['attachments'], kind: 'attachments', role: 'viewers',
-    read: ({ doc }) => ({
-      records: [...doc.attachments.entries()].map(([id, a]) => ({ id, fields: attachmentMeta(a) })),
+    read: ({ doc, query }) => ({
+      records: metaRecordsQuery(doc, '_grist_Attachments', query)
+        .map((r) => ({ id: r.id, fields: attachmentMeta(doc.attachments.get(r.id)) })),
     }),
+  },
+  {
+    // DocApi.ts POST attachments/removeUnused (ActiveDoc.removeUnusedAttachments): with
+    // expiredonly=0 every attachment no Attachments cell refers to is deleted now (with the
+    // default, only those unused for longer than grist-core's expiry, which this emulator
+    // never reaches). An agent's "remove unused attachments" after deleting rows.
+    method: 'POST', path: ['attachments', 'removeUnused'], kind: 'attachments', role: 'editors',
+    write: ({ doc, query }) => (tx) => {
+      const expiredOnly = !['0', 'false', ''].includes(String(query.get('expiredonly') ?? query.get('expiredOnly') ?? '1').toLowerCase());
+      if (expiredOnly) { return null; }
+      const used = new Set();
+      for (const t of doc.tables.values()) {
+        for (const c of t.columns) {
+          if (c.type !== 'Attachments') { continue; }
+          for (const row of t.rows.values()) {
+            const v = row[c.colId];
+            if (Array.isArray(v)) { v.forEach((x) => { if (Number.isInteger(x)) { used.add(x); } }); }
+          }
+        }
+      }
+      for (const [id, a] of [...doc.attachments.entries()]) {
+        if (used.has(id)) { continue; }
+        doc.attachments.delete(id);
+        tx.push(() => { doc.attachments.set(id, a); });
+      }
+      return null;
+    },
   },
   {
     method: 'GET', path: ['attachments', ':att'], kind: 'attachments', role: 'viewers',
