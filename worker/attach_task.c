@@ -222,19 +222,26 @@ void d2g_attach_task_downloaded(task_t *t, CURLcode code, long status) {
     d2g_attach_task_done(t, "download_failed", why);
 }
 
-void d2g_attach_task_uploaded(task_t *t, CURLcode code, long status, int64_t now) {
+/* A request to Grist (an upload, the probe) ended: its permit given back as the outcome
+ * says (grist.h), its handles freed; its answer parsed if it is a 200 (NULL otherwise). */
+static json_t *grist_request_end(task_t *t, CURLcode code, long status) {
     d2g_attach_job_t *j = t->job;
-    d2g_attach_t *a = j->a;
-    char err[D2G_ERRLEN], why[200];
     curl_off_t ct = 0;
     if (t->easy)
         curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME_T, &ct);
     d2g_http_response_t resp = {.curl_code = (int)code, .status = code ? 0 : status,
                                 .body = t->answer ? t->answer : "", .retry_after = "",
                                 .connected = ct > 0 || status > 0};
-    d2g_grist_end(a->redis, j->doc, t->holder, &resp);
+    d2g_grist_end(j->a->redis, j->doc, t->holder, &resp);
     d2g_attach_task_end(t);
-    json_t *ans = code == CURLE_OK && status == 200 && t->answer ? json_loads(t->answer, 0, NULL) : NULL;
+    return code == CURLE_OK && status == 200 && t->answer ? json_loads(t->answer, 0, NULL) : NULL;
+}
+
+void d2g_attach_task_uploaded(task_t *t, CURLcode code, long status, int64_t now) {
+    d2g_attach_job_t *j = t->job;
+    d2g_attach_t *a = j->a;
+    char err[D2G_ERRLEN], why[200];
+    json_t *ans = grist_request_end(t, code, status);
     json_t *id = json_array_get(ans, 0);
     if (json_is_integer(id) && json_integer_value(id) > 0) {
         t->id = json_integer_value(id);
@@ -359,16 +366,8 @@ static void forget_copy(task_t *t) {
 
 void d2g_attach_probe_done(task_t *p, CURLcode code, long status) {
     d2g_attach_job_t *j = p->job;
-    d2g_attach_t *a = j->a;
-    curl_off_t ct = 0;
-    curl_easy_getinfo(p->easy, CURLINFO_CONNECT_TIME_T, &ct);
-    d2g_http_response_t resp = {.curl_code = (int)code, .status = code ? 0 : status,
-                                .body = p->answer ? p->answer : "", .retry_after = "",
-                                .connected = ct > 0 || status > 0};
-    d2g_grist_end(a->redis, j->doc, p->holder, &resp);
-    d2g_attach_task_end(p);
+    json_t *ans = grist_request_end(p, code, status);
     p->state = T_DONE;
-    json_t *ans = code == CURLE_OK && status == 200 && p->answer ? json_loads(p->answer, 0, NULL) : NULL;
     json_t *recs = json_object_get(ans, "records");
     json_t *found = json_object(); /* id (text) -> true */
     size_t i;
