@@ -299,18 +299,8 @@ int d2g_schema_conflict(const d2g_schema_t *s, const d2g_need_t *n, char *why, s
     return 0;
 }
 
-/* The views work of a created column (views.h): a technical one leaves the pages, the
- * child tables' `dossier` Ref formula gets its display. */
-static void views_of(json_t *views, const char *table, const char *cid, json_t *want) {
-    json_t *fields = json_object_get(want, "fields");
-    const char *type = json_string_value(json_object_get(fields, "type"));
-    if (json_is_true(json_object_get(want, "tech")))
-        d2g_schema_views_hide(views, table, cid);
-    if (!strcmp(cid, D2G_SCHEMA_REF_COL) && is_formula(fields) && type && !strncmp(type, "Ref:", 4))
-        json_object_set_new(json_object_get(views, "refs"), table, json_string(type + 4));
-}
-
-void d2g_schema_views_hide(json_t *views, const char *table, const char *col) {
+/* views: {"hide": {...}} gets table.col. */
+static void views_hide(json_t *views, const char *table, const char *col) {
     json_t *hide = json_object_get(views, "hide"), *t = json_object_get(hide, table);
     if (!t) {
         t = json_object();
@@ -319,11 +309,26 @@ void d2g_schema_views_hide(json_t *views, const char *table, const char *col) {
     json_object_set_new(t, col, json_true());
 }
 
+/* The views work of a created column (views.h): a technical one leaves the pages, the
+ * child tables' `dossier` Ref formula gets its display. */
+static void views_of(json_t *views, const char *table, const char *cid, json_t *want) {
+    json_t *fields = json_object_get(want, "fields");
+    const char *type = json_string_value(json_object_get(fields, "type"));
+    if (json_is_true(json_object_get(want, "tech")))
+        views_hide(views, table, cid);
+    if (!strcmp(cid, D2G_SCHEMA_REF_COL) && is_formula(fields) && type && !strncmp(type, "Ref:", 4))
+        json_object_set_new(json_object_get(views, "refs"), table, json_string(type + 4));
+}
+
 static json_t *views_new(void) { return json_pack("{s:{}, s:{}}", "hide", "refs"); }
+
+static int views_empty(const json_t *views) {
+    return !json_object_size(json_object_get(views, "hide")) && !json_object_size(json_object_get(views, "refs"));
+}
 
 /* The change with what it makes for views.h, when there is any. */
 static void with_views(json_t *chg, json_t *views) {
-    if (json_object_size(json_object_get(views, "hide")) || json_object_size(json_object_get(views, "refs")))
+    if (!views_empty(views))
         json_object_set(chg, "views", views);
     json_decref(views);
 }
@@ -365,7 +370,7 @@ json_t *d2g_schema_changes(const d2g_schema_t *s, const d2g_need_t *n) {
                                                         D2G_SCHEMA_NUMBER_LABEL),
                                               table));
             /* the number, shown until now as `dossier`, is technical from now on */
-            d2g_schema_views_hide(add_views, table, D2G_SCHEMA_NUMBER_COL);
+            views_hide(add_views, table, D2G_SCHEMA_NUMBER_COL);
         }
         json_object_foreach(cols, cid, want) {
             json_t *existing = json_object_get(have, cid);
@@ -414,14 +419,14 @@ json_t *d2g_schema_changes(const d2g_schema_t *s, const d2g_need_t *n) {
 
 /* What a change made joins the views work pending. */
 static void views_merge(d2g_schema_t *s, json_t *views) {
-    if (!json_object_size(json_object_get(views, "hide")) && !json_object_size(json_object_get(views, "refs")))
+    if (views_empty(views))
         return;
     if (!s->views)
         s->views = views_new();
     const char *table, *col;
     json_t *cols, *v;
     json_object_foreach(json_object_get(views, "hide"), table, cols) {
-        json_object_foreach(cols, col, v) d2g_schema_views_hide(s->views, table, col);
+        json_object_foreach(cols, col, v) views_hide(s->views, table, col);
     }
     json_object_update(json_object_get(s->views, "refs"), json_object_get(views, "refs"));
 }

@@ -91,7 +91,5 @@ void d2g_schema_applied(d2g_schema_t *s, json_t *change, json_t *answer);
 json_t *d2g_schema_views(const d2g_schema_t *s);
 /* The views work was done (or given up): nothing pending. */
 void d2g_schema_views_done(d2g_schema_t *s);
-/* views: {"hide": {...}} gets table.col (used by the changes and their merge). */
-void d2g_schema_views_hide(json_t *views, const char *table, const char *col);
 
 #endif

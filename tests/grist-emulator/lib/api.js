@@ -468,13 +468,14 @@ const ROUTES = [
     }),
   },
   {
-    // DocApi.ts POST attachments/removeUnused (ActiveDoc.removeUnusedAttachments): with
-    // expiredonly=0 every attachment no Attachments cell refers to is deleted now (with the
-    // default, only those unused for longer than grist-core's expiry, which this emulator
-    // never reaches). An agent's "remove unused attachments" after deleting rows.
+    // DocApi.ts POST attachments/removeUnused (ActiveDoc.removeUnusedAttachments): every
+    // attachment no Attachments cell refers to is deleted now; with an affirmative
+    // ?expiredonly= (isAffirmative: 1, on, true, yes) only those unused for longer than
+    // grist-core's expiry, which this emulator never reaches. An agent's "remove unused
+    // attachments" after deleting rows.
     method: 'POST', path: ['attachments', 'removeUnused'], kind: 'attachments', role: 'editors',
     write: ({ doc, query }) => (tx) => {
-      const expiredOnly = !['0', 'false', ''].includes(String(query.get('expiredonly') ?? query.get('expiredOnly') ?? '1').toLowerCase());
+      const expiredOnly = ['1', 'on', 'true', 'yes'].includes(String(query.get('expiredonly') ?? '').toLowerCase());
       if (expiredOnly) { return null; }
       const used = new Set();
       for (const t of doc.tables.values()) {
